@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+    verbose_name = "Accounts and staff"
+
+    def ready(self) -> None:
+        from accounts import receivers  # noqa: F401  (connects the login-failure signals)

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from revenue_site.health import health
+
+urlpatterns = [
+    path("health", health, name="health"),
+    path("", include("django_prometheus.urls")),  # GET /metrics
+    path("admin/", admin.site.urls),
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("accounts.urls")),
+]
+
+handler400 = "revenue_site.errors.bad_request"
+handler403 = "revenue_site.errors.permission_denied"
+handler404 = "revenue_site.errors.page_not_found"
+handler500 = "revenue_site.errors.server_error"

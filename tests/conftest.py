@@ -1,0 +1,1 @@
+"""Shared fixtures. Stripe fixtures live in tests/stripe_harness.py (the localstripe harness)."""
