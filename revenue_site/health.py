@@ -68,3 +68,19 @@ def health(request: HttpRequest) -> JsonResponse:
         "checks": results,
     }
     return JsonResponse(body, status=code)
+
+
+class HealthCheckMiddleware:
+    """Answer /health before host validation.
+
+    Container and platform probes call the app by IP or `localhost`, which production
+    ALLOWED_HOSTS rightly does not list; the probe must still get the real answer.
+    """
+
+    def __init__(self, get_response):  # type: ignore[no-untyped-def]
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        if request.path == "/health" and request.method == "GET":
+            return health(request)
+        return self.get_response(request)
