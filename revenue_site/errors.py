@@ -77,22 +77,26 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return None  # a real bug: let Django log it and answer 500
 
     if isinstance(exc, exceptions.ValidationError):
-        detail = exc.detail
-        fields = _flatten(detail if isinstance(detail, dict) else {"non_field_errors": detail})
+        errors = exc.detail
+        fields = _flatten(errors if isinstance(errors, dict) else {"non_field_errors": errors})
         response.data = error_body("validation_error", _first_message(fields), fields)
         return response
 
     detail = getattr(exc, "detail", None)
     codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
     code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
-    if isinstance(detail, dict | list):
-        fields = _flatten(detail) if isinstance(detail, dict) else {}
-        message = _first_message(fields) if fields else str(_flatten(detail))
+    if isinstance(detail, dict):
+        fields = _flatten(detail)
+        message = _first_message(fields) if fields else "Error."
+    elif isinstance(detail, list):
+        fields = {}
+        message = "; ".join(str(item) for item in _flatten(detail)) or "Error."
     else:
         fields, message = {}, str(detail) if detail is not None else "Error."
     response.data = error_body(str(code), message, fields)
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        response.data["error"]["retry_after"] = int(exc.wait)
+    wait = getattr(exc, "wait", None) if isinstance(exc, exceptions.Throttled) else None
+    if wait is not None:
+        response.data["error"]["retry_after"] = int(wait)
     return response
 
 

@@ -1,0 +1,136 @@
+"""Account API: sign-up, token, current user. Parses input and calls accounts.services."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import services
+from accounts.throttles import AuthEmailThrottle, AuthIpThrottle, SignupThrottle
+
+ErrorSerializer = inline_serializer(
+    name="Error",
+    fields={
+        "error": inline_serializer(
+            name="ErrorBody",
+            fields={
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(child=serializers.ListField()),
+            },
+        )
+    },
+)
+
+
+class _PublicView(APIView):
+    """No authentication (so no CSRF from a stray session cookie), open to anyone.
+
+    A failed credential check must still answer 401, which DRF only does when the view
+    names an authentication scheme for the WWW-Authenticate header.
+    """
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return "Token"
+
+
+class SignupView(_PublicView):
+    throttle_classes = [SignupThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField(max_length=254)
+        password = serializers.CharField(max_length=128, trim_whitespace=False)
+        name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        email = serializers.EmailField()
+        token = serializers.CharField()
+
+    @extend_schema(
+        operation_id="accounts_signup",
+        summary="Create an account and get an API token",
+        request=InputSerializer,
+        responses={
+            201: OutputSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Invalid input, weak password or email already registered",
+            ),
+            429: OpenApiResponse(ErrorSerializer, description="Too many sign-ups from this IP"),
+        },
+        auth=[],
+        tags=["accounts"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user, token = services.user_signup(**serializer.validated_data)
+        out = self.OutputSerializer({"id": user.pk, "email": user.email, "token": token.key})
+        return Response(out.data, status=status.HTTP_201_CREATED)
+
+
+class TokenObtainView(_PublicView):
+    throttle_classes = [AuthIpThrottle, AuthEmailThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.CharField(max_length=254)
+        password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+    class OutputSerializer(serializers.Serializer):
+        token = serializers.CharField()
+
+    @extend_schema(
+        operation_id="auth_token_obtain",
+        summary="Exchange email and password for an API token",
+        description="Send the token as `Authorization: Token <token>`.",
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="Missing fields"),
+            401: OpenApiResponse(ErrorSerializer, description="Invalid credentials"),
+            429: OpenApiResponse(ErrorSerializer, description="Too many attempts"),
+        },
+        auth=[],
+        tags=["accounts"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            token = services.auth_token_obtain(
+                request=request._request, **serializer.validated_data
+            )
+        except services.InvalidCredentials:
+            raise exceptions.AuthenticationFailed("Invalid email or password.") from None
+        return Response(self.OutputSerializer({"token": token.key}).data)
+
+
+class MeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        email = serializers.EmailField()
+        name = serializers.CharField()
+        is_staff = serializers.BooleanField()
+        date_joined = serializers.DateTimeField()
+
+    @extend_schema(
+        operation_id="accounts_me",
+        summary="The authenticated user",
+        responses={
+            200: OutputSerializer,
+            401: OpenApiResponse(ErrorSerializer, description="Missing or invalid token"),
+        },
+        tags=["accounts"],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer(request.user).data)
