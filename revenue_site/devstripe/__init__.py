@@ -1,0 +1,15 @@
+"""devstripe: localstripe plus what dj-stripe 2.11 needs. Development and tests only.
+
+Start it with ``python -m revenue_site.devstripe --host 127.0.0.1 --port 8420`` and point
+the app at it with ``STRIPE_API_HOST=http://127.0.0.1:8420``. Nothing in production code
+imports this package.
+
+Beyond Stripe's ``/v1`` API (see ``resources.py`` for what is added to localstripe):
+
+- ``POST /_config/webhooks/<id>`` (``url``, ``secret``, optional ``events[]``) registers an
+  endpoint; events are delivered to it in order, signed as Stripe signs them;
+- ``DELETE /_config/webhooks/<id>`` removes it; ``GET /_config/deliveries`` lists the
+  deliveries attempted (event id, type, endpoint, HTTP status);
+- ``DELETE /_config/data`` forgets every object and queued event;
+- ``GET /_config/health`` answers ``{"status": "ok"}``.
+"""

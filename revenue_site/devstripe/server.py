@@ -1,0 +1,89 @@
+"""The aiohttp application: localstripe's handlers and middlewares plus our routes."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from aiohttp import web
+from localstripe import resources as ls
+from localstripe import server as ls_server
+from localstripe.errors import UserError
+
+from . import resources, webhooks
+
+
+def _current(func: Any) -> Any:
+    """localstripe captured bound classmethods at import; serve the patched attribute."""
+    owner = getattr(func, "__self__", None)
+    if inspect.isclass(owner):
+        return getattr(owner, func.__name__)
+    return func
+
+
+async def config_webhook(request: web.Request) -> web.Response:
+    """``POST /_config/webhooks/<id>`` with ``url``, ``secret`` and optional ``events[]``."""
+    data = await ls_server.get_post_data(request) or {}
+    url, secret, events = data.get("url"), data.get("secret"), data.get("events")
+    if not isinstance(url, str) or not url.startswith("http") or not secret:
+        raise UserError(400, "Bad request")
+    if events is not None and not isinstance(events, list):
+        raise UserError(400, "Bad request")
+    webhooks.register(request.match_info["id"], url, secret, events)
+    return web.Response()
+
+
+async def delete_webhook(request: web.Request) -> web.Response:
+    if not webhooks.unregister(request.match_info["id"]):
+        raise UserError(404, "Not Found")
+    return web.Response()
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    """``GET /_config/deliveries``: the webhook deliveries attempted so far, oldest first."""
+    return ls_server.json_response({"data": list(webhooks.deliveries)})
+
+
+async def flush_store(request: web.Request) -> web.Response:
+    """``DELETE /_config/data``: forget every object, queued event and delivery record."""
+    ls.store.clear()
+    webhooks.drop_pending()
+    return web.Response()
+
+
+async def health(request: web.Request) -> web.Response:
+    return ls_server.json_response({"status": "ok", "service": "devstripe"})
+
+
+def build_app() -> web.Application:
+    app = web.Application(middlewares=[ls_server.error_middleware, ls_server.auth_middleware])
+    app.on_response_prepare.append(ls_server.add_cors_headers)
+    router = app.router
+
+    router.add_get("/_config/health", health)
+    router.add_post("/_config/webhooks/{id}", config_webhook)
+    router.add_delete("/_config/webhooks/{id}", delete_webhook)
+    router.add_get("/_config/deliveries", list_deliveries)
+    router.add_delete("/_config/data", flush_store)
+    router.add_get("/js.stripe.com/v3/", ls_server.localstripe_js)
+
+    # Specific routes first: `/v1/invoices/{id}/pay` must win over localstripe's.
+    for method, url, func in resources.extra_routes:
+        router.add_route(method, url, ls_server.api_extra(func, url))
+    for method, url, func in ls.extra_apis:
+        router.add_route(method, url, ls_server.api_extra(_current(func), url))
+
+    crud = (
+        ls.BalanceTransaction, ls.Charge, ls.Coupon, ls.Customer, ls.Event, ls.Invoice,
+        ls.InvoiceItem, ls.PaymentIntent, ls.PaymentMethod, ls.Payout, ls.Plan, ls.Product,
+        ls.Refund, ls.SetupIntent, ls.Source, ls.Subscription, ls.SubscriptionItem,
+        ls.TaxRate, ls.Token, *resources.crud_classes,
+    )  # fmt: skip
+    for cls in crud:
+        base = "/v1/" + cls.object + "s"
+        router.add_post(base, ls_server.api_create(cls, base))
+        router.add_get(base + "/{id}", ls_server.api_retrieve(cls, base))
+        router.add_post(base + "/{id}", ls_server.api_update(cls, base))
+        router.add_delete(base + "/{id}", ls_server.api_delete(cls, base))
+        router.add_get(base, ls_server.api_list_all(cls, base))
+    return app
