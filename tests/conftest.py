@@ -1,1 +1,3 @@
 """Shared fixtures. Stripe fixtures live in tests/stripe_harness.py (the localstripe harness)."""
+
+pytest_plugins = ["tests.stripe_harness"]

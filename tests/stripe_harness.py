@@ -1,0 +1,227 @@
+"""Pytest plugin: Stripe through the local fake (``revenue_site.devstripe``).
+
+Registered from ``tests/conftest.py`` (``pytest_plugins = ["tests.stripe_harness"]``).
+The fake starts only when a test asks for one of these fixtures:
+
+``devstripe_url`` (session)
+    Base URL (``http://127.0.0.1:<free port>``) of a fake Stripe started as a subprocess
+    (``python -m revenue_site.devstripe``) on first use and stopped at the end of the session.
+
+``stripe_fake`` (function, needs the database; works with ``db`` and ``transactional_db``)
+    Flushes the fake, points the ``stripe`` client (``stripe.api_base``, ``stripe.api_key``)
+    and dj-stripe (``settings.STRIPE_API_HOST``) at it, creates dj-stripe's ``APIKey`` and
+    ``Account`` rows for ``settings.STRIPE_SECRET_KEY`` and returns a :class:`StripeFake`.
+    Everything is restored afterwards.
+
+Helpers for webhook tests: :func:`sign_webhook_payload` builds a ``Stripe-Signature`` header
+exactly as Stripe does, :func:`post_signed_event` posts a signed event to our
+``/stripe/webhook/<uuid>/`` with the Django test client, :func:`make_webhook_endpoint`
+creates the dj-stripe ``WebhookEndpoint`` row that route needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stripe
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT_SECONDS = 20
+
+
+def sign_webhook_payload(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The ``Stripe-Signature`` header value Stripe sends for ``payload``.
+
+    ``t=<timestamp>,v1=<hex HMAC-SHA256(secret, "<timestamp>.<payload>")>``; the timestamp
+    defaults to now.
+    """
+    if timestamp is None:
+        timestamp = int(time.time())
+    signed = f"{timestamp}.".encode() + payload
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def make_webhook_endpoint(
+    *, url: str = "http://testserver/stripe/webhook/", secret: str | None = None
+) -> Any:
+    """A test-mode dj-stripe ``WebhookEndpoint``; its route is ``/stripe/webhook/<uuid>/``."""
+    from djstripe.models import WebhookEndpoint
+
+    endpoint = WebhookEndpoint(
+        id="we_test_" + secrets.token_hex(8),
+        livemode=False,
+        api_version="",
+        enabled_events=["*"],
+        secret=secret or "whsec_" + secrets.token_urlsafe(24),
+        status="enabled",
+    )
+    endpoint.url = url.rstrip("/") + f"/{endpoint.djstripe_uuid}/"
+    endpoint.save()
+    return endpoint
+
+
+def webhook_path(endpoint: Any) -> str:
+    return f"/stripe/webhook/{endpoint.djstripe_uuid}/"
+
+
+def post_signed_event(
+    client: Any,
+    endpoint: Any,
+    event: dict[str, Any] | bytes,
+    *,
+    secret: str | None = None,
+    timestamp: int | None = None,
+) -> Any:
+    """POST ``event`` to ``endpoint``'s dj-stripe route, signed with its secret (or ``secret``).
+
+    ``client`` is a Django test client; returns its response.
+    """
+    payload = event if isinstance(event, bytes) else json.dumps(event).encode()
+    header = sign_webhook_payload(payload, secret or endpoint.secret, timestamp)
+    return client.post(
+        webhook_path(endpoint),
+        data=payload,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=header,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _request(method: str, url: str, data: bytes | None = None) -> bytes:
+    request = urllib.request.Request(url, data=data, method=method)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
+@pytest.fixture(scope="session")
+def devstripe_url() -> Iterator[str]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tempfile.NamedTemporaryFile(prefix="devstripe-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "revenue_site.devstripe",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=BASE_DIR,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"devstripe exited early; see {log.name}")
+            try:
+                _request("GET", url + "/_config/health")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"devstripe did not answer on {url}; see {log.name}"
+                    ) from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@dataclass
+class StripeFake:
+    """A flushed fake Stripe that ``stripe`` and dj-stripe talk to during one test."""
+
+    api_base: str
+    api_key: str
+    account: Any
+    _registered: list[str] = field(default_factory=list)
+
+    def register_webhook(
+        self, url: str, secret: str, *, events: list[str] | None = None, name: str | None = None
+    ) -> str:
+        """Have the fake deliver events (all, or ``events``) to ``url`` signed with ``secret``."""
+        name = name or "test_" + secrets.token_hex(6)
+        form = [("url", url), ("secret", secret)] + [("events[]", e) for e in events or []]
+        body = urllib.parse.urlencode(form).encode()
+        _request("POST", f"{self.api_base}/_config/webhooks/{name}", body)
+        self._registered.append(name)
+        return name
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Webhook deliveries attempted since the flush: event, type, endpoint, status."""
+        return json.loads(_request("GET", self.api_base + "/_config/deliveries"))["data"]
+
+    def wait_for_delivery(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """The first delivery matching ``predicate``; fails the test after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for delivery in self.deliveries():
+                if predicate(delivery):
+                    return delivery
+            time.sleep(0.05)
+        pytest.fail(f"no matching webhook delivery within {timeout}s: {self.deliveries()}")
+
+    def flush(self) -> None:
+        _request("DELETE", self.api_base + "/_config/data")
+
+    def _unregister_webhooks(self) -> None:
+        for name in self._registered:
+            with contextlib.suppress(urllib.error.HTTPError):
+                _request("DELETE", f"{self.api_base}/_config/webhooks/{name}")
+
+
+@pytest.fixture
+def stripe_fake(devstripe_url: str, db: None, settings: Any) -> Iterator[StripeFake]:
+    from revenue_site.stripe_setup import stripe_api_key_sync
+
+    saved = (stripe.api_base, stripe.api_key)
+    settings.STRIPE_API_HOST = devstripe_url
+    stripe.api_base = devstripe_url
+    stripe.api_key = settings.STRIPE_SECRET_KEY
+    fake = StripeFake(api_base=devstripe_url, api_key=settings.STRIPE_SECRET_KEY, account=None)
+    fake.flush()
+    try:
+        fake.account = stripe_api_key_sync(
+            secret_key=settings.STRIPE_SECRET_KEY
+        ).djstripe_owner_account
+        yield fake
+    finally:
+        fake._unregister_webhooks()
+        stripe.api_base, stripe.api_key = saved
