@@ -1,0 +1,207 @@
+"""Double-entry ledger: accounts, transactions and their entries.
+
+Sign convention: ``Entry.amount`` is signed minor units, **debit positive, credit negative**.
+The entries of a transaction sum to zero in each currency. An account's raw balance
+(``Σ amount``) is therefore positive for debit-normal accounts (assets, expenses) and negative
+for credit-normal ones (liabilities, revenue, equity); ``Account.normal_sign`` flips the latter
+for display, and ``ledger.selectors.payee_balance`` reports what we owe a payee as positive.
+
+Accounts are multi-currency: the currency lives on each entry, and balances are per currency.
+
+Transactions and entries are append-only: ``save()`` on an existing row, ``delete()``, and the
+queryset's ``update()`` / ``delete()`` / ``bulk_update()`` raise ``ImmutableLedgerError``. A
+mistake is corrected by a reversing transaction (``ledger.services.ledger_reverse``). On
+PostgreSQL, migration 0003 adds triggers that refuse UPDATE/DELETE and check the per-currency
+balance at commit, so raw SQL cannot bypass the rules either.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from django.db import models
+from django.db.models.functions import Length, Lower
+from django.db.models.lookups import Exact
+from django.utils import timezone
+
+from ledger.exceptions import ImmutableLedgerError
+
+_M = TypeVar("_M", bound=models.Model)
+
+
+class AppendOnlyQuerySet(models.QuerySet[_M]):
+    """A queryset that can read and insert, but never update or delete."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise ImmutableLedgerError(f"{self.model.__name__} rows cannot be updated")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise ImmutableLedgerError(f"{self.model.__name__} rows cannot be deleted")
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
+        raise ImmutableLedgerError(f"{self.model.__name__} rows cannot be updated")
+
+    def update_or_create(self, *args: Any, **kwargs: Any) -> Any:
+        raise ImmutableLedgerError(f"{self.model.__name__} rows cannot be updated")
+
+
+class AppendOnlyModel(models.Model):
+    """Rows are inserted once and then only read."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ImmutableLedgerError(f"{type(self).__name__} rows cannot be updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ImmutableLedgerError(f"{type(self).__name__} rows cannot be deleted")
+
+
+def _currency_is_lowercase_iso() -> models.Q:
+    return models.Q(Exact(Length("currency"), 3)) & models.Q(currency=Lower("currency"))
+
+
+class Account(models.Model):
+    """A ledger account: a system account (``ledger.chart.SystemAccount``) or a payee's payable.
+
+    Payee accounts name their payee generically (``payee_type`` + ``payee_id``), so the
+    affiliates, content and marketplace apps can point at them without a foreign key from here.
+    """
+
+    class Type(models.TextChoices):
+        ASSET = "asset", "Asset"
+        LIABILITY = "liability", "Liability"
+        EQUITY = "equity", "Equity"
+        REVENUE = "revenue", "Revenue"
+        EXPENSE = "expense", "Expense"
+
+    class PayeeType(models.TextChoices):
+        AFFILIATE = "affiliate", "Affiliate"
+        CREATOR = "creator", "Creator"
+        PROVIDER = "provider", "Provider"
+
+    code = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=16, choices=Type.choices)
+    payee_type = models.CharField(max_length=16, choices=PayeeType.choices, blank=True)
+    payee_id = models.PositiveBigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payee_type", "payee_id"],
+                condition=models.Q(payee_id__isnull=False),
+                name="ledger_account_one_per_payee",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(payee_type="", payee_id__isnull=True)
+                    | (
+                        ~models.Q(payee_type="")
+                        & models.Q(payee_id__isnull=False, type="liability")
+                    )
+                ),
+                name="ledger_account_payee_is_liability",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(type__in=["asset", "liability", "equity", "revenue", "expense"]),
+                name="ledger_account_type_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.name})"
+
+    @property
+    def is_payee_account(self) -> bool:
+        return self.payee_id is not None
+
+    @property
+    def normal_sign(self) -> int:
+        """+1 for debit-normal accounts (asset, expense), -1 for credit-normal ones."""
+        return 1 if self.type in (self.Type.ASSET, self.Type.EXPENSE) else -1
+
+
+class Transaction(AppendOnlyModel):
+    """One money movement: a balanced set of entries, posted once per (source, key)."""
+
+    source = models.CharField(
+        max_length=100, help_text="Who posted it, e.g. 'subscriptions.invoice_paid'."
+    )
+    idempotency_key = models.CharField(max_length=255)
+    memo = models.CharField(max_length=500, blank=True)
+    posted_at = models.DateTimeField(
+        default=timezone.now, help_text="Accounting date; balances 'as of' use it."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    reversal_of = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reversals",
+    )
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "idempotency_key"], name="ledger_transaction_source_key_unique"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(source="") & ~models.Q(idempotency_key=""),
+                name="ledger_transaction_source_key_not_empty",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["posted_at"], name="ledger_txn_posted_at_idx"),
+            # Staff look postings up by key alone (the unique index leads with source).
+            models.Index(fields=["idempotency_key"], name="ledger_txn_key_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.source}:{self.idempotency_key}"
+
+
+class Entry(AppendOnlyModel):
+    """One line of a transaction: signed minor units on one account (debit +, credit -)."""
+
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    amount = models.BigIntegerField(help_text="Minor units; debit positive, credit negative.")
+    currency = models.CharField(max_length=3)
+    # A copy of transaction.posted_at (rows never change), so "balance as of" reads one
+    # indexed table instead of joining transactions.
+    posted_at = models.DateTimeField()
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "entries"
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(amount=0), name="ledger_entry_amount_not_zero"
+            ),
+            models.CheckConstraint(
+                condition=_currency_is_lowercase_iso(), name="ledger_entry_currency_iso"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["account", "currency", "posted_at"], name="ledger_entry_acct_cur_at_idx"
+            ),
+            models.Index(fields=["posted_at"], name="ledger_entry_posted_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        side = "Dr" if self.amount > 0 else "Cr"
+        return f"{side} {self.account_id} {abs(self.amount)} {self.currency}"
+
+    @property
+    def is_debit(self) -> bool:
+        return self.amount > 0

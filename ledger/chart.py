@@ -1,0 +1,89 @@
+"""The chart of system accounts: the platform's own accounts, by code.
+
+Payee accounts (one payable per affiliate, creator or provider) are not listed here; they are
+created on demand by ``ledger.services.account_for_payee``. To add a system account, add it
+here; ``system_account(code)`` creates it on first use (migration 0002 seeds the initial set).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+
+class AccountType(StrEnum):
+    # Mirrors Account.Type; kept here so the chart does not import models.
+    ASSET = "asset"
+    LIABILITY = "liability"
+    EQUITY = "equity"
+    REVENUE = "revenue"
+    EXPENSE = "expense"
+
+
+class SystemAccount(StrEnum):
+    """Codes of the platform's accounts. Pass these to ``system_account(code)``."""
+
+    # Platform revenue per stream (credit balance).
+    REVENUE_SUBSCRIPTIONS = "revenue.subscriptions"
+    REVENUE_AFFILIATES = "revenue.affiliates"
+    REVENUE_CONTENT = "revenue.content"
+    REVENUE_MARKETPLACE = "revenue.marketplace"
+    # Refunds given back to customers: contra-revenue (debit balance).
+    REFUNDS = "revenue.refunds"
+    # Money Stripe holds for us: charges land here, fees, refunds and payouts leave from here.
+    STRIPE_CLEARING = "asset.stripe_clearing"
+    # Our bank account (Stripe payouts to us, payee payouts made by bank transfer / CSV export).
+    BANK = "asset.bank"
+    # Stripe's processing fees.
+    STRIPE_FEES = "expense.stripe_fees"
+    # Affiliate commissions (the other side is the affiliate's payable account).
+    COMMISSION_EXPENSE = "expense.commissions"
+    # Creators' and providers' shares when booked as platform expense rather than pass-through.
+    CREATOR_SHARE_EXPENSE = "expense.creator_share"
+    PROVIDER_SHARE_EXPENSE = "expense.provider_share"
+    # Lost disputes (chargebacks) and their fees.
+    DISPUTE_LOSSES = "expense.disputes"
+    # Payee payouts sent (Stripe Connect transfer or bank batch) but not yet settled.
+    PAYOUTS_IN_TRANSIT = "liability.payouts_in_transit"
+    # Opening balances and manual corrections agreed by finance.
+    OPENING_BALANCES = "equity.opening_balances"
+
+
+class AccountSpec(NamedTuple):
+    name: str
+    type: AccountType
+
+
+SYSTEM_ACCOUNTS: dict[SystemAccount, AccountSpec] = {
+    SystemAccount.REVENUE_SUBSCRIPTIONS: AccountSpec(
+        "Platform revenue: subscriptions", AccountType.REVENUE
+    ),
+    SystemAccount.REVENUE_AFFILIATES: AccountSpec(
+        "Platform revenue: affiliates", AccountType.REVENUE
+    ),
+    SystemAccount.REVENUE_CONTENT: AccountSpec("Platform revenue: content", AccountType.REVENUE),
+    SystemAccount.REVENUE_MARKETPLACE: AccountSpec(
+        "Platform revenue: marketplace", AccountType.REVENUE
+    ),
+    SystemAccount.REFUNDS: AccountSpec("Refunds (contra-revenue)", AccountType.REVENUE),
+    SystemAccount.STRIPE_CLEARING: AccountSpec("Stripe clearing", AccountType.ASSET),
+    SystemAccount.BANK: AccountSpec("Bank", AccountType.ASSET),
+    SystemAccount.STRIPE_FEES: AccountSpec("Stripe fees", AccountType.EXPENSE),
+    SystemAccount.COMMISSION_EXPENSE: AccountSpec("Affiliate commissions", AccountType.EXPENSE),
+    SystemAccount.CREATOR_SHARE_EXPENSE: AccountSpec("Creator shares", AccountType.EXPENSE),
+    SystemAccount.PROVIDER_SHARE_EXPENSE: AccountSpec("Provider shares", AccountType.EXPENSE),
+    SystemAccount.DISPUTE_LOSSES: AccountSpec("Dispute losses", AccountType.EXPENSE),
+    SystemAccount.PAYOUTS_IN_TRANSIT: AccountSpec("Payouts in transit", AccountType.LIABILITY),
+    SystemAccount.OPENING_BALANCES: AccountSpec("Opening balances", AccountType.EQUITY),
+}
+
+
+class PayeeType(StrEnum):
+    AFFILIATE = "affiliate"
+    CREATOR = "creator"
+    PROVIDER = "provider"
+
+
+def payee_account_code(payee_type: str, payee_id: int) -> str:
+    """``payable.affiliate.42``: the code of a payee's payable account."""
+    return f"payable.{PayeeType(payee_type).value}.{payee_id}"
