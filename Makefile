@@ -34,8 +34,9 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## Benchmarks print figures against a same-run baseline; see bench/README.md.
 bench: install
-	$(BIN)/python bench/run_all.py
+	@shopt -s nullglob; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles test-artifacts

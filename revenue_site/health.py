@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import uuid
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_prometheus.exports import ExportToDjangoView
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,20 @@ def health(request: HttpRequest) -> JsonResponse:
         "checks": results,
     }
     return JsonResponse(body, status=code)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text; behind `Authorization: Bearer <METRICS_TOKEN>` when that is set."""
+    token = settings.METRICS_TOKEN
+    if token:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(sent.encode(), token.encode()):
+            response = HttpResponse("metrics need a bearer token\n", status=401)
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return ExportToDjangoView(request)
 
 
 class HealthCheckMiddleware:

@@ -93,9 +93,7 @@ _PROMETHEUS_DB_ENGINES = {
     "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
 }
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
-}
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 _db = DATABASES["default"]
 _db["ENGINE"] = _PROMETHEUS_DB_ENGINES.get(_db["ENGINE"], _db["ENGINE"])
 if "postgresql" in _db["ENGINE"]:
@@ -189,14 +187,19 @@ STORAGES = {
     },
 }
 
-EMAIL_BACKEND = env.str(
-    "DJANGO_EMAIL_BACKEND",
-    default=(
-        "django.core.mail.backends.console.EmailBackend"
-        if DEBUG
-        else "django.core.mail.backends.smtp.EmailBackend"
-    ),
-)
+# EMAIL_URL configures SMTP in one value (smtp+tls://user:password@host:587); without it,
+# debug prints mail to the console and production uses DJANGO_EMAIL_BACKEND (default SMTP).
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = env.str(
+        "DJANGO_EMAIL_BACKEND",
+        default=(
+            "django.core.mail.backends.console.EmailBackend"
+            if DEBUG
+            else "django.core.mail.backends.smtp.EmailBackend"
+        ),
+    )
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="revenue@localhost")
 
 # --- Security ---------------------------------------------------------------------------
@@ -214,6 +217,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "revenue_site.errors.csrf_failure"
+
+# /metrics carries revenue figures: when METRICS_TOKEN is set, scrapers must send
+# `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials: …}`).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"

@@ -52,3 +52,13 @@ def test_metrics_exposes_django_and_revenue_gauges(client):
     assert _gauge(text, "revenue_active_customers", "usd") == 2
     assert _gauge(text, "revenue_arpa", "usd") == 4_400
     assert _gauge(text, "revenue_mrr", "eur") == 2_500
+
+
+@pytest.mark.django_db
+def test_metrics_token_guards_revenue_figures_when_set(client, settings):
+    settings.METRICS_TOKEN = "scrape-secret"
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
+    assert response.status_code == 200
+    assert b"revenue_mrr" in response.content or b"django_http" in response.content
