@@ -985,8 +985,16 @@ PaymentMethod._api_attach = classmethod(_attach)  # type: ignore[method-assign,a
 PaymentMethod._api_detach = classmethod(_detach)  # type: ignore[method-assign,assignment]
 Refund.__init__ = _refund_init  # type: ignore[method-assign]
 
+
+def _product_features(id: str, **kwargs: Any) -> List:
+    """dj-stripe syncs entitlements features with every product; there are none here."""
+    Product._api_retrieve(id)
+    return List(f"/v1/products/{id}/features")
+
+
 # Served in addition to localstripe's own routes (and before them).
 extra_routes: list[tuple[str, str, Any]] = [
+    ("GET", "/v1/products/{id}/features", _product_features),
     ("GET", "/v1/account", Account._api_retrieve),
     ("GET", "/v1/accounts/{id}", Account._api_retrieve),
     ("POST", "/v1/invoices/{id}/pay", _pay_invoice_route),

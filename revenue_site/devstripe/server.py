@@ -55,8 +55,21 @@ async def health(request: web.Request) -> web.Response:
     return ls_server.json_response({"status": "ok", "service": "devstripe"})
 
 
+@web.middleware
+async def json_not_found(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Stripe answers unknown URLs with a JSON error, which the stripe client can parse."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        raise UserError(
+            404, f"Unrecognized request URL ({request.method}: {request.path})"
+        ) from None
+
+
 def build_app() -> web.Application:
-    app = web.Application(middlewares=[ls_server.error_middleware, ls_server.auth_middleware])
+    app = web.Application(
+        middlewares=[ls_server.error_middleware, json_not_found, ls_server.auth_middleware]
+    )
     app.on_response_prepare.append(ls_server.add_cors_headers)
     router = app.router
 
