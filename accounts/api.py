@@ -44,12 +44,12 @@ class _PublicView(APIView):
 class SignupView(_PublicView):
     throttle_classes = [SignupThrottle]
 
-    class InputSerializer(serializers.Serializer):
+    class SignupInputSerializer(serializers.Serializer):
         email = serializers.EmailField(max_length=254)
         password = serializers.CharField(max_length=128, trim_whitespace=False)
         name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
 
-    class OutputSerializer(serializers.Serializer):
+    class SignupOutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         email = serializers.EmailField()
         token = serializers.CharField()
@@ -57,9 +57,9 @@ class SignupView(_PublicView):
     @extend_schema(
         operation_id="accounts_signup",
         summary="Create an account and get an API token",
-        request=InputSerializer,
+        request=SignupInputSerializer,
         responses={
-            201: OutputSerializer,
+            201: SignupOutputSerializer,
             400: OpenApiResponse(
                 ErrorSerializer,
                 description="Invalid input, weak password or email already registered",
@@ -70,30 +70,30 @@ class SignupView(_PublicView):
         tags=["accounts"],
     )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.SignupInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user, token = services.user_signup(**serializer.validated_data)
-        out = self.OutputSerializer({"id": user.pk, "email": user.email, "token": token.key})
+        out = self.SignupOutputSerializer({"id": user.pk, "email": user.email, "token": token.key})
         return Response(out.data, status=status.HTTP_201_CREATED)
 
 
 class TokenObtainView(_PublicView):
     throttle_classes = [AuthIpThrottle, AuthEmailThrottle]
 
-    class InputSerializer(serializers.Serializer):
+    class TokenInputSerializer(serializers.Serializer):
         email = serializers.CharField(max_length=254)
         password = serializers.CharField(max_length=128, trim_whitespace=False)
 
-    class OutputSerializer(serializers.Serializer):
+    class TokenOutputSerializer(serializers.Serializer):
         token = serializers.CharField()
 
     @extend_schema(
         operation_id="auth_token_obtain",
         summary="Exchange email and password for an API token",
         description="Send the token as `Authorization: Token <token>`.",
-        request=InputSerializer,
+        request=TokenInputSerializer,
         responses={
-            200: OutputSerializer,
+            200: TokenOutputSerializer,
             400: OpenApiResponse(ErrorSerializer, description="Missing fields"),
             401: OpenApiResponse(ErrorSerializer, description="Invalid credentials"),
             429: OpenApiResponse(ErrorSerializer, description="Too many attempts"),
@@ -102,7 +102,7 @@ class TokenObtainView(_PublicView):
         tags=["accounts"],
     )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.TokenInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             token = services.auth_token_obtain(
@@ -110,13 +110,13 @@ class TokenObtainView(_PublicView):
             )
         except services.InvalidCredentials:
             raise exceptions.AuthenticationFailed("Invalid email or password.") from None
-        return Response(self.OutputSerializer({"token": token.key}).data)
+        return Response(self.TokenOutputSerializer({"token": token.key}).data)
 
 
 class MeView(APIView):
     permission_classes = [IsAuthenticated]
 
-    class OutputSerializer(serializers.Serializer):
+    class MeOutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         email = serializers.EmailField()
         name = serializers.CharField()
@@ -127,10 +127,10 @@ class MeView(APIView):
         operation_id="accounts_me",
         summary="The authenticated user",
         responses={
-            200: OutputSerializer,
+            200: MeOutputSerializer,
             401: OpenApiResponse(ErrorSerializer, description="Missing or invalid token"),
         },
         tags=["accounts"],
     )
     def get(self, request: Request) -> Response:
-        return Response(self.OutputSerializer(request.user).data)
+        return Response(self.MeOutputSerializer(request.user).data)

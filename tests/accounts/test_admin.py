@@ -104,6 +104,8 @@ def test_change_user_page(client):
 def test_admin_is_branded(client):
     response = client.get(LOGIN)
     assert b"Revenue Agent System" in response.content
+    assert b"Django administration" not in response.content
+    assert b"Django site admin" not in response.content
 
 
 # --- staff groups --------------------------------------------------------------------
