@@ -8,8 +8,9 @@ The fake starts only when a test asks for one of these fixtures:
     (``python -m revenue_site.devstripe``) on first use and stopped at the end of the session.
 
 ``stripe_fake`` (function, needs the database; works with ``db`` and ``transactional_db``)
-    Flushes the fake, points the ``stripe`` client (``stripe.api_base``, ``stripe.api_key``)
-    and dj-stripe (``settings.STRIPE_API_HOST``) at it, creates dj-stripe's ``APIKey`` and
+    Flushes the fake (objects, events, webhook endpoints), points the ``stripe`` client
+    (``stripe.api_base``, ``stripe.api_key``) and dj-stripe (``settings.STRIPE_API_HOST``)
+    at it, creates dj-stripe's ``APIKey`` and
     ``Account`` rows for ``settings.STRIPE_SECRET_KEY`` and returns a :class:`StripeFake`.
     Everything is restored afterwards.
 
@@ -21,7 +22,6 @@ creates the dj-stripe ``WebhookEndpoint`` row that route needs.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -36,7 +36,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,6 @@ class StripeFake:
     api_base: str
     api_key: str
     account: Any
-    _registered: list[str] = field(default_factory=list)
 
     def register_webhook(
         self, url: str, secret: str, *, events: list[str] | None = None, name: str | None = None
@@ -179,7 +178,6 @@ class StripeFake:
         form = [("url", url), ("secret", secret)] + [("events[]", e) for e in events or []]
         body = urllib.parse.urlencode(form).encode()
         _request("POST", f"{self.api_base}/_config/webhooks/{name}", body)
-        self._registered.append(name)
         return name
 
     def deliveries(self) -> list[dict[str, Any]]:
@@ -199,12 +197,9 @@ class StripeFake:
         pytest.fail(f"no matching webhook delivery within {timeout}s: {self.deliveries()}")
 
     def flush(self) -> None:
+        """Forget every object, queued event, delivery record and webhook endpoint."""
         _request("DELETE", self.api_base + "/_config/data")
-
-    def _unregister_webhooks(self) -> None:
-        for name in self._registered:
-            with contextlib.suppress(urllib.error.HTTPError):
-                _request("DELETE", f"{self.api_base}/_config/webhooks/{name}")
+        _request("DELETE", self.api_base + "/_config/webhooks")
 
 
 @pytest.fixture
@@ -223,5 +218,5 @@ def stripe_fake(devstripe_url: str, db: None, settings: Any) -> Iterator[StripeF
         ).djstripe_owner_account
         yield fake
     finally:
-        fake._unregister_webhooks()
+        _request("DELETE", devstripe_url + "/_config/webhooks")
         stripe.api_base, stripe.api_key = saved

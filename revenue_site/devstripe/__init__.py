@@ -8,7 +8,8 @@ Beyond Stripe's ``/v1`` API (see ``resources.py`` for what is added to localstri
 
 - ``POST /_config/webhooks/<id>`` (``url``, ``secret``, optional ``events[]``) registers an
   endpoint; events are delivered to it in order, signed as Stripe signs them;
-- ``DELETE /_config/webhooks/<id>`` removes it; ``GET /_config/deliveries`` lists the
+- ``DELETE /_config/webhooks/<id>`` removes it, ``DELETE /_config/webhooks`` removes all
+  (endpoints survive a data flush); ``GET /_config/deliveries`` lists the
   deliveries attempted (event id, type, endpoint, HTTP status);
 - ``DELETE /_config/data`` forgets every object and queued event;
 - ``GET /_config/health`` answers ``{"status": "ok"}``.

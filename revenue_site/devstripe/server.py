@@ -39,6 +39,12 @@ async def delete_webhook(request: web.Request) -> web.Response:
     return web.Response()
 
 
+async def delete_all_webhooks(request: web.Request) -> web.Response:
+    """``DELETE /_config/webhooks``: forget every endpoint (test isolation)."""
+    webhooks.endpoints.clear()
+    return web.Response()
+
+
 async def list_deliveries(request: web.Request) -> web.Response:
     """``GET /_config/deliveries``: the webhook deliveries attempted so far, oldest first."""
     return ls_server.json_response({"data": list(webhooks.deliveries)})
@@ -76,6 +82,7 @@ def build_app() -> web.Application:
     router.add_get("/_config/health", health)
     router.add_post("/_config/webhooks/{id}", config_webhook)
     router.add_delete("/_config/webhooks/{id}", delete_webhook)
+    router.add_delete("/_config/webhooks", delete_all_webhooks)
     router.add_get("/_config/deliveries", list_deliveries)
     router.add_delete("/_config/data", flush_store)
     router.add_get("/js.stripe.com/v3/", ls_server.localstripe_js)

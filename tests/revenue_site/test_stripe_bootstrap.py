@@ -1,0 +1,70 @@
+"""`manage.py stripe_bootstrap`: dj-stripe's key, account and webhook endpoint, idempotently."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+import stripe
+from django.core.management import CommandError, call_command
+from djstripe import models as djm
+
+
+def _bootstrap(url: str) -> dict:
+    out = io.StringIO()
+    call_command("stripe_bootstrap", "--webhook-url", url, stdout=out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    return json.loads(lines[0])
+
+
+def test_running_twice_creates_one_key_account_and_endpoint(stripe_fake, settings):
+    first = _bootstrap("http://127.0.0.1:8000/stripe/webhook/")
+    second = _bootstrap("http://127.0.0.1:8000/stripe/webhook/")
+
+    assert first == second
+    assert set(first) == {"webhook_url", "secret"}
+    assert re.fullmatch(
+        r"http://127\.0\.0\.1:8000/stripe/webhook/[0-9a-f-]{36}/", first["webhook_url"]
+    )
+    assert first["secret"].startswith("whsec_")
+    endpoint = djm.WebhookEndpoint.objects.get()
+    assert endpoint.url == first["webhook_url"]
+    assert endpoint.secret == first["secret"]
+    assert first["webhook_url"].endswith(f"/{endpoint.djstripe_uuid}/")
+    assert endpoint.djstripe_owner_account == stripe_fake.account
+    assert djm.APIKey.objects.filter(secret=settings.STRIPE_SECRET_KEY).count() == 1
+    assert djm.Account.objects.count() == 1
+
+
+def test_site_url_and_webhook_base_url_name_the_same_endpoint(stripe_fake):
+    from_site = _bootstrap("http://127.0.0.1:8000")
+    from_base = _bootstrap("http://127.0.0.1:8000/stripe/webhook")
+    other_site = _bootstrap("http://example.test")
+
+    assert from_site == from_base
+    assert other_site["webhook_url"].startswith("http://example.test/stripe/webhook/")
+    assert djm.WebhookEndpoint.objects.count() == 2
+
+
+def test_rejects_a_url_that_is_not_http(stripe_fake):
+    with pytest.raises(CommandError):
+        _bootstrap("ftp://127.0.0.1/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fake_delivers_to_the_bootstrapped_endpoint(stripe_fake, live_server, transactional_db):
+    setup = _bootstrap(live_server.url)
+    _bootstrap(live_server.url)  # re-registering must not double deliveries
+
+    customer = stripe.Customer.create(email="boot@example.com")
+
+    delivery = stripe_fake.wait_for_delivery(lambda d: d["type"] == "customer.created")
+    assert delivery["status"] == 200
+    assert len(stripe_fake.deliveries()) == 1
+    event = djm.Event.objects.get(id=delivery["event"])
+    assert event.data["object"]["id"] == customer.id
+    trigger = djm.WebhookEventTrigger.objects.get(event=event)
+    assert trigger.webhook_endpoint.url == setup["webhook_url"]
