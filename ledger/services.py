@@ -240,28 +240,28 @@ def ledger_reverse(
     if fraction is not None and amount is not None:
         raise InvalidReversalError("pass fraction or amount, not both")
 
-    gross: dict[str, int] = defaultdict(int)
-    for currency, line_amount in original.entries.values_list("currency", "amount"):
-        if line_amount > 0:
-            gross[currency] += line_amount
-    remaining_rows = (
+    # Per (account, currency): the original's net amount and what is left after reversals.
+    # Lines are netted per account, so an account on both sides counts once, on its net side.
+    rows = (
         Entry.objects.filter(Q(transaction=original) | Q(transaction__reversal_of=original))
         .values("account_id", "currency")
-        .annotate(total=Sum("amount"))
+        .annotate(original=Sum("amount", filter=Q(transaction=original)), left=Sum("amount"))
         .order_by("currency", "account_id")
     )
+    gross: dict[str, int] = defaultdict(int)
     remaining: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for row in remaining_rows:
-        if row["total"]:
-            remaining[row["currency"]].append((row["account_id"], row["total"]))
+    for row in rows:
+        if row["original"] and row["original"] > 0:
+            gross[row["currency"]] += row["original"]
+        if row["left"]:
+            remaining[row["currency"]].append((row["account_id"], row["left"]))
 
     targets = _reversal_targets(gross=gross, fraction=fraction, amount=amount)
     accounts = Account.objects.in_bulk({aid for rows in remaining.values() for aid, _ in rows})
     lines: list[Line] = []
     for currency, target in sorted(targets.items()):
-        rows = remaining.get(currency, [])
-        debits = [(aid, total) for aid, total in rows if total > 0]
-        credits = [(aid, -total) for aid, total in rows if total < 0]
+        debits = [(aid, left) for aid, left in remaining[currency] if left > 0]
+        credits = [(aid, -left) for aid, left in remaining[currency] if left < 0]
         left = sum(total for _, total in debits)
         if target < 0:
             target = left
