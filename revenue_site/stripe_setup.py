@@ -91,7 +91,8 @@ def stripe_webhook_endpoint_ensure(
     a second run finds the same row and changes nothing (against the fake it re-registers
     the endpoint, since the fake forgets endpoints when it restarts).
 
-    With ``api_host`` (default ``settings.STRIPE_API_HOST``, i.e. a fake Stripe) the
+    With ``api_host`` (default ``settings.STRIPE_API_HOST``, i.e. a fake Stripe; pass
+    ``""`` to use the Stripe API path whatever the settings say) the
     signing secret is generated here and the endpoint registered through
     ``POST /_config/webhooks/<id>``. Against Stripe the endpoint is created with
     ``stripe.WebhookEndpoint.create`` (idempotency key derived from the uuid) and the

@@ -986,6 +986,58 @@ PaymentMethod._api_detach = classmethod(_detach)  # type: ignore[method-assign,a
 Refund.__init__ = _refund_init  # type: ignore[method-assign]
 
 
+# --- webhook endpoints (Stripe's API for them; deliveries as /_config/webhooks) ------------
+class WebhookEndpoint(StripeObject):
+    """``/v1/webhook_endpoints``: the secret is returned on create only, as in Stripe."""
+
+    object = "webhook_endpoint"
+    _id_prefix = "we_"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        enabled_events: list[str] | None = None,
+        api_version: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+        try:
+            _require(isinstance(url, str) and url.startswith(("http://", "https://")))
+            _require(isinstance(enabled_events, list) and enabled_events)
+            _require(metadata is None or isinstance(metadata, dict))
+        except AssertionError:
+            raise UserError(400, "Bad request") from None
+        super().__init__()
+        self.url = url
+        self.enabled_events = enabled_events
+        self.api_version = api_version
+        self.description = description
+        self.metadata = metadata or {}
+        self.status = "enabled"
+        self.application = None
+        self._secret = "whsec_" + ls.random_id(32)
+        webhooks.register(self.id, url, self._secret, enabled_events)
+
+    @classmethod
+    def _api_create(cls, **data: Any) -> WebhookEndpoint:
+        obj = cls(**data)
+        obj._reveal_secret = True
+        return obj
+
+    def _devstripe_fixup(self, obj: dict[str, Any]) -> None:
+        if getattr(self, "_reveal_secret", False):
+            obj["secret"] = self._secret
+            self._reveal_secret = False
+
+    @classmethod
+    def _api_delete(cls, id: str) -> Any:
+        webhooks.unregister(id)
+        return super()._api_delete(id)
+
+
 def _product_features(id: str, **kwargs: Any) -> List:
     """dj-stripe syncs entitlements features with every product; there are none here."""
     Product._api_retrieve(id)
@@ -999,4 +1051,4 @@ extra_routes: list[tuple[str, str, Any]] = [
     ("GET", "/v1/accounts/{id}", Account._api_retrieve),
     ("POST", "/v1/invoices/{id}/pay", _pay_invoice_route),
 ]
-crud_classes: list[type[StripeObject]] = [Price]
+crud_classes: list[type[StripeObject]] = [Price, WebhookEndpoint]

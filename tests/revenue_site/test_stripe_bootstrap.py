@@ -11,6 +11,8 @@ import stripe
 from django.core.management import CommandError, call_command
 from djstripe import models as djm
 
+from revenue_site.stripe_setup import stripe_webhook_endpoint_ensure
+
 
 def _bootstrap(url: str) -> dict:
     out = io.StringIO()
@@ -68,3 +70,18 @@ def test_fake_delivers_to_the_bootstrapped_endpoint(stripe_fake, live_server, tr
     assert event.data["object"]["id"] == customer.id
     trigger = djm.WebhookEventTrigger.objects.get(event=event)
     assert trigger.webhook_endpoint.url == setup["webhook_url"]
+
+
+def test_against_the_stripe_api_the_endpoint_is_created_there_once(stripe_fake):
+    # api_host="" takes the real-Stripe path: POST /v1/webhook_endpoints (here, the fake's).
+    first = stripe_webhook_endpoint_ensure(base_url="http://127.0.0.1:8000", api_host="")
+    second = stripe_webhook_endpoint_ensure(base_url="http://127.0.0.1:8000", api_host="")
+
+    assert first.created and not second.created
+    assert (first.webhook_url, first.secret) == (second.webhook_url, second.secret)
+    assert first.secret.startswith("whsec_")
+    remote = stripe.WebhookEndpoint.list().data
+    assert [r.url for r in remote] == [first.webhook_url]
+    assert remote[0].metadata["djstripe_uuid"] == str(first.endpoint.djstripe_uuid)
+    row = djm.WebhookEndpoint.objects.get()
+    assert (row.id, row.secret) == (remote[0].id, first.secret)
