@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import factory
+from django.db import transaction as db_transaction
 from factory.django import DjangoModelFactory
 
 from ledger.chart import payee_account_code
-from ledger.models import Account, Transaction
+from ledger.models import Account, Entry, Transaction
 from ledger.services import Line, ledger_post
 
 
@@ -61,3 +64,23 @@ class PostedTransactionFactory(factory.Factory):
     @classmethod
     def _build(cls, model_class: type[Transaction], **kwargs: Any) -> Transaction:
         raise NotImplementedError("ledger transactions only exist once posted; use create()")
+
+
+@contextmanager
+def unbalanced_entry(*, account: Account, amount: int, currency: str) -> Iterator[Entry]:
+    """Fake a corrupt ledger: one entry written around the service, rolled back on exit.
+
+    The savepoint rollback discards PostgreSQL's deferred balance check (migration 0003),
+    which would otherwise fail the test at its constraint check.
+    """
+    with db_transaction.atomic():
+        txn = PostedTransactionFactory()
+        entry = Entry.objects.create(
+            transaction=txn,
+            account=account,
+            amount=amount,
+            currency=currency,
+            posted_at=txn.posted_at,
+        )
+        yield entry
+        db_transaction.set_rollback(True)

@@ -1,10 +1,13 @@
 import datetime
+import importlib
 import threading
 import uuid
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
-from django.db import connection
+from django.apps import apps as django_apps
+from django.db import IntegrityError, connection
 from django.db import transaction as db_transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -385,8 +388,17 @@ def test_reversal_is_idempotent(accounts):
 # --- accounts -----------------------------------------------------------------------------
 
 
-def test_system_accounts_are_seeded_and_fetched_by_code():
-    assert set(Account.objects.values_list("code", flat=True)) >= {c.value for c in SYSTEM_ACCOUNTS}
+def test_migration_seeds_the_chart_of_system_accounts():
+    # Called directly: a transactional test's flush (with --reuse-db) may have emptied the
+    # table since migrate ran, which is why system_account() also creates on demand.
+    seed_migration = importlib.import_module("ledger.migrations.0002_seed_system_accounts")
+    Account.objects.filter(payee_id__isnull=True).delete()
+    seed_migration.seed(django_apps, SimpleNamespace(connection=connection))
+    seeded = dict(Account.objects.values_list("code", "type"))
+    assert seeded == {code.value: spec.type.value for code, spec in SYSTEM_ACCOUNTS.items()}
+
+
+def test_system_accounts_are_fetched_by_code():
     account = system_account(SystemAccount.COMMISSION_EXPENSE)
     assert account == system_account("expense.commissions")
     assert account.type == Account.Type.EXPENSE
@@ -522,4 +534,29 @@ def test_two_threads_posting_one_key_make_exactly_one_transaction():
 
     assert Transaction.objects.filter(source="tests").count() == 2
     assert Entry.objects.count() == 4
+    assert trial_balance() == {"usd": 0}
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL triggers")
+def test_postgres_refuses_raw_sql_updates_and_unbalanced_commits():
+    txn = PostedTransactionFactory()
+    for sql in ("UPDATE ledger_entry SET amount = 1", "DELETE FROM ledger_transaction"):
+        with pytest.raises(IntegrityError), db_transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql)
+    with pytest.raises(IntegrityError), db_transaction.atomic():
+        Entry.objects.bulk_create(
+            [
+                Entry(
+                    transaction=txn,
+                    account=txn.entries.first().account,
+                    amount=5,
+                    currency="usd",
+                    posted_at=txn.posted_at,
+                )
+            ]
+        )
+        # What COMMIT would do: run the deferred balance check now.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     assert trial_balance() == {"usd": 0}
