@@ -4,7 +4,8 @@
 fnmatch. `sync_staff_group_permissions()` creates the groups and *adds* every matching
 permission that exists; it runs from the accounts data migration and after every `migrate`
 (post_migrate), so permissions of apps that land later (affiliates, content, marketplace…)
-attach automatically. It never removes a permission an administrator granted by hand.
+attach automatically. It never removes a permission an administrator granted by hand, except
+the credential-bearing ones in EXCLUDED_PERMISSIONS, which no staff group may hold.
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ STAFF_GROUP_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
 }
 
 
+# Never granted by a rule, whatever it matches: rows that hold credentials (API tokens,
+# session data, Stripe keys and webhook secrets) are for superusers only.
+EXCLUDED_PERMISSIONS: list[tuple[str, str]] = [
+    ("authtoken", "*"),
+    ("sessions", "*"),
+    ("djstripe", "*_apikey"),
+    ("djstripe", "*_webhookendpoint"),
+]
+
+
 def _matches(rules: list[tuple[str, str]], app_label: str, codename: str) -> bool:
     return any(
         fnmatchcase(app_label, app_pattern) and fnmatchcase(codename, code_pattern)
@@ -59,18 +70,30 @@ def sync_staff_group_permissions(apps: Any = global_apps, using: str = "default"
     """Create the staff groups and add the permissions their rules match.
 
     `apps` is the migration state's registry inside a migration, the real one otherwise.
-    Idempotent; only adds.
+    Idempotent; only adds, except that EXCLUDED_PERMISSIONS are removed.
     """
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     permissions = list(
         Permission.objects.using(using).values_list("pk", "content_type__app_label", "codename")
     )
+    excluded = [
+        pk
+        for pk, app_label, codename in permissions
+        if _matches(EXCLUDED_PERMISSIONS, app_label, codename)
+    ]
     for group_name, rules in STAFF_GROUP_PERMISSIONS.items():
         group, _ = Group.objects.using(using).get_or_create(name=group_name)
         group.permissions.add(
-            *(pk for pk, app_label, codename in permissions if _matches(rules, app_label, codename))
+            *(
+                pk
+                for pk, app_label, codename in permissions
+                if _matches(rules, app_label, codename)
+                and not _matches(EXCLUDED_PERMISSIONS, app_label, codename)
+            )
         )
+        # Exclusions are enforced, even against a grant made by hand.
+        group.permissions.remove(*excluded)
 
 
 def sync_after_migrate(sender: Any, using: str = "default", **kwargs: Any) -> None:

@@ -125,13 +125,24 @@ def test_staff_groups_exist():
 
 def test_read_only_gets_every_view_permission_and_nothing_else():
     perms = _perms("Read-only")
-    all_views = set(
-        Permission.objects.filter(codename__startswith="view_").values_list(
+    all_views = {
+        (app, codename)
+        for app, codename in Permission.objects.filter(codename__startswith="view_").values_list(
             "content_type__app_label", "codename"
         )
-    )
+        if not staff_groups._matches(staff_groups.EXCLUDED_PERMISSIONS, app, codename)
+    }
     assert perms == all_views
     assert ("accounts", "view_user") in perms
+    assert ("ledger", "view_account") in perms
+
+
+@pytest.mark.parametrize("group", list(staff_groups.STAFF_GROUP_PERMISSIONS))
+def test_no_group_can_see_credentials(group):
+    perms = _perms(group)
+    assert not {p for p in perms if p[0] in {"authtoken", "sessions"}}
+    assert ("djstripe", "view_apikey") not in perms
+    assert ("djstripe", "view_webhookendpoint") not in perms
 
 
 def test_finance_views_everything_and_writes_the_ledger():
