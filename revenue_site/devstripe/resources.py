@@ -761,6 +761,34 @@ def _subscription_fixup(self: Subscription, obj: dict[str, Any]) -> None:
     obj["quantity"] = self.items._list[0].quantity if single else None
 
 
+def _emitting_status_change(method: Any) -> Any:
+    """localstripe changes a subscription's status after payments without telling anyone."""
+
+    def wrapper(self: Subscription, *args: Any) -> Any:
+        before = self._export()
+        try:
+            return method(self, *args)
+        finally:
+            after = self._export()
+            # At creation the status is part of customer.subscription.created.
+            if before["status"] != after["status"] and _is_announced(self):
+                emit("customer.subscription.updated", self, _changed(before, after))
+
+    return wrapper
+
+
+def _is_announced(sub: Subscription) -> bool:
+    return any(
+        isinstance(e, Event)
+        and e.type == "customer.subscription.created"
+        and e.data["object"]["id"] == sub.id
+        for e in store.values()
+    )
+
+
+for _name in ("_on_initial_payment_success", "_on_recurring_payment_failure"):
+    setattr(Subscription, _name, _emitting_status_change(getattr(Subscription, _name)))
+
 Subscription.__init__ = _subscription_init  # type: ignore[method-assign]
 Subscription._update = _subscription_update  # type: ignore[method-assign]
 Subscription._api_delete = classmethod(_subscription_delete)  # type: ignore[method-assign,assignment]

@@ -37,6 +37,8 @@ endpoints: dict[str, Endpoint] = {}
 deliveries: deque[dict[str, Any]] = deque(maxlen=1000)
 _queue: asyncio.Queue[Any] | None = None
 _worker: asyncio.Task[None] | None = None
+# Bumped by a flush, so an event the worker already holds is dropped too.
+_generation = 0
 
 
 def signature_header(payload: bytes, secret: str, timestamp: int) -> str:
@@ -60,11 +62,13 @@ def schedule(event: Any) -> None:
         _queue = asyncio.Queue()
     if _worker is None or _worker.done():
         _worker = asyncio.ensure_future(_deliver_forever())
-    _queue.put_nowait(event)
+    _queue.put_nowait((_generation, event))
 
 
 def drop_pending() -> None:
     """Forget queued events and the delivery log (the store was flushed)."""
+    global _generation
+    _generation += 1
     if _queue is not None:
         while not _queue.empty():
             _queue.get_nowait()
@@ -76,8 +80,10 @@ async def _deliver_forever() -> None:
         return
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         while True:
-            event = await _queue.get()
+            generation, event = await _queue.get()
             await asyncio.sleep(DELIVERY_DELAY_SECONDS)
+            if generation != _generation:
+                continue
             try:
                 await _deliver(session, event)
             except Exception:  # a bad endpoint must not stop deliveries to the others

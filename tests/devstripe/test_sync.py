@@ -318,3 +318,21 @@ def test_lookup_keys_are_unique_unless_transferred(product, monthly, stripe_fake
     found = stripe.Price.list(lookup_keys=["pro_monthly"])
     assert [p.id for p in found.data] == [moved.id]
     assert stripe.Price.retrieve(monthly.id).lookup_key is None
+
+
+def test_paying_an_incomplete_subscription_activates_it_and_says_so(monthly, stripe_fake):
+    customer = stripe.Customer.create(email="retry@example.com")
+    bad = stripe.PaymentMethod.attach("pm_card_chargeCustomerFail", customer=customer.id)
+    stripe_sub = _subscribe(customer, [{"price": monthly.id}], default_payment_method=bad.id)
+    good = stripe.PaymentMethod.attach("pm_card_visa", customer=customer.id)
+    stripe.Subscription.modify(stripe_sub.id, default_payment_method=good.id)
+
+    invoice = stripe.Invoice.pay(stripe_sub.latest_invoice.id)
+
+    assert invoice.status == "paid"
+    assert stripe.Subscription.retrieve(stripe_sub.id).status == "active"
+    updates = stripe.Event.list(type="customer.subscription.updated").data
+    assert any(
+        e.data.object.status == "active" and e.data.previous_attributes["status"] == "incomplete"
+        for e in updates
+    )
