@@ -67,6 +67,7 @@ def test_nothing_can_be_added_changed_or_deleted(admin_client, admin_user, rf, p
     delete_url = reverse(f"admin:ledger_{name}_delete", args=[obj.pk])
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
     change_url = reverse(f"admin:ledger_{name}_change", args=[obj.pk])
+    assert admin_client.get(change_url).status_code == 200  # viewable, read-only
     assert admin_client.post(change_url, {"name": "edited", "memo": "edited"}).status_code == 403
     assert model.objects.filter(pk=obj.pk).exists()
 
