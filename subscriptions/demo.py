@@ -178,4 +178,8 @@ def seed(*, out: Callable[[str], None]) -> None:
         subscription = _ensure_subscription(customer, prices[lookup_key], quantity, payment_method)
         djstripe_models.Customer.sync_from_stripe_data(customer, api_key=_api_key())
         djstripe_models.Subscription.sync_from_stripe_data(subscription, api_key=_api_key())
+        for invoice in stripe.Invoice.list(
+            subscription=subscription.id, api_key=_api_key()
+        ).auto_paging_iter():
+            djstripe_models.Invoice.sync_from_stripe_data(invoice, api_key=_api_key())
     out(f"  stripe: {len(PRODUCTS)} products, {len(PRICES)} prices, {len(CUSTOMERS)} subscriptions")

@@ -1,0 +1,55 @@
+"""seed_demo against the fake Stripe: the demo catalog and customers, synced back, idempotent."""
+
+import io
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import CommandError, call_command
+from djstripe import models as djstripe_models
+
+from accounts.models import User
+from analytics.selectors import revenue_by_currency
+
+
+def _counts():
+    return {
+        "users": User.objects.count(),
+        "products": djstripe_models.Product.objects.count(),
+        "prices": djstripe_models.Price.objects.count(),
+        "customers": djstripe_models.Customer.objects.count(),
+        "subscriptions": djstripe_models.Subscription.objects.count(),
+        "invoices": djstripe_models.Invoice.objects.count(),
+    }
+
+
+def test_seed_demo_builds_the_demo_business_once(stripe_fake):
+    call_command("seed_demo", stdout=io.StringIO())
+    first = _counts()
+    call_command("seed_demo", stdout=io.StringIO())
+
+    assert _counts() == first
+    assert first["products"] == 3
+    assert first["prices"] == 4
+    assert first["customers"] == 5
+    assert first["subscriptions"] == 5
+    assert first["invoices"] >= 5
+    assert User.objects.get(email="admin@example.com").is_superuser
+    assert Group.objects.get(name="Finance").user_set.filter(email="finance@example.com").exists()
+    tiered = djstripe_models.Price.objects.get(lookup_key="demo_team_seats_monthly")
+    assert tiered.billing_scheme == "tiered"
+    assert [t["up_to"] for t in tiered.tiers] == [5, 20, None]
+    # 1900 + 19000/12 + (5x1500 + 3x1200) + 3x1500 in usd; (60x7000 + 50000)/12 in eur.
+    figures = {r.currency: (r.mrr, r.active_customers) for r in revenue_by_currency()}
+    assert figures == {"usd": (19_083, 4), "eur": (39_167, 1)}
+
+
+@pytest.mark.django_db
+def test_seed_demo_refuses_live_mode_and_real_stripe_without_consent(settings):
+    settings.STRIPE_LIVE_MODE = True
+    with pytest.raises(CommandError, match="live mode"):
+        call_command("seed_demo")
+    settings.STRIPE_LIVE_MODE = False
+    if hasattr(settings, "STRIPE_API_HOST"):
+        del settings.STRIPE_API_HOST
+    with pytest.raises(CommandError, match="--allow-real-stripe"):
+        call_command("seed_demo")
