@@ -127,18 +127,18 @@ def stripe_webhook_endpoint_ensure(
     elif endpoint is None:
         data = stripe.WebhookEndpoint.create(
             url=webhook_url,
-            enabled_events=ALL_EVENTS,
+            enabled_events=["*"],
             api_version=djstripe_settings.STRIPE_API_VERSION,
             metadata={"djstripe_uuid": str(endpoint_uuid)},
             description="Revenue Agent System (stripe_bootstrap)",
             api_key=secret_key,
             idempotency_key=f"stripe-bootstrap-webhook-{endpoint_uuid}",
         )
-        if not data.get("secret"):
+        if not getattr(data, "secret", None):
             raise StripeSetupError("Stripe returned no signing secret for the new endpoint")
         endpoint = WebhookEndpoint.sync_from_stripe_data(data, api_key=secret_key)
-        if endpoint.secret != data["secret"]:  # sync keeps a secret only from a create
-            endpoint.secret = data["secret"]
+        if endpoint.secret != data.secret:  # sync keeps a secret only from a create
+            endpoint.secret = data.secret
             endpoint.save(update_fields=["secret"])
     return WebhookSetup(
         endpoint=endpoint, webhook_url=endpoint.url, secret=endpoint.secret, created=created

@@ -325,7 +325,7 @@ class Price(StripeObject):
 
         self.active = active
         self.billing_scheme = billing_scheme
-        self.currency = currency.lower()
+        self.currency = str(currency).lower()
         self.currency_options = None
         self.custom_unit_amount = None
         self.lookup_key = lookup_key
@@ -1047,7 +1047,7 @@ class WebhookEndpoint(StripeObject):
         self.status = "enabled"
         self.application = None
         self._secret = "whsec_" + ls.random_id(32)
-        webhooks.register(self.id, url, self._secret, enabled_events)
+        webhooks.register(self.id, str(url), self._secret, enabled_events)
 
     @classmethod
     def _api_create(cls, **data: Any) -> WebhookEndpoint:
