@@ -75,7 +75,17 @@ def main() -> None:
     signal.signal(signal.SIGINT, stop)
     try:
         fake = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "revenue_site.devstripe", "--host", HOST, "--port", stripe_port],
+            [
+                sys.executable,
+                "-m",
+                "revenue_site.devstripe",
+                "--host",
+                HOST,
+                "--port",
+                stripe_port,
+                "--state-file",
+                env["DEVSTRIPE_STATE_FILE"],
+            ],
             cwd=BASE_DIR,
             env=env,
         )

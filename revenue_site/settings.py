@@ -100,7 +100,15 @@ if "postgresql" in _db["ENGINE"]:
     _db["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     _db["CONN_HEALTH_CHECKS"] = True
 else:
-    _db.setdefault("OPTIONS", {})["timeout"] = 20
+    # make run serves webhooks while seed_demo writes: WAL lets readers run beside the writer,
+    # and IMMEDIATE transactions wait for the write lock instead of failing on upgrade.
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 # A file-backed SQLite test database lets pytest --reuse-db keep it between runs.
 _db["TEST"] = {
     "NAME": env.str(
