@@ -38,13 +38,13 @@ def revenue_by_currency(*, at: datetime | None = None) -> list[CurrencyRevenue]:
     )
     per_customer: dict[tuple[str, str], int] = defaultdict(int)
     for customer_id, data in rows:
-        currency, mrr = subscription_mrr(data, at=at)
+        currency, amount = subscription_mrr(data, at=at)
         if currency:
-            per_customer[(currency, customer_id)] += mrr
+            per_customer[(currency, customer_id)] += amount
     mrr: dict[str, int] = defaultdict(int)
     customers: dict[str, int] = defaultdict(int)
-    for (currency, _customer), value in per_customer.items():
-        mrr[currency] += value
-        if value > 0:
+    for (currency, _customer), amount in per_customer.items():
+        mrr[currency] += amount
+        if amount > 0:
             customers[currency] += 1
     return [CurrencyRevenue(c, mrr[c], customers[c]) for c in sorted(mrr)]
