@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 def test_trial_balance_check_is_quiet_when_balanced(caplog):
     PostedTransactionFactory(currency="jpy", amount=1200)
     with caplog.at_level(logging.ERROR, logger="ledger.tasks"):
-        assert trial_balance_check.delay().get() == {}
+        assert trial_balance_check.apply().get() == {}
     assert not caplog.records
 
 
