@@ -9,18 +9,25 @@ pytest_plugins = ["tests.stripe_harness"]
 def celery_redis_worker(settings):
     """A real Celery worker thread consuming from the Redis broker (REDIS_URL).
 
-    Results go to Redis too, for the test only, so a test can wait on `.get()`.
+    Results go to Redis too, for the test only: the fixture yields `wait(async_result)`, which
+    reads the task's outcome from there. (Celery keeps the result backend per thread: the
+    worker thread, started after the change, stores results; this thread reads them through
+    an explicit backend.)
     """
+    from celery.backends.redis import RedisBackend
     from celery.contrib.testing.worker import start_worker
 
     from revenue_site.celery import app
 
+    backend = RedisBackend(app=app, url=settings.REDIS_URL)
+
+    def wait(async_result, timeout=20):
+        return app.AsyncResult(async_result.id, backend=backend).get(timeout=timeout)
+
     saved = app.conf.result_backend
     app.conf.result_backend = settings.REDIS_URL
     try:
-        with start_worker(
-            app, pool="solo", perform_ping_check=False, shutdown_timeout=10
-        ) as worker:
-            yield worker
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            yield wait
     finally:
         app.conf.result_backend = saved
