@@ -10,51 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.core.paginator import Paginator
-from django.db import connections
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.functional import cached_property
 
 from ledger import selectors
 from ledger.models import Account, Entry, Transaction
+from revenue_site.admin import EstimatedCountPaginator, ReadOnlyAdmin, ReadOnlyAdminMixin
 from revenue_site.money import format_money
-
-# Below this many rows an exact count is cheap and the estimate may be stale.
-_ESTIMATE_ABOVE = 100_000
-
-
-class EstimatedCountPaginator(Paginator):
-    """Exact count when filtered or small; PostgreSQL's reltuples estimate for a huge table."""
-
-    @cached_property
-    def count(self) -> int:
-        queryset = self.object_list
-        if isinstance(queryset, QuerySet) and not queryset.query.where:
-            connection = connections[queryset.db]
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                        [queryset.model._meta.db_table],
-                    )
-                    row = cursor.fetchone()
-                if row and row[0] > _ESTIMATE_ABOVE:
-                    return int(row[0])
-        return super().count
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable with the view permission; add, change and delete are refused to everyone."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 @admin.register(Account)
@@ -67,7 +29,7 @@ class AccountAdmin(ReadOnlyAdmin):
     raw_id_fields = ()
 
 
-class EntryInline(admin.TabularInline):
+class EntryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Entry
     fields = ("account", "side", "amount", "currency", "display_amount")
     readonly_fields = fields
@@ -78,15 +40,6 @@ class EntryInline(admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Entry]:
         return super().get_queryset(request).select_related("account")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
     @admin.display(description="Dr/Cr")
     def side(self, entry: Entry) -> str:
