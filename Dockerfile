@@ -13,7 +13,7 @@ RUN apt-get update \
     && apt-get install --yes --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
-COPY requirements.txt .
+COPY requirements.txt constraints.txt ./
 RUN pip wheel --wheel-dir /wheels -r requirements.txt
 
 # --- runtime: python:3.11-slim, the wheels, the code, collected static files ---
@@ -30,10 +30,10 @@ RUN groupadd --system --gid 10001 app \
        --shell /usr/sbin/nologin app
 
 # psycopg2-binary bundles libpq, so no system packages are needed at runtime.
-COPY requirements.txt /tmp/requirements.txt
+COPY requirements.txt constraints.txt /tmp/
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+    && rm /tmp/requirements.txt /tmp/constraints.txt
 
 WORKDIR /app
 # Code stays owned by root: the app user can read it, not rewrite it.
