@@ -1,0 +1,111 @@
+"""Our plan catalog. Stripe is the source of truth for Products and Prices once pushed; these
+rows hold what Stripe does not know (tier rank, entitlements) and the spec we push."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class Plan(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True)
+    tier_rank = models.PositiveSmallIntegerField(
+        default=0, help_text="Higher is a higher tier; upgrades go up in rank."
+    )
+    # Entitlements: null means unlimited.
+    seats = models.PositiveIntegerField(null=True, blank=True)
+    api_calls_per_month = models.PositiveBigIntegerField(null=True, blank=True)
+    features = models.JSONField(
+        default=dict, blank=True, help_text='Feature flags, e.g. {"sso": true, "audit_log": false}.'
+    )
+    stripe_product_id = models.CharField(max_length=255, blank=True, db_index=True)
+    is_archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tier_rank", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_product_id"],
+                condition=~Q(stripe_product_id=""),
+                name="subscriptions_plan_unique_stripe_product",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PlanPrice(models.Model):
+    class Interval(models.TextChoices):
+        MONTH = "month", "Monthly"
+        YEAR = "year", "Yearly"
+
+    class BillingScheme(models.TextChoices):
+        PER_UNIT = "per_unit", "Per unit"
+        TIERED = "tiered", "Tiered"
+
+    class TiersMode(models.TextChoices):
+        NONE = "", "—"
+        GRADUATED = "graduated", "Graduated"
+        VOLUME = "volume", "Volume"
+
+    class UsageType(models.TextChoices):
+        LICENSED = "licensed", "Licensed (per seat)"
+        METERED = "metered", "Metered"
+
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="prices")
+    nickname = models.CharField(max_length=100, blank=True)
+    lookup_key = models.SlugField(max_length=200, unique=True)
+    currency = models.CharField(max_length=3, default="usd")
+    interval = models.CharField(max_length=5, choices=Interval.choices, default=Interval.MONTH)
+    interval_count = models.PositiveSmallIntegerField(default=1)
+    billing_scheme = models.CharField(
+        max_length=8, choices=BillingScheme.choices, default=BillingScheme.PER_UNIT
+    )
+    unit_amount = models.BigIntegerField(
+        null=True, blank=True, help_text="Minor units per unit (per-unit prices)."
+    )
+    tiers_mode = models.CharField(
+        max_length=9, choices=TiersMode.choices, default=TiersMode.NONE, blank=True
+    )
+    tiers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='[{"up_to": 5, "unit_amount": 1500, "flat_amount": 0}, {"up_to": null, ...}]',
+    )
+    usage_type = models.CharField(
+        max_length=8, choices=UsageType.choices, default=UsageType.LICENSED
+    )
+    trial_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    stripe_price_id = models.CharField(max_length=255, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["plan__tier_rank", "currency", "interval", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(unit_amount__isnull=True) | Q(unit_amount__gte=0),
+                name="subscriptions_planprice_unit_amount_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(billing_scheme="per_unit", unit_amount__isnull=False, tiers_mode="")
+                    | (Q(billing_scheme="tiered") & ~Q(tiers_mode=""))
+                ),
+                name="subscriptions_planprice_scheme_complete",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_price_id"],
+                condition=~Q(stripe_price_id=""),
+                name="subscriptions_planprice_unique_stripe_price",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.nickname or self.lookup_key
