@@ -1,0 +1,3 @@
+"""Staff console for subscriptions, one module per concern."""
+
+from subscriptions.admin import catalog, customers, webhooks  # noqa: F401
