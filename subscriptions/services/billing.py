@@ -1,0 +1,433 @@
+"""Customer billing writes: the user's Stripe Customer, subscribe / change / cancel / resume, and
+the staff operations (extend trial, apply coupon, resync).
+
+Stripe is the source of truth: every service writes to Stripe first (with an idempotency key
+derived from our row or the Stripe object and the purpose), then syncs the object Stripe
+returned into dj-stripe's mirror so the API can answer from the database at once, without
+waiting for the webhook (which syncs the same object again, harmlessly).
+
+Errors a caller can act on are `BillingError` subclasses (the API maps them to 400/402/409);
+anything else from Stripe (network, authentication, rate limits) propagates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from djstripe import models as djstripe_models
+from djstripe.settings import djstripe_settings
+
+from subscriptions.models import BillingCustomer, PlanPrice
+
+PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
+# Statuses from which a subscription can still be changed or resumed.
+LIVE_STATUSES = ("active", "trialing", "past_due", "incomplete", "unpaid")
+
+
+class BillingError(Exception):
+    """A billing request Stripe or our catalog refused; `field` names the input at fault."""
+
+    code = "billing_error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+
+class BillingInputError(BillingError):
+    """Bad input (unknown or inactive price, unknown payment method, bad quantity...)."""
+
+    code = "validation_error"
+
+
+class PaymentDeclined(BillingError):
+    """The card was declined; `decline_code` is Stripe's (falls back to the error code)."""
+
+    code = "card_declined"
+
+    def __init__(self, message: str, *, code: str | None, decline_code: str | None):
+        super().__init__(message, field=None, code=code or "card_declined")
+        self.decline_code = decline_code or code or "card_declined"
+
+
+class SubscriptionStateError(BillingError):
+    """The subscription is in a state that does not allow the operation (e.g. canceled)."""
+
+    code = "conflict"
+
+
+def _api_key() -> str:
+    return str(djstripe_settings.STRIPE_SECRET_KEY)
+
+
+def _digest(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _state_key(purpose: str, subscription: Any, params: dict[str, Any]) -> str:
+    """Idempotency key for a write on an existing subscription.
+
+    Derived from the subscription id, the purpose, the request parameters and the state the
+    request was made against: a retry of the same request (same state) reuses the key and
+    Stripe replays its answer; the same request made later from another state is a new change.
+    """
+    items = subscription.get("items", {}).get("data", [])
+    state = {
+        "status": subscription.get("status"),
+        "cancel_at_period_end": subscription.get("cancel_at_period_end"),
+        "trial_end": subscription.get("trial_end"),
+        "items": [
+            (i.get("id"), (i.get("price") or {}).get("id"), i.get("quantity")) for i in items
+        ],
+        "discount": bool(subscription.get("discount") or subscription.get("discounts")),
+    }
+    return f"subscription-{purpose}-{subscription['id']}-{_digest(params, state)}"
+
+
+def _translate_stripe_error(exc: stripe.StripeError, *, param_fields: dict[str, str]) -> None:
+    """Raise the BillingError matching a Stripe error, or return to let it propagate."""
+    if isinstance(exc, stripe.CardError):
+        raise PaymentDeclined(
+            exc.user_message or "Your card was declined.",
+            code=exc.code,
+            decline_code=getattr(exc, "decline_code", None),
+        ) from exc
+    if isinstance(exc, stripe.InvalidRequestError):
+        param = (exc.param or "").split("[")[0]
+        field = param_fields.get(param)
+        if field is None and exc.http_status == 404:
+            # "No such price / payment_method": Stripe names the object in the message.
+            message = (exc.user_message or "").lower()
+            field = next((f for key, f in param_fields.items() if key in message), None)
+        raise BillingInputError(
+            exc.user_message or "Stripe rejected the request.", field=field or "non_field_errors"
+        ) from exc
+
+
+def _sync_subscription(subscription: Any) -> djstripe_models.Subscription:
+    """Mirror a Stripe subscription (and its latest invoice) into dj-stripe."""
+    with transaction.atomic():
+        mirrored = djstripe_models.Subscription.sync_from_stripe_data(
+            subscription, api_key=_api_key()
+        )
+    invoice_id = subscription.get("latest_invoice")
+    if isinstance(invoice_id, dict):
+        invoice_id = invoice_id.get("id")
+    if invoice_id:
+        invoice = stripe.Invoice.retrieve(invoice_id, api_key=_api_key())
+        with transaction.atomic():
+            djstripe_models.Invoice.sync_from_stripe_data(invoice, api_key=_api_key())
+    return mirrored
+
+
+def _retrieve_subscription(subscription_id: str) -> Any:
+    try:
+        return stripe.Subscription.retrieve(subscription_id, api_key=_api_key())
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            raise BillingInputError("No such subscription.", field="subscription") from exc
+        raise
+
+
+def _active_price(price_id: str) -> PlanPrice:
+    price = (
+        PlanPrice.objects.select_related("plan")
+        .filter(stripe_price_id=price_id, active=True, plan__is_archived=False)
+        .first()
+        if price_id
+        else None
+    )
+    if price is None:
+        raise BillingInputError("Unknown or inactive price.", field="price")
+    return price
+
+
+def billing_customer_ensure(*, user: Any) -> tuple[BillingCustomer, djstripe_models.Customer]:
+    """The user's Stripe Customer, created exactly once, mirrored with `subscriber=user`.
+
+    The BillingCustomer row is claimed first (OneToOne on user: concurrent callers meet on the
+    unique constraint), then locked with select_for_update while the Stripe Customer is
+    created, so a concurrent subscribe waits and finds the id. The create's idempotency key
+    is the row's pk, so a retried request after a crash gets the same Stripe Customer back.
+    """
+    BillingCustomer.objects.get_or_create(
+        user=user, defaults={"livemode": bool(settings.STRIPE_LIVE_MODE)}
+    )
+    with transaction.atomic():
+        billing_customer = BillingCustomer.objects.select_for_update().get(user=user)
+        if billing_customer.stripe_customer_id:
+            mirrored = djstripe_models.Customer.objects.filter(
+                id=billing_customer.stripe_customer_id
+            ).first()
+            if mirrored is not None:
+                return billing_customer, mirrored
+            customer = stripe.Customer.retrieve(
+                billing_customer.stripe_customer_id, api_key=_api_key()
+            )
+        else:
+            customer = stripe.Customer.create(
+                email=user.email,
+                name=user.get_full_name() or "",
+                metadata={
+                    djstripe_settings.SUBSCRIBER_CUSTOMER_KEY: str(user.pk),
+                    "billing_customer": str(billing_customer.pk),
+                },
+                api_key=_api_key(),
+                idempotency_key=f"customer-create-{billing_customer.pk}",
+            )
+            billing_customer.stripe_customer_id = customer.id
+            billing_customer.livemode = bool(customer["livemode"])
+            billing_customer.save(update_fields=["stripe_customer_id", "livemode"])
+        mirrored = djstripe_models.Customer.sync_from_stripe_data(customer, api_key=_api_key())
+        if mirrored.subscriber_id != user.pk:
+            mirrored.subscriber = user
+            mirrored.save(update_fields=["subscriber"])
+    return billing_customer, mirrored
+
+
+def subscription_create(
+    *,
+    user: Any,
+    price_id: str,
+    quantity: int = 1,
+    payment_method_id: str,
+    coupon: str | None = None,
+    trial_days: int | None = None,
+    referral_code: str | None = None,
+    request_key: str | None = None,
+    allow_incomplete: bool = False,
+) -> djstripe_models.Subscription:
+    """Subscribe `user` to the Stripe price `price_id` and mirror the result.
+
+    Creates the user's Stripe Customer on first use, attaches the payment method and makes it
+    the subscription's default, then creates the subscription with
+    `payment_behavior="error_if_incomplete"` so a declined first payment raises
+    `PaymentDeclined` and leaves nothing behind (`allow_incomplete=True` keeps an incomplete
+    subscription with an open invoice instead; the demo uses it for a past-due customer).
+    `trial_days` overrides the price's default trial. `referral_code` goes into the
+    subscription's and (first one wins) the customer's metadata for attribution.
+
+    `request_key` (the client's Idempotency-Key, if any) makes a retried request return the
+    same subscription; without it each call is a new subscribe.
+
+    Raises BillingInputError (field `price`, `quantity`, `payment_method`, `coupon`),
+    PaymentDeclined.
+    """
+    if quantity < 1:
+        raise BillingInputError("Quantity must be at least 1.", field="quantity")
+    if trial_days is not None and trial_days < 0:
+        raise BillingInputError("Trial days must not be negative.", field="trial_days")
+    price = _active_price(price_id)
+    billing_customer, customer = billing_customer_ensure(user=user)
+    fields = {
+        "payment_method": "payment_method",
+        "default_payment_method": "payment_method",
+        "items": "price",
+        "price": "price",
+        "quantity": "quantity",
+        "discounts": "coupon",
+        "coupon": "coupon",
+        "trial_period_days": "trial_days",
+    }
+    try:
+        method = stripe.PaymentMethod.attach(
+            payment_method_id,
+            customer=customer.id,
+            api_key=_api_key(),
+            idempotency_key=f"pm-attach-{billing_customer.pk}-{payment_method_id}",
+        )
+    except stripe.InvalidRequestError as exc:
+        raise BillingInputError(
+            exc.user_message or "Unknown payment method.", field="payment_method"
+        ) from exc
+    except stripe.StripeError as exc:
+        _translate_stripe_error(exc, param_fields=fields)
+        raise
+    try:
+        metadata = {"billing_customer": str(billing_customer.pk)}
+        if referral_code:
+            metadata["referral_code"] = referral_code
+            if not (customer.metadata or {}).get("referral_code"):
+                stripe.Customer.modify(
+                    customer.id,
+                    metadata={"referral_code": referral_code},
+                    api_key=_api_key(),
+                    idempotency_key=f"customer-referral-{billing_customer.pk}",
+                )
+        params: dict[str, Any] = {
+            "customer": customer.id,
+            "items": [{"price": price.stripe_price_id, "quantity": quantity}],
+            "default_payment_method": method.id,
+            "payment_behavior": "allow_incomplete" if allow_incomplete else "error_if_incomplete",
+            "metadata": metadata,
+        }
+        days = trial_days if trial_days is not None else price.trial_days
+        if days:
+            params["trial_period_days"] = days
+        if coupon:
+            params["discounts"] = [{"coupon": coupon}]
+        nonce = request_key or uuid.uuid4().hex
+        subscription = stripe.Subscription.create(
+            **params,
+            api_key=_api_key(),
+            idempotency_key=f"subscription-create-{billing_customer.pk}-{_digest(params, nonce)}",
+        )
+    except stripe.StripeError as exc:
+        _translate_stripe_error(exc, param_fields=fields)
+        raise
+    return _sync_subscription(subscription)
+
+
+def subscription_change(
+    *,
+    subscription_id: str,
+    price_id: str | None = None,
+    quantity: int | None = None,
+    proration_behavior: str = "create_prorations",
+) -> djstripe_models.Subscription:
+    """Move a single-item subscription to another price and/or quantity (upgrade/downgrade).
+
+    Stripe prorates per `proration_behavior` (create_prorations, none, always_invoice).
+    Raises BillingInputError (nothing to change, unknown price, bad quantity),
+    SubscriptionStateError (canceled).
+    """
+    if price_id is None and quantity is None:
+        raise BillingInputError("Give a new price or quantity.", field="non_field_errors")
+    if quantity is not None and quantity < 1:
+        raise BillingInputError("Quantity must be at least 1.", field="quantity")
+    if proration_behavior not in PRORATION_BEHAVIORS:
+        raise BillingInputError("Unknown proration behavior.", field="proration_behavior")
+    new_price = _active_price(price_id) if price_id is not None else None
+    subscription = _retrieve_subscription(subscription_id)
+    if subscription["status"] not in LIVE_STATUSES:
+        raise SubscriptionStateError("The subscription is canceled.")
+    item = subscription["items"]["data"][0]
+    change: dict[str, Any] = {"id": item["id"]}
+    if new_price is not None:
+        change["price"] = new_price.stripe_price_id
+    if quantity is not None:
+        change["quantity"] = quantity
+    params: dict[str, Any] = {"items": [change], "proration_behavior": proration_behavior}
+    try:
+        updated = stripe.Subscription.modify(
+            subscription_id,
+            **params,
+            api_key=_api_key(),
+            idempotency_key=_state_key("change", subscription, params),
+        )
+    except stripe.StripeError as exc:
+        _translate_stripe_error(exc, param_fields={"items": "price", "price": "price"})
+        raise
+    return _sync_subscription(updated)
+
+
+def subscription_cancel(
+    *, subscription_id: str, at_period_end: bool
+) -> djstripe_models.Subscription:
+    """Cancel now (status canceled) or at the end of the current period (stays active until
+    then, `cancel_at_period_end` true). Raises SubscriptionStateError if already canceled."""
+    subscription = _retrieve_subscription(subscription_id)
+    if subscription["status"] == "canceled":
+        raise SubscriptionStateError("The subscription is already canceled.")
+    if at_period_end:
+        params: dict[str, Any] = {"cancel_at_period_end": True}
+        updated = stripe.Subscription.modify(
+            subscription_id,
+            **params,
+            api_key=_api_key(),
+            idempotency_key=_state_key("cancel-at-period-end", subscription, params),
+        )
+    else:
+        updated = stripe.Subscription.cancel(
+            subscription_id,
+            api_key=_api_key(),
+            idempotency_key=_state_key("cancel", subscription, {}),
+        )
+    return _sync_subscription(updated)
+
+
+def subscription_resume(*, subscription_id: str) -> djstripe_models.Subscription:
+    """Undo a pending cancel-at-period-end. Raises SubscriptionStateError if the subscription
+    already ended or no cancellation is pending."""
+    subscription = _retrieve_subscription(subscription_id)
+    if subscription["status"] not in LIVE_STATUSES:
+        raise SubscriptionStateError("A canceled subscription cannot be resumed.")
+    if not subscription.get("cancel_at_period_end"):
+        raise SubscriptionStateError("The subscription has no pending cancellation.")
+    params: dict[str, Any] = {"cancel_at_period_end": False}
+    updated = stripe.Subscription.modify(
+        subscription_id,
+        **params,
+        api_key=_api_key(),
+        idempotency_key=_state_key("resume", subscription, params),
+    )
+    return _sync_subscription(updated)
+
+
+def subscription_extend_trial(
+    *, subscription_id: str, trial_end: datetime
+) -> djstripe_models.Subscription:
+    """Set the trial to end at `trial_end` (aware datetime, in the future); no proration.
+
+    Raises BillingInputError (naive or past `trial_end`), SubscriptionStateError (canceled).
+    """
+    if trial_end.tzinfo is None:
+        raise BillingInputError("trial_end must be timezone-aware.", field="trial_end")
+    if trial_end <= timezone.now():
+        raise BillingInputError("trial_end must be in the future.", field="trial_end")
+    subscription = _retrieve_subscription(subscription_id)
+    if subscription["status"] not in LIVE_STATUSES:
+        raise SubscriptionStateError("The subscription is canceled.")
+    params: dict[str, Any] = {"trial_end": int(trial_end.timestamp()), "proration_behavior": "none"}
+    try:
+        updated = stripe.Subscription.modify(
+            subscription_id,
+            **params,
+            api_key=_api_key(),
+            idempotency_key=_state_key("extend-trial", subscription, params),
+        )
+    except stripe.StripeError as exc:
+        _translate_stripe_error(exc, param_fields={"trial_end": "trial_end"})
+        raise
+    return _sync_subscription(updated)
+
+
+def subscription_apply_coupon(
+    *, subscription_id: str, coupon_id: str
+) -> djstripe_models.Subscription:
+    """Apply a Stripe coupon to the subscription (replacing any discount it has).
+
+    Raises BillingInputError (unknown coupon), SubscriptionStateError (canceled).
+    """
+    subscription = _retrieve_subscription(subscription_id)
+    if subscription["status"] not in LIVE_STATUSES:
+        raise SubscriptionStateError("The subscription is canceled.")
+    params: dict[str, Any] = {"discounts": [{"coupon": coupon_id}]}
+    try:
+        updated = stripe.Subscription.modify(
+            subscription_id,
+            **params,
+            api_key=_api_key(),
+            idempotency_key=_state_key("apply-coupon", subscription, params),
+        )
+    except stripe.StripeError as exc:
+        _translate_stripe_error(exc, param_fields={"discounts": "coupon", "coupon": "coupon"})
+        raise
+    return _sync_subscription(updated)
+
+
+def subscription_resync(*, subscription_id: str) -> djstripe_models.Subscription:
+    """Re-read the subscription (and its latest invoice) from Stripe into the mirror."""
+    return _sync_subscription(_retrieve_subscription(subscription_id))
