@@ -584,6 +584,7 @@ def _subscription_init(
     proration_behavior: str | None = None,
     off_session: Any = None,
     description: str | None = None,
+    discounts: Any = None,
     **kwargs: Any,
 ) -> None:
     if kwargs:
@@ -611,6 +612,7 @@ def _subscription_init(
     if default_payment_method is not None:
         PaymentMethod._api_retrieve(default_payment_method)
     tax_rates = [TaxRate._api_retrieve(tr) for tr in default_tax_rates or []]
+    coupon = _coupon_for(discounts)
 
     # All exceptions must be raised before this point.
     StripeObject.__init__(self)
@@ -639,6 +641,7 @@ def _subscription_init(
     self.billing_cycle_anchor = now
     self._enable_incomplete_payments = payment_behavior != "error_if_incomplete"
 
+    self.discount = _discount(self, coupon)
     self.items = List("/v1/subscription_items?subscription=" + self.id)
     for item, plan in zip(items, plans, strict=True):
         self.items._list.append(
@@ -672,19 +675,25 @@ def _subscription_update(
     proration_behavior: str | None = None,
     payment_behavior: str | None = None,
     description: str | None = None,
+    trial_end: Any = None,
+    discounts: Any = None,
     **kwargs: Any,
 ) -> None:
-    """Change items, quantities, metadata or ``cancel_at_period_end``.
+    """Change items, quantities, metadata, ``cancel_at_period_end``, ``trial_end`` or
+    ``discounts``.
 
     Prorations are not computed: a changed item is billed at its new price from the next
-    period (as with ``proration_behavior="none"``).
+    period (as with ``proration_behavior="none"``). A discount is recorded on the
+    subscription (``discount``, for MRR) but never applied to invoices.
     """
     if kwargs:
         raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
     if self.status == "canceled":
         raise UserError(400, "A canceled subscription can only update its metadata.")
     cancel_at_period_end = try_convert_to_bool(cancel_at_period_end)
+    trial_end = int(time.time()) if trial_end == "now" else try_convert_to_int(trial_end)
     try:
+        _require(trial_end is None or isinstance(trial_end, int))
         _require(cancel_at_period_end is None or isinstance(cancel_at_period_end, bool))
         _require(metadata is None or isinstance(metadata, dict))
         _require(proration_behavior in (None, "create_prorations", "none", "always_invoice"))
@@ -709,6 +718,7 @@ def _subscription_update(
         raise UserError(400, "A subscription needs at least one item")
     if default_payment_method is not None:
         PaymentMethod._api_retrieve(default_payment_method)
+    coupon = _coupon_for(discounts)
 
     before = self._export()
     for item, si, plan in changes:
@@ -745,7 +755,51 @@ def _subscription_update(
         self.default_payment_method = default_payment_method or None
     if description is not None:
         self.description = description
+    if trial_end is not None:
+        now = int(time.time())
+        self.trial_start = self.trial_start or now
+        self.trial_end = trial_end
+        if trial_end > now and self.status in ("active", "trialing"):
+            self.status = "trialing"
+        elif trial_end <= now and self.status == "trialing":
+            self.status = "active"
+    if discounts is not None:
+        self.discount = _discount(self, coupon)
     emit("customer.subscription.updated", self, _changed(before, self._export()))
+
+
+def _coupon_for(discounts: Any) -> Any:
+    """The coupon of ``discounts=[{"coupon": id}]`` (404 if unknown), None for no discount."""
+    if discounts is None or discounts == "" or discounts == []:
+        return None
+    try:
+        _require(isinstance(discounts, list) and len(discounts) == 1)
+        _require(isinstance(discounts[0], dict) and isinstance(discounts[0].get("coupon"), str))
+    except AssertionError:
+        raise UserError(400, "Bad request") from None
+    return ls.Coupon._api_retrieve(discounts[0]["coupon"])
+
+
+def _discount(sub: Subscription, coupon: Any) -> dict[str, Any] | None:
+    """Stripe's ``discount`` object for ``coupon`` on ``sub``, starting now."""
+    if coupon is None:
+        return None
+    start = int(time.time())
+    end = None
+    if coupon.duration == "repeating":
+        begin = datetime.fromtimestamp(start, tz=UTC)
+        end = calendar.timegm(
+            (begin + relativedelta(months=coupon.duration_in_months)).utctimetuple()
+        )
+    return {
+        "id": "di_" + sub.id[4:],
+        "object": "discount",
+        "coupon": coupon._export(),
+        "customer": sub.customer,
+        "subscription": sub.id,
+        "start": start,
+        "end": end,
+    }
 
 
 def _subscription_delete(cls: type[Subscription], id: str, **kwargs: Any) -> Subscription:

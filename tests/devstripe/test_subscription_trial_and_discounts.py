@@ -1,0 +1,55 @@
+"""The fake's subscription update accepts `trial_end` and `discounts` (staff console actions)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import stripe
+from django.utils import timezone
+from djstripe import models as djm
+
+from analytics.mrr import subscription_mrr
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def subscription(stripe_fake):
+    product = stripe.Product.create(name="Pro")
+    price = stripe.Price.create(
+        product=product.id, currency="usd", unit_amount=2000, recurring={"interval": "month"}
+    )
+    customer = stripe.Customer.create(email="trial@example.com")
+    pm = stripe.PaymentMethod.attach("pm_card_visa", customer=customer.id)
+    return stripe.Subscription.create(
+        customer=customer.id, items=[{"price": price.id}], default_payment_method=pm.id
+    )
+
+
+def test_trial_end_puts_an_active_subscription_into_trial(subscription):
+    assert subscription.status == "active"
+    trial_end = int(time.time()) + 14 * 86400
+    updated = stripe.Subscription.modify(
+        subscription.id, trial_end=trial_end, proration_behavior="none"
+    )
+    assert updated.status == "trialing"
+    assert updated.trial_end == trial_end
+    mirrored = djm.Subscription.sync_from_stripe_data(updated)
+    assert mirrored.status == "trialing"
+
+
+def test_discount_from_a_coupon_is_recorded_and_counts_in_mrr(subscription):
+    stripe.Coupon.create(id="HALF", percent_off=50, duration="forever")
+    updated = stripe.Subscription.modify(subscription.id, discounts=[{"coupon": "HALF"}])
+    assert updated.discount["coupon"]["id"] == "HALF"
+    assert subscription_mrr(updated.to_dict(), at=timezone.now()) == ("usd", 1000)
+    removed = stripe.Subscription.modify(subscription.id, discounts="")
+    assert removed.discount is None
+
+
+def test_unknown_coupon_is_404_and_changes_nothing(subscription):
+    with pytest.raises(stripe.InvalidRequestError) as excinfo:
+        stripe.Subscription.modify(subscription.id, discounts=[{"coupon": "NOPE"}])
+    assert excinfo.value.http_status == 404
+    assert stripe.Subscription.retrieve(subscription.id).discount is None
