@@ -6,9 +6,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import F, Sum
 from django.utils import timezone
 from djstripe.models import Subscription
 
+from analytics.models import MRRMovement
 from analytics.mrr import MRR_STATUSES, subscription_mrr
 
 
@@ -48,3 +50,45 @@ def revenue_by_currency(*, at: datetime | None = None) -> list[CurrencyRevenue]:
         if amount > 0:
             customers[currency] += 1
     return [CurrencyRevenue(c, mrr[c], customers[c]) for c in sorted(mrr)]
+
+
+@dataclass(frozen=True)
+class MovementSummary:
+    """MRR movements of one currency over a period, in minor units (all amounts ≥ 0)."""
+
+    currency: str
+    new: int
+    expansion: int
+    contraction: int
+    churn: int
+    reactivation: int
+
+    @property
+    def net_new(self) -> int:
+        return self.new + self.expansion + self.reactivation - self.contraction - self.churn
+
+
+def mrr_movements_summary(*, currency: str, start: datetime, end: datetime) -> MovementSummary:
+    """Totals per movement kind for movements with start ≤ occurred_at < end (one query).
+
+    Each kind sums the subscriptions' deltas (analytics.services explains why that equals the
+    customer-level movement); contraction and churn are reported as positive amounts.
+    """
+    rows = (
+        MRRMovement.objects.filter(
+            currency=currency.lower(), occurred_at__gte=start, occurred_at__lt=end
+        )
+        .values("kind")
+        .annotate(change=Sum(F("new_mrr") - F("old_mrr")))
+        .order_by()
+    )
+    totals = {row["kind"]: abs(row["change"] or 0) for row in rows}
+    kinds = MRRMovement.Kind
+    return MovementSummary(
+        currency=currency.lower(),
+        new=totals.get(kinds.NEW, 0),
+        expansion=totals.get(kinds.EXPANSION, 0),
+        contraction=totals.get(kinds.CONTRACTION, 0),
+        churn=totals.get(kinds.CHURN, 0),
+        reactivation=totals.get(kinds.REACTIVATION, 0),
+    )

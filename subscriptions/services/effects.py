@@ -1,0 +1,391 @@
+"""What Stripe events do to our side (issue 3 §4), and the staff refund action.
+
+Each service takes the Stripe object as the event carries it (a dict, already synced into
+dj-stripe's mirror by the time a receiver calls us) and the event's ``created`` time, and is
+idempotent on the Stripe ids involved, so a redelivered or reprocessed event has one effect:
+
+- ledger postings go through ``ledger_post`` / ``ledger_reverse`` with keys derived from Stripe
+  ids (``stripe:invoice.paid:<in_…>``, ``stripe:refund:<re_…>``, ``stripe:dispute:<dp_…>``);
+- subscription state is guarded by the event time (older events never overwrite newer state);
+- MRR movements are unique per (event, subscription); dunning cases per invoice.
+
+Accounting (minor units, the invoice's currency):
+
+- invoice paid: Dr ``asset.stripe_clearing`` / Cr ``revenue.subscriptions`` for ``amount_paid``
+  less tax. The chart has no tax liability account yet, so tax collected is left out of the
+  ledger entirely (clearing is understated by it); the fake Stripe never charges tax.
+- refund / dispute: a partial reversal of that invoice posting (``ledger_reverse(amount=…)``),
+  which spreads the amount pro rata over the posting's lines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import stripe
+from django.db import transaction
+from django.db.models import Q, Sum
+from djstripe import models as djm
+
+from analytics.mrr import subscription_mrr
+from analytics.services import mrr_movement_record
+from ledger.chart import SystemAccount
+from ledger.models import Entry, Transaction
+from ledger.services import Line, ledger_post, ledger_reverse, system_account
+from revenue_site.money import apply_rate
+from subscriptions.models import DunningCase, SubscriptionState
+
+logger = logging.getLogger(__name__)
+
+INVOICE_PAID_SOURCE = "subscriptions.invoice_paid"
+REFUND_SOURCE = "subscriptions.refund"
+DISPUTE_SOURCE = "subscriptions.dispute"
+
+
+class EffectNotReadyError(RuntimeError):
+    """An event depends on one not processed yet (a refund before its invoice was paid).
+
+    Raised so the event is retried later; nothing was written.
+    """
+
+
+def invoice_paid_key(invoice_id: str) -> str:
+    return f"stripe:invoice.paid:{invoice_id}"
+
+
+def _id(value: Any) -> str:
+    """A Stripe id from a field that may hold the id or the expanded object."""
+    if isinstance(value, Mapping):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+def _timestamp(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), tz=UTC) if value else None
+
+
+def _invoice_subscription_id(invoice: Mapping[str, Any]) -> str:
+    sub = _id(invoice.get("subscription"))
+    if not sub:  # API versions from 2025 move it under parent.subscription_details
+        details = (invoice.get("parent") or {}).get("subscription_details") or {}
+        sub = _id(details.get("subscription"))
+    return sub
+
+
+def _invoice_tax(invoice: Mapping[str, Any]) -> int:
+    for key in ("total_taxes", "total_tax_amounts"):
+        rows = invoice.get(key)
+        if rows:
+            return sum(int(row.get("amount") or 0) for row in rows)
+    return int(invoice.get("tax") or 0)
+
+
+# --- invoice paid -------------------------------------------------------------------------
+@transaction.atomic
+def invoice_paid_record(*, invoice: Mapping[str, Any], occurred_at: datetime) -> Transaction | None:
+    """Book a paid invoice's revenue and mark its dunning case recovered.
+
+    Posts Dr stripe clearing / Cr subscription revenue for ``amount_paid`` less tax, once per
+    invoice (key ``stripe:invoice.paid:<invoice id>``); returns the posting, or None when
+    nothing was paid (trial and 100 %-off invoices). An open dunning case for the invoice
+    becomes RECOVERED at ``occurred_at``.
+    """
+    invoice_id = _id(invoice.get("id"))
+    DunningCase.objects.filter(stripe_invoice_id=invoice_id, status=DunningCase.Status.OPEN).update(
+        status=DunningCase.Status.RECOVERED, resolved_at=occurred_at
+    )
+
+    paid = int(invoice.get("amount_paid") or 0)
+    revenue = paid - min(_invoice_tax(invoice), paid)
+    if revenue <= 0:
+        return None
+    currency = str(invoice["currency"]).lower()
+    return ledger_post(
+        idempotency_key=invoice_paid_key(invoice_id),
+        source=INVOICE_PAID_SOURCE,
+        lines=[
+            Line.debit(system_account(SystemAccount.STRIPE_CLEARING), revenue, currency),
+            Line.credit(system_account(SystemAccount.REVENUE_SUBSCRIPTIONS), revenue, currency),
+        ],
+        memo=f"Invoice {invoice_id} paid by {_id(invoice.get('customer'))}",
+        posted_at=occurred_at,
+    )
+
+
+def _invoice_posting(invoice_id: str, *, occurred_at: datetime) -> Transaction:
+    """The invoice's revenue posting; booked from the mirror if its event is still on the way."""
+    posting = Transaction.objects.filter(
+        source=INVOICE_PAID_SOURCE, idempotency_key=invoice_paid_key(invoice_id)
+    ).first()
+    if posting is not None:
+        return posting
+    mirrored = djm.Invoice.objects.filter(id=invoice_id).values_list("stripe_data", flat=True)
+    data = mirrored.first()
+    if data and data.get("status") == "paid":
+        paid_at = _timestamp((data.get("status_transitions") or {}).get("paid_at"))
+        posting = invoice_paid_record(invoice=data, occurred_at=paid_at or occurred_at)
+        if posting is not None:
+            return posting
+    raise EffectNotReadyError(f"invoice {invoice_id} has no revenue posting yet")
+
+
+def _left_to_reverse(posting: Transaction) -> int:
+    """What is left of the posting's gross (debit side) after earlier reversals."""
+    rows = (
+        Entry.objects.filter(Q(transaction=posting) | Q(transaction__reversal_of=posting))
+        .values("account_id")
+        .annotate(left=Sum("amount"))
+    )
+    return sum(row["left"] for row in rows if row["left"] > 0)
+
+
+def _reverse_part(
+    *,
+    posting: Transaction,
+    amount: int,
+    charged: int,
+    source: str,
+    key: str,
+    memo: str,
+    occurred_at: datetime,
+) -> Transaction | None:
+    """Reverse the share of ``posting`` that ``amount`` (of ``charged``, tax included) was."""
+    existing = Transaction.objects.filter(source=source, idempotency_key=key).first()
+    if existing is not None:
+        return existing
+    gross = sum(e for e in posting.entries.filter(amount__gt=0).values_list("amount", flat=True))
+    share = amount if gross == charged else apply_rate(amount, Decimal(gross) / Decimal(charged))
+    share = min(share, _left_to_reverse(posting))
+    if share <= 0:
+        logger.warning("%s: nothing left of %s to reverse", key, posting)
+        return None
+    return ledger_reverse(
+        transaction=posting,
+        idempotency_key=key,
+        source=source,
+        amount=share,
+        memo=memo,
+        posted_at=occurred_at,
+    )
+
+
+# --- refunds and disputes -----------------------------------------------------------------
+@transaction.atomic
+def charge_refund_record(*, charge: Mapping[str, Any], occurred_at: datetime) -> list[Transaction]:
+    """Reverse the invoice posting for each refund of ``charge`` not reversed yet.
+
+    Each Stripe refund is posted once (key ``stripe:refund:<refund id>``), pro rata over the
+    invoice posting. When the event does not list the refunds (API versions since 2022 leave
+    ``refunds`` out unless expanded) they are listed from Stripe. Charges outside invoices are not
+    subscription revenue: nothing to do. Raises EffectNotReadyError when the invoice's
+    payment has not been booked and cannot be from the mirror yet.
+    """
+    invoice_id = _id(charge.get("invoice"))
+    if not invoice_id or not charge.get("amount_refunded"):
+        return []
+    posting = _invoice_posting(invoice_id, occurred_at=occurred_at)
+    charge_id = _id(charge.get("id"))
+    charged = int(charge.get("amount") or 0)
+    refunds = (charge.get("refunds") or {}).get("data")
+    if refunds is None:
+        refunds = [r.to_dict() for r in stripe.Refund.list(charge=charge_id).auto_paging_iter()]
+    parts = [
+        (f"stripe:refund:{r['id']}", int(r["amount"]))
+        for r in sorted(refunds, key=lambda r: (r.get("created") or 0, r["id"]))
+        if r.get("status") in (None, "succeeded", "pending")
+    ]
+    done = []
+    for key, amount in parts:
+        if amount <= 0:
+            continue
+        reversal = _reverse_part(
+            posting=posting,
+            amount=amount,
+            charged=charged,
+            source=REFUND_SOURCE,
+            key=key,
+            memo=f"Refund on charge {charge_id} (invoice {invoice_id})",
+            occurred_at=occurred_at,
+        )
+        if reversal is not None:
+            done.append(reversal)
+    return done
+
+
+def _charge_invoice_id(charge_id: str) -> str:
+    data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
+    if data is None:
+        data = stripe.Charge.retrieve(charge_id).to_dict()
+    return _id(data.get("invoice"))
+
+
+@transaction.atomic
+def dispute_record(*, dispute: Mapping[str, Any], occurred_at: datetime) -> Transaction | None:
+    """Reverse the disputed amount of the charge's invoice posting (key ``stripe:dispute:<id>``).
+
+    The funds leave Stripe's balance when the dispute opens; a won dispute's reinstatement
+    is not booked yet. Returns None for charges outside invoices.
+    """
+    charge_id = _id(dispute.get("charge"))
+    invoice_id = _charge_invoice_id(charge_id)
+    if not invoice_id:
+        return None
+    posting = _invoice_posting(invoice_id, occurred_at=occurred_at)
+    charged = sum(e for e in posting.entries.filter(amount__gt=0).values_list("amount", flat=True))
+    return _reverse_part(
+        posting=posting,
+        amount=int(dispute["amount"]),
+        charged=charged,
+        source=DISPUTE_SOURCE,
+        key=f"stripe:dispute:{dispute['id']}",
+        memo=f"Dispute {dispute['id']} on charge {charge_id} (invoice {invoice_id})",
+        occurred_at=occurred_at,
+    )
+
+
+# --- subscription state and MRR -----------------------------------------------------------
+@transaction.atomic
+def subscription_state_apply(
+    *, subscription: Mapping[str, Any], event_id: str, occurred_at: datetime
+) -> SubscriptionState:
+    """Apply a subscription as of ``occurred_at`` (the event's ``created``) to our state.
+
+    Older events never overwrite newer state: an event created before the state's ``as_of``
+    changes nothing. Stripe's ``created`` has one-second resolution, so an event of the same
+    second is applied (in delivery order), except that it cannot bring a canceled subscription
+    back. When the subscription's MRR changes an MRR movement is recorded (once per event);
+    when it becomes canceled its open dunning cases are CLOSED.
+    """
+    sub_id = _id(subscription.get("id"))
+    customer_id = _id(subscription.get("customer"))
+    status = str(subscription.get("status") or "")
+    currency, mrr = subscription_mrr(subscription, at=occurred_at)
+    # Serialise MRR changes per customer: a movement's kind depends on the customer's total.
+    list(djm.Customer.objects.select_for_update().filter(id=customer_id).values_list("pk"))
+    state, created = SubscriptionState.objects.select_for_update().get_or_create(
+        stripe_subscription_id=sub_id,
+        defaults={
+            "stripe_customer_id": customer_id,
+            "status": status,
+            "currency": currency,
+            "mrr": mrr,
+            "as_of": occurred_at,
+        },
+    )
+    old_mrr = 0
+    if not created:
+        stale = occurred_at < state.as_of or (
+            occurred_at == state.as_of and state.status == "canceled" and status != "canceled"
+        )
+        if stale:
+            return state
+        old_mrr = state.mrr
+        state.stripe_customer_id = customer_id
+        state.status = status
+        state.currency = currency or state.currency
+        state.mrr = mrr
+        state.as_of = occurred_at
+        state.save()
+    if mrr != old_mrr:
+        mrr_movement_record(
+            stripe_customer_id=customer_id,
+            stripe_subscription_id=sub_id,
+            currency=state.currency,
+            old_mrr=old_mrr,
+            new_mrr=mrr,
+            occurred_at=occurred_at,
+            source_event_id=event_id,
+        )
+    if status == "canceled":
+        DunningCase.objects.filter(
+            stripe_subscription_id=sub_id, status=DunningCase.Status.OPEN
+        ).update(status=DunningCase.Status.CLOSED, resolved_at=occurred_at)
+    return state
+
+
+# --- dunning ------------------------------------------------------------------------------
+def _failure_code(invoice: Mapping[str, Any]) -> str:
+    error = invoice.get("last_finalization_error") or {}
+    charge_id = _id(invoice.get("charge"))
+    if charge_id:
+        data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True)
+        charge = data.first() or {}
+        outcome = charge.get("outcome") or {}
+        return str(charge.get("failure_code") or outcome.get("reason") or error.get("code") or "")[
+            :64
+        ]
+    return str(error.get("code") or "")[:64]
+
+
+@transaction.atomic
+def invoice_payment_failed_record(
+    *, invoice: Mapping[str, Any], occurred_at: datetime
+) -> DunningCase:
+    """Open (or update) the dunning case of an invoice whose payment failed.
+
+    One case per invoice (unique ``stripe_invoice_id``): a repeated failure updates the
+    attempt count, the next retry time and the failure code; a case already RECOVERED or
+    CLOSED keeps its status (a late failure event does not reopen it).
+    """
+    invoice_id = _id(invoice.get("id"))
+    attempts = int(invoice.get("attempt_count") or 0)
+    fields: dict[str, Any] = {
+        "stripe_subscription_id": _invoice_subscription_id(invoice),
+        "stripe_customer_id": _id(invoice.get("customer")),
+        "amount_due": int(invoice.get("amount_due") or 0),
+        "currency": str(invoice.get("currency") or "").lower(),
+        "attempt_count": attempts,
+        "next_payment_attempt": _timestamp(invoice.get("next_payment_attempt")),
+        "last_failure_code": _failure_code(invoice),
+    }
+    case, created = DunningCase.objects.select_for_update().get_or_create(
+        stripe_invoice_id=invoice_id, defaults={**fields, "opened_at": occurred_at}
+    )
+    if not created and attempts >= case.attempt_count:
+        for name, value in fields.items():
+            setattr(case, name, value)
+        case.save()
+    return case
+
+
+# --- staff actions ------------------------------------------------------------------------
+class RefundError(ValueError):
+    """Stripe refused the refund (already refunded, amount too large, …); message says why."""
+
+
+def charge_refund(
+    *,
+    charge_id: str,
+    amount: int | None = None,
+    reason: str = "requested_by_customer",
+    request_key: str | None = None,
+) -> str:
+    """Refund ``amount`` minor units of a charge (all that is left when None) at Stripe.
+
+    Returns the Stripe refund id. The ledger effect comes from the ``charge.refunded`` webhook
+    (``charge_refund_record``), keyed by that refund id, so it is posted exactly once however
+    often either side runs. The Stripe idempotency key is derived from the charge and
+    ``request_key`` (the staff form's one-time token, so a double-submitted form refunds once)
+    or, without one, from the amount and how much was refunded before. Raises RefundError
+    when Stripe refuses.
+    """
+    if amount is not None and amount <= 0:
+        raise RefundError("the amount must be positive")
+    if request_key:
+        key = f"refund:{charge_id}:{request_key}"
+    else:
+        already = int(stripe.Charge.retrieve(charge_id)["amount_refunded"] or 0)
+        key = f"refund:{charge_id}:{already}:{amount if amount is not None else 'rest'}"
+    params: dict[str, Any] = {"charge": charge_id, "reason": reason}
+    if amount is not None:
+        params["amount"] = amount
+    try:
+        refund = stripe.Refund.create(**params, idempotency_key=key)
+    except stripe.InvalidRequestError as exc:
+        raise RefundError(exc.user_message or str(exc)) from exc
+    logger.info("refund %s of charge %s created (amount %s)", refund.id, charge_id, amount)
+    return str(refund.id)
