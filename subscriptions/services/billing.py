@@ -431,3 +431,64 @@ def subscription_apply_coupon(
 def subscription_resync(*, subscription_id: str) -> djstripe_models.Subscription:
     """Re-read the subscription (and its latest invoice) from Stripe into the mirror."""
     return _sync_subscription(_retrieve_subscription(subscription_id))
+
+
+def checkout_session_create(
+    *,
+    user: Any,
+    price_id: str,
+    quantity: int = 1,
+    success_url: str,
+    cancel_url: str,
+    request_key: str | None = None,
+) -> dict[str, Any]:
+    """A Stripe Checkout Session (mode subscription) for the user's Stripe Customer.
+
+    The caller has validated the redirect URLs (open-redirect guard lives in the API).
+    Returns `{"id", "url", "expires_at"}` of the session. Raises BillingInputError.
+    """
+    if quantity < 1:
+        raise BillingInputError("Quantity must be at least 1.", field="quantity")
+    price = _active_price(price_id)
+    billing_customer, customer = billing_customer_ensure(user=user)
+    params: dict[str, Any] = {
+        "mode": "subscription",
+        "customer": customer.id,
+        "client_reference_id": str(user.pk),
+        "line_items": [{"price": price.stripe_price_id, "quantity": quantity}],
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+        "subscription_data": {"metadata": {"billing_customer": str(billing_customer.pk)}},
+    }
+    if price.trial_days:
+        params["subscription_data"]["trial_period_days"] = price.trial_days
+    nonce = request_key or uuid.uuid4().hex
+    try:
+        session = stripe.checkout.Session.create(
+            **params,
+            api_key=_api_key(),
+            idempotency_key=f"checkout-session-{billing_customer.pk}-{_digest(params, nonce)}",
+        )
+    except stripe.StripeError as exc:
+        _translate_stripe_error(exc, param_fields={"line_items": "price", "price": "price"})
+        raise
+    return {"id": session["id"], "url": session["url"], "expires_at": session["expires_at"]}
+
+
+def billing_portal_session_create(
+    *, user: Any, return_url: str, request_key: str | None = None
+) -> dict[str, Any]:
+    """A Stripe Billing Portal session for the user's Stripe Customer: `{"id", "url"}`."""
+    billing_customer, customer = billing_customer_ensure(user=user)
+    params: dict[str, Any] = {"customer": customer.id, "return_url": return_url}
+    nonce = request_key or uuid.uuid4().hex
+    try:
+        session = stripe.billing_portal.Session.create(
+            **params,
+            api_key=_api_key(),
+            idempotency_key=f"portal-session-{billing_customer.pk}-{_digest(params, nonce)}",
+        )
+    except stripe.StripeError as exc:
+        _translate_stripe_error(exc, param_fields={"return_url": "return_url"})
+        raise
+    return {"id": session["id"], "url": session["url"]}

@@ -1,0 +1,496 @@
+"""Customer billing API (/api/v1/): the public catalog, the caller's subscriptions, invoices,
+entitlements, and Stripe Checkout / Billing Portal sessions.
+
+Views parse input and call selectors (reads, scoped to the caller: someone else's object is a
+404) or services (writes). Service errors become the API error shape: bad input 400 naming the
+field, a declined card 402 with Stripe's decline code, a state conflict 409, Stripe itself
+failing 502.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import stripe
+from django.conf import settings
+from django.utils.http import url_has_allowed_host_and_scheme
+from djstripe import models as djstripe_models
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from revenue_site.errors import error_body
+from subscriptions import selectors
+from subscriptions.models import Plan, PlanPrice
+from subscriptions.services import billing
+
+# --- serializers (output) ------------------------------------------------------------------
+
+
+class EntitlementsSerializer(serializers.Serializer[Any]):
+    seats = serializers.IntegerField(allow_null=True, help_text="null: unlimited.")
+    api_calls_per_month = serializers.IntegerField(allow_null=True, help_text="null: unlimited.")
+    features = serializers.DictField(child=serializers.BooleanField())
+
+
+class CustomerEntitlementsSerializer(EntitlementsSerializer):
+    plans = serializers.ListField(child=serializers.CharField(), help_text="Plan slugs.")
+
+
+class PriceTierSerializer(serializers.Serializer[Any]):
+    up_to = serializers.IntegerField(allow_null=True, help_text="null: the open-ended last tier.")
+    unit_amount = serializers.IntegerField()
+    flat_amount = serializers.IntegerField()
+
+
+class PlanPriceSerializer(serializers.ModelSerializer[PlanPrice]):
+    id = serializers.CharField(source="stripe_price_id", help_text="The Stripe Price id.")
+    tiers_mode = serializers.SerializerMethodField()
+    tiers = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PlanPrice
+        fields = [
+            "id",
+            "lookup_key",
+            "nickname",
+            "currency",
+            "interval",
+            "interval_count",
+            "billing_scheme",
+            "unit_amount",
+            "tiers_mode",
+            "tiers",
+            "usage_type",
+            "trial_days",
+        ]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_tiers_mode(self, obj: PlanPrice) -> str | None:
+        return obj.tiers_mode or None
+
+    @extend_schema_field(PriceTierSerializer(many=True))
+    def get_tiers(self, obj: PlanPrice) -> list[dict[str, Any]]:
+        if obj.billing_scheme != PlanPrice.BillingScheme.TIERED:
+            return []
+        return [
+            {
+                "up_to": None if t.get("up_to") in (None, "inf") else int(t["up_to"]),
+                "unit_amount": int(t.get("unit_amount") or 0),
+                "flat_amount": int(t.get("flat_amount") or 0),
+            }
+            for t in obj.tiers or []
+        ]
+
+
+class PlanSerializer(serializers.ModelSerializer[Plan]):
+    prices = PlanPriceSerializer(many=True)
+    entitlements = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Plan
+        fields = ["slug", "name", "description", "tier_rank", "prices", "entitlements"]
+
+    @extend_schema_field(EntitlementsSerializer)
+    def get_entitlements(self, obj: Plan) -> dict[str, Any]:
+        return {
+            "seats": obj.seats,
+            "api_calls_per_month": obj.api_calls_per_month,
+            "features": {k: bool(v) for k, v in (obj.features or {}).items()},
+        }
+
+
+def _timestamp(value: Any) -> datetime | None:
+    return None if value in (None, "") else datetime.fromtimestamp(int(value), tz=UTC)
+
+
+class SubscriptionSerializer(serializers.Serializer[djstripe_models.Subscription]):
+    """A subscription as the customer sees it (read from the dj-stripe mirror)."""
+
+    id = serializers.CharField()
+    status = serializers.CharField()
+    price = serializers.SerializerMethodField()
+    quantity = serializers.SerializerMethodField()
+    current_period_end = serializers.SerializerMethodField()
+    cancel_at_period_end = serializers.SerializerMethodField()
+    trial_end = serializers.SerializerMethodField()
+
+    @staticmethod
+    def _item(obj: djstripe_models.Subscription) -> dict[str, Any]:
+        items = (obj.stripe_data.get("items") or {}).get("data") or []
+        return items[0] if items else {}
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_price(self, obj: djstripe_models.Subscription) -> str | None:
+        price = self._item(obj).get("price")
+        return price.get("id") if isinstance(price, dict) else price
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_quantity(self, obj: djstripe_models.Subscription) -> int | None:
+        return self._item(obj).get("quantity")
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_current_period_end(self, obj: djstripe_models.Subscription) -> datetime | None:
+        # Newer Stripe API versions keep the period on the item.
+        value = obj.stripe_data.get("current_period_end") or self._item(obj).get(
+            "current_period_end"
+        )
+        return _timestamp(value)
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_cancel_at_period_end(self, obj: djstripe_models.Subscription) -> bool:
+        return bool(obj.stripe_data.get("cancel_at_period_end"))
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_trial_end(self, obj: djstripe_models.Subscription) -> datetime | None:
+        return _timestamp(obj.stripe_data.get("trial_end"))
+
+
+class InvoiceSerializer(serializers.Serializer[djstripe_models.Invoice]):
+    id = serializers.CharField()
+    number = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField()
+    amount_due = serializers.SerializerMethodField()
+    amount_paid = serializers.SerializerMethodField()
+    currency = serializers.SerializerMethodField()
+    created = serializers.DateTimeField()
+    hosted_invoice_url = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_number(self, obj: djstripe_models.Invoice) -> str | None:
+        return obj.stripe_data.get("number")
+
+    @extend_schema_field(serializers.CharField())
+    def get_status(self, obj: djstripe_models.Invoice) -> str | None:
+        return obj.stripe_data.get("status")
+
+    @extend_schema_field(serializers.IntegerField(help_text="Minor units."))
+    def get_amount_due(self, obj: djstripe_models.Invoice) -> int:
+        return int(obj.stripe_data.get("amount_due") or 0)
+
+    @extend_schema_field(serializers.IntegerField(help_text="Minor units."))
+    def get_amount_paid(self, obj: djstripe_models.Invoice) -> int:
+        return int(obj.stripe_data.get("amount_paid") or 0)
+
+    @extend_schema_field(serializers.CharField())
+    def get_currency(self, obj: djstripe_models.Invoice) -> str:
+        return str(obj.stripe_data.get("currency") or "").lower()
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_hosted_invoice_url(self, obj: djstripe_models.Invoice) -> str | None:
+        return obj.stripe_data.get("hosted_invoice_url")
+
+
+class SessionSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    url = serializers.URLField()
+
+
+# --- serializers (input) -------------------------------------------------------------------
+
+
+class SubscriptionCreateInput(serializers.Serializer[Any]):
+    price = serializers.CharField(max_length=255, help_text="Stripe Price id from /plans/.")
+    quantity = serializers.IntegerField(min_value=1, max_value=100_000, default=1)
+    payment_method = serializers.CharField(max_length=255, help_text="Stripe PaymentMethod id.")
+    coupon = serializers.CharField(max_length=255, required=False, allow_blank=False)
+    trial_days = serializers.IntegerField(min_value=0, max_value=730, required=False)
+    referral_code = serializers.CharField(max_length=64, required=False, allow_blank=False)
+
+
+class SubscriptionChangeInput(serializers.Serializer[Any]):
+    price = serializers.CharField(max_length=255, required=False)
+    quantity = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+    proration_behavior = serializers.ChoiceField(
+        choices=billing.PRORATION_BEHAVIORS, default="create_prorations"
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "price" not in attrs and "quantity" not in attrs:
+            raise serializers.ValidationError("Give a new price or quantity.")
+        return attrs
+
+
+class SubscriptionCancelInput(serializers.Serializer[Any]):
+    at_period_end = serializers.BooleanField(
+        default=True, help_text="false cancels now; true (default) at the end of the period."
+    )
+
+
+def _redirect_hosts(request: Request) -> set[str]:
+    """Same origin plus the origins allowed to call the API cross-origin (CORS)."""
+    hosts = {request.get_host()}
+    for origin in getattr(settings, "CORS_ALLOWED_ORIGINS", []) or []:
+        netloc = urlsplit(origin).netloc
+        if netloc:
+            hosts.add(netloc)
+    return hosts
+
+
+class RedirectURLField(serializers.URLField):
+    """An absolute URL back to us or an allowed origin (no open redirect through Stripe)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        url = super().to_internal_value(data)
+        request = self.context["request"]
+        if not url_has_allowed_host_and_scheme(
+            url, allowed_hosts=_redirect_hosts(request), require_https=not settings.DEBUG
+        ):
+            raise serializers.ValidationError("Redirects only to this site or an allowed origin.")
+        return str(url)
+
+
+class CheckoutSessionInput(serializers.Serializer[Any]):
+    price = serializers.CharField(max_length=255)
+    quantity = serializers.IntegerField(min_value=1, max_value=100_000, default=1)
+    success_url = RedirectURLField(max_length=2000)
+    cancel_url = RedirectURLField(max_length=2000)
+
+
+class PortalSessionInput(serializers.Serializer[Any]):
+    return_url = RedirectURLField(max_length=2000)
+
+
+# --- error mapping -------------------------------------------------------------------------
+
+ERROR_RESPONSES = {
+    400: OpenApiResponse(description="Invalid input; `error.fields` names the field."),
+    401: OpenApiResponse(description="Not authenticated."),
+    404: OpenApiResponse(description="Not found (or another customer's)."),
+}
+
+
+def _call_service(call: Callable[[], Any]) -> Any | Response:
+    """Run a service; map billing and Stripe errors to the API error shape."""
+    try:
+        return call()
+    except billing.PaymentDeclined as exc:
+        body = error_body(exc.code, exc.message)
+        body["error"]["decline_code"] = exc.decline_code
+        return Response(body, status=status.HTTP_402_PAYMENT_REQUIRED)
+    except billing.SubscriptionStateError as exc:
+        return Response(error_body("conflict", exc.message), status=status.HTTP_409_CONFLICT)
+    except billing.BillingError as exc:
+        field = exc.field or "non_field_errors"
+        return Response(
+            error_body("validation_error", exc.message, {field: [exc.message]}),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    except stripe.StripeError as exc:
+        return Response(
+            error_body("payment_provider_error", exc.user_message or "Stripe is unavailable."),
+            status=status.HTTP_502_BAD_GATEWAY,
+        )
+
+
+def _request_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    return key[:255] or None
+
+
+# --- views ---------------------------------------------------------------------------------
+
+
+class PlanListView(generics.ListAPIView[Plan]):
+    """The public catalog: plans on sale, their prices (with tiers) and entitlements."""
+
+    permission_classes = [AllowAny]
+    serializer_class = PlanSerializer
+    pagination_class = None
+
+    def get_queryset(self) -> Any:
+        return selectors.plan_list_public()
+
+
+class SubscriptionListCreateView(generics.ListAPIView[djstripe_models.Subscription]):
+    """GET: the caller's subscriptions, newest first. POST: subscribe."""
+
+    serializer_class = SubscriptionSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.customer_subscription_list(user=self.request.user)
+
+    @extend_schema(
+        request=SubscriptionCreateInput,
+        responses={
+            201: SubscriptionSerializer,
+            402: OpenApiResponse(description="Card declined; `error.decline_code` says why."),
+            **ERROR_RESPONSES,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """Subscribe to a price with a payment method (Stripe Customer created on first use)."""
+        data = SubscriptionCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        result = _call_service(
+            lambda: billing.subscription_create(
+                user=request.user,
+                price_id=v["price"],
+                quantity=v["quantity"],
+                payment_method_id=v["payment_method"],
+                coupon=v.get("coupon"),
+                trial_days=v.get("trial_days"),
+                referral_code=v.get("referral_code"),
+                request_key=_request_key(request),
+            )
+        )
+        if isinstance(result, Response):
+            return result
+        return Response(SubscriptionSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class SubscriptionDetailView(APIView):
+    @extend_schema(responses={200: SubscriptionSerializer, **ERROR_RESPONSES})
+    def get(self, request: Request, subscription_id: str) -> Response:
+        subscription = selectors.customer_subscription_get(
+            user=request.user, subscription_id=subscription_id
+        )
+        return Response(SubscriptionSerializer(subscription).data)
+
+
+class _SubscriptionActionView(APIView):
+    def _run(self, request: Request, subscription_id: str, call: Callable[[], Any]) -> Response:
+        # Ownership first: another customer's subscription is a 404 before any Stripe call.
+        selectors.customer_subscription_get(user=request.user, subscription_id=subscription_id)
+        result = _call_service(call)
+        if isinstance(result, Response):
+            return result
+        return Response(SubscriptionSerializer(result).data)
+
+
+class SubscriptionChangeView(_SubscriptionActionView):
+    @extend_schema(
+        request=SubscriptionChangeInput,
+        responses={200: SubscriptionSerializer, 409: OpenApiResponse(), **ERROR_RESPONSES},
+    )
+    def post(self, request: Request, subscription_id: str) -> Response:
+        """Upgrade or downgrade: a new price and/or quantity, prorated per proration_behavior."""
+        data = SubscriptionChangeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        return self._run(
+            request,
+            subscription_id,
+            lambda: billing.subscription_change(
+                subscription_id=subscription_id,
+                price_id=v.get("price"),
+                quantity=v.get("quantity"),
+                proration_behavior=v["proration_behavior"],
+            ),
+        )
+
+
+class SubscriptionCancelView(_SubscriptionActionView):
+    @extend_schema(
+        request=SubscriptionCancelInput,
+        responses={200: SubscriptionSerializer, 409: OpenApiResponse(), **ERROR_RESPONSES},
+    )
+    def post(self, request: Request, subscription_id: str) -> Response:
+        """Cancel now (`at_period_end: false`) or at the end of the paid period."""
+        data = SubscriptionCancelInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        at_period_end = data.validated_data["at_period_end"]
+        return self._run(
+            request,
+            subscription_id,
+            lambda: billing.subscription_cancel(
+                subscription_id=subscription_id, at_period_end=at_period_end
+            ),
+        )
+
+
+class SubscriptionResumeView(_SubscriptionActionView):
+    @extend_schema(
+        request=None,
+        responses={200: SubscriptionSerializer, 409: OpenApiResponse(), **ERROR_RESPONSES},
+    )
+    def post(self, request: Request, subscription_id: str) -> Response:
+        """Undo a pending cancel-at-period-end."""
+        return self._run(
+            request,
+            subscription_id,
+            lambda: billing.subscription_resume(subscription_id=subscription_id),
+        )
+
+
+class InvoiceListView(generics.ListAPIView[djstripe_models.Invoice]):
+    """The caller's invoices, newest first."""
+
+    serializer_class = InvoiceSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.customer_invoice_list(user=self.request.user)
+
+
+class EntitlementsView(APIView):
+    @extend_schema(responses={200: CustomerEntitlementsSerializer})
+    def get(self, request: Request) -> Response:
+        """Effective limits across the caller's active, trialing and past-due subscriptions:
+        the highest seats and API quota of those plans (null = unlimited; not summed) and every
+        feature any of them enables."""
+        entitlements = selectors.customer_entitlements(user=request.user)
+        return Response(CustomerEntitlementsSerializer(entitlements).data)
+
+
+class CheckoutSessionView(APIView):
+    @extend_schema(
+        request=CheckoutSessionInput, responses={201: SessionSerializer, **ERROR_RESPONSES}
+    )
+    def post(self, request: Request) -> Response:
+        """A Stripe Checkout session (subscription mode); redirect the customer to `url`."""
+        data = CheckoutSessionInput(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        result = _call_service(
+            lambda: billing.checkout_session_create(
+                user=request.user,
+                price_id=v["price"],
+                quantity=v["quantity"],
+                success_url=v["success_url"],
+                cancel_url=v["cancel_url"],
+                request_key=_request_key(request),
+            )
+        )
+        if isinstance(result, Response):
+            return result
+        return Response(SessionSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class BillingPortalSessionView(APIView):
+    @extend_schema(
+        request=PortalSessionInput, responses={201: SessionSerializer, **ERROR_RESPONSES}
+    )
+    def post(self, request: Request) -> Response:
+        """A Stripe Billing Portal session; redirect the customer to `url`."""
+        data = PortalSessionInput(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        return_url = data.validated_data["return_url"]
+        result = _call_service(
+            lambda: billing.billing_portal_session_create(
+                user=request.user, return_url=return_url, request_key=_request_key(request)
+            )
+        )
+        if isinstance(result, Response):
+            return result
+        return Response(SessionSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+__all__ = [
+    "BillingPortalSessionView",
+    "CheckoutSessionView",
+    "EntitlementsView",
+    "InvoiceListView",
+    "PlanListView",
+    "SubscriptionCancelView",
+    "SubscriptionChangeView",
+    "SubscriptionDetailView",
+    "SubscriptionListCreateView",
+    "SubscriptionResumeView",
+]
