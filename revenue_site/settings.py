@@ -162,6 +162,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "ledger.tasks.trial_balance_check",
         "schedule": crontab(minute=15, hour="*/6"),
     },
+    "subscriptions-webhook-events-retry-due": {
+        "task": "subscriptions.tasks.webhook_events_retry_due",
+        "schedule": crontab(),  # every minute
+    },
+    "subscriptions-stripe-reconcile": {
+        "task": "subscriptions.tasks.stripe_reconcile",
+        "schedule": crontab(minute="*/10"),
+    },
 }
 
 # --- Auth -------------------------------------------------------------------------------

@@ -3,11 +3,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from revenue_site.health import health, metrics
+from subscriptions.webhooks import stripe_webhook
 
 urlpatterns = [
     path("health", health, name="health"),
     path("metrics", metrics, name="prometheus-django-metrics"),
     path("admin/", admin.site.urls),
+    # Our webhook inbox answers the public path before dj-stripe's synchronous view.
+    path("stripe/webhook/<uuid:uuid>/", stripe_webhook, name="stripe-webhook"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -6,6 +6,19 @@ pytest_plugins = ["tests.stripe_harness"]
 
 
 @pytest.fixture
+def celery_eager():
+    """Celery tasks run in-process (as in embedded mode) even when REDIS_URL is set."""
+    from revenue_site.celery import app
+
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = saved
+
+
+@pytest.fixture
 def celery_redis_worker(settings):
     """A real Celery worker thread consuming from the Redis broker (REDIS_URL).
 

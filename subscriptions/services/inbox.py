@@ -1,0 +1,350 @@
+"""The Stripe webhook inbox: verify, store raw, acknowledge; process later, once per event.
+
+Lifecycle of a :class:`~subscriptions.models.WebhookEvent` row::
+
+    RECEIVED ──claim──▶ PROCESSING ──▶ SUCCEEDED
+        ▲                   │
+        └── reprocess ── FAILED ◀──┘  (error text, attempts, next_attempt_at by backoff)
+
+- The view calls :func:`webhook_event_receive`: signature checked against the dj-stripe
+  ``WebhookEndpoint``'s secret (Stripe's scheme, 300 s tolerance), the raw event inserted under
+  the unique ``stripe_event_id`` (a duplicate delivery finds the existing row; no
+  check-then-insert), and processing queued with ``transaction.on_commit``.
+- :func:`webhook_event_process` claims the row with a conditional UPDATE (two workers never
+  process one event at once; a lost claim is a no-op) and hands the payload to dj-stripe's
+  ``Event.process``: the mirror sync and our receivers run inside dj-stripe's atomic block,
+  so a failing receiver rolls everything back and a retry re-runs it. dj-stripe's own
+  ``Event`` row (primary key = the Stripe event id) makes a re-run after success a no-op.
+- While PROCESSING, ``next_attempt_at`` is the claim's lease expiry: a row still PROCESSING
+  after it belonged to a worker that died, and :func:`webhook_events_retry_due` fails it and
+  queues it again (no extra column needed).
+- Out-of-order delivery: dj-stripe 2.11 syncs the mirror row of every create/update-like
+  event by re-retrieving the object from Stripe (``_handle_crud_like_event``), never from the
+  event's snapshot, so an older event processed after a newer one writes Stripe's *current*
+  state, not the older one. We rely on that instead of skipping older events, because our
+  receivers must still see every event (they keep their own ``as_of`` guard).
+- :func:`stripe_reconcile` heals missed webhooks from Stripe's Events API through the same
+  record-then-process path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+from djstripe import models as djm
+from djstripe.settings import djstripe_settings
+
+from subscriptions.models import WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+# Stripe's own default tolerance for the signature timestamp.
+SIGNATURE_TOLERANCE_SECONDS = 300
+# Backoff after a failed attempt n (1-based): BACKOFF_BASE * 2**(n-1), at most BACKOFF_MAX.
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_MAX = timedelta(hours=1)
+# After this many failed attempts the event waits for staff (admin "Reprocess selected").
+MAX_ATTEMPTS = 8
+# A claim lasts longer than the Celery hard time limit; past it the worker is presumed dead.
+PROCESSING_LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
+# A RECEIVED row older than this lost its enqueue (broker down, process killed after commit).
+RECEIVED_STUCK_AFTER = timedelta(minutes=5)
+# After a re-enqueue by the retry sweep, leave the queue this long before enqueuing again.
+REENQUEUE_GRACE = timedelta(minutes=5)
+RETRY_BATCH = 500
+# Reconciliation: Stripe keeps events 30 days; a first sweep looks back this far.
+RECONCILE_INITIAL_LOOKBACK = timedelta(days=3)
+# Events created just before the last sweep may have become listable just after it.
+RECONCILE_OVERLAP = timedelta(minutes=5)
+RECONCILE_WATERMARK_KEY = "subscriptions:stripe_reconcile:watermark"
+ERROR_MAX_CHARS = 4000
+
+
+class WebhookEndpointUnknownError(Exception):
+    """No dj-stripe WebhookEndpoint has this uuid (the view answers 404)."""
+
+
+class WebhookRejectedError(Exception):
+    """The request is not a Stripe event signed for this endpoint (the view answers 400)."""
+
+
+class WebhookEventProcessingError(Exception):
+    """Processing raised; the row is FAILED with the error and a next attempt time."""
+
+
+def _api_key(livemode: bool | None) -> str:
+    return djstripe_settings.get_default_api_key(livemode)
+
+
+def _parse_event(payload: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WebhookRejectedError("The body is not valid JSON.") from exc
+    if not (
+        isinstance(data, dict)
+        and data.get("object") == "event"
+        and isinstance(data.get("id"), str)
+        and data["id"]
+        and isinstance(data.get("type"), str)
+        and isinstance(data.get("created"), int)
+        and isinstance(data.get("data"), dict)
+        and isinstance(data["data"].get("object"), dict)
+    ):
+        raise WebhookRejectedError("The body is not a Stripe event.")
+    return data
+
+
+def webhook_event_record(*, data: dict[str, Any]) -> tuple[WebhookEvent, bool]:
+    """Insert the raw event unless its Stripe id is already stored; return (row, inserted).
+
+    The unique constraint on ``stripe_event_id`` decides: concurrent duplicates all end with
+    the one row (on PostgreSQL the losing INSERT waits for the winner's commit, then fails).
+    """
+    obj = data["data"]["object"]
+    fields = {
+        "type": data["type"],
+        "livemode": bool(data.get("livemode", False)),
+        "stripe_created": datetime.fromtimestamp(data["created"], tz=UTC),
+        "object_id": str(obj.get("id") or "")[:255],
+        "payload": data,
+    }
+    try:
+        with transaction.atomic():
+            return WebhookEvent.objects.create(stripe_event_id=data["id"], **fields), True
+    except IntegrityError:
+        existing = WebhookEvent.objects.filter(stripe_event_id=data["id"]).first()
+        if existing is None:
+            raise
+        return existing, False
+
+
+def webhook_event_enqueue(*, event_id: int) -> None:
+    """Queue processing of the row once the current transaction commits.
+
+    A broker failure is logged, not raised: the row is stored, and the retry sweep queues
+    RECEIVED rows that nobody picked up.
+    """
+    from subscriptions.tasks import webhook_event_process as process_task
+
+    def send() -> None:
+        try:
+            process_task.delay(event_id)
+        except Exception:
+            logger.exception("could not queue webhook event %s; the retry sweep will", event_id)
+
+    transaction.on_commit(send)
+
+
+def webhook_event_receive(
+    *, endpoint_uuid: uuid.UUID, payload: bytes, signature_header: str | None
+) -> tuple[WebhookEvent, bool]:
+    """Verify a delivery to ``/stripe/webhook/<endpoint_uuid>/``, store it, queue processing.
+
+    Returns (row, inserted). A duplicate of a row not yet SUCCEEDED is queued again (the claim
+    keeps it from running twice), so Stripe's redelivery of a failed event retries it.
+    Raises WebhookEndpointUnknownError, or WebhookRejectedError (missing or bad signature,
+    timestamp outside the tolerance, body not a Stripe event) with nothing stored.
+    """
+    endpoint = (
+        djm.WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid).only("secret").first()
+    )
+    if endpoint is None:
+        raise WebhookEndpointUnknownError(str(endpoint_uuid))
+    if not signature_header:
+        raise WebhookRejectedError("The Stripe-Signature header is missing.")
+    try:
+        text = payload.decode("utf-8")
+        stripe.WebhookSignature.verify_header(
+            text, signature_header, endpoint.secret, tolerance=SIGNATURE_TOLERANCE_SECONDS
+        )
+    except UnicodeDecodeError as exc:
+        raise WebhookRejectedError("The body is not UTF-8.") from exc
+    except stripe.SignatureVerificationError as exc:
+        raise WebhookRejectedError(f"Signature verification failed: {exc}") from exc
+    data = _parse_event(payload)
+    event, inserted = webhook_event_record(data=data)
+    if inserted or event.status in (WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED):
+        webhook_event_enqueue(event_id=event.pk)
+    return event, inserted
+
+
+def _backoff(attempts: int) -> timedelta:
+    return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+
+
+def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
+    """Process one stored event through dj-stripe, at most one worker at a time.
+
+    Returns the SUCCEEDED row, or None when the claim was lost (already processing or done,
+    or the row is gone). On failure the row becomes FAILED with the error text and, until
+    MAX_ATTEMPTS, a ``next_attempt_at`` by exponential backoff; then
+    WebhookEventProcessingError is raised so the Celery task retries too.
+    """
+    now = timezone.now()
+    claimed = WebhookEvent.objects.filter(
+        pk=event_id, status__in=[WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED]
+    ).update(
+        status=WebhookEvent.Status.PROCESSING,
+        attempts=F("attempts") + 1,
+        next_attempt_at=now + PROCESSING_LEASE,
+    )
+    if not claimed:
+        return None
+    event = WebhookEvent.objects.get(pk=event_id)
+    try:
+        djm.Event.process(event.payload, api_key=_api_key(event.livemode))
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
+        retry_at = timezone.now() + _backoff(event.attempts)
+        WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.PROCESSING).update(
+            status=WebhookEvent.Status.FAILED,
+            last_error=error,
+            next_attempt_at=retry_at if event.attempts < MAX_ATTEMPTS else None,
+        )
+        logger.warning(
+            "webhook event %s (%s) failed on attempt %s: %s",
+            event.stripe_event_id,
+            event.type,
+            event.attempts,
+            error,
+        )
+        raise WebhookEventProcessingError(error) from exc
+    WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.PROCESSING).update(
+        status=WebhookEvent.Status.SUCCEEDED,
+        processed_at=timezone.now(),
+        next_attempt_at=None,
+        last_error="",
+    )
+    event.refresh_from_db()
+    return event
+
+
+def webhook_events_retry_due(*, now: datetime | None = None) -> int:
+    """Queue again what is due: FAILED past ``next_attempt_at``, RECEIVED rows whose enqueue
+    was lost, and PROCESSING rows whose worker died (lease expired; failed first).
+
+    Returns how many rows were queued. Each queued row gets ``next_attempt_at`` pushed by
+    REENQUEUE_GRACE so a slow queue is not flooded with copies (a copy would lose its claim).
+    """
+    now = now or timezone.now()
+    WebhookEvent.objects.filter(
+        status=WebhookEvent.Status.PROCESSING, next_attempt_at__lt=now
+    ).update(
+        status=WebhookEvent.Status.FAILED,
+        last_error="Processing did not finish before its lease expired (worker lost).",
+        next_attempt_at=now,
+    )
+    due = Q(status=WebhookEvent.Status.FAILED, next_attempt_at__lte=now) | Q(
+        status=WebhookEvent.Status.RECEIVED
+    ) & (
+        Q(next_attempt_at__isnull=True, received_at__lt=now - RECEIVED_STUCK_AFTER)
+        | Q(next_attempt_at__lte=now)
+    )
+    with transaction.atomic():
+        ids = list(
+            WebhookEvent.objects.filter(due)
+            .order_by("stripe_created", "pk")
+            .values_list("pk", flat=True)[:RETRY_BATCH]
+        )
+        WebhookEvent.objects.filter(pk__in=ids).update(next_attempt_at=now + REENQUEUE_GRACE)
+        for pk in ids:
+            webhook_event_enqueue(event_id=pk)
+    return len(ids)
+
+
+def webhook_event_reprocess(*, event_ids: Iterable[int], actor_id: int) -> int:
+    """Staff reprocess: FAILED rows go back to RECEIVED and are queued (RECEIVED ones are
+    queued again); SUCCEEDED and PROCESSING rows are left alone. Leaves an admin LogEntry per
+    row. Returns how many rows were queued.
+    """
+    with transaction.atomic():
+        rows = list(
+            WebhookEvent.objects.select_for_update()
+            .filter(
+                pk__in=list(event_ids),
+                status__in=[WebhookEvent.Status.FAILED, WebhookEvent.Status.RECEIVED],
+            )
+            .order_by("pk")
+        )
+        if not rows:
+            return 0
+        WebhookEvent.objects.filter(pk__in=[row.pk for row in rows]).update(
+            status=WebhookEvent.Status.RECEIVED, next_attempt_at=None
+        )
+        content_type = ContentType.objects.get_for_model(WebhookEvent)
+        LogEntry.objects.bulk_create(
+            [
+                LogEntry(
+                    user_id=actor_id,
+                    content_type=content_type,
+                    object_id=str(row.pk),
+                    object_repr=str(row)[:200],
+                    action_flag=CHANGE,
+                    change_message=f"Reprocess requested (was {row.status}).",
+                )
+                for row in rows
+            ]
+        )
+        for row in rows:
+            webhook_event_enqueue(event_id=row.pk)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    since: datetime
+    listed: int
+    recorded: int
+
+
+def stripe_reconcile(*, now: datetime | None = None) -> ReconcileResult:
+    """Feed Stripe events we never received through the inbox (missed webhooks).
+
+    Lists ``/v1/events`` created since the last sweep's start (less RECONCILE_OVERLAP; the first
+    sweep starts from the newest stored event, or RECONCILE_INITIAL_LOOKBACK ago), records
+    each unseen one and queues it, oldest first. The watermark lives in the cache: losing it
+    only widens the next window, and the unique event id makes overlaps harmless.
+    """
+    started = now or timezone.now()
+    watermark = cache.get(RECONCILE_WATERMARK_KEY)
+    if watermark is not None:
+        since = datetime.fromtimestamp(int(watermark), tz=UTC)
+    else:
+        newest = WebhookEvent.objects.aggregate(newest=Max("stripe_created"))["newest"]
+        since = newest or started - RECONCILE_INITIAL_LOOKBACK
+    since -= RECONCILE_OVERLAP
+    listing = stripe.Event.list(
+        created={"gte": int(since.timestamp())},
+        limit=100,
+        api_key=_api_key(settings.STRIPE_LIVE_MODE),
+    )
+    events = sorted(
+        (event.to_dict(for_json=True) for event in listing.auto_paging_iter()),
+        key=lambda data: data.get("created", 0),
+    )
+    recorded = 0
+    for data in events:
+        with transaction.atomic():
+            row, inserted = webhook_event_record(data=data)
+            if inserted:
+                recorded += 1
+                webhook_event_enqueue(event_id=row.pk)
+    cache.set(RECONCILE_WATERMARK_KEY, int(started.timestamp()), timeout=None)
+    if recorded:
+        logger.warning("stripe reconcile recorded %s missed events since %s", recorded, since)
+    return ReconcileResult(since=since, listed=len(events), recorded=recorded)
