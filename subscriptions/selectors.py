@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
 from djstripe import models as djstripe_models
 
@@ -35,7 +35,8 @@ def plan_list_public() -> QuerySet[Plan]:
 
 
 def plan_list_admin() -> QuerySet[Plan]:
-    return Plan.objects.all()
+    """The staff changelist: every plan with its number of prices (one query)."""
+    return Plan.objects.annotate(price_count=Count("prices"))
 
 
 def customer_subscription_list(*, user: Any) -> QuerySet[djstripe_models.Subscription]:

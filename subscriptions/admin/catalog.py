@@ -1,0 +1,196 @@
+"""Staff console for the plan catalog: plans with their prices inline, pushed and archived
+through the catalog services (each action leaves a message and an admin log entry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import stripe
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from subscriptions import selectors
+from subscriptions.models import Plan, PlanPrice
+from subscriptions.services.catalog import CatalogError, plan_archive, plan_push_to_stripe
+
+
+def validate_tiers(tiers: Any) -> list[dict[str, int | None]]:
+    """Stripe-shaped tiers: a non-empty list of {up_to, unit_amount, flat_amount}, `up_to`
+    strictly ascending positive integers and null (open-ended) for the last tier only; amounts
+    non-negative integers (minor units), at least one of them per tier."""
+    if not isinstance(tiers, list) or not tiers:
+        raise forms.ValidationError("Tiers must be a non-empty JSON list.")
+    cleaned: list[dict[str, int | None]] = []
+    previous = 0
+    for number, tier in enumerate(tiers, start=1):
+        if not isinstance(tier, dict):
+            raise forms.ValidationError(f"Tier {number} must be an object.")
+        unknown = set(tier) - {"up_to", "unit_amount", "flat_amount"}
+        if unknown:
+            raise forms.ValidationError(f"Tier {number}: unknown keys {sorted(unknown)}.")
+        last = number == len(tiers)
+        up_to = tier.get("up_to")
+        if up_to in (None, "inf"):
+            if not last:
+                raise forms.ValidationError(
+                    f"Only the last tier may be open-ended (tier {number})."
+                )
+            up_to = None
+        else:
+            if not isinstance(up_to, int) or isinstance(up_to, bool) or up_to <= previous:
+                raise forms.ValidationError(
+                    f"Tier {number}: up_to must be an integer above {previous} (ascending)."
+                )
+            if last:
+                raise forms.ValidationError("The last tier must be open-ended (up_to: null).")
+            previous = up_to
+        amounts = {}
+        for key in ("unit_amount", "flat_amount"):
+            value = tier.get(key)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                raise forms.ValidationError(
+                    f"Tier {number}: {key} must be a non-negative integer (minor units)."
+                )
+            amounts[key] = value
+        if amounts["unit_amount"] is None and amounts["flat_amount"] is None:
+            raise forms.ValidationError(f"Tier {number} needs a unit_amount or a flat_amount.")
+        cleaned.append(
+            {
+                "up_to": up_to,
+                "unit_amount": amounts["unit_amount"] or 0,
+                "flat_amount": amounts["flat_amount"] or 0,
+            }
+        )
+    return cleaned
+
+
+class PlanPriceForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = PlanPrice
+        fields = [
+            "nickname",
+            "lookup_key",
+            "currency",
+            "interval",
+            "interval_count",
+            "billing_scheme",
+            "unit_amount",
+            "tiers_mode",
+            "tiers",
+            "usage_type",
+            "trial_days",
+            "active",
+        ]
+
+    def clean_currency(self) -> str:
+        currency = str(self.cleaned_data["currency"]).lower()
+        if len(currency) != 3 or not currency.isalpha():
+            raise forms.ValidationError("A three-letter ISO 4217 code, e.g. usd.")
+        return currency
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        scheme = data.get("billing_scheme")
+        if scheme == PlanPrice.BillingScheme.TIERED:
+            if data.get("unit_amount") is not None:
+                self.add_error("unit_amount", "A tiered price takes its amounts from the tiers.")
+            if not data.get("tiers_mode"):
+                self.add_error("tiers_mode", "Choose graduated or volume.")
+            try:
+                data["tiers"] = validate_tiers(data.get("tiers"))
+            except forms.ValidationError as exc:
+                self.add_error("tiers", exc)
+        elif scheme == PlanPrice.BillingScheme.PER_UNIT:
+            if data.get("unit_amount") is None:
+                self.add_error("unit_amount", "A per-unit price needs an amount (minor units).")
+            if data.get("tiers"):
+                self.add_error("tiers", "Only tiered prices have tiers.")
+            if data.get("tiers_mode"):
+                self.add_error("tiers_mode", "Only tiered prices have a tiers mode.")
+            data["tiers"] = []
+        return data
+
+
+class PlanPriceInline(admin.StackedInline):  # type: ignore[type-arg]
+    model = PlanPrice
+    form = PlanPriceForm
+    extra = 0
+    readonly_fields = ["stripe_price_id"]
+    fields = [
+        ("nickname", "lookup_key", "active"),
+        ("currency", "interval", "interval_count", "usage_type"),
+        ("billing_scheme", "unit_amount", "tiers_mode"),
+        "tiers",
+        "trial_days",
+        "stripe_price_id",
+    ]
+    show_change_link = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # prices are deactivated, never deleted
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "name",
+        "slug",
+        "tier_rank",
+        "seats",
+        "api_calls_per_month",
+        "price_count",
+        "stripe_product_id",
+        "is_archived",
+    ]
+    list_filter = ["is_archived"]
+    search_fields = ["name", "slug", "stripe_product_id"]
+    ordering = ["tier_rank", "name"]
+    list_select_related = False  # no foreign keys
+    prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ["stripe_product_id", "is_archived", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "description", "tier_rank"]}),
+        (
+            "Entitlements (empty = unlimited)",
+            {"fields": ["seats", "api_calls_per_month", "features"]},
+        ),
+        ("Stripe", {"fields": ["stripe_product_id", "is_archived", "created_at", "updated_at"]}),
+    ]
+    inlines = [PlanPriceInline]
+    actions = ["push_to_stripe", "archive"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Plan]:
+        return selectors.plan_list_admin()
+
+    @admin.display(description="prices", ordering="price_count")
+    def price_count(self, obj: Plan) -> int:
+        return int(getattr(obj, "price_count", 0))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # archive instead: Stripe keeps the products and prices
+
+    def _run(self, request: HttpRequest, queryset: QuerySet[Plan], service: Any, verb: str) -> None:
+        done = 0
+        for plan in queryset.order_by("pk"):
+            try:
+                plan = service(plan=plan)
+            except (CatalogError, stripe.StripeError) as exc:
+                message = getattr(exc, "user_message", None) or str(exc)
+                self.message_user(request, f"{plan}: {message}", messages.ERROR)
+                continue
+            self.log_change(request, plan, f"{verb} ({plan.stripe_product_id})")
+            done += 1
+        if done:
+            self.message_user(request, f"{verb}: {done} plan(s).", messages.SUCCESS)
+
+    @admin.action(description="Push to Stripe (product and prices)", permissions=["change"])
+    def push_to_stripe(self, request: HttpRequest, queryset: QuerySet[Plan]) -> None:
+        self._run(request, queryset, plan_push_to_stripe, "Pushed to Stripe")
+
+    @admin.action(description="Archive (deactivate prices in Stripe)", permissions=["change"])
+    def archive(self, request: HttpRequest, queryset: QuerySet[Plan]) -> None:
+        self._run(request, queryset, plan_archive, "Archived")
