@@ -1,0 +1,483 @@
+"""Staff console: the customer page, the dunning list, and the Stripe mirror made read-only.
+
+The customer page is our ``BillingCustomer`` (user ↔ Stripe customer): its change view shows
+the subscriptions, invoices, payments, ledger lines, dunning cases and referral in a fixed
+number of queries (``subscriptions.customer_selectors``), with links to actions that call
+services (cancel, refund, resync, extend trial, apply coupon) through a small form each.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import (
+    Case,
+    Exists,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from djstripe import models as djm
+
+from revenue_site.admin import EstimatedCountPaginator, ReadOnlyAdmin
+from revenue_site.money import format_money
+from subscriptions.customer_selectors import CustomerOverview, customer_overview
+from subscriptions.models import BillingCustomer, DunningCase, Plan, SubscriptionState
+from subscriptions.services import billing
+from subscriptions.services.effects import RefundError, charge_refund
+
+# --- the Stripe mirror is read-only for everybody ------------------------------------------
+# Staff configure webhook endpoints and API keys through dj-stripe's admin; everything else
+# there is a copy of Stripe, changed only by Stripe (webhooks, resync).
+_EDITABLE_DJSTRIPE = {djm.WebhookEndpoint, djm.APIKey}
+
+
+def _no(*args: Any, **kwargs: Any) -> bool:
+    return False
+
+
+def make_mirror_read_only(site: admin.AdminSite = admin.site) -> None:
+    for model, model_admin in list(site._registry.items()):
+        if model._meta.app_label == "djstripe" and model not in _EDITABLE_DJSTRIPE:
+            model_admin.has_add_permission = _no  # type: ignore[method-assign]
+            model_admin.has_change_permission = _no  # type: ignore[method-assign]
+            model_admin.has_delete_permission = _no  # type: ignore[method-assign]
+
+
+make_mirror_read_only()
+
+
+# --- helpers --------------------------------------------------------------------------------
+def _ts(value: Any) -> str:
+    if not value:
+        return "—"
+    return datetime.fromtimestamp(int(value), tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _money(amount: Any, currency: Any) -> str:
+    if amount is None or not currency:
+        return "—"
+    return format_money(int(amount), str(currency))
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> SafeString:
+    if not rows:
+        return format_html("<p>{}</p>", "None.")
+    head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
+    )
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+# --- filters --------------------------------------------------------------------------------
+def _customers_with_state(**filters: Any) -> QuerySet[SubscriptionState, Any]:
+    return SubscriptionState.objects.filter(**filters).values("stripe_customer_id")
+
+
+class SubscriptionStatusFilter(admin.SimpleListFilter):
+    title = "subscription status"
+    parameter_name = "subscription_status"
+    STATUSES = ("trialing", "active", "past_due", "unpaid", "incomplete", "canceled")
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(s, s.replace("_", " ")) for s in self.STATUSES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value():
+            return queryset.filter(
+                stripe_customer_id__in=_customers_with_state(status=self.value())
+            )
+        return queryset
+
+
+class PlanFilter(admin.SimpleListFilter):
+    title = "plan"
+    parameter_name = "plan"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        plans = Plan.objects.exclude(stripe_product_id="").order_by("tier_rank", "name")
+        return [(str(p.pk), p.name) for p in plans]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if not self.value():
+            return queryset
+        product = Plan.objects.filter(pk=str(self.value())).values("stripe_product_id")
+        customers = (
+            djm.SubscriptionItem.objects.filter(price__product__id__in=product)
+            .exclude(subscription__stripe_data__status="canceled")
+            .values("subscription__customer__id")
+        )
+        return queryset.filter(stripe_customer_id__in=customers)
+
+
+class PastDueFilter(admin.SimpleListFilter):
+    title = "past due"
+    parameter_name = "past_due"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Past due or in dunning")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(past_due=True)
+        return queryset
+
+
+# --- action forms ---------------------------------------------------------------------------
+class CancelForm(forms.Form):
+    at_period_end = forms.BooleanField(
+        required=False, initial=True, help_text="Unticked: cancel now."
+    )
+
+
+class RefundForm(forms.Form):
+    amount = forms.IntegerField(
+        required=False, min_value=1, help_text="Minor units (cents); empty refunds the rest."
+    )
+    reason = forms.ChoiceField(
+        choices=[(r, r) for r in ("requested_by_customer", "duplicate", "fraudulent")]
+    )
+    token = forms.CharField(widget=forms.HiddenInput)
+
+
+class TrialForm(forms.Form):
+    trial_end = forms.SplitDateTimeField(widget=forms.SplitDateTimeWidget)
+
+
+class CouponForm(forms.Form):
+    coupon_id = forms.CharField(max_length=255, label="Coupon id")
+
+
+class ResyncForm(forms.Form):
+    pass
+
+
+ActionSpec = tuple[str, type[forms.Form], Callable[[str, dict[str, Any]], str]]
+
+
+def _cancel(sub_id: str, data: dict[str, Any]) -> str:
+    billing.subscription_cancel(subscription_id=sub_id, at_period_end=data["at_period_end"])
+    return "Canceled at period end." if data["at_period_end"] else "Canceled now."
+
+
+def _refund(charge_id: str, data: dict[str, Any]) -> str:
+    refund_id = charge_refund(
+        charge_id=charge_id,
+        amount=data.get("amount"),
+        reason=data["reason"],
+        request_key=data["token"],
+    )
+    return f"Refund {refund_id} created; the ledger follows from Stripe's charge.refunded event."
+
+
+def _resync(sub_id: str, data: dict[str, Any]) -> str:
+    billing.subscription_resync(subscription_id=sub_id)
+    return "Resynced from Stripe."
+
+
+def _extend_trial(sub_id: str, data: dict[str, Any]) -> str:
+    billing.subscription_extend_trial(subscription_id=sub_id, trial_end=data["trial_end"])
+    return f"Trial extended to {data['trial_end']:%Y-%m-%d %H:%M}."
+
+
+def _apply_coupon(sub_id: str, data: dict[str, Any]) -> str:
+    billing.subscription_apply_coupon(subscription_id=sub_id, coupon_id=data["coupon_id"])
+    return f"Coupon {data['coupon_id']} applied."
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    "cancel": ("Cancel subscription", CancelForm, _cancel),
+    "refund": ("Refund payment", RefundForm, _refund),
+    "resync": ("Resync from Stripe", ResyncForm, _resync),
+    "extend-trial": ("Extend trial", TrialForm, _extend_trial),
+    "apply-coupon": ("Apply coupon", CouponForm, _apply_coupon),
+}
+SERVICE_ERRORS = (billing.BillingError, RefundError)
+
+
+# --- the customer page ----------------------------------------------------------------------
+@admin.register(BillingCustomer)
+class BillingCustomerAdmin(admin.ModelAdmin):
+    list_display = ("user", "stripe_customer_id", "mrr_display", "past_due", "created_at")
+    list_filter = (SubscriptionStatusFilter, PlanFilter, PastDueFilter, "livemode")
+    search_fields = ("user__email", "=stripe_customer_id")
+    ordering = ("-created_at", "-pk")
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    fields = (
+        "user",
+        "stripe_customer_id",
+        "livemode",
+        "referral",
+        "subscriptions_section",
+        "invoices_section",
+        "payments_section",
+        "ledger_section",
+        "dunning_section",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # created by the subscribe service, once per user
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BillingCustomer]:
+        mrr = (
+            SubscriptionState.objects.filter(stripe_customer_id=OuterRef("stripe_customer_id"))
+            .order_by()
+            .values("stripe_customer_id")
+            .annotate(total=Sum("mrr"))
+            .values("total")[:1]
+        )
+        past_due = Exists(
+            SubscriptionState.objects.filter(
+                stripe_customer_id=OuterRef("stripe_customer_id"), status="past_due"
+            )
+        ) | Exists(
+            DunningCase.objects.filter(
+                stripe_customer_id=OuterRef("stripe_customer_id"),
+                status=DunningCase.Status.OPEN,
+            )
+        )
+        return super().get_queryset(request).annotate(mrr_total=Subquery(mrr), past_due=past_due)
+
+    @admin.display(description="MRR (minor units)", ordering="mrr_total")
+    def mrr_display(self, obj: Any) -> int:
+        return obj.mrr_total or 0
+
+    @admin.display(boolean=True, ordering="past_due")
+    def past_due(self, obj: Any) -> bool:
+        return bool(obj.past_due)
+
+    # The sections read one overview per request (one query per section).
+    def _overview(self, obj: BillingCustomer) -> CustomerOverview:
+        cached = getattr(obj, "_overview", None)
+        if cached is None:
+            cached = customer_overview(customer=obj)
+            obj._overview = cached  # type: ignore[attr-defined]
+        return cached
+
+    def _action_link(self, obj: BillingCustomer, action: str, object_id: str, label: str) -> str:
+        url = reverse(
+            "admin:subscriptions_billingcustomer_action", args=[obj.pk, action, object_id]
+        )
+        return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.display(description="Referral code")
+    def referral(self, obj: BillingCustomer) -> str:
+        return self._overview(obj).referral_code or "—"
+
+    @admin.display(description="Subscriptions")
+    def subscriptions_section(self, obj: BillingCustomer) -> SafeString:
+        overview = self._overview(obj)
+        rows = []
+        for sub in overview.subscriptions:
+            data = sub.stripe_data
+            items = (data.get("items") or {}).get("data") or []
+            prices = ", ".join(
+                f"{(i.get('price') or {}).get('nickname') or (i.get('price') or {}).get('id')}"
+                f" ({(i.get('price') or {}).get('product')})"
+                for i in items
+            )
+            quantity = sum(int(i.get("quantity") or 0) for i in items)
+            state = overview.states.get(sub.id)
+            links = format_html_join(
+                " · ",
+                "{}",
+                (
+                    (self._action_link(obj, action, sub.id, label),)
+                    for action, label in (
+                        ("cancel", "cancel"),
+                        ("resync", "resync"),
+                        ("extend-trial", "extend trial"),
+                        ("apply-coupon", "apply coupon"),
+                    )
+                ),
+            )
+            rows.append(
+                [
+                    sub.id,
+                    data.get("status"),
+                    prices,
+                    quantity,
+                    _ts(
+                        data.get("current_period_end")
+                        or (items[0] if items else {}).get("current_period_end")
+                    ),
+                    "yes" if data.get("cancel_at_period_end") else "",
+                    _money(state.mrr, state.currency) if state else "—",
+                    links,
+                ]
+            )
+        return _table(
+            ["id", "status", "plan / price", "quantity", "period end", "cancels", "MRR", ""],
+            rows,
+        )
+
+    @admin.display(description="Invoices")
+    def invoices_section(self, obj: BillingCustomer) -> SafeString:
+        rows = [
+            [
+                inv.id,
+                inv.stripe_data.get("status"),
+                _money(inv.stripe_data.get("amount_due"), inv.stripe_data.get("currency")),
+                _money(inv.stripe_data.get("amount_paid"), inv.stripe_data.get("currency")),
+                _ts(inv.stripe_data.get("created")),
+            ]
+            for inv in self._overview(obj).invoices
+        ]
+        return _table(["id", "status", "due", "paid", "created"], rows)
+
+    @admin.display(description="Payments")
+    def payments_section(self, obj: BillingCustomer) -> SafeString:
+        rows = []
+        for charge in self._overview(obj).charges:
+            data = charge.stripe_data
+            refundable = data.get("status") == "succeeded" and int(
+                data.get("amount_refunded") or 0
+            ) < int(data.get("amount") or 0)
+            rows.append(
+                [
+                    charge.id,
+                    data.get("status"),
+                    _money(data.get("amount"), data.get("currency")),
+                    _money(data.get("amount_refunded"), data.get("currency")),
+                    data.get("invoice") or "—",
+                    _ts(data.get("created")),
+                    self._action_link(obj, "refund", charge.id, "refund") if refundable else "",
+                ]
+            )
+        return _table(["id", "status", "amount", "refunded", "invoice", "created", ""], rows)
+
+    @admin.display(description="Ledger lines")
+    def ledger_section(self, obj: BillingCustomer) -> SafeString:
+        rows = [
+            [
+                entry.posted_at.strftime("%Y-%m-%d %H:%M"),
+                f"{entry.transaction.source}:{entry.transaction.idempotency_key}",
+                entry.account.code,
+                _money(entry.amount, entry.currency) if entry.amount > 0 else "",
+                _money(-entry.amount, entry.currency) if entry.amount < 0 else "",
+            ]
+            for entry in self._overview(obj).ledger_entries
+        ]
+        return _table(["posted", "transaction", "account", "debit", "credit"], rows)
+
+    @admin.display(description="Dunning cases")
+    def dunning_section(self, obj: BillingCustomer) -> SafeString:
+        rows = [
+            [
+                case.stripe_invoice_id,
+                case.get_status_display(),
+                _money(case.amount_due, case.currency),
+                case.attempt_count,
+                case.last_failure_code or "—",
+                case.opened_at.strftime("%Y-%m-%d %H:%M"),
+            ]
+            for case in self._overview(obj).dunning_cases
+        ]
+        return _table(["invoice", "status", "due", "attempts", "failure", "opened"], rows)
+
+    # --- actions ------------------------------------------------------------------------
+    def get_urls(self) -> list[URLPattern]:
+        urls = [
+            path(
+                "<int:pk>/action/<str:action>/<str:object_id>/",
+                self.admin_site.admin_view(self.action_view),
+                name="subscriptions_billingcustomer_action",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def _owns(self, customer: BillingCustomer, action: str, object_id: str) -> bool:
+        model = djm.Charge if action == "refund" else djm.Subscription
+        return model.objects.filter(id=object_id, customer__id=customer.stripe_customer_id).exists()
+
+    def action_view(
+        self, request: HttpRequest, pk: int, action: str, object_id: str
+    ) -> HttpResponse:
+        customer = get_object_or_404(BillingCustomer, pk=pk)
+        if action not in ACTIONS or not customer.stripe_customer_id:
+            raise PermissionDenied
+        if not self.has_change_permission(request, customer):
+            raise PermissionDenied
+        if not self._owns(customer, action, object_id):
+            raise PermissionDenied
+        title, form_class, run = ACTIONS[action]
+        back_url = reverse("admin:subscriptions_billingcustomer_change", args=[customer.pk])
+        if request.method == "POST":
+            form = form_class(request.POST)
+            if form.is_valid():
+                try:
+                    message = run(object_id, form.cleaned_data)
+                except SERVICE_ERRORS as exc:
+                    form.add_error(None, str(exc))
+                else:
+                    self.log_change(request, customer, f"{title} {object_id}: {message}")
+                    self.message_user(request, message, messages.SUCCESS)
+                    return HttpResponseRedirect(back_url)
+        else:
+            form = form_class(initial={"token": secrets.token_urlsafe(16)})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "description": f"{title}: {object_id} of {customer}",
+            "form": form,
+            "back_url": back_url,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/subscriptions/billingcustomer/action.html", context)
+
+
+# --- dunning list ---------------------------------------------------------------------------
+@admin.register(DunningCase)
+class DunningCaseAdmin(ReadOnlyAdmin):
+    list_display = (
+        "stripe_invoice_id",
+        "status",
+        "stripe_customer_id",
+        "stripe_subscription_id",
+        "amount_due",
+        "currency",
+        "attempt_count",
+        "next_payment_attempt",
+        "last_failure_code",
+        "opened_at",
+    )
+    list_filter = ("status", "currency")
+    search_fields = ("=stripe_invoice_id", "=stripe_customer_id", "=stripe_subscription_id")
+    ordering = ("-opened_at",)  # open cases first: see get_ordering
+    list_select_related = ()
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        open_first = Case(
+            When(status=DunningCase.Status.OPEN, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+        return [open_first.asc(), "-opened_at", "-pk"]

@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 import stripe
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, Sum
 from djstripe import models as djm
@@ -380,6 +381,9 @@ def charge_refund(
     else:
         already = int(stripe.Charge.retrieve(charge_id)["amount_refunded"] or 0)
         key = f"refund:{charge_id}:{already}:{amount if amount is not None else 'rest'}"
+    # Stripe replays an idempotent request; this also tells staff it was a double submit.
+    if request_key and not cache.add(f"subscriptions:{key}", "1", timeout=24 * 3600):
+        raise RefundError("This refund was already submitted.")
     params: dict[str, Any] = {"charge": charge_id, "reason": reason}
     if amount is not None:
         params["amount"] = amount
