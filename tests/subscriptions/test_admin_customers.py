@@ -157,3 +157,24 @@ def test_stripe_mirror_is_view_only_but_webhook_endpoints_stay_editable(staff_cl
         assert not model_admin.has_change_permission(request)
         assert not model_admin.has_delete_permission(request)
     assert admin.site._registry[djm.WebhookEndpoint].has_add_permission(request)
+
+
+def test_cancel_action_calls_the_billing_service_and_the_event_churns(stripe_fake, staff_client):
+    from analytics.models import MRRMovement
+
+    feed = EventFeed()
+    price = make_price(unit_amount=1000)
+    customer = _paying_customers(1, feed, price)[0]
+    sub = djm.Subscription.objects.get(customer__id=customer.stripe_customer_id)
+    url = reverse(
+        "admin:subscriptions_billingcustomer_action", args=[customer.pk, "cancel", sub.id]
+    )
+
+    response = staff_client.post(url, {})  # at_period_end unticked: cancel now
+    assert response.status_code == 302
+    assert stripe.Subscription.retrieve(sub.id)["status"] == "canceled"
+    feed.process_new()
+    assert MRRMovement.objects.filter(stripe_subscription_id=sub.id, kind="churn").count() == 1
+    from django.contrib.admin.models import LogEntry
+
+    assert "Cancel subscription" in LogEntry.objects.get().change_message
