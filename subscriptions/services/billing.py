@@ -111,6 +111,8 @@ def _translate_stripe_error(exc: stripe.StripeError, *, param_fields: dict[str, 
             # "No such price / payment_method": Stripe names the object in the message.
             message = (exc.user_message or "").lower()
             field = next((f for key, f in param_fields.items() if key in message), None)
+        if field is None and len(set(param_fields.values())) == 1:
+            field = next(iter(param_fields.values()))  # only one input could be at fault
         raise BillingInputError(
             exc.user_message or "Stripe rejected the request.", field=field or "non_field_errors"
         ) from exc
