@@ -762,7 +762,10 @@ def _subscription_update(
         if trial_end > now and self.status in ("active", "trialing"):
             self.status = "trialing"
         elif trial_end <= now and self.status == "trialing":
+            # Ending a trial invoices the first period now, as Stripe does; a declined
+            # payment leaves the subscription past_due with the invoice open.
             self.status = "active"
+            self._create_invoice()
     if discounts is not None:
         self.discount = _discount(self, coupon)
     emit("customer.subscription.updated", self, _changed(before, self._export()))

@@ -406,6 +406,23 @@ def subscription_extend_trial(
     return _sync_subscription(updated)
 
 
+def subscription_end_trial(*, subscription_id: str) -> djstripe_models.Subscription:
+    """End a trial now: Stripe invoices the first period and charges the default payment
+    method; a decline leaves the subscription past_due with the invoice open (dunning).
+    Raises SubscriptionStateError if the subscription is not trialing."""
+    subscription = _retrieve_subscription(subscription_id)
+    if subscription["status"] != "trialing":
+        raise SubscriptionStateError("The subscription is not in a trial.")
+    params: dict[str, Any] = {"trial_end": "now"}
+    updated = stripe.Subscription.modify(
+        subscription_id,
+        **params,
+        api_key=_api_key(),
+        idempotency_key=_state_key("end-trial", subscription, params),
+    )
+    return _sync_subscription(updated)
+
+
 def subscription_apply_coupon(
     *, subscription_id: str, coupon_id: str
 ) -> djstripe_models.Subscription:

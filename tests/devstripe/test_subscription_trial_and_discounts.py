@@ -53,3 +53,31 @@ def test_unknown_coupon_is_404_and_changes_nothing(subscription):
         stripe.Subscription.modify(subscription.id, discounts=[{"coupon": "NOPE"}])
     assert excinfo.value.http_status == 404
     assert stripe.Subscription.retrieve(subscription.id).discount is None
+
+
+@pytest.mark.parametrize(
+    ("card", "status", "invoice_status"),
+    [("pm_card_visa", "active", "paid"), ("pm_card_chargeCustomerFail", "past_due", "open")],
+)
+def test_ending_a_trial_now_invoices_and_a_decline_makes_it_past_due(
+    stripe_fake, card, status, invoice_status
+):
+    product = stripe.Product.create(name="Trial")
+    price = stripe.Price.create(
+        product=product.id, currency="usd", unit_amount=3000, recurring={"interval": "month"}
+    )
+    customer = stripe.Customer.create(email="ending@example.com")
+    pm = stripe.PaymentMethod.attach(card, customer=customer.id)
+    sub = stripe.Subscription.create(
+        customer=customer.id,
+        items=[{"price": price.id}],
+        default_payment_method=pm.id,
+        trial_period_days=7,
+    )
+    assert sub.status == "trialing" and sub.latest_invoice is None
+
+    ended = stripe.Subscription.modify(sub.id, trial_end="now")
+
+    assert ended.status == status
+    invoice = stripe.Invoice.retrieve(ended.latest_invoice)
+    assert (invoice.status, invoice.amount_due) == (invoice_status, 3000)

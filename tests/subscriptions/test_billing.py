@@ -105,3 +105,21 @@ def test_allow_incomplete_leaves_an_incomplete_subscription_with_an_open_invoice
     assert sub.status == "incomplete"
     invoice = djm.Invoice.objects.get(subscription=sub)
     assert invoice.stripe_data["status"] == "open"
+
+
+def test_ending_a_trial_with_a_failing_card_makes_the_subscription_past_due(catalog):
+    sub = billing.subscription_create(
+        user=UserFactory(),
+        price_id=catalog["basic"].stripe_price_id,
+        payment_method_id="pm_card_chargeCustomerFail",
+        trial_days=7,
+    )
+    assert sub.status == "trialing"
+
+    ended = billing.subscription_end_trial(subscription_id=sub.id)
+
+    assert ended.status == "past_due"
+    invoice = djm.Invoice.objects.get(subscription=ended)
+    assert (invoice.stripe_data["status"], invoice.stripe_data["amount_due"]) == ("open", 1000)
+    with pytest.raises(billing.SubscriptionStateError):
+        billing.subscription_end_trial(subscription_id=sub.id)
