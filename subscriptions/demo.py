@@ -1,185 +1,180 @@
-"""Demo catalog and customers, created in Stripe (the local fake under `make run`), synced back.
+"""Demo catalog and customers, created through our services against Stripe (the local fake
+under `make run`) and mirrored by dj-stripe.
 
-Idempotent: objects are found again by stable handles (product ids, price lookup keys,
-customer emails) before anything is created, and every create carries an idempotency key.
+Plans and prices are our `Plan`/`PlanPrice` rows pushed with `plan_push_to_stripe`; each demo
+customer is a user subscribed with `subscription_create` (then canceled, trialing or made
+past-due through the billing services). Idempotent: plans are found by slug, prices by lookup
+key, users by email, and a user who already has a subscription is left alone; pushing an
+unchanged plan creates nothing in Stripe.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import stripe
-from djstripe import models as djstripe_models
-from djstripe.settings import djstripe_settings
+from accounts.models import User
+from subscriptions import selectors
+from subscriptions.models import Plan, PlanPrice
+from subscriptions.services.billing import (
+    subscription_cancel,
+    subscription_create,
+    subscription_end_trial,
+)
+from subscriptions.services.catalog import plan_push_to_stripe
 
 ORDER = 20
 
-PRODUCTS = [
-    ("prod_demo_starter", "Starter", "For individuals: 1 seat, 10k API calls a month."),
-    ("prod_demo_team", "Team", "Per seat, graduated: cheaper seats as the team grows."),
-    ("prod_demo_scale", "Scale", "Volume pricing for large organisations, billed yearly."),
+# slug, name, rank, seats, API calls/month, features, description
+PLANS: list[tuple[str, str, int, int | None, int | None, dict[str, bool], str]] = [
+    (
+        "starter",
+        "Starter",
+        1,
+        1,
+        10_000,
+        {"sso": False, "audit_log": False},
+        "For individuals: 1 seat, 10k API calls a month.",
+    ),
+    (
+        "team",
+        "Team",
+        2,
+        20,
+        250_000,
+        {"sso": True, "audit_log": False},
+        "Per seat, graduated: cheaper seats as the team grows.",
+    ),
+    (
+        "scale",
+        "Scale",
+        3,
+        None,
+        None,
+        {"sso": True, "audit_log": True},
+        "Volume pricing for large organisations, billed yearly.",
+    ),
 ]
 
 PRICES: list[dict[str, Any]] = [
+    {"plan": "starter", "lookup_key": "demo_starter_monthly", "unit_amount": 1900},
     {
-        "lookup_key": "demo_starter_monthly",
-        "product": "prod_demo_starter",
-        "currency": "usd",
-        "unit_amount": 1900,
-        "recurring": {"interval": "month"},
-    },
-    {
+        "plan": "starter",
         "lookup_key": "demo_starter_yearly",
-        "product": "prod_demo_starter",
-        "currency": "usd",
         "unit_amount": 19000,
-        "recurring": {"interval": "year"},
+        "interval": PlanPrice.Interval.YEAR,
     },
     {
+        "plan": "team",
         "lookup_key": "demo_team_seats_monthly",
-        "product": "prod_demo_team",
-        "currency": "usd",
-        "billing_scheme": "tiered",
-        "tiers_mode": "graduated",
+        "billing_scheme": PlanPrice.BillingScheme.TIERED,
+        "tiers_mode": PlanPrice.TiersMode.GRADUATED,
         "tiers": [
-            {"up_to": 5, "unit_amount": 1500},
-            {"up_to": 20, "unit_amount": 1200},
-            {"up_to": "inf", "unit_amount": 900},
+            {"up_to": 5, "unit_amount": 1500, "flat_amount": 0},
+            {"up_to": 20, "unit_amount": 1200, "flat_amount": 0},
+            {"up_to": None, "unit_amount": 900, "flat_amount": 0},
         ],
-        "recurring": {"interval": "month"},
     },
     {
+        "plan": "scale",
         "lookup_key": "demo_scale_seats_yearly",
-        "product": "prod_demo_scale",
         "currency": "eur",
-        "billing_scheme": "tiered",
-        "tiers_mode": "volume",
+        "interval": PlanPrice.Interval.YEAR,
+        "billing_scheme": PlanPrice.BillingScheme.TIERED,
+        "tiers_mode": PlanPrice.TiersMode.VOLUME,
         "tiers": [
             {"up_to": 50, "unit_amount": 9000, "flat_amount": 50000},
-            {"up_to": "inf", "unit_amount": 7000, "flat_amount": 50000},
+            {"up_to": None, "unit_amount": 7000, "flat_amount": 50000},
         ],
-        "recurring": {"interval": "year"},
     },
 ]
 
-# (email, name, price lookup key, quantity)
+
+@dataclass(frozen=True)
+class DemoCustomer:
+    email: str
+    name: str
+    lookup_key: str
+    quantity: int
+    # active | trialing | canceled | past_due
+    state: str = "active"
+
+
 CUSTOMERS = [
-    ("ada@demo.example", "Ada Lovelace", "demo_starter_monthly", 1),
-    ("grace@demo.example", "Grace Hopper", "demo_starter_yearly", 1),
-    ("alan@demo.example", "Alan Turing", "demo_team_seats_monthly", 8),
-    ("edsger@demo.example", "Edsger Dijkstra", "demo_team_seats_monthly", 3),
-    ("barbara@demo.example", "Barbara Liskov", "demo_scale_seats_yearly", 60),
+    DemoCustomer("ada@demo.example", "Ada Lovelace", "demo_starter_monthly", 1),
+    DemoCustomer("grace@demo.example", "Grace Hopper", "demo_starter_yearly", 1),
+    DemoCustomer("alan@demo.example", "Alan Turing", "demo_team_seats_monthly", 8),
+    DemoCustomer("edsger@demo.example", "Edsger Dijkstra", "demo_team_seats_monthly", 3),
+    DemoCustomer("barbara@demo.example", "Barbara Liskov", "demo_scale_seats_yearly", 60),
+    DemoCustomer(
+        "katherine@demo.example", "Katherine Johnson", "demo_team_seats_monthly", 5, "trialing"
+    ),
+    DemoCustomer(
+        "margaret@demo.example", "Margaret Hamilton", "demo_starter_monthly", 1, "canceled"
+    ),
+    DemoCustomer("linus@demo.example", "Linus Pauling", "demo_starter_monthly", 1, "past_due"),
 ]
 
-
-def _api_key() -> str:
-    return djstripe_settings.STRIPE_SECRET_KEY
+TRIAL_DAYS = 14
 
 
-def _find(items: Any, predicate: Callable[[Any], bool]) -> Any | None:
-    return next((obj for obj in items.auto_paging_iter() if predicate(obj)), None)
-
-
-def _ensure_product(product_id: str, name: str, description: str) -> Any:
-    try:
-        return stripe.Product.retrieve(product_id, api_key=_api_key())
-    except stripe.InvalidRequestError:
-        return stripe.Product.create(
-            id=product_id,
-            name=name,
-            description=description,
-            metadata={"demo": "1"},
-            api_key=_api_key(),
-            idempotency_key=f"demo:product:{product_id}",
-        )
-
-
-def _ensure_price(spec: dict[str, Any]) -> Any:
-    existing = _find(
-        stripe.Price.list(product=spec["product"], limit=100, api_key=_api_key()),
-        lambda p: p.get("lookup_key") == spec["lookup_key"],
-    )
-    if existing is not None:
-        return existing
-    return stripe.Price.create(
-        **spec, api_key=_api_key(), idempotency_key=f"demo:price:{spec['lookup_key']}"
-    )
-
-
-def _ensure_customer(email: str, name: str) -> Any:
-    existing = _find(
-        stripe.Customer.list(email=email, limit=100, api_key=_api_key()),
-        lambda c: c.get("email") == email,
-    )
-    if existing is not None:
-        return existing
-    return stripe.Customer.create(
-        email=email,
-        name=name,
-        metadata={"demo": "1"},
-        api_key=_api_key(),
-        idempotency_key=f"demo:customer:{email}",
-    )
-
-
-def _ensure_payment_method(customer: Any) -> str:
-    methods = stripe.PaymentMethod.list(customer=customer.id, type="card", api_key=_api_key())
-    if methods.data:
-        return methods.data[0].id
-    method = stripe.PaymentMethod.create(
-        type="card",
-        card={"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"},
-        api_key=_api_key(),
-        idempotency_key=f"demo:pm:{customer.id}",
-    )
-    stripe.PaymentMethod.attach(
-        method.id,
-        customer=customer.id,
-        api_key=_api_key(),
-        idempotency_key=f"demo:pm-attach:{customer.id}",
-    )
-    stripe.Customer.modify(
-        customer.id,
-        invoice_settings={"default_payment_method": method.id},
-        api_key=_api_key(),
-        idempotency_key=f"demo:pm-default:{customer.id}",
-    )
-    return method.id
-
-
-def _ensure_subscription(customer: Any, price: Any, quantity: int, payment_method: str) -> Any:
-    existing = stripe.Subscription.list(customer=customer.id, status="all", api_key=_api_key())
-    if existing.data:
-        return existing.data[0]
-    return stripe.Subscription.create(
-        customer=customer.id,
-        items=[{"price": price.id, "quantity": quantity}],
-        default_payment_method=payment_method,
-        metadata={"demo": "1"},
-        api_key=_api_key(),
-        idempotency_key=f"demo:subscription:{customer.id}:{price.id}",
-    )
-
-
-def seed(*, out: Callable[[str], None]) -> None:
-    for product_id, name, description in PRODUCTS:
-        djstripe_models.Product.sync_from_stripe_data(
-            _ensure_product(product_id, name, description), api_key=_api_key()
+def _ensure_plans() -> dict[str, PlanPrice]:
+    plans = {}
+    for slug, name, rank, seats, api_calls, features, description in PLANS:
+        plans[slug], _ = Plan.objects.get_or_create(
+            slug=slug,
+            defaults={
+                "name": name,
+                "tier_rank": rank,
+                "seats": seats,
+                "api_calls_per_month": api_calls,
+                "features": features,
+                "description": description,
+            },
         )
     prices = {}
     for spec in PRICES:
-        price = _ensure_price(spec)
-        djstripe_models.Price.sync_from_stripe_data(price, api_key=_api_key())
-        prices[spec["lookup_key"]] = price
-    for email, name, lookup_key, quantity in CUSTOMERS:
-        customer = _ensure_customer(email, name)
-        payment_method = _ensure_payment_method(customer)
-        subscription = _ensure_subscription(customer, prices[lookup_key], quantity, payment_method)
-        djstripe_models.Customer.sync_from_stripe_data(customer, api_key=_api_key())
-        djstripe_models.Subscription.sync_from_stripe_data(subscription, api_key=_api_key())
-        for invoice in stripe.Invoice.list(
-            subscription=subscription.id, api_key=_api_key()
-        ).auto_paging_iter():
-            djstripe_models.Invoice.sync_from_stripe_data(invoice, api_key=_api_key())
-    out(f"  stripe: {len(PRODUCTS)} products, {len(PRICES)} prices, {len(CUSTOMERS)} subscriptions")
+        fields = {k: v for k, v in spec.items() if k not in ("plan", "lookup_key")}
+        prices[spec["lookup_key"]], _ = PlanPrice.objects.get_or_create(
+            lookup_key=spec["lookup_key"], defaults={"plan": plans[spec["plan"]], **fields}
+        )
+    for plan in plans.values():
+        plan_push_to_stripe(plan=plan)
+    for price in prices.values():
+        price.refresh_from_db()
+    return prices
+
+
+def _ensure_subscription(customer: DemoCustomer, price: PlanPrice) -> str:
+    user, created = User.objects.get_or_create(
+        email=customer.email, defaults={"name": customer.name}
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    existing = selectors.customer_subscription_list(user=user).first()
+    if existing is not None:
+        return str(existing.status)
+    past_due = customer.state == "past_due"
+    subscription = subscription_create(
+        user=user,
+        price_id=price.stripe_price_id,
+        quantity=customer.quantity,
+        # The fake has no renewals: a past-due customer is a trial whose conversion payment
+        # is declined (ended below), as when a real trial's card fails.
+        payment_method_id="pm_card_chargeCustomerFail" if past_due else "pm_card_visa",
+        trial_days=TRIAL_DAYS if customer.state in ("trialing", "past_due") else 0,
+    )
+    if customer.state == "canceled":
+        subscription = subscription_cancel(subscription_id=subscription.id, at_period_end=False)
+    elif past_due:
+        subscription = subscription_end_trial(subscription_id=subscription.id)
+    return str(subscription.status)
+
+
+def seed(*, out: Callable[[str], None]) -> None:
+    prices = _ensure_plans()
+    statuses = [_ensure_subscription(c, prices[c.lookup_key]) for c in CUSTOMERS]
+    summary = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
+    out(f"  stripe: {len(PLANS)} plans, {len(PRICES)} prices, subscriptions: {summary}")

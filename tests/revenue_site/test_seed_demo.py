@@ -30,17 +30,23 @@ def test_seed_demo_builds_the_demo_business_once(stripe_fake):
     assert _counts() == first
     assert first["products"] == 3
     assert first["prices"] == 4
-    assert first["customers"] == 5
-    assert first["subscriptions"] == 5
-    assert first["invoices"] >= 5
+    assert first["customers"] == 8
+    assert first["subscriptions"] == 8
+    assert first["invoices"] >= 6  # the trial has none yet; the canceled one was paid first
+    statuses = sorted(s.status for s in djstripe_models.Subscription.objects.all())
+    assert statuses == ["active"] * 5 + ["canceled", "past_due", "trialing"]
+    past_due = djstripe_models.Subscription.objects.get(stripe_data__status="past_due")
+    assert past_due.customer.subscriber.email == "linus@demo.example"
+    assert djstripe_models.Invoice.objects.get(subscription=past_due).status == "open"
     assert User.objects.get(email="admin@example.com").is_superuser
     assert Group.objects.get(name="Finance").user_set.filter(email="finance@example.com").exists()
     tiered = djstripe_models.Price.objects.get(lookup_key="demo_team_seats_monthly")
     assert tiered.billing_scheme == "tiered"
     assert [t["up_to"] for t in tiered.tiers] == [5, 20, None]
-    # 1900 + 19000/12 + (5x1500 + 3x1200) + 3x1500 in usd; (60x7000 + 50000)/12 in eur.
+    # 1900 + 19000/12 + (5x1500 + 3x1200) + 3x1500 + 1900 (past due counts) in usd;
+    # (60x7000 + 50000)/12 in eur. The trial and the canceled subscription count nothing.
     figures = {r.currency: (r.mrr, r.active_customers) for r in revenue_by_currency()}
-    assert figures == {"usd": (19_083, 4), "eur": (39_167, 1)}
+    assert figures == {"usd": (20_983, 5), "eur": (39_167, 1)}
 
 
 @pytest.mark.django_db
