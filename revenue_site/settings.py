@@ -156,6 +156,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
+# Celery's Django fixup closes every DB connection after each task unless this is set; keep
+# them for this many tasks (CONN_HEALTH_CHECKS still drops broken ones).
+CELERY_DB_REUSE_MAX = 100
 # The beat schedule lives in code; each issue adds its periodic tasks here.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "ledger-trial-balance-check": {

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 from djstripe import models as djm
@@ -124,8 +125,12 @@ def webhook_event_record(*, data: dict[str, Any]) -> tuple[WebhookEvent, bool]:
         "payload": data,
     }
     try:
-        with transaction.atomic():
-            return WebhookEvent.objects.create(stripe_event_id=data["id"], **fields), True
+        if connection.in_atomic_block:  # a savepoint, so a duplicate leaves the caller usable
+            with transaction.atomic():
+                return WebhookEvent.objects.create(stripe_event_id=data["id"], **fields), True
+        # Autocommit (the webhook view): the single INSERT is its own transaction; no
+        # BEGIN/COMMIT round trips on the hot path.
+        return WebhookEvent.objects.create(stripe_event_id=data["id"], **fields), True
     except IntegrityError:
         existing = WebhookEvent.objects.filter(stripe_event_id=data["id"]).first()
         if existing is None:
@@ -150,6 +155,29 @@ def webhook_event_enqueue(*, event_id: int) -> None:
     transaction.on_commit(send)
 
 
+# uuid -> (secret, monotonic expiry): one query per endpoint per process per TTL instead of
+# one per delivery. A rotated secret or a deleted endpoint takes effect within the TTL.
+ENDPOINT_SECRET_TTL_SECONDS = 30.0
+_endpoint_secrets: dict[uuid.UUID, tuple[str, float]] = {}
+
+
+def _endpoint_secret(endpoint_uuid: uuid.UUID) -> str | None:
+    cached = _endpoint_secrets.get(endpoint_uuid)
+    now = time.monotonic()
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    secret = (
+        djm.WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid)
+        .values_list("secret", flat=True)
+        .first()
+    )
+    if secret is None:
+        _endpoint_secrets.pop(endpoint_uuid, None)
+        return None
+    _endpoint_secrets[endpoint_uuid] = (secret, now + ENDPOINT_SECRET_TTL_SECONDS)
+    return secret
+
+
 def webhook_event_receive(
     *, endpoint_uuid: uuid.UUID, payload: bytes, signature_header: str | None
 ) -> tuple[WebhookEvent, bool]:
@@ -160,17 +188,15 @@ def webhook_event_receive(
     Raises WebhookEndpointUnknownError, or WebhookRejectedError (missing or bad signature,
     timestamp outside the tolerance, body not a Stripe event) with nothing stored.
     """
-    endpoint = (
-        djm.WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid).only("secret").first()
-    )
-    if endpoint is None:
+    secret = _endpoint_secret(endpoint_uuid)
+    if secret is None:
         raise WebhookEndpointUnknownError(str(endpoint_uuid))
     if not signature_header:
         raise WebhookRejectedError("The Stripe-Signature header is missing.")
     try:
         text = payload.decode("utf-8")
         stripe.WebhookSignature.verify_header(
-            text, signature_header, endpoint.secret, tolerance=SIGNATURE_TOLERANCE_SECONDS
+            text, signature_header, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS
         )
     except UnicodeDecodeError as exc:
         raise WebhookRejectedError("The body is not UTF-8.") from exc
