@@ -2,7 +2,7 @@
 
 The customer page is our ``BillingCustomer`` (user ↔ Stripe customer): its change view shows
 the subscriptions, invoices, payments, ledger lines, dunning cases and referral in a fixed
-number of queries (``subscriptions.customer_selectors``), with links to actions that call
+number of queries (``subscriptions.selectors``), with links to actions that call
 services (cancel, refund, resync, extend trial, apply coupon) through a small form each.
 """
 
@@ -37,8 +37,8 @@ from djstripe import models as djm
 
 from revenue_site.admin import EstimatedCountPaginator, ReadOnlyAdmin
 from revenue_site.money import format_money
-from subscriptions.customer_selectors import CustomerOverview, customer_overview
 from subscriptions.models import BillingCustomer, DunningCase, Plan, SubscriptionState
+from subscriptions.selectors import CustomerOverview, customer_overview
 from subscriptions.services import billing
 from subscriptions.services.effects import RefundError, charge_refund
 
