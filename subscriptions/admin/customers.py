@@ -402,6 +402,18 @@ class BillingCustomerAdmin(admin.ModelAdmin):
         return _table(["invoice", "status", "due", "attempts", "failure", "opened"], rows)
 
     # --- actions ------------------------------------------------------------------------
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # Every field is read-only: changes happen through the actions, so no Save buttons.
+        extra_context = {**(extra_context or {}), "show_save": False}
+        extra_context["show_save_and_continue"] = False
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def get_urls(self) -> list[URLPattern]:
         urls = [
             path(
