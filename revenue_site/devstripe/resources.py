@@ -17,7 +17,11 @@ their internal calls go through the class attributes, so patching is the smalles
 - the events localstripe never emits (``invoice.paid``, ``invoice.finalized``,
   ``charge.succeeded/failed/refunded``, ``customer.subscription.updated``, ...), and
   payment failures at subscription creation reported as ``invoice.payment_failed``;
-- the on-disk pickle (shared ``/tmp/localstripe.pickle``) only when a state file is given.
+- the on-disk pickle (shared ``/tmp/localstripe.pickle``) only when a state file is given;
+  it also holds the saved idempotent responses (``idempotency.py``);
+- disputes: a charge paid with the test card ``pm_card_createDispute`` (number
+  4000000000000259) is disputed as fraudulent at once (``charge.dispute.created``), and
+  ``GET /v1/disputes[/<id>]`` serve them.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from localstripe.resources import (
     try_convert_to_int,
 )
 
-from . import webhooks
+from . import idempotency, webhooks
 from .pricing import tiered_amount
 
 # The version dj-stripe 2.11 pins; events claim to be rendered with it.
@@ -62,12 +66,15 @@ ACCOUNT_ID = "acct_1DevStripeRevenue0"
 
 # --- storage: in memory unless a state file is configured ---------------------------------
 STATE_FILE: str | None = None
+# The saved idempotent responses travel in the state file under this key (not an object key).
+_IDEMPOTENCY_KEY = "_devstripe:idempotency"
 
 
 def _dump_to_disk(self: Store) -> None:
     if STATE_FILE:
+        data = {**self, _IDEMPOTENCY_KEY: dict(idempotency.saved)}
         with open(STATE_FILE, "wb") as f:
-            pickle.dump(dict(self), f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _load_from_disk(self: Store) -> None:
@@ -78,6 +85,8 @@ def _load_from_disk(self: Store) -> None:
             data = pickle.load(f)  # noqa: S301 - our own dev-only state file
     except FileNotFoundError:
         return
+    idempotency.forget_all()
+    idempotency.saved.update(data.pop(_IDEMPOTENCY_KEY, {}))
     dict.clear(self)
     # The store is written on every insert, and localstripe inserts an object before its
     # __init__ has finished; an object caught half-built by the last write is left out.
@@ -986,7 +995,7 @@ def _charge_fixup(self: Charge, obj: dict[str, Any]) -> None:
         pi = store.get("payment_intent:" + self.payment_intent)
         obj["invoice"] = getattr(pi, "invoice", None)
     obj["amount_captured"] = self.amount if self.captured and self.paid else 0
-    obj["disputed"] = False
+    obj["disputed"] = bool(getattr(self, "disputed", False))  # set by disputes.py
     obj["billing_details"] = {}
     obj["outcome"] = {
         "type": "authorized" if self.status == "succeeded" else "issuer_declined",

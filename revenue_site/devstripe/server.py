@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -10,7 +12,9 @@ from localstripe import resources as ls
 from localstripe import server as ls_server
 from localstripe.errors import UserError
 
-from . import resources, webhooks
+from . import disputes, idempotency, resources, webhooks
+
+logger = logging.getLogger("revenue_site.devstripe")
 
 
 def _current(func: Any) -> Any:
@@ -54,6 +58,8 @@ async def flush_store(request: web.Request) -> web.Response:
     """``DELETE /_config/data``: forget every object, queued event and delivery record."""
     ls.store.clear()
     webhooks.drop_pending()
+    idempotency.forget_all()
+    ls.store.dump_to_disk()
     return web.Response()
 
 
@@ -72,9 +78,91 @@ async def json_not_found(request: web.Request, handler: Any) -> web.StreamRespon
         ) from None
 
 
+def _idempotency_error(status: int, message: str) -> web.Response:
+    body = {"error": {"type": "idempotency_error", "message": message}}
+    return ls_server.json_response(body, status=status)
+
+
+@web.middleware
+async def idempotent_requests(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Run a ``POST /v1/...`` with an ``Idempotency-Key`` once; replay its result after.
+
+    See ``idempotency.py``. Sits inside the auth middleware, so the key is scoped to an
+    authenticated API key.
+    """
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or not key or not request.path.startswith("/v1/"):
+        return await handler(request)
+    api_key = ls_server.get_api_key(request) or ""
+    scope_key = (api_key + "|" + request.headers.get("Stripe-Account", ""), key)
+    body = await request.read()
+    fingerprint = idempotency.fingerprint(
+        request.method, request.path, request.query_string, body, request.content_type
+    )
+    if scope_key in idempotency.in_flight:
+        return _idempotency_error(
+            409,
+            "There is currently another in-progress request using this Idempotency-Key "
+            "(that probably means you submitted twice, and the other request is still "
+            "going through): " + key + ". Please try again later.",
+        )
+    saved = idempotency.lookup(scope_key)
+    if saved is not None:
+        if saved.fingerprint != fingerprint:
+            return _idempotency_error(
+                400,
+                "Keys for idempotent requests can only be used with the same parameters "
+                "they were first used with. Try using a key other than '" + key + "' if "
+                "you meant to execute a different request.",
+            )
+        return web.Response(
+            body=saved.body,
+            status=saved.status,
+            content_type=saved.content_type,
+            headers={"Idempotency-Key": key, "Idempotent-Replayed": "true"},
+        )
+
+    idempotency.in_flight.add(scope_key)
+    try:
+        try:
+            response = await handler(request)
+        except UserError as exc:
+            response = exc.to_response()
+        except web.HTTPException:
+            raise  # routing (404/405): nothing ran, nothing to keep
+        except Exception:
+            # Stripe keeps (and replays) its 500s too: a retry must not run it again.
+            logger.exception("%s %s failed", request.method, request.path)
+            response = ls_server.json_response(
+                {"error": {"type": "api_error", "message": "An unknown error occurred"}},
+                status=500,
+            )
+        if isinstance(response, web.Response) and isinstance(response.body, bytes):
+            idempotency.save(
+                scope_key,
+                idempotency.SavedResponse(
+                    fingerprint=fingerprint,
+                    status=response.status,
+                    body=response.body,
+                    content_type=response.content_type,
+                    saved_at=time.time(),
+                ),
+            )
+            ls.store.dump_to_disk()
+        response.headers["Idempotency-Key"] = key
+        return response
+    finally:
+        idempotency.in_flight.discard(scope_key)
+
+
 def build_app() -> web.Application:
     app = web.Application(
-        middlewares=[ls_server.error_middleware, json_not_found, ls_server.auth_middleware]
+        middlewares=[
+            ls_server.error_middleware,
+            json_not_found,
+            ls_server.auth_middleware,
+            idempotent_requests,
+        ]
     )
     app.on_response_prepare.append(ls_server.add_cors_headers)
     router = app.router
@@ -105,5 +193,9 @@ def build_app() -> web.Application:
         router.add_get(base + "/{id}", ls_server.api_retrieve(cls, base))
         router.add_post(base + "/{id}", ls_server.api_update(cls, base))
         router.add_delete(base + "/{id}", ls_server.api_delete(cls, base))
+        router.add_get(base, ls_server.api_list_all(cls, base))
+    for cls in disputes.read_only_classes:
+        base = "/v1/" + cls.object + "s"
+        router.add_get(base + "/{id}", ls_server.api_retrieve(cls, base))
         router.add_get(base, ls_server.api_list_all(cls, base))
     return app
