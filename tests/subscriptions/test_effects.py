@@ -12,7 +12,6 @@ import time
 
 import pytest
 import stripe
-from django.utils import timezone
 from djstripe import models as djm
 
 from analytics.models import MRRMovement
@@ -21,7 +20,7 @@ from ledger.models import Transaction
 from ledger.selectors import account_balance
 from ledger.services import system_account
 from subscriptions.models import DunningCase, SubscriptionState
-from subscriptions.services.effects import REFUND_SOURCE, dispute_record, invoice_paid_key
+from subscriptions.services.effects import DISPUTE_SOURCE, REFUND_SOURCE, invoice_paid_key
 from tests.subscriptions.effects_helpers import (
     EventFeed,
     key,
@@ -200,28 +199,31 @@ def test_refund_processed_before_its_invoice_paid_event_books_both_once(stripe_f
 def test_dispute_reverses_the_disputed_amount_once(stripe_fake):
     feed = EventFeed()
     price = make_price(unit_amount=3000)
-    customer, pm = make_customer()
+    # The fake disputes a charge made with Stripe's dispute test card, as Stripe does.
+    customer, pm = make_customer(card="pm_card_createDispute")
     sub = subscribe(customer, pm, price)
-    feed.process_new()
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
-    # The fake has no disputes (no /v1/disputes, which dj-stripe re-reads on the event), so
-    # the service is called with the dispute object as Stripe's event carries it.
-    dispute = {
-        "id": "dp_test_1",
-        "object": "dispute",
-        "amount": 3000,
-        "currency": "usd",
-        "charge": charge_id,
-        "created": int(time.time()),
-        "reason": "fraudulent",
-        "status": "needs_response",
-    }
-    first = dispute_record(dispute=dispute, occurred_at=timezone.now())
-    again = dispute_record(dispute=dict(dispute), occurred_at=timezone.now())
-    assert first == again
+    events = feed.new_events()
+    types = [e["type"] for e in events]
+    assert types.index("invoice.paid") < types.index("charge.dispute.created")
+    for event in events:
+        if event["type"] != "charge.dispute.created":
+            djm.Event.process(event)
+    assert _balance(SystemAccount.STRIPE_CLEARING) == 3000
 
-    disputes = Transaction.objects.filter(source="subscriptions.dispute")
-    assert [d.idempotency_key for d in disputes] == ["stripe:dispute:dp_test_1"]
+    [created] = [e for e in events if e["type"] == "charge.dispute.created"]
+    djm.Event.process(created)
+    djm.Event.process(copy.deepcopy(created))  # redelivered
+    replay = copy.deepcopy(created)
+    replay["id"] = replay["id"] + "_again"  # a fresh event id for the same dispute
+    djm.Event.process(replay)
+
+    dispute = djm.Dispute.objects.get(id=created["data"]["object"]["id"])
+    assert dispute.charge.id == stripe.Invoice.retrieve(sub.latest_invoice).charge
+    assert dispute.amount == 3000
+    disputes = Transaction.objects.filter(source=DISPUTE_SOURCE)
+    assert [d.idempotency_key for d in disputes] == [f"stripe:dispute:{dispute.id}"]
+    assert disputes[0].reversal_of.idempotency_key == invoice_paid_key(sub.latest_invoice)
+    assert sum(e.amount for e in disputes[0].entries.all() if e.amount > 0) == 3000
     assert _balance(SystemAccount.STRIPE_CLEARING) == 0
     assert _balance(SystemAccount.REVENUE_SUBSCRIPTIONS) == 0
     assert _trial_balance_is_zero()
