@@ -57,6 +57,11 @@ def main() -> None:
     env.setdefault("DEVSTRIPE_STATE_FILE", str(BASE_DIR / ".run" / "devstripe.pickle"))
     env["PYTHONUNBUFFERED"] = "1"
     (BASE_DIR / ".run").mkdir(exist_ok=True)
+    state_file = Path(env["DEVSTRIPE_STATE_FILE"])
+    if "DATABASE_URL" not in env and not (BASE_DIR / "db.sqlite3").exists():
+        # A new database starts a new fake Stripe: ids and idempotency keys of an old fake
+        # would point at customers and subscriptions the new database never saw.
+        state_file.unlink(missing_ok=True)
 
     children: list[subprocess.Popen[bytes]] = []
 
