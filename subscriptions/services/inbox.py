@@ -10,11 +10,12 @@ Lifecycle of a :class:`~subscriptions.models.WebhookEvent` row::
   ``WebhookEndpoint``'s secret (Stripe's scheme, 300 s tolerance), the raw event inserted under
   the unique ``stripe_event_id`` (a duplicate delivery finds the existing row; no
   check-then-insert), and processing queued with ``transaction.on_commit``.
-- :func:`webhook_event_process` claims the row with a conditional UPDATE (two workers never
-  process one event at once; a lost claim is a no-op) and hands the payload to dj-stripe's
-  ``Event.process``: the mirror sync and our receivers run inside dj-stripe's atomic block,
-  so a failing receiver rolls everything back and a retry re-runs it. dj-stripe's own
-  ``Event`` row (primary key = the Stripe event id) makes a re-run after success a no-op.
+- :func:`webhook_event_process` claims the row with one conditional ``UPDATE … RETURNING``
+  (two workers never process one event at once; a lost claim is a no-op; the payload comes
+  back with the claim, no re-read) and hands the payload to dj-stripe's ``Event.process``;
+  the mirror sync, our receivers and the SUCCEEDED mark commit in one transaction, so a
+  failing receiver rolls everything back and a retry re-runs it. dj-stripe's own ``Event``
+  row (primary key = the Stripe event id) makes a re-run after success a no-op.
 - While PROCESSING, ``next_attempt_at`` is the claim's lease expiry: a row still PROCESSING
   after it belonged to a worker that died, and :func:`webhook_events_retry_due` fails it and
   queues it again (no extra column needed).
@@ -44,7 +45,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Max, Q
 from django.utils import timezone
 from djstripe import models as djm
 from djstripe.settings import djstripe_settings
@@ -213,31 +214,90 @@ def _backoff(attempts: int) -> timedelta:
     return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
 
 
+# What processing needs from the row; the rest stays deferred on the returned instance.
+_CLAIM_FIELDS = ("id", "stripe_event_id", "type", "livemode", "payload", "attempts")
+
+
+def _claim(*, event_id: int, now: datetime) -> WebhookEvent | None:
+    """Move a RECEIVED or FAILED row to PROCESSING (attempts + 1, lease until now +
+    PROCESSING_LEASE) and return it, or None when another worker has it, it is done, or gone.
+
+    One conditional ``UPDATE … RETURNING`` (PostgreSQL, SQLite >= 3.35): Django's
+    ``QuerySet.update()`` returns only a count, and reading the payload back would cost a
+    second round trip per event. The WHERE clause is the claim: of concurrent claimers, one
+    UPDATE matches (the others wait for its row lock and then see PROCESSING).
+    In autocommit the claim is committed on its own, so a worker that dies mid-processing
+    still counts as an attempt and its lease expires (see webhook_events_retry_due).
+    """
+    meta = WebhookEvent._meta
+    qn = connection.ops.quote_name
+
+    columns = {field.name: str(field.column) for field in meta.concrete_fields}
+
+    def col(name: str) -> str:
+        return qn(columns[name])
+
+    lease = meta.get_field("next_attempt_at").get_db_prep_value(now + PROCESSING_LEASE, connection)
+    # Only quoted identifiers from the model's meta are interpolated; values are parameters.
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {col('status')} = %s,"  # noqa: S608
+        f" {col('attempts')} = {col('attempts')} + 1, {col('next_attempt_at')} = %s"
+        f" WHERE {col('id')} = %s AND {col('status')} IN (%s, %s)"
+        f" RETURNING {', '.join(col(name) for name in _CLAIM_FIELDS)}"
+    )
+    params = [
+        WebhookEvent.Status.PROCESSING.value,
+        lease,
+        event_id,
+        WebhookEvent.Status.RECEIVED.value,
+        WebhookEvent.Status.FAILED.value,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = dict(zip(_CLAIM_FIELDS, row, strict=True))
+    if isinstance(values["payload"], str):  # both backends hand JSON over as text
+        values["payload"] = json.loads(values["payload"])
+    values["livemode"] = bool(values["livemode"])  # SQLite: 0/1
+    event = WebhookEvent.from_db(connection.alias, list(_CLAIM_FIELDS), list(values.values()))
+    event.status = WebhookEvent.Status.PROCESSING
+    return event
+
+
 def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     """Process one stored event through dj-stripe, at most one worker at a time.
 
-    Returns the SUCCEEDED row, or None when the claim was lost (already processing or done,
-    or the row is gone). On failure the row becomes FAILED with the error text and, until
-    MAX_ATTEMPTS, a ``next_attempt_at`` by exponential backoff; then
-    WebhookEventProcessingError is raised so the Celery task retries too.
+    Returns the SUCCEEDED row (fields processing did not need are deferred), or None when
+    the claim was lost (already processing or done, or the row is gone). dj-stripe's
+    ``Event.process`` and the SUCCEEDED mark share one transaction: effects and "done" commit
+    together (a crash between them cannot leave processed work looking unprocessed), and the
+    mark only applies to our own claim (same ``attempts``), never to a later worker's.
+    On failure the row becomes FAILED with the error text and, until MAX_ATTEMPTS, a
+    ``next_attempt_at`` by exponential backoff; then WebhookEventProcessingError is raised
+    so the Celery task retries too.
     """
-    now = timezone.now()
-    claimed = WebhookEvent.objects.filter(
-        pk=event_id, status__in=[WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED]
-    ).update(
-        status=WebhookEvent.Status.PROCESSING,
-        attempts=F("attempts") + 1,
-        next_attempt_at=now + PROCESSING_LEASE,
-    )
-    if not claimed:
+    event = _claim(event_id=event_id, now=timezone.now())
+    if event is None:
         return None
-    event = WebhookEvent.objects.get(pk=event_id)
+    ours = WebhookEvent.objects.filter(
+        pk=event_id, status=WebhookEvent.Status.PROCESSING, attempts=event.attempts
+    )
     try:
-        djm.Event.process(event.payload, api_key=_api_key(event.livemode))
+        with transaction.atomic():
+            djm.Event.process(event.payload, api_key=_api_key(event.livemode))
+            processed_at = timezone.now()
+            ours.update(
+                status=WebhookEvent.Status.SUCCEEDED,
+                processed_at=processed_at,
+                next_attempt_at=None,
+                last_error="",
+            )
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
         retry_at = timezone.now() + _backoff(event.attempts)
-        WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.PROCESSING).update(
+        ours.update(
             status=WebhookEvent.Status.FAILED,
             last_error=error,
             next_attempt_at=retry_at if event.attempts < MAX_ATTEMPTS else None,
@@ -250,13 +310,10 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
             error,
         )
         raise WebhookEventProcessingError(error) from exc
-    WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.PROCESSING).update(
-        status=WebhookEvent.Status.SUCCEEDED,
-        processed_at=timezone.now(),
-        next_attempt_at=None,
-        last_error="",
-    )
-    event.refresh_from_db()
+    event.status = WebhookEvent.Status.SUCCEEDED
+    event.processed_at = processed_at
+    event.next_attempt_at = None
+    event.last_error = ""
     return event
 
 
