@@ -8,6 +8,7 @@ Against same-run baselines (issue 3's targets in brackets):
 - drain: that backlog processed by one Celery worker (concurrency 1) against the same worker
   draining as many no-op tasks (rate >= 0.2x no-op);
 - correctness: every event SUCCEEDED exactly once, one dj-stripe Event row per event.
+- queries: the SQL statements (transaction control included) one event's processing issues.
 
 Needs PostgreSQL and Redis: ``--database-url`` (default ``postgres://postgres@127.0.0.1:5432/
 ras_bench``, created if missing, its inbox tables emptied) and ``--redis-url`` (default
@@ -275,6 +276,21 @@ def main() -> None:
             f"webhook_effects  sent={n}  inbox_rows={bench_rows.count()}  "
             f"succeeded_once={succeeded}  djstripe_events={mirrored}  "
             f"{'OK' if bench_rows.count() == succeeded == mirrored == n else 'MISMATCH'}"
+        )
+
+        # Queries of one event's processing, in this process (autocommit, like the worker).
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        from subscriptions.services import inbox
+
+        row, _ = inbox.webhook_event_record(data=json.loads(make_event(f"evt_bench_{run}_q")))
+        with CaptureQueriesContext(connection) as ctx:
+            inbox.webhook_event_process(event_id=row.pk)
+        ours = [q for q in ctx.captured_queries if WebhookEvent._meta.db_table in q["sql"]]
+        print(
+            f"webhook_queries  per_event={len(ctx.captured_queries)} (inbox row={len(ours)}, "
+            f"dj-stripe and transaction control={len(ctx.captured_queries) - len(ours)})"
         )
     finally:
         for proc in reversed(procs):
