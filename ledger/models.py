@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import models
 from django.db.models.functions import Length, Lower
 from django.db.models.lookups import Exact
@@ -205,3 +206,108 @@ class Entry(AppendOnlyModel):
     @property
     def is_debit(self) -> bool:
         return self.amount > 0
+
+
+# --- payouts: the shared engine's rows ---------------------------------------------------
+# Affiliates, creators and marketplace providers are payees (Account.PayeeType + id); a payout
+# batch pays each payee's approved balance above the minimum. A batch has a status so a crash
+# mid-way resumes and never pays anyone twice (each payout has its own idempotency key).
+
+
+class PayeeProfile(models.Model):
+    class Method(models.TextChoices):
+        STRIPE_CONNECT = "stripe_connect", "Stripe Connect transfer"
+        PAYPAL = "paypal", "PayPal (mass-payout CSV)"
+        BANK_CSV = "bank_csv", "Bank transfer (CSV)"
+
+    payee_type = models.CharField(max_length=16, choices=Account.PayeeType.choices)
+    payee_id = models.PositiveBigIntegerField()
+    method = models.CharField(max_length=16, choices=Method.choices, blank=True)
+    stripe_account_id = models.CharField(max_length=255, blank=True)
+    paypal_email = models.EmailField(blank=True)
+    bank_account_name = models.CharField(max_length=200, blank=True)
+    bank_iban = models.CharField(max_length=34, blank=True)
+    bank_bic = models.CharField(max_length=11, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payee_type", "payee_id"], name="ledger_payeeprofile_one_per_payee"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payee_type} {self.payee_id} ({self.method or 'no method'})"
+
+
+class PayoutBatch(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft (payouts computed, awaiting approval)"
+        APPROVED = "approved", "Approved"
+        EXECUTING = "executing", "Executing"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Completed with failures"
+
+    payee_type = models.CharField(max_length=16, choices=Account.PayeeType.choices)
+    as_of = models.DateField(help_text="Balances approved up to the end of this day are paid.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-as_of", "-pk"]
+        constraints = [
+            # One batch per payee type and day: re-running the monthly job resumes it.
+            models.UniqueConstraint(
+                fields=["payee_type", "as_of"], name="ledger_payoutbatch_one_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payee_type} payouts as of {self.as_of} ({self.status})"
+
+
+class Payout(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Failed"
+
+    batch = models.ForeignKey(PayoutBatch, on_delete=models.PROTECT, related_name="payouts")
+    payee_type = models.CharField(max_length=16, choices=Account.PayeeType.choices)
+    payee_id = models.PositiveBigIntegerField()
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    method = models.CharField(max_length=16, choices=PayeeProfile.Method.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    stripe_transfer_id = models.CharField(max_length=255, blank=True)
+    external_reference = models.CharField(max_length=255, blank=True)
+    failure_message = models.TextField(blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "payee_type", "payee_id", "currency"]
+        indexes = [models.Index(fields=["payee_type", "payee_id", "status"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["batch", "payee_type", "payee_id", "currency"],
+                name="ledger_payout_once_per_batch",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=0), name="ledger_payout_amount_gt_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"payout {self.pk}: {self.amount} {self.currency} to {self.payee_type} {self.payee_id}"
+        )
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payout-{self.pk}"

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "accounts",
     "ledger",
     "subscriptions",
+    "affiliates",
     "analytics",
 ]
 
