@@ -12,7 +12,7 @@ from localstripe import resources as ls
 from localstripe import server as ls_server
 from localstripe.errors import UserError
 
-from . import disputes, idempotency, resources, webhooks
+from . import connect, disputes, idempotency, resources, webhooks
 
 logger = logging.getLogger("revenue_site.devstripe")
 
@@ -176,7 +176,7 @@ def build_app() -> web.Application:
     router.add_get("/js.stripe.com/v3/", ls_server.localstripe_js)
 
     # Specific routes first: `/v1/invoices/{id}/pay` must win over localstripe's.
-    for method, url, func in resources.extra_routes:
+    for method, url, func in [*resources.extra_routes, *connect.extra_routes]:
         router.add_route(method, url, ls_server.api_extra(func, url))
     for method, url, func in ls.extra_apis:
         router.add_route(method, url, ls_server.api_extra(_current(func), url))
@@ -185,7 +185,7 @@ def build_app() -> web.Application:
         ls.BalanceTransaction, ls.Charge, ls.Coupon, ls.Customer, ls.Event, ls.Invoice,
         ls.InvoiceItem, ls.PaymentIntent, ls.PaymentMethod, ls.Payout, ls.Plan, ls.Product,
         ls.Refund, ls.SetupIntent, ls.Source, ls.Subscription, ls.SubscriptionItem,
-        ls.TaxRate, ls.Token, *resources.crud_classes,
+        ls.TaxRate, ls.Token, *resources.crud_classes, *connect.crud_classes,
     )  # fmt: skip
     for cls in crud:
         base = "/v1/" + cls.object + "s"
