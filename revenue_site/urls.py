@@ -16,6 +16,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("subscriptions.urls")),
+    path("api/v1/affiliate/", include("affiliates.api_urls")),
+    path("portal/", include("affiliates.portal.urls")),
 ]
 
 handler400 = "revenue_site.errors.bad_request"
