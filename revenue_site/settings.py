@@ -174,6 +174,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "subscriptions.tasks.stripe_reconcile",
         "schedule": crontab(minute="*/10"),
     },
+    "affiliates-commissions-approve-due": {
+        "task": "affiliates.tasks.commissions.commissions_approve_due",
+        "schedule": crontab(minute=5),  # hourly
+    },
+    "affiliates-payouts-monthly": {
+        "task": "affiliates.tasks.commissions.affiliate_payouts_run",
+        "schedule": crontab(minute=30, hour=6, day_of_month=1),  # as of the month's last day
+    },
 }
 
 # --- Auth -------------------------------------------------------------------------------

@@ -1,0 +1,441 @@
+"""Commissions: accrue on paid invoices, approve after the hold, review, claw back (issue 4 §4).
+
+Accrual (``commission_accrue``, from the ``invoice.paid`` receiver):
+
+- the base is the invoice's ``amount_paid`` less tax, in the invoice's currency;
+- **percent** rules: ``base * rate / 100`` rounded to whole minor units ROUND_HALF_UP, once per
+  commission (``revenue_site.money.apply_rate``); **flat** rules pay ``commission_flat_amount``
+  on the referral's first paid invoice only (a conversion), and only when the invoice's currency
+  is the program's;
+- duration: *first payment* pays the referral's first paid invoice only; *recurring N months*
+  pays invoices paid before first-paid-at + N calendar months (so the (N+1)-th monthly invoice
+  gets nothing); *lifetime* pays every invoice. "The referral's first paid invoice" is the
+  earliest invoice that accrued a commission for the referral (the first invoice paid while the
+  customer was referred always does);
+- tiers: the rate of the highest tier whose ``min_revenue`` is at most the affiliate's referred
+  revenue in the invoice's calendar month (UTC), counted as the sum of ``base_amount`` of the
+  affiliate's commissions paid that month in that currency **including this invoice**; rows
+  are serialised per affiliate by locking the affiliate, so concurrent invoices see each other;
+- the rule as applied is snapshotted in ``Commission.rule``.
+
+The commission starts HELD with ``available_at = paid_at + hold_days`` and is posted to the
+ledger at once: Dr ``expense.commissions`` / Cr the affiliate's payable, key
+``affiliate-commission:<pk>``. Money on HELD commissions is in the payable but not payable yet;
+the payout engine withholds it (``affiliate_withheld``).
+
+A refund or dispute claws back pro rata by partial reversals of that posting, also after the
+commission was paid: the payable then goes negative and the next payout nets it.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import stripe
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+from djstripe import models as djm
+
+from affiliates.models import Affiliate, Commission, Program, Referral
+from affiliates.services.fraud import commission_flags
+from ledger.chart import SystemAccount
+from ledger.models import Payout, Transaction
+from ledger.services import Line, account_for_payee, ledger_post, ledger_reverse, system_account
+from revenue_site.money import apply_rate
+
+logger = logging.getLogger(__name__)
+
+COMMISSION_SOURCE = "affiliates.commission"
+CLAWBACK_SOURCE = "affiliates.clawback"
+PAYEE_TYPE = "affiliate"
+
+
+def commission_key(commission: Commission) -> str:
+    return f"affiliate-commission:{commission.pk}"
+
+
+def _id(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+def _tax(invoice: Mapping[str, Any]) -> int:
+    for key in ("total_taxes", "total_tax_amounts"):
+        rows = invoice.get(key)
+        if rows:
+            return sum(int(row.get("amount") or 0) for row in rows)
+    return int(invoice.get("tax") or 0)
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    month = moment.month - 1 + months
+    year, month = moment.year + month // 12, month % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def _month_bounds(moment: datetime) -> tuple[datetime, datetime]:
+    moment = moment.astimezone(UTC)
+    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start, _add_months(start, 1)
+
+
+def _tier_rate(program: Program, month_revenue: int) -> tuple[Decimal, dict[str, Any] | None]:
+    chosen = None
+    for tier in sorted(program.tiers or [], key=lambda t: int(t.get("min_revenue") or 0)):
+        if int(tier.get("min_revenue") or 0) <= month_revenue:
+            chosen = tier
+    if chosen is None:
+        return Decimal(program.commission_rate), None
+    return Decimal(str(chosen["rate"])), chosen
+
+
+def _paid_at(invoice: Mapping[str, Any], occurred_at: datetime) -> datetime:
+    paid = (invoice.get("status_transitions") or {}).get("paid_at")
+    return datetime.fromtimestamp(int(paid), tz=UTC) if paid else occurred_at
+
+
+@transaction.atomic
+def commission_accrue(*, invoice: Mapping[str, Any], occurred_at: datetime) -> Commission | None:
+    """Create the HELD commission a referred customer's paid invoice earns, once per invoice.
+
+    Returns the commission (the existing one on a replay), or None when the customer was not
+    referred, nothing was paid, the affiliate is not approved, or the program's rule pays
+    nothing for this invoice (duration over, flat after the first payment). Runs the fraud rules
+    and stores their reasons in ``flags``.
+    """
+    invoice_id = _id(invoice.get("id"))
+    customer_id = _id(invoice.get("customer"))
+    referral = (
+        Referral.objects.select_related("affiliate__program", "affiliate__user")
+        .filter(stripe_customer_id=customer_id)
+        .first()
+    )
+    if referral is None or not invoice_id:
+        return None
+    paid = int(invoice.get("amount_paid") or 0)
+    base = paid - min(_tax(invoice), paid)
+    if base <= 0:
+        return None
+    # Serialise accruals per affiliate: tiers read this month's earlier commissions.
+    affiliate = Affiliate.objects.select_for_update().get(pk=referral.affiliate_id)
+    existing = Commission.objects.filter(stripe_invoice_id=invoice_id, affiliate=affiliate).first()
+    if existing is not None:
+        return existing
+    if affiliate.status != Affiliate.Status.APPROVED:
+        logger.info("invoice %s: affiliate %s is %s", invoice_id, affiliate.pk, affiliate.status)
+        return None
+    program = referral.affiliate.program
+    currency = str(invoice["currency"]).lower()
+    paid_at = _paid_at(invoice, occurred_at)
+
+    first = referral.commissions.order_by("paid_at_invoice", "pk").first()
+    is_first = first is None
+    rule: dict[str, Any] = {
+        "program": program.pk,
+        "type": program.commission_type,
+        "duration": program.duration,
+        "recurring_months": program.recurring_months,
+        "hold_days": program.hold_days,
+        "first_payment": is_first,
+    }
+    if first is not None:
+        if program.duration == Program.Duration.FIRST_PAYMENT:
+            return None
+        if program.duration == Program.Duration.RECURRING:
+            ends = _add_months(first.paid_at_invoice, int(program.recurring_months or 0))
+            if paid_at >= ends:
+                return None
+            rule["recurring_until"] = ends.isoformat()
+
+    if program.commission_type == Program.CommissionType.FLAT:
+        if not is_first or program.commission_flat_amount is None or currency != program.currency:
+            return None
+        amount = int(program.commission_flat_amount)
+        rule["flat_amount"] = amount
+    else:
+        start, end = _month_bounds(paid_at)
+        earlier = Commission.objects.filter(
+            affiliate=affiliate,
+            currency=currency,
+            paid_at_invoice__gte=start,
+            paid_at_invoice__lt=end,
+        ).aggregate(total=Sum("base_amount"))["total"]
+        month_revenue = int(earlier or 0) + base
+        rate, tier = _tier_rate(program, month_revenue)
+        amount = apply_rate(base, rate / 100)
+        rule.update(rate=str(rate), rounding="ROUND_HALF_UP")
+        if tier is not None:
+            rule.update(tier=tier, month_revenue=month_revenue)
+
+    try:
+        with transaction.atomic():
+            commission = Commission.objects.create(
+                affiliate=affiliate,
+                referral=referral,
+                stripe_invoice_id=invoice_id,
+                base_amount=base,
+                amount=amount,
+                currency=currency,
+                rule=rule,
+                status=Commission.Status.HELD,
+                paid_at_invoice=paid_at,
+                available_at=paid_at + timedelta(days=program.hold_days),
+            )
+    except IntegrityError:
+        return Commission.objects.get(stripe_invoice_id=invoice_id, affiliate=affiliate)
+
+    commission.flags = commission_flags(commission=commission)
+    if commission.flags:
+        commission.save(update_fields=["flags"])
+    if amount > 0:
+        ledger_post(
+            idempotency_key=commission_key(commission),
+            source=COMMISSION_SOURCE,
+            lines=[
+                Line.debit(system_account(SystemAccount.COMMISSION_EXPENSE), amount, currency),
+                Line.credit(
+                    account_for_payee(payee_type=PAYEE_TYPE, payee_id=affiliate.pk),
+                    amount,
+                    currency,
+                ),
+            ],
+            memo=f"Commission on invoice {invoice_id} (referral {referral.pk})",
+            posted_at=paid_at,
+        )
+    return commission
+
+
+# --- approval and review ------------------------------------------------------------------
+def _approvable(commission: Commission) -> bool:
+    return not commission.flags or commission.reviewed_at is not None
+
+
+@transaction.atomic
+def commissions_approve_due(*, now: datetime | None = None) -> int:
+    """Approve HELD commissions whose hold ended, unless flagged and not reviewed yet.
+
+    Returns how many were approved. Flagged commissions wait for ``commission_review``.
+    """
+    now = now or timezone.now()
+    due = list(
+        Commission.objects.select_for_update()
+        .filter(status=Commission.Status.HELD, available_at__lte=now)
+        .order_by("pk")
+    )
+    approved = [c for c in due if _approvable(c) and c.amount > c.reversed_amount]
+    for commission in approved:
+        commission.status = Commission.Status.APPROVED
+        commission.approved_at = now
+    Commission.objects.bulk_update(approved, ["status", "approved_at"])
+    return len(approved)
+
+
+class CommissionReviewError(ValueError):
+    """Only HELD commissions can be reviewed."""
+
+
+@transaction.atomic
+def commission_review(
+    *, commission: Commission, actor: Any, approve: bool, note: str = ""
+) -> Commission:
+    """Staff decision on a (usually flagged) HELD commission.
+
+    Approving records the review, which clears the fraud block: the commission is APPROVED now
+    if its hold has ended, else by ``commissions_approve_due`` when it ends. Rejecting reverses
+    what is left of its posting and makes it REVERSED. Raises CommissionReviewError unless HELD.
+    """
+    commission = Commission.objects.select_for_update().get(pk=commission.pk)
+    if commission.status != Commission.Status.HELD:
+        raise CommissionReviewError(f"commission {commission.pk} is {commission.status}")
+    now = timezone.now()
+    commission.reviewed_at = now
+    commission.reviewed_by = actor
+    if approve:
+        if commission.available_at <= now:
+            commission.status = Commission.Status.APPROVED
+            commission.approved_at = now
+    else:
+        left = commission.amount - commission.reversed_amount
+        if left > 0:
+            _reverse(
+                commission,
+                amount=left,
+                key=f"affiliate-commission:{commission.pk}:rejected",
+                memo=f"Commission {commission.pk} rejected on review: {note}"[:500],
+                at=now,
+            )
+        commission.status = Commission.Status.REVERSED
+        commission.reversed_at = now
+    commission.save()
+    return commission
+
+
+def _reverse(
+    commission: Commission, *, amount: int, key: str, memo: str, at: datetime
+) -> Transaction:
+    posting = Transaction.objects.get(
+        source=COMMISSION_SOURCE, idempotency_key=commission_key(commission)
+    )
+    reversal = ledger_reverse(
+        transaction=posting,
+        idempotency_key=key,
+        source=CLAWBACK_SOURCE,
+        amount=amount,
+        memo=memo,
+        posted_at=at,
+    )
+    commission.reversed_amount += amount
+    return reversal
+
+
+# --- clawback -----------------------------------------------------------------------------
+def _share(amount: int, part: int, whole: int) -> int:
+    """``amount * part / whole`` in integers, rounded half up."""
+    return (2 * amount * part + whole) // (2 * whole)
+
+
+@transaction.atomic
+def commission_clawback(
+    *, invoice_id: str, refunded: int, charged: int, key: str, occurred_at: datetime
+) -> list[Commission]:
+    """Reverse the invoice's commissions pro rata to ``refunded`` of ``charged`` (minor units).
+
+    Each commission loses ``amount * refunded / charged`` (half up), never more than is left;
+    the reversal is posted once per ``key`` (a refund or dispute id) and commission. A fully
+    reversed commission becomes REVERSED whatever its status (a PAID one leaves the
+    affiliate's payable negative; the next payout nets it); a partial one keeps its status.
+    """
+    changed = []
+    commissions = (
+        Commission.objects.select_for_update().filter(stripe_invoice_id=invoice_id).order_by("pk")
+    )
+    for commission in commissions:
+        reversal_key = f"{key}:commission:{commission.pk}"
+        if Transaction.objects.filter(
+            source=CLAWBACK_SOURCE, idempotency_key=reversal_key
+        ).exists():
+            continue  # safe: the row lock above serialises clawbacks of this commission
+        left = commission.amount - commission.reversed_amount
+        share = min(_share(commission.amount, refunded, max(charged, 1)), left)
+        if share <= 0:
+            continue
+        _reverse(
+            commission,
+            amount=share,
+            key=reversal_key,
+            memo=f"Clawback {key} on invoice {invoice_id}",
+            at=occurred_at,
+        )
+        if commission.reversed_amount >= commission.amount:
+            commission.status = Commission.Status.REVERSED
+        commission.reversed_at = occurred_at
+        commission.save(update_fields=["reversed_amount", "status", "reversed_at"])
+        changed.append(commission)
+    return changed
+
+
+def commission_refunds_record(
+    *, charge: Mapping[str, Any], occurred_at: datetime
+) -> list[Commission]:
+    """Claw back for each refund of ``charge`` (an invoice's charge), once per refund id."""
+    invoice_id = _id(charge.get("invoice"))
+    if not invoice_id or not charge.get("amount_refunded"):
+        return []
+    if not Commission.objects.filter(stripe_invoice_id=invoice_id).exists():
+        return []
+    charged = int(charge.get("amount") or 0)
+    refunds = (charge.get("refunds") or {}).get("data")
+    if refunds is None:
+        refunds = [
+            r.to_dict() for r in stripe.Refund.list(charge=_id(charge.get("id"))).auto_paging_iter()
+        ]
+    changed: list[Commission] = []
+    for refund in sorted(refunds, key=lambda r: (r.get("created") or 0, r["id"])):
+        if refund.get("status") not in (None, "succeeded", "pending") or not refund.get("amount"):
+            continue
+        changed += commission_clawback(
+            invoice_id=invoice_id,
+            refunded=int(refund["amount"]),
+            charged=charged,
+            key=f"refund:{refund['id']}",
+            occurred_at=occurred_at,
+        )
+    return changed
+
+
+def commission_dispute_record(
+    *, dispute: Mapping[str, Any], occurred_at: datetime
+) -> list[Commission]:
+    """Claw back the disputed share of the charge's invoice commissions (once per dispute id)."""
+    charge_id = _id(dispute.get("charge"))
+    data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
+    if data is None:
+        data = stripe.Charge.retrieve(charge_id).to_dict()
+    invoice_id = _id(data.get("invoice"))
+    if not invoice_id:
+        return []
+    return commission_clawback(
+        invoice_id=invoice_id,
+        refunded=int(dispute["amount"]),
+        charged=int(data.get("amount") or dispute["amount"]),
+        key=f"dispute:{dispute['id']}",
+        occurred_at=occurred_at,
+    )
+
+
+# --- payout engine hooks (ledger.payouts) -------------------------------------------------
+def affiliate_withheld(*, payee_ids: list[int], as_of: datetime) -> dict[tuple[int, str], int]:
+    """Money in affiliates' payables that is not payable yet at ``as_of``, per (id, currency).
+
+    That is the net (amount - reversed) of commissions accrued by ``as_of`` that were not
+    approved by then (HELD, flagged or not). Reversed money is already out of the payable.
+    """
+    rows = (
+        Commission.objects.filter(affiliate_id__in=payee_ids, paid_at_invoice__lte=as_of)
+        .filter(
+            Q(status=Commission.Status.HELD)
+            | Q(
+                approved_at__gt=as_of,
+                status__in=[Commission.Status.APPROVED, Commission.Status.PAID],
+            )
+        )
+        .values("affiliate_id", "currency")
+        .annotate(total=Sum("amount"), reversed=Sum("reversed_amount"))
+        .order_by()
+    )
+    return {
+        (row["affiliate_id"], row["currency"]): int(row["total"]) - int(row["reversed"])
+        for row in rows
+    }
+
+
+def affiliate_minimum(payee_id: int) -> int:
+    program_minimum = (
+        Affiliate.objects.filter(pk=payee_id)
+        .values_list("program__minimum_payout", flat=True)
+        .first()
+    )
+    return int(program_minimum or 0)
+
+
+def affiliate_payout_paid(*, payout: Payout, as_of: datetime) -> int:
+    """Link the commissions a PAID payout settled: APPROVED by ``as_of``, in its currency."""
+    return Commission.objects.filter(
+        affiliate_id=payout.payee_id,
+        currency=payout.currency,
+        status=Commission.Status.APPROVED,
+        approved_at__lte=as_of,
+        payout__isnull=True,
+    ).update(status=Commission.Status.PAID, payout=payout)
+
+
+def end_of_day(day: date) -> datetime:
+    return datetime.combine(day, time.max, tzinfo=UTC)
