@@ -1,9 +1,11 @@
 """The payout engine shared by affiliates, creators and providers (issue 4 §6).
 
 ``payout_batch_run`` pays each payee of one type their *payable* balance as of the end of a
-day (UTC): the credit balance of their ledger payable account, minus what their app says is
-not payable yet (``withheld``: for affiliates the net of commissions still HELD), when that is
-at least the payee's minimum. A payee whose balance is negative (a clawback after a payout)
+day (UTC): the current credit balance of their ledger payable account (so every earlier payout
+and clawback counts, whenever it was posted: a batch for an earlier day can never pay the same
+money again), minus what their app says is not payable as of that day (``withheld``: for
+affiliates the net of commissions not approved by then, including any accrued later), when
+that is at least the payee's minimum. A payee whose balance is negative (a clawback after a payout)
 or below the minimum is not paid; the balance carries over and the next batch nets it —
 the engine pays balances, not commission rows.
 
@@ -108,7 +110,7 @@ def _batch_create(
     except IntegrityError:
         return PayoutBatch.objects.get(payee_type=payee_type, as_of=as_of)
     cutoff = batch_cutoff(batch)
-    balances = payee_balance_list(payee_type=payee_type, as_of=cutoff)
+    balances = payee_balance_list(payee_type=payee_type)
     ids = sorted({b.payee_id for b in balances})
     hook = _hooks(payee_type).withheld
     withheld = hook(payee_ids=ids, as_of=cutoff) if hook else {}

@@ -393,19 +393,17 @@ def commission_dispute_record(
 
 # --- payout engine hooks (ledger.payouts) -------------------------------------------------
 def affiliate_withheld(*, payee_ids: list[int], as_of: datetime) -> dict[tuple[int, str], int]:
-    """Money in affiliates' payables that is not payable yet at ``as_of``, per (id, currency).
+    """Money in affiliates' payables that is not payable at ``as_of``, per (id, currency).
 
-    That is the net (amount - reversed) of commissions accrued by ``as_of`` that were not
-    approved by then (HELD, flagged or not). Reversed money is already out of the payable.
+    The engine reads payables *now*; this is the net (amount - reversed) of every commission
+    not approved by ``as_of``: HELD ones (flagged or not, accrued before or after ``as_of``)
+    and those approved later. PAID ones are out of the payable already; reversed money too.
     """
     rows = (
-        Commission.objects.filter(affiliate_id__in=payee_ids, paid_at_invoice__lte=as_of)
+        Commission.objects.filter(affiliate_id__in=payee_ids)
         .filter(
             Q(status=Commission.Status.HELD)
-            | Q(
-                approved_at__gt=as_of,
-                status__in=[Commission.Status.APPROVED, Commission.Status.PAID],
-            )
+            | Q(status=Commission.Status.APPROVED, approved_at__gt=as_of)
         )
         .values("affiliate_id", "currency")
         .annotate(total=Sum("amount"), reversed=Sum("reversed_amount"))

@@ -1,0 +1,75 @@
+"""End to end on the fake Stripe: subscribe -> invoice.paid -> HELD commission -> APPROVED ->
+payout -> refund clawback after the payout, all through dj-stripe's Event.process."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import stripe
+
+from affiliates.models import Commission, Program, Referral
+from affiliates.services.commissions import commissions_approve_due
+from ledger.models import PayeeProfile
+from ledger.payouts import payout_batch_run
+from ledger.selectors import payee_balance, trial_balance
+from tests.accounts.factories import UserFactory
+from tests.affiliates.tracking_factories import AffiliateFactory, ProgramFactory
+from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
+
+pytestmark = pytest.mark.django_db
+
+
+def _owed(affiliate) -> int:
+    return payee_balance(payee_type="affiliate", payee_id=affiliate.pk).get("usd", 0)
+
+
+def test_paid_invoice_commission_payout_and_refund_clawback(stripe_fake):
+    program = ProgramFactory(
+        commission_rate="25", duration=Program.Duration.LIFETIME, hold_days=30, minimum_payout=100
+    )
+    affiliate = AffiliateFactory(program=program, user=UserFactory(email="aff@partner.test"))
+    connect = stripe.Account.create(type="express")
+    PayeeProfile.objects.create(
+        payee_type="affiliate",
+        payee_id=affiliate.pk,
+        method=PayeeProfile.Method.STRIPE_CONNECT,
+        stripe_account_id=connect.id,
+    )
+    feed = EventFeed()
+    customer, pm = make_customer(email="buyer@customer.test")
+    Referral.objects.create(
+        affiliate=affiliate,
+        stripe_customer_id=customer.id,
+        source=Referral.Source.CODE,
+        referred_at=datetime.now(UTC) - timedelta(minutes=5),
+    )
+    sub = subscribe(customer, pm, make_price(unit_amount=4999))
+
+    feed.process_new()
+    feed.process_new()  # nothing new: no second commission
+    commission = Commission.objects.get()
+    assert (commission.status, commission.base_amount, commission.amount) == ("held", 4999, 1250)
+    assert commission.stripe_invoice_id == stripe.Subscription.retrieve(sub.id).latest_invoice
+    assert commission.flags == []
+    assert _owed(affiliate) == 1250
+
+    assert commissions_approve_due(now=commission.available_at + timedelta(seconds=1)) == 1
+    batch = payout_batch_run(
+        payee_type="affiliate", as_of=(commission.available_at + timedelta(days=1)).date()
+    )
+    commission.refresh_from_db()
+    assert (batch.status, commission.status) == ("completed", "paid")
+    assert [t.amount for t in stripe.Transfer.list(destination=connect.id).data] == [1250]
+    assert _owed(affiliate) == 0
+
+    charge_id = stripe.Invoice.retrieve(commission.stripe_invoice_id).charge
+    stripe.Refund.create(charge=charge_id, amount=2000, idempotency_key=key("re"))
+    feed.process_new()
+
+    commission.refresh_from_db()
+    # 1250 * 2000 / 4999 = 500.1 -> 500
+    assert (commission.status, commission.reversed_amount) == ("paid", 500)
+    assert _owed(affiliate) == -500
+    assert set(trial_balance().values()) == {0}
+    assert payout_batch_run(payee_type="affiliate", as_of=date(2099, 1, 1)).payouts.count() == 0
