@@ -36,7 +36,7 @@ _n = iter(range(1, 10_000))
 
 
 def _earn(affiliate, amount: int, *, paid_at: datetime = PAID) -> Commission:
-    """A commission of ``amount`` (20 % of 5 × amount), approved unless paid_at is recent."""
+    """A commission of ``amount`` (20 % of 5 * amount), approved unless paid_at is recent."""
     referral, _ = Referral.objects.get_or_create(
         stripe_customer_id=f"cus_payout{affiliate.pk}",
         defaults={"affiliate": affiliate, "source": "code", "referred_at": paid_at},
