@@ -8,7 +8,9 @@ from django.core.management import CommandError, call_command
 from djstripe import models as djstripe_models
 
 from accounts.models import User
+from affiliates.models import Affiliate, Click, Commission, Program, Referral, ReferralLink
 from analytics.selectors import revenue_by_currency
+from ledger.models import Payout
 
 
 def _counts():
@@ -19,6 +21,13 @@ def _counts():
         "customers": djstripe_models.Customer.objects.count(),
         "subscriptions": djstripe_models.Subscription.objects.count(),
         "invoices": djstripe_models.Invoice.objects.count(),
+        "programs": Program.objects.count(),
+        "affiliates": Affiliate.objects.count(),
+        "links": ReferralLink.objects.count(),
+        "clicks": Click.objects.count(),
+        "referrals": Referral.objects.count(),
+        "commissions": Commission.objects.count(),
+        "payouts": Payout.objects.count(),
     }
 
 
@@ -47,6 +56,22 @@ def test_seed_demo_builds_the_demo_business_once(stripe_fake):
     # (60x7000 + 50000)/12 in eur. The trial and the canceled subscription count nothing.
     figures = {r.currency: (r.mrr, r.active_customers) for r in revenue_by_currency()}
     assert figures == {"usd": (20_983, 5), "eur": (39_167, 1)}
+    # affiliates: two programs, one affiliate per status, commissions in every status, a paid
+    # batch
+    assert first["programs"] == 2
+    assert sorted(Affiliate.objects.values_list("status", flat=True)) == [
+        "approved",
+        "pending",
+        "suspended",
+    ]
+    assert first["clicks"] > 0
+    assert set(Commission.objects.values_list("status", flat=True)) == {
+        "held",
+        "approved",
+        "paid",
+        "reversed",
+    }
+    assert Payout.objects.filter(status="paid", batch__status="completed").exists()
 
 
 @pytest.mark.django_db
