@@ -225,7 +225,8 @@ class ProgramPerformance:
 
 def program_performance(*, date_from: date, date_to: date) -> list[ProgramPerformance]:
     """Per program for [date_from, date_to]: clicks → referrals → conversions → revenue →
-    commissions. One grouped query per figure (revenue and commissions share one)."""
+    commissions. One grouped query per figure (revenue and commissions share one, per currency;
+    a conversion is a referral with a commission paid in the range)."""
     start, end = _day_start(date_from), _day_start(date_to + timedelta(days=1))
     result = {p.pk: ProgramPerformance(program=p) for p in Program.objects.order_by("name")}
     clicks = (
@@ -244,11 +245,17 @@ def program_performance(*, date_from: date, date_to: date) -> list[ProgramPerfor
     )
     for referral_row in referrals:
         result[referral_row["pid"]].referrals = referral_row["n"]
+    in_range = Commission.objects.filter(paid_at_invoice__gte=start, paid_at_invoice__lt=end)
+    conversions = (
+        in_range.values(pid=F("affiliate__program_id"))
+        .annotate(n=Count("referral_id", distinct=True))
+        .order_by()
+    )
+    for conversion_row in conversions:
+        result[conversion_row["pid"]].conversions = conversion_row["n"]
     money = (
-        Commission.objects.filter(paid_at_invoice__gte=start, paid_at_invoice__lt=end)
-        .values("currency", pid=F("affiliate__program_id"))
+        in_range.values("currency", pid=F("affiliate__program_id"))
         .annotate(
-            conversions=Count("referral_id", distinct=True),
             revenue=Sum("base_amount"),
             commissions=Sum(F("amount") - F("reversed_amount")),
         )
@@ -256,7 +263,6 @@ def program_performance(*, date_from: date, date_to: date) -> list[ProgramPerfor
     )
     for row in money:
         perf = result[row["pid"]]
-        perf.conversions += row["conversions"]
         perf.revenue[row["currency"]] = int(row["revenue"] or 0)
         perf.commissions[row["currency"]] = int(row["commissions"] or 0)
     return list(result.values())

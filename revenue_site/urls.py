@@ -2,12 +2,18 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from affiliates.portal.staff_views import program_performance
 from revenue_site.health import health, metrics
 from subscriptions.webhooks import stripe_webhook
 
 urlpatterns = [
     path("health", health, name="health"),
     path("metrics", metrics, name="prometheus-django-metrics"),
+    path(
+        "admin/affiliates/performance/",
+        program_performance,
+        name="affiliates-program-performance",
+    ),
     path("admin/", admin.site.urls),
     # Our webhook inbox answers the public path before dj-stripe's synchronous view.
     path("stripe/webhook/<uuid:uuid>/", stripe_webhook, name="stripe-webhook"),
