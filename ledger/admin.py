@@ -114,3 +114,6 @@ class EntryAdmin(ReadOnlyAdmin):
     @admin.display(description="Display")
     def display_amount(self, entry: Entry) -> str:
         return format_money(abs(entry.amount), entry.currency)
+
+
+from ledger import admin_payouts  # noqa: E402,F401  (payout batches, payouts, payee profiles)
