@@ -180,7 +180,7 @@ def test_the_task_approves_unflagged_commissions_after_the_hold():
     flagged = accrue(refer(affiliate), 5000, past)
     Commission.objects.filter(pk=flagged.pk).update(flags=["fast_conversion"])
 
-    approve_task.delay()
+    approve_task.apply()  # the beat task, run here (eager or not)
 
     statuses = dict(Commission.objects.values_list("pk", "status"))
     assert statuses == {due.pk: "approved", waiting.pk: "held", flagged.pk: "held"}

@@ -73,3 +73,28 @@ def test_paid_invoice_commission_payout_and_refund_clawback(stripe_fake):
     assert _owed(affiliate) == -500
     assert set(trial_balance().values()) == {0}
     assert payout_batch_run(payee_type="affiliate", as_of=date(2099, 1, 1)).payouts.count() == 0
+
+
+def test_a_dispute_claws_back_the_whole_commission(stripe_fake):
+    affiliate = AffiliateFactory(program=ProgramFactory(commission_rate="10"))
+    feed = EventFeed()
+    customer, pm = make_customer(card="pm_card_createDispute", email="buyer@customer.test")
+    Referral.objects.create(
+        affiliate=affiliate,
+        stripe_customer_id=customer.id,
+        source=Referral.Source.CODE,
+        referred_at=datetime.now(UTC),
+    )
+    subscribe(customer, pm, make_price(unit_amount=3000))
+
+    types = [e["type"] for e in feed.process_new()]
+
+    assert types.index("invoice.paid") < types.index("charge.dispute.created")
+    commission = Commission.objects.get()
+    assert (commission.amount, commission.reversed_amount, commission.status) == (
+        300,
+        300,
+        "reversed",
+    )
+    assert _owed(affiliate) == 0
+    assert set(trial_balance().values()) == {0}
