@@ -213,6 +213,31 @@ def commission_accrue(*, invoice: Mapping[str, Any], occurred_at: datetime) -> C
     return commission
 
 
+def commissions_accrue_for_referral(*, referral: Referral) -> list[Commission]:
+    """Accrue on the customer's invoices already paid (dj-stripe mirror), oldest first.
+
+    For a referral attributed after its first ``invoice.paid`` was processed (Stripe does not
+    order ``customer.subscription.created`` before ``invoice.paid``); idempotent like
+    ``commission_accrue``. Invoices paid more than 5 minutes before ``referred_at`` are not the
+    affiliate's (the margin covers a subscribe call whose first invoice is paid moments before
+    the referral it carried is recorded).
+    """
+    rows = djm.Invoice.objects.filter(customer__id=referral.stripe_customer_id).values_list(
+        "stripe_data", flat=True
+    )
+    paid = [dict(data) for data in rows if data and data.get("status") == "paid"]
+    paid.sort(key=lambda d: ((d.get("status_transitions") or {}).get("paid_at") or 0, d["id"]))
+    made = []
+    for data in paid:
+        paid_at = _paid_at(data, referral.referred_at)
+        if paid_at < referral.referred_at - timedelta(minutes=5):
+            continue
+        commission = commission_accrue(invoice=data, occurred_at=paid_at)
+        if commission is not None:
+            made.append(commission)
+    return made
+
+
 # --- approval and review ------------------------------------------------------------------
 def _approvable(commission: Commission) -> bool:
     return not commission.flags or commission.reviewed_at is not None

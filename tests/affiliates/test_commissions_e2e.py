@@ -98,3 +98,26 @@ def test_a_dispute_claws_back_the_whole_commission(stripe_fake):
     )
     assert _owed(affiliate) == 0
     assert set(trial_balance().values()) == {0}
+
+
+def test_a_referral_attributed_after_the_invoice_was_paid_still_earns(stripe_fake):
+    from affiliates.services.commissions import commissions_accrue_for_referral
+
+    affiliate = AffiliateFactory(program=ProgramFactory(commission_rate="10"))
+    feed = EventFeed()
+    customer, pm = make_customer(email="late@customer.test")
+    subscribe(customer, pm, make_price(unit_amount=2000))
+    feed.process_new()  # invoice.paid before any referral: nothing
+    assert not Commission.objects.exists()
+
+    referral = Referral.objects.create(
+        affiliate=affiliate,
+        stripe_customer_id=customer.id,
+        source=Referral.Source.METADATA,
+        referred_at=datetime.now(UTC),
+    )
+    made = commissions_accrue_for_referral(referral=referral)
+    again = commissions_accrue_for_referral(referral=referral)
+
+    assert [c.amount for c in made] == [200] and [c.pk for c in again] == [made[0].pk]
+    assert _owed(affiliate) == 200
