@@ -192,3 +192,19 @@ def test_a_batch_for_an_earlier_day_does_not_pay_money_already_paid():
 
     assert earlier.payouts.count() == 0
     assert Payout.objects.get().amount == 6000 and _owed(affiliate) == 0
+
+
+def test_the_command_and_the_monthly_task_run_the_batch():
+    from affiliates.tasks.commissions import affiliate_payouts_run
+
+    affiliate = _affiliate()
+    _earn(affiliate, 6000)
+    out = StringIO()
+    call_command("run_payouts", "--as-of", "2026-02-28", "--payee-type", "affiliate", stdout=out)
+    assert "completed, 1 payouts" in out.getvalue() and _owed(affiliate) == 0
+
+    _earn(affiliate, 5000)
+    batch_id = affiliate_payouts_run.apply(kwargs={"as_of": "2026-03-31"}).get()
+    assert PayoutBatch.objects.get(pk=batch_id).payouts.get().amount == 5000
+    with pytest.raises(Exception, match="as-of"):
+        call_command("run_payouts", "--as-of", "2026-02-30")
