@@ -174,6 +174,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "subscriptions.tasks.stripe_reconcile",
         "schedule": crontab(minute="*/10"),
     },
+    "affiliates-clicks-flush": {
+        "task": "affiliates.tasks.tracking.clicks_flush",
+        "schedule": 10.0,  # seconds: Redis-buffered clicks into the Click table
+    },
     "affiliates-commissions-approve-due": {
         "task": "affiliates.tasks.commissions.commissions_approve_due",
         "schedule": crontab(minute=5),  # hourly
@@ -183,6 +187,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": crontab(minute=30, hour=6, day_of_month=1),  # as of the month's last day
     },
 }
+
+# --- Affiliates -------------------------------------------------------------------------
+# First-party cookie set by /r/<code>: signed click uid + link code, for attribution.
+AFFILIATE_REFERRAL_COOKIE = env.str("AFFILIATE_REFERRAL_COOKIE", default="ras_ref")
 
 # --- Auth -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

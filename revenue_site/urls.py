@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/", include("subscriptions.urls")),
     path("api/v1/affiliate/", include("affiliates.api_urls")),
     path("portal/", include("affiliates.portal.urls")),
+    path("", include("affiliates.urls")),
 ]
 
 handler400 = "revenue_site.errors.bad_request"
