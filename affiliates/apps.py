@@ -8,6 +8,7 @@ class AffiliatesConfig(AppConfig):
     def ready(self) -> None:
         # After djstripe and subscriptions (INSTALLED_APPS order): the mirror is synced and
         # the invoice booked before commissions accrue on the same signal.
-        from affiliates import receivers
+        from affiliates import attribution_receivers, receivers
 
         receivers.connect()
+        attribution_receivers.connect()

@@ -338,6 +338,7 @@ class SubscriptionListCreateView(generics.ListAPIView[djstripe_models.Subscripti
                 coupon=v.get("coupon"),
                 trial_days=v.get("trial_days"),
                 referral_code=v.get("referral_code"),
+                referral_cookie=request.COOKIES.get(settings.AFFILIATE_REFERRAL_COOKIE),
                 request_key=_request_key(request),
             )
         )

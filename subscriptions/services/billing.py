@@ -25,6 +25,7 @@ from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
 
+from affiliates.services.attribution import referral_attribute
 from subscriptions.models import BillingCustomer, PlanPrice
 
 PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
@@ -208,6 +209,7 @@ def subscription_create(
     coupon: str | None = None,
     trial_days: int | None = None,
     referral_code: str | None = None,
+    referral_cookie: str | None = None,
     request_key: str | None = None,
     allow_incomplete: bool = False,
 ) -> djstripe_models.Subscription:
@@ -219,7 +221,9 @@ def subscription_create(
     `PaymentDeclined` and leaves nothing behind (`allow_incomplete=True` keeps an incomplete
     subscription with an open invoice instead; the demo uses it for a past-due customer).
     `trial_days` overrides the price's default trial. `referral_code` goes into the
-    subscription's and (first one wins) the customer's metadata for attribution.
+    subscription's and (first one wins) the customer's metadata for attribution;
+    `referral_code` and `referral_cookie` (the /r/<code> cookie's value) attribute the
+    customer to an affiliate once the Stripe customer exists (affiliates' referral_attribute).
 
     `request_key` (the client's Idempotency-Key, if any) makes a retried request return the
     same subscription; without it each call is a new subscribe.
@@ -233,6 +237,14 @@ def subscription_create(
         raise BillingInputError("Trial days must not be negative.", field="trial_days")
     price = _active_price(price_id)
     billing_customer, customer = billing_customer_ensure(user=user)
+    referral_attribute(
+        stripe_customer_id=customer.id,
+        user=user,
+        referral_code=referral_code,
+        cookie_value=referral_cookie,
+        metadata_code=(customer.metadata or {}).get("referral_code"),
+        at=timezone.now(),
+    )
     fields = {
         "payment_method": "payment_method",
         "default_payment_method": "payment_method",
