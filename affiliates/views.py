@@ -9,7 +9,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from accounts.security import client_ip
@@ -17,29 +16,27 @@ from affiliates.services import tracking
 
 
 @require_safe
-@never_cache
 def referral_redirect(request: HttpRequest, code: str) -> HttpResponse:
-    link = tracking.link_for_redirect(code=code)
-    if link is None:
-        raise Http404("Unknown referral link.")
-    location = tracking.landing_url_build(link=link)
-    if location is None:
+    target = tracking.redirect_target(code=code)
+    if target is None:
         raise Http404("Unknown referral link.")
     now = timezone.now()
     click_uid = tracking.click_record(
-        link=link,
+        link=target.link,
         ip=client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
         referrer=request.META.get("HTTP_REFERER", ""),
         at=now,
     )
-    response = HttpResponseRedirect(location)
+    response = HttpResponseRedirect(target.location)
     response.set_cookie(
         settings.AFFILIATE_REFERRAL_COOKIE,
-        tracking.referral_cookie_value(click_uid=click_uid, code=link.code, at=now),
-        max_age=tracking.referral_cookie_max_age(link=link),
+        tracking.referral_cookie_value(click_uid=click_uid, code=target.link.code, at=now),
+        max_age=target.cookie_max_age,
         httponly=True,
         samesite="Lax",
         secure=not settings.DEBUG,
     )
+    # Personal (a cookie per click): never stored by a shared cache, never replayed.
+    response["Cache-Control"] = "private, no-store"
     return response

@@ -190,7 +190,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 
 # --- Affiliates -------------------------------------------------------------------------
 # First-party cookie set by /r/<code>: signed click uid + link code, for attribution.
-AFFILIATE_REFERRAL_COOKIE = env.str("AFFILIATE_REFERRAL_COOKIE", default="ras_ref")
+AFFILIATE_REFERRAL_COOKIE = "ras_ref"
+# /r/<code> caches an eligible link's landing URL per process this long (0: off); disabling a
+# link or affiliate stops its redirect within this delay (attribution re-checks at once).
+AFFILIATE_LINK_CACHE_SECONDS = 30
 
 # --- Auth -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -8,6 +8,7 @@ from subscriptions.webhooks import stripe_webhook
 
 urlpatterns = [
     path("health", health, name="health"),
+    path("", include("affiliates.urls")),  # /r/<code>: the hot path, resolved early
     path("metrics", metrics, name="prometheus-django-metrics"),
     path(
         "admin/affiliates/performance/",
@@ -24,7 +25,6 @@ urlpatterns = [
     path("api/v1/", include("subscriptions.urls")),
     path("api/v1/affiliate/", include("affiliates.api_urls")),
     path("portal/", include("affiliates.portal.urls")),
-    path("", include("affiliates.urls")),
 ]
 
 handler400 = "revenue_site.errors.bad_request"

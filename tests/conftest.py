@@ -5,6 +5,12 @@ import pytest
 pytest_plugins = ["tests.stripe_harness"]
 
 
+@pytest.fixture(autouse=True)
+def _affiliate_link_cache_off(settings):
+    """/r/<code> caches links per process; tests see every change at once (see test_tracking)."""
+    settings.AFFILIATE_LINK_CACHE_SECONDS = 0
+
+
 @pytest.fixture
 def celery_eager():
     """Celery tasks run in-process (as in embedded mode) even when REDIS_URL is set."""

@@ -26,6 +26,7 @@ import hmac
 import json
 import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,6 +66,21 @@ return items
 # --- reads ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RedirectTarget:
+    link: ReferralLink
+    location: str
+    cookie_max_age: int
+
+
+# code -> (monotonic expiry, target). Per process; only eligible links are cached (an unknown or
+# disabled code always asks the database, so enabling a link takes effect at once). Disabling
+# one takes up to AFFILIATE_LINK_CACHE_SECONDS to stop the redirect; attribution re-checks
+# eligibility without this cache, so no referral comes from a disabled link.
+_redirect_cache: dict[str, tuple[float, RedirectTarget]] = {}
+_REDIRECT_CACHE_MAX = 10_000
+
+
 def link_for_redirect(*, code: str) -> ReferralLink | None:
     """The active link `code` of an approved affiliate in an active program, else None."""
     return (
@@ -77,6 +93,38 @@ def link_for_redirect(*, code: str) -> ReferralLink | None:
         )
         .first()
     )
+
+
+def redirect_target(*, code: str) -> RedirectTarget | None:
+    """Where `/r/<code>` goes (link, landing URL, cookie lifetime), or None for a 404.
+
+    Cached per process for settings.AFFILIATE_LINK_CACHE_SECONDS (0 disables): the redirect
+    is the hot path and a database round trip costs more than the rest of it.
+    """
+    ttl = float(getattr(settings, "AFFILIATE_LINK_CACHE_SECONDS", 0) or 0)
+    now = time.monotonic()
+    if ttl > 0:
+        cached = _redirect_cache.get(code)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+    link = link_for_redirect(code=code)
+    if link is None:
+        _redirect_cache.pop(code, None)
+        return None
+    location = landing_url_build(link=link)
+    if location is None:
+        _redirect_cache.pop(code, None)
+        return None
+    target = RedirectTarget(link, location, referral_cookie_max_age(link=link))
+    if ttl > 0:
+        if len(_redirect_cache) >= _REDIRECT_CACHE_MAX:
+            _redirect_cache.clear()
+        _redirect_cache[code] = (now + ttl, target)
+    return target
+
+
+def redirect_cache_clear() -> None:
+    _redirect_cache.clear()
 
 
 # --- landing URL ---------------------------------------------------------------------------

@@ -269,3 +269,43 @@ def test_flush_in_batches(redis_buffer):
         )
     assert tracking.click_buffer_flush(batch_size=10) == 25
     assert Click.objects.count() == 25
+
+
+# --- per-process link cache --------------------------------------------------------------------
+
+
+@pytest.fixture
+def link_cache(settings, sync_clicks):
+    settings.AFFILIATE_LINK_CACHE_SECONDS = 60
+    tracking.redirect_cache_clear()
+    yield
+    tracking.redirect_cache_clear()
+
+
+def test_cached_link_skips_the_lookup(client, link_cache, django_assert_num_queries):
+    ReferralLinkFactory(code="hot")
+    with django_assert_num_queries(2):  # link lookup + click insert
+        assert client.get("/r/hot").status_code == 302
+    with django_assert_num_queries(1):  # click insert only
+        assert client.get("/r/hot").status_code == 302
+    assert Click.objects.count() == 2
+
+
+def test_unknown_code_is_not_cached(client, link_cache):
+    assert client.get("/r/later").status_code == 404
+    ReferralLinkFactory(code="later")
+    assert client.get("/r/later").status_code == 302
+
+
+def test_attribution_ignores_the_redirect_cache(client, link_cache):
+    from django.utils import timezone
+
+    from affiliates.services.attribution import referral_attribute
+
+    link = ReferralLinkFactory(code="stale")
+    client.get("/r/stale")
+    Affiliate.objects.filter(pk=link.affiliate_id).update(status=Affiliate.Status.SUSPENDED)
+    cookie = client.cookies[settings.AFFILIATE_REFERRAL_COOKIE].value
+    assert (
+        referral_attribute(stripe_customer_id="c", cookie_value=cookie, at=timezone.now()) is None
+    )
