@@ -26,7 +26,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from affiliates.models import Affiliate, Referral, ReferralLink
-from affiliates.services import fraud, tracking
+from affiliates.services import commissions, fraud, tracking
 
 
 def _eligible_link(code: str | None) -> ReferralLink | None:
@@ -104,4 +104,7 @@ def referral_attribute(
                 referral.save(update_fields=["flags"])
     except IntegrityError:
         return Referral.objects.get(stripe_customer_id=stripe_customer_id)
+    # Stripe does not order customer.subscription.created before invoice.paid: a referral
+    # recorded from a later event catches up on the invoices already paid (idempotent).
+    commissions.commissions_accrue_for_referral(referral=referral)
     return referral

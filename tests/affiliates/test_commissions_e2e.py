@@ -121,3 +121,28 @@ def test_a_referral_attributed_after_the_invoice_was_paid_still_earns(stripe_fak
 
     assert [c.amount for c in made] == [200] and [c.pk for c in again] == [made[0].pk]
     assert _owed(affiliate) == 200
+
+
+def test_a_referral_recorded_after_invoice_paid_catches_up_on_the_commission(stripe_fake):
+    """Stripe may deliver customer.subscription.created (which carries the referral code in
+    metadata) after invoice.paid: the late referral still earns the first invoice once."""
+    from affiliates.services.attribution import referral_attribute
+    from tests.affiliates.tracking_factories import ReferralLinkFactory
+
+    affiliate = AffiliateFactory(program=ProgramFactory(commission_rate="20"))
+    link = ReferralLinkFactory(affiliate=affiliate)
+    feed = EventFeed()
+    customer, pm = make_customer(email="late@customer.test")
+    subscribe(customer, pm, make_price(unit_amount=5000))
+    feed.process_new(types={"invoice.paid", "customer.created", "invoice.created"})
+    assert Commission.objects.count() == 0  # nobody referred this customer yet
+
+    referral = referral_attribute(
+        stripe_customer_id=customer.id, metadata_code=link.code, at=datetime.now(UTC)
+    )
+    referral_attribute(
+        stripe_customer_id=customer.id, metadata_code=link.code, at=datetime.now(UTC)
+    )
+
+    commission = Commission.objects.get()
+    assert (commission.referral, commission.amount, commission.status) == (referral, 1000, "held")
