@@ -2,10 +2,9 @@
 of the subscriptions demo's customers, commissions in every status and one paid payout batch.
 
 Runs after the subscriptions demo (ORDER 20), whose Stripe customers and paid invoices it
-refers to. Applications and links go through the application services. Commissions, the
-payout batch and payouts are created as rows here, not through the commission/payout
-services: those services (affiliates/services/commissions.py, ledger/payouts.py) had not
-landed when this was written, so the demo's commissions have no ledger postings yet.
+refers to. Everything goes through the services: applications and links, attribution (which
+accrues the commissions with their ledger postings), approval, a payout batch, and a refund
+with its clawback; the only demo shortcut is moving the end of a hold into the past.
 
 Idempotent: programs by slug, users by email, links by fixed code, clicks by a deterministic
 click_uid (bulk insert ignoring conflicts), referrals by Stripe customer, commissions by
@@ -16,53 +15,59 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
+from typing import Any, cast
 
+import stripe
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from djstripe import models as djstripe_models
+from djstripe.settings import djstripe_settings
 
 from accounts.models import User
-from affiliates.models import Affiliate, Click, Commission, Program, Referral, ReferralLink
+from affiliates.models import Affiliate, Click, Commission, Program, ReferralLink
 from affiliates.services.applications import (
     affiliate_apply,
     affiliate_approve,
     affiliate_suspend,
     referral_link_create,
 )
-from ledger.models import Account, PayeeProfile, Payout, PayoutBatch
+from affiliates.services.attribution import referral_attribute
+from affiliates.services.commissions import commission_refunds_record, commissions_approve_due
+from ledger.models import Account, PayeeProfile, Payout
+from ledger.payouts import payout_batch_run
 from revenue_site.demo import DEMO_ADMIN_EMAIL, DEMO_PASSWORD
-from revenue_site.money import apply_rate
+from subscriptions.services.effects import charge_refund_record
 
 ORDER = 30
 
 PERCENT_SLUG = "demo-partners"
 FLAT_SLUG = "demo-bounty"
-PAID_BATCH_AS_OF = date(2026, 1, 31)
 
 # email, name, program slug, final status, link codes
 AFFILIATES = [
     (
-        "pat.partner@demo.example",
+        "pat.partner@partners.example",
         "Pat Partner",
         PERCENT_SLUG,
         "approved",
         ["demo-pat", "demo-pat-blog"],
     ),
-    ("quinn.applicant@demo.example", "Quinn Applicant", FLAT_SLUG, "pending", []),
-    ("sam.suspended@demo.example", "Sam Suspended", FLAT_SLUG, "suspended", ["demo-sam"]),
+    ("quinn.applicant@partners.example", "Quinn Applicant", FLAT_SLUG, "pending", []),
+    ("sam.suspended@partners.example", "Sam Suspended", FLAT_SLUG, "suspended", ["demo-sam"]),
 ]
 
 # referred demo customer email → (affiliate email, commission status)
 REFERRALS = {
-    "ada@demo.example": ("pat.partner@demo.example", Commission.Status.PAID),
-    "grace@demo.example": ("pat.partner@demo.example", Commission.Status.PAID),
-    "alan@demo.example": ("pat.partner@demo.example", Commission.Status.APPROVED),
-    "edsger@demo.example": ("pat.partner@demo.example", Commission.Status.HELD),
-    "barbara@demo.example": ("pat.partner@demo.example", Commission.Status.REVERSED),
-    "margaret@demo.example": ("sam.suspended@demo.example", Commission.Status.HELD),
-    "katherine@demo.example": ("sam.suspended@demo.example", None),  # trial: no invoice yet
+    "ada@demo.example": ("pat.partner@partners.example", Commission.Status.PAID),
+    "grace@demo.example": ("pat.partner@partners.example", Commission.Status.PAID),
+    "alan@demo.example": ("pat.partner@partners.example", Commission.Status.APPROVED),
+    "edsger@demo.example": ("pat.partner@partners.example", Commission.Status.HELD),
+    "barbara@demo.example": ("pat.partner@partners.example", Commission.Status.REVERSED),
+    "margaret@demo.example": ("sam.suspended@partners.example", Commission.Status.HELD),
+    "katherine@demo.example": ("sam.suspended@partners.example", None),  # trial: no invoice yet
 }
 
 
@@ -113,8 +118,6 @@ def _affiliates(programs: dict[str, Program]) -> dict[str, Affiliate]:
         )
         if status in ("approved", "suspended") and affiliate.status == Affiliate.Status.PENDING:
             affiliate_approve(affiliate=affiliate, actor=staff, note="demo")
-            if status == "suspended":
-                affiliate_suspend(affiliate=affiliate, actor=staff, note="demo: traffic quality")
         for code in codes:
             if not ReferralLink.objects.filter(code=code).exists():
                 link = referral_link_create(
@@ -148,109 +151,90 @@ def _clicks(affiliates: dict[str, Affiliate]) -> int:
     return len(rows)
 
 
-def _referrals_and_commissions(affiliates: dict[str, Affiliate]) -> int:
-    made = 0
+def _suspend(affiliates: dict[str, Affiliate]) -> None:
+    """Suspended last: until then Sam earned like anyone (a suspended affiliate earns nothing)."""
+    staff = User.objects.filter(email=DEMO_ADMIN_EMAIL).first()
+    for email, _name, _slug, status, _codes in AFFILIATES:
+        affiliate = affiliates[email]
+        if status == "suspended" and affiliate.status == Affiliate.Status.APPROVED:
+            affiliate_suspend(affiliate=affiliate, actor=staff, note="demo: traffic quality")
+
+
+def _commissions_of(emails: list[str]) -> QuerySet[Commission]:
+    return Commission.objects.filter(referral__user__email__in=emails)
+
+
+def _referrals(affiliates: dict[str, Affiliate]) -> None:
+    """Attribute the demo customers through the attribution service: each referral catches up
+    on the invoices already paid, so commissions are accrued (HELD, with their ledger
+    postings) by the commission service, exactly as for a late webhook."""
     now = timezone.now()
-    for customer_email, (affiliate_email, status) in REFERRALS.items():
-        affiliate = affiliates[affiliate_email]
+    for customer_email, (affiliate_email, _status) in REFERRALS.items():
         customer = djstripe_models.Customer.objects.filter(subscriber__email=customer_email).first()
-        if customer is None:
+        link = affiliates[affiliate_email].links.order_by("pk").first()
+        if customer is None or link is None:
             continue
-        link = affiliate.links.order_by("pk").first()
-        referral, _ = Referral.objects.get_or_create(
+        referral_attribute(
             stripe_customer_id=customer.id,
-            defaults={
-                "affiliate": affiliate,
-                "link": link,
-                "user": customer.subscriber,
-                "source": Referral.Source.COOKIE,
-                "referred_at": now - timedelta(days=60),
-            },
+            user=customer.subscriber,
+            referral_code=link.code,
+            at=now - timedelta(days=60),
         )
-        invoice = (
-            djstripe_models.Invoice.objects.filter(customer=customer, stripe_data__paid=True)
-            .order_by("created")
-            .first()
-        )
-        if status is None or invoice is None:
-            continue
-        program = affiliate.program
-        base = int(invoice.stripe_data.get("amount_paid") or 0)
-        if program.commission_type == Program.CommissionType.FLAT:
-            amount = int(program.commission_flat_amount or 0)
-        else:
-            amount = apply_rate(base, program.commission_rate / Decimal(100))
-        paid_at = {
-            Commission.Status.PAID: now - timedelta(days=75),
-            Commission.Status.APPROVED: now - timedelta(days=45),
-        }.get(status, now - timedelta(days=5))
-        _, created = Commission.objects.get_or_create(
-            stripe_invoice_id=invoice.id,
-            affiliate=affiliate,
-            defaults={
-                "referral": referral,
-                "base_amount": base,
-                "amount": amount,
-                "currency": str(invoice.stripe_data.get("currency") or program.currency),
-                "rule": {
-                    "type": program.commission_type,
-                    "rate": str(program.commission_rate),
-                    "flat_amount": program.commission_flat_amount,
-                    "demo": True,
-                },
-                "status": status,
-                "paid_at_invoice": paid_at,
-                "available_at": paid_at + timedelta(days=program.hold_days),
-                "approved_at": (
-                    paid_at + timedelta(days=program.hold_days)
-                    if status in (Commission.Status.APPROVED, Commission.Status.PAID)
-                    else None
-                ),
-                "reversed_amount": amount if status == Commission.Status.REVERSED else 0,
-                "reversed_at": now - timedelta(days=2)
-                if status == Commission.Status.REVERSED
-                else None,
-            },
-        )
-        made += int(created)
-    return made
 
 
-def _paid_batch(affiliates: dict[str, Affiliate]) -> None:
-    affiliate = affiliates["pat.partner@demo.example"]
+def _age_past_hold(emails: list[str]) -> None:
+    """Demo only: Stripe's invoices were paid today, so the hold has not ended; move the end
+    of the hold into the past (as if paid 45 days ago) and let the approval service run."""
+    _commissions_of(emails).filter(status=Commission.Status.HELD).update(
+        available_at=timezone.now() - timedelta(days=1)
+    )
+    commissions_approve_due()
+
+
+def _statuses(affiliates: dict[str, Affiliate]) -> None:
+    """Bring the demo commissions into every status through the services."""
+    wanted: dict[str, list[str]] = {}
+    for customer_email, (_affiliate, status) in REFERRALS.items():
+        if status is not None:
+            wanted.setdefault(status, []).append(customer_email)
+
+    # PAID: approved, then paid by a payout batch (PayPal CSV) with its ledger posting.
+    pat = affiliates["pat.partner@partners.example"]
     PayeeProfile.objects.get_or_create(
         payee_type=Account.PayeeType.AFFILIATE,
-        payee_id=affiliate.pk,
+        payee_id=pat.pk,
         defaults={"method": PayeeProfile.Method.PAYPAL, "paypal_email": "pat@paypal.demo.example"},
     )
-    batch, _ = PayoutBatch.objects.get_or_create(
-        payee_type=Account.PayeeType.AFFILIATE,
-        as_of=PAID_BATCH_AS_OF,
-        defaults={"status": PayoutBatch.Status.COMPLETED, "completed_at": timezone.now()},
-    )
-    paid = Commission.objects.filter(affiliate=affiliate, status=Commission.Status.PAID)
-    by_currency: dict[str, int] = {}
-    for commission in paid:
-        by_currency[commission.currency] = by_currency.get(commission.currency, 0) + (
-            commission.amount - commission.reversed_amount
-        )
-    for currency, amount in by_currency.items():
-        if amount <= 0:
+    _age_past_hold(wanted[Commission.Status.PAID])
+    if not Payout.objects.filter(payee_type=Account.PayeeType.AFFILIATE, payee_id=pat.pk).exists():
+        payout_batch_run(payee_type=Account.PayeeType.AFFILIATE, as_of=timezone.localdate())
+
+    # APPROVED: past the hold, not paid yet.
+    _age_past_hold(wanted[Commission.Status.APPROVED])
+
+    # REVERSED: the customer was refunded in full; the clawback and the revenue reversal are
+    # what the charge.refunded webhook does (both idempotent per refund id).
+    for commission in _commissions_of(wanted[Commission.Status.REVERSED]):
+        invoice = djstripe_models.Invoice.objects.get(id=commission.stripe_invoice_id)
+        charge_id = invoice.stripe_data.get("charge")
+        if not charge_id:
             continue
-        payout, _ = Payout.objects.get_or_create(
-            batch=batch,
-            payee_type=Account.PayeeType.AFFILIATE,
-            payee_id=affiliate.pk,
-            currency=currency,
-            defaults={
-                "amount": amount,
-                "method": PayeeProfile.Method.PAYPAL,
-                "status": Payout.Status.PAID,
-                "paid_at": timezone.now(),
-                "external_reference": "demo-paypal-csv",
-            },
+        stripe.Refund.create(
+            charge=charge_id,
+            reason="requested_by_customer",
+            api_key=_api_key(),
+            idempotency_key=f"demo:refund:{charge_id}",
         )
-        paid.filter(currency=currency, payout__isnull=True).update(payout=payout)
+        response = stripe.Charge.retrieve(charge_id, api_key=_api_key()).last_response
+        if response is None:
+            continue
+        charge = cast(dict[str, Any], response.data)  # raw JSON, as webhooks carry it
+        charge_refund_record(charge=charge, occurred_at=timezone.now())
+        commission_refunds_record(charge=charge, occurred_at=timezone.now())
+
+
+def _api_key() -> str:
+    return djstripe_settings.STRIPE_SECRET_KEY
 
 
 @transaction.atomic
@@ -258,11 +242,12 @@ def seed(*, out: Callable[[str], None]) -> None:
     programs = _programs()
     affiliates = _affiliates(programs)
     _clicks(affiliates)
-    _referrals_and_commissions(affiliates)
-    _paid_batch(affiliates)
+    _referrals(affiliates)
+    _statuses(affiliates)
+    _suspend(affiliates)
     out(
         f"  affiliates: {len(programs)} programs, {len(affiliates)} affiliates, "
         f"{Click.objects.filter(link__affiliate__in=affiliates.values()).count()} clicks, "
         f"{Commission.objects.filter(affiliate__in=affiliates.values()).count()} commissions "
-        f"(portal login pat.partner@demo.example / the demo password)"
+        f"(portal login pat.partner@partners.example / the demo password)"
     )

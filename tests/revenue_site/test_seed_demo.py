@@ -10,7 +10,8 @@ from djstripe import models as djstripe_models
 from accounts.models import User
 from affiliates.models import Affiliate, Click, Commission, Program, Referral, ReferralLink
 from analytics.selectors import revenue_by_currency
-from ledger.models import Payout
+from ledger.models import Payout, Transaction
+from ledger.selectors import trial_balance
 
 
 def _counts():
@@ -72,6 +73,14 @@ def test_seed_demo_builds_the_demo_business_once(stripe_fake):
         "reversed",
     }
     assert Payout.objects.filter(status="paid", batch__status="completed").exists()
+    # Every demo money movement is in the ledger: commissions, the payout, the refund.
+    assert set(trial_balance().values()) <= {0}
+    for payout in Payout.objects.filter(status="paid"):
+        assert Transaction.objects.filter(idempotency_key=f"payout:{payout.pk}").exists()
+    for commission in Commission.objects.all():
+        assert Transaction.objects.filter(
+            idempotency_key=f"affiliate-commission:{commission.pk}"
+        ).exists()
 
 
 @pytest.mark.django_db
