@@ -125,6 +125,8 @@ def main() -> None:
             f"  Revenue Agent System is running on http://{HOST}:{port}/\n"
             f"  Staff console: http://{HOST}:{port}/admin/\n"
             f"  Login: {DEMO_ADMIN_EMAIL} / {DEMO_PASSWORD}\n"
+            f"  Affiliate portal: http://{HOST}:{port}/portal/  "
+            f"(pat.partner@partners.example / {DEMO_PASSWORD}; try /r/demo-pat)\n"
             f"  API docs: http://{HOST}:{port}/api/docs/   Health: http://{HOST}:{port}/health\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
