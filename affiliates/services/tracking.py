@@ -101,7 +101,7 @@ def redirect_target(*, code: str) -> RedirectTarget | None:
     Cached per process for settings.AFFILIATE_LINK_CACHE_SECONDS (0 disables): the redirect
     is the hot path and a database round trip costs more than the rest of it.
     """
-    ttl = float(getattr(settings, "AFFILIATE_LINK_CACHE_SECONDS", 0) or 0)
+    ttl = int(getattr(settings, "AFFILIATE_LINK_CACHE_SECONDS", 0) or 0)
     now = time.monotonic()
     if ttl > 0:
         cached = _redirect_cache.get(code)
