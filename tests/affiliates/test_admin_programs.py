@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from affiliates.models import Affiliate, Program, Referral
 from tests.accounts.factories import SuperuserFactory
-from tests.affiliates.tracking_factories import (
+from tests.affiliates.factories import (
     AffiliateFactory,
     ClickFactory,
     ProgramFactory,

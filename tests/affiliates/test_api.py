@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from affiliates.models import ReferralLink
 from ledger.models import PayeeProfile, Payout, PayoutBatch
 from tests.accounts.factories import UserFactory
-from tests.affiliates.portal_factories import (
+from tests.affiliates.factories import (
     AffiliateFactory,
     ClickFactory,
     CommissionFactory,

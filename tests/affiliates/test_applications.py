@@ -15,7 +15,7 @@ from affiliates.services.applications import (
     referral_link_create,
 )
 from tests.accounts.factories import StaffUserFactory, UserFactory
-from tests.affiliates.portal_factories import AffiliateFactory, ProgramFactory
+from tests.affiliates.factories import AffiliateFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from affiliates.models import Affiliate, Referral
 from affiliates.services import tracking
 from affiliates.services.attribution import referral_attribute
-from tests.affiliates.tracking_factories import ReferralLinkFactory
+from tests.affiliates.factories import ReferralLinkFactory
 from tests.subscriptions.api_helpers import alice, catalog, client_for  # noqa: F401
 from tests.subscriptions.effects_helpers import EventFeed, key
 

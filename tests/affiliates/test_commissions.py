@@ -22,7 +22,7 @@ from ledger.models import Transaction
 from ledger.selectors import account_balance, payee_balance, trial_balance
 from ledger.services import system_account
 from tests.accounts.factories import StaffUserFactory
-from tests.affiliates.tracking_factories import AffiliateFactory, ProgramFactory
+from tests.affiliates.factories import AffiliateFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from affiliates.models import Commission, Referral
 from affiliates.services.commissions import commission_accrue
 from ledger.selectors import payee_balance
-from tests.affiliates.tracking_factories import AffiliateFactory, ProgramFactory
+from tests.affiliates.factories import AffiliateFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from ledger.models import PayeeProfile
 from ledger.payouts import payout_batch_run
 from ledger.selectors import payee_balance, trial_balance
 from tests.accounts.factories import UserFactory
-from tests.affiliates.tracking_factories import AffiliateFactory, ProgramFactory
+from tests.affiliates.factories import AffiliateFactory, ProgramFactory
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -127,7 +127,7 @@ def test_a_referral_recorded_after_invoice_paid_catches_up_on_the_commission(str
     """Stripe may deliver customer.subscription.created (which carries the referral code in
     metadata) after invoice.paid: the late referral still earns the first invoice once."""
     from affiliates.services.attribution import referral_attribute
-    from tests.affiliates.tracking_factories import ReferralLinkFactory
+    from tests.affiliates.factories import ReferralLinkFactory
 
     affiliate = AffiliateFactory(program=ProgramFactory(commission_rate="20"))
     link = ReferralLinkFactory(affiliate=affiliate)

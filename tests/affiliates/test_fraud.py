@@ -12,7 +12,7 @@ from affiliates.models import Referral
 from affiliates.services import fraud
 from affiliates.services.fraud import commission_flags, referral_flags
 from tests.accounts.factories import UserFactory
-from tests.affiliates.tracking_factories import AffiliateFactory, ClickFactory, ReferralLinkFactory
+from tests.affiliates.factories import AffiliateFactory, ClickFactory, ReferralLinkFactory
 from tests.subscriptions.effects_helpers import make_customer
 
 pytestmark = pytest.mark.django_db

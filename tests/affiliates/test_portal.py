@@ -14,7 +14,7 @@ from accounts.models import User
 from affiliates.models import Affiliate, ReferralLink
 from ledger.models import Account, PayeeProfile, Payout, PayoutBatch
 from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
-from tests.affiliates.portal_factories import (
+from tests.affiliates.factories import (
     AffiliateFactory,
     ClickFactory,
     CommissionFactory,

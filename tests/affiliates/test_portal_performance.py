@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from tests.accounts.factories import StaffUserFactory, UserFactory
-from tests.affiliates.portal_factories import (
+from tests.affiliates.factories import (
     AffiliateFactory,
     ClickFactory,
     CommissionFactory,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from affiliates.models import Affiliate, Click, Program, ReferralLink
 from affiliates.services import tracking
 from affiliates.tasks.tracking import clicks_flush
-from tests.affiliates.tracking_factories import ProgramFactory, ReferralLinkFactory
+from tests.affiliates.factories import ProgramFactory, ReferralLinkFactory
 
 pytestmark = pytest.mark.django_db
 

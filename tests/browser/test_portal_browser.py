@@ -10,7 +10,7 @@ import pytest
 from accounts.models import User
 from affiliates.models import Affiliate, ReferralLink
 from affiliates.services.applications import affiliate_approve
-from tests.affiliates.portal_factories import (
+from tests.affiliates.factories import (
     AffiliateFactory,
     CommissionFactory,
     ProgramFactory,

@@ -11,7 +11,7 @@ from affiliates.models import Referral
 from affiliates.services.commissions import commission_accrue, commissions_approve_due
 from ledger.models import PayeeProfile, PayoutBatch
 from ledger.payouts import payout_batch_run
-from tests.affiliates.tracking_factories import AffiliateFactory, ProgramFactory
+from tests.affiliates.factories import AffiliateFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db
 

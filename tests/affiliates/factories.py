@@ -1,10 +1,8 @@
-"""Factories for the portal, API and application tests (affiliate rows built directly)."""
+"""factory_boy factories for the affiliates app (approved affiliates by default)."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
-from decimal import Decimal
 
 import factory
 from django.utils import timezone
@@ -19,10 +17,9 @@ class ProgramFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"Program {n}")
     slug = factory.Sequence(lambda n: f"program-{n}")
-    landing_url = "https://example.com/"
-    allowed_hosts = ["example.com"]
-    commission_rate = Decimal("20")
-    currency = "usd"
+    landing_url = "https://www.example.com/welcome"
+    allowed_hosts = factory.LazyFunction(lambda: ["www.example.com", "example.com"])
+    attribution_window_days = 30
 
 
 class AffiliateFactory(factory.django.DjangoModelFactory):
@@ -39,7 +36,7 @@ class ReferralLinkFactory(factory.django.DjangoModelFactory):
         model = ReferralLink
 
     affiliate = factory.SubFactory(AffiliateFactory)
-    code = factory.LazyFunction(lambda: secrets.token_urlsafe(9))
+    code = factory.Sequence(lambda n: f"code{n}")
 
 
 class ClickFactory(factory.django.DjangoModelFactory):
@@ -49,7 +46,7 @@ class ClickFactory(factory.django.DjangoModelFactory):
     link = factory.SubFactory(ReferralLinkFactory)
     clicked_at = factory.LazyFunction(timezone.now)
     ip_hash = "0" * 64
-    click_uid = factory.LazyFunction(lambda: secrets.token_hex(16))
+    click_uid = factory.Sequence(lambda n: f"uid{n:029d}")
 
 
 class ReferralFactory(factory.django.DjangoModelFactory):
