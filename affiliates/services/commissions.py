@@ -48,6 +48,7 @@ from ledger.chart import SystemAccount
 from ledger.models import Payout, Transaction
 from ledger.services import Line, account_for_payee, ledger_post, ledger_reverse, system_account
 from revenue_site.money import apply_rate
+from revenue_site.stripe_ids import stripe_id
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +59,6 @@ PAYEE_TYPE = "affiliate"
 
 def commission_key(commission: Commission) -> str:
     return f"affiliate-commission:{commission.pk}"
-
-
-def _id(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return str(value.get("id") or "")
-    return str(value or "")
 
 
 def _tax(invoice: Mapping[str, Any]) -> int:
@@ -111,8 +106,8 @@ def commission_accrue(*, invoice: Mapping[str, Any], occurred_at: datetime) -> C
     nothing for this invoice (duration over, flat after the first payment). Runs the fraud rules
     and stores their reasons in ``flags``.
     """
-    invoice_id = _id(invoice.get("id"))
-    customer_id = _id(invoice.get("customer"))
+    invoice_id = stripe_id(invoice.get("id"))
+    customer_id = stripe_id(invoice.get("customer"))
     referral = (
         Referral.objects.select_related("affiliate__program", "affiliate__user")
         .filter(stripe_customer_id=customer_id)
@@ -371,7 +366,7 @@ def commission_refunds_record(
     *, charge: Mapping[str, Any], occurred_at: datetime
 ) -> list[Commission]:
     """Claw back for each refund of ``charge`` (an invoice's charge), once per refund id."""
-    invoice_id = _id(charge.get("invoice"))
+    invoice_id = stripe_id(charge.get("invoice"))
     if not invoice_id or not charge.get("amount_refunded"):
         return []
     if not Commission.objects.filter(stripe_invoice_id=invoice_id).exists():
@@ -380,7 +375,8 @@ def commission_refunds_record(
     refunds = (charge.get("refunds") or {}).get("data")
     if refunds is None:
         refunds = [
-            r.to_dict() for r in stripe.Refund.list(charge=_id(charge.get("id"))).auto_paging_iter()
+            r.to_dict()
+            for r in stripe.Refund.list(charge=stripe_id(charge.get("id"))).auto_paging_iter()
         ]
     changed: list[Commission] = []
     for refund in sorted(refunds, key=lambda r: (r.get("created") or 0, r["id"])):
@@ -400,11 +396,11 @@ def commission_dispute_record(
     *, dispute: Mapping[str, Any], occurred_at: datetime
 ) -> list[Commission]:
     """Claw back the disputed share of the charge's invoice commissions (once per dispute id)."""
-    charge_id = _id(dispute.get("charge"))
+    charge_id = stripe_id(dispute.get("charge"))
     data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
     if data is None:
         data = stripe.Charge.retrieve(charge_id).to_dict()
-    invoice_id = _id(data.get("invoice"))
+    invoice_id = stripe_id(data.get("invoice"))
     if not invoice_id:
         return []
     return commission_clawback(

@@ -38,6 +38,7 @@ from ledger.chart import SystemAccount
 from ledger.models import Entry, Transaction
 from ledger.services import Line, ledger_post, ledger_reverse, system_account
 from revenue_site.money import apply_rate
+from revenue_site.stripe_ids import stripe_id
 from subscriptions.models import DunningCase, SubscriptionState
 
 logger = logging.getLogger(__name__)
@@ -58,22 +59,15 @@ def invoice_paid_key(invoice_id: str) -> str:
     return f"stripe:invoice.paid:{invoice_id}"
 
 
-def _id(value: Any) -> str:
-    """A Stripe id from a field that may hold the id or the expanded object."""
-    if isinstance(value, Mapping):
-        return str(value.get("id") or "")
-    return str(value or "")
-
-
 def _timestamp(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value), tz=UTC) if value else None
 
 
 def _invoice_subscription_id(invoice: Mapping[str, Any]) -> str:
-    sub = _id(invoice.get("subscription"))
+    sub = stripe_id(invoice.get("subscription"))
     if not sub:  # API versions from 2025 move it under parent.subscription_details
         details = (invoice.get("parent") or {}).get("subscription_details") or {}
-        sub = _id(details.get("subscription"))
+        sub = stripe_id(details.get("subscription"))
     return sub
 
 
@@ -95,7 +89,7 @@ def invoice_paid_record(*, invoice: Mapping[str, Any], occurred_at: datetime) ->
     nothing was paid (trial and 100 %-off invoices). An open dunning case for the invoice
     becomes RECOVERED at ``occurred_at``.
     """
-    invoice_id = _id(invoice.get("id"))
+    invoice_id = stripe_id(invoice.get("id"))
     DunningCase.objects.filter(stripe_invoice_id=invoice_id, status=DunningCase.Status.OPEN).update(
         status=DunningCase.Status.RECOVERED, resolved_at=occurred_at
     )
@@ -112,7 +106,7 @@ def invoice_paid_record(*, invoice: Mapping[str, Any], occurred_at: datetime) ->
             Line.debit(system_account(SystemAccount.STRIPE_CLEARING), revenue, currency),
             Line.credit(system_account(SystemAccount.REVENUE_SUBSCRIPTIONS), revenue, currency),
         ],
-        memo=f"Invoice {invoice_id} paid by {_id(invoice.get('customer'))}",
+        memo=f"Invoice {invoice_id} paid by {stripe_id(invoice.get('customer'))}",
         posted_at=occurred_at,
     )
 
@@ -185,11 +179,11 @@ def charge_refund_record(*, charge: Mapping[str, Any], occurred_at: datetime) ->
     subscription revenue: nothing to do. Raises EffectNotReadyError when the invoice's
     payment has not been booked and cannot be from the mirror yet.
     """
-    invoice_id = _id(charge.get("invoice"))
+    invoice_id = stripe_id(charge.get("invoice"))
     if not invoice_id or not charge.get("amount_refunded"):
         return []
     posting = _invoice_posting(invoice_id, occurred_at=occurred_at)
-    charge_id = _id(charge.get("id"))
+    charge_id = stripe_id(charge.get("id"))
     charged = int(charge.get("amount") or 0)
     refunds = (charge.get("refunds") or {}).get("data")
     if refunds is None:
@@ -221,7 +215,7 @@ def _charge_invoice_id(charge_id: str) -> str:
     data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
     if data is None:
         data = stripe.Charge.retrieve(charge_id).to_dict()
-    return _id(data.get("invoice"))
+    return stripe_id(data.get("invoice"))
 
 
 @transaction.atomic
@@ -231,7 +225,7 @@ def dispute_record(*, dispute: Mapping[str, Any], occurred_at: datetime) -> Tran
     The funds leave Stripe's balance when the dispute opens; a won dispute's reinstatement
     is not booked yet. Returns None for charges outside invoices.
     """
-    charge_id = _id(dispute.get("charge"))
+    charge_id = stripe_id(dispute.get("charge"))
     invoice_id = _charge_invoice_id(charge_id)
     if not invoice_id:
         return None
@@ -261,8 +255,8 @@ def subscription_state_apply(
     back. When the subscription's MRR changes an MRR movement is recorded (once per event);
     when it becomes canceled its open dunning cases are CLOSED.
     """
-    sub_id = _id(subscription.get("id"))
-    customer_id = _id(subscription.get("customer"))
+    sub_id = stripe_id(subscription.get("id"))
+    customer_id = stripe_id(subscription.get("customer"))
     status = str(subscription.get("status") or "")
     currency, mrr = subscription_mrr(subscription, at=occurred_at)
     # Serialise MRR changes per customer: a movement's kind depends on the customer's total.
@@ -311,7 +305,7 @@ def subscription_state_apply(
 # --- dunning ------------------------------------------------------------------------------
 def _failure_code(invoice: Mapping[str, Any]) -> str:
     error = invoice.get("last_finalization_error") or {}
-    charge_id = _id(invoice.get("charge"))
+    charge_id = stripe_id(invoice.get("charge"))
     if charge_id:
         data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True)
         charge = data.first() or {}
@@ -332,11 +326,11 @@ def invoice_payment_failed_record(
     attempt count, the next retry time and the failure code; a case already RECOVERED or
     CLOSED keeps its status (a late failure event does not reopen it).
     """
-    invoice_id = _id(invoice.get("id"))
+    invoice_id = stripe_id(invoice.get("id"))
     attempts = int(invoice.get("attempt_count") or 0)
     fields: dict[str, Any] = {
         "stripe_subscription_id": _invoice_subscription_id(invoice),
-        "stripe_customer_id": _id(invoice.get("customer")),
+        "stripe_customer_id": stripe_id(invoice.get("customer")),
         "amount_due": int(invoice.get("amount_due") or 0),
         "currency": str(invoice.get("currency") or "").lower(),
         "attempt_count": attempts,
