@@ -19,52 +19,17 @@ import argparse
 import http.client
 import os
 import secrets
-import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def ensure_database(url: str) -> None:
-    parsed = urllib.parse.urlparse(url)
-    name = parsed.path.lstrip("/")
-    import psycopg2
-
-    conn = psycopg2.connect(parsed._replace(path="/postgres").geturl())
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if not cursor.fetchone():
-                cursor.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
+from bench.common import ensure_database, free_port, pct, wait_http  # noqa: E402
 
 
 def get_one(port: int, path: str) -> tuple[float, int]:
@@ -122,10 +87,6 @@ def run(
     for t in threads:
         t.join()
     return time.perf_counter() - t0, latencies, bad[0]
-
-
-def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
 
 def main() -> None:

@@ -25,8 +25,6 @@ import http.client
 import json
 import os
 import secrets
-import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -37,42 +35,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import ensure_database, free_port, pct, wait_http  # noqa: E402
+
 EVENT_TYPE = "balance.available"  # dj-stripe stores the Event; no mirror object to fetch
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def ensure_database(url: str) -> None:
-    parsed = urllib.parse.urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    import psycopg2
-
-    conn = psycopg2.connect(admin)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if not cursor.fetchone():
-                cursor.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
 
 
 def sign(payload: bytes, secret: str) -> str:
@@ -130,10 +97,6 @@ def post_all(
     for t in threads:
         t.join()
     return time.perf_counter() - started, latencies, errors[0]
-
-
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000  # type: ignore[index]
 
 
 def main() -> None:
