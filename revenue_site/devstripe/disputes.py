@@ -7,8 +7,18 @@ the full charge amount) is created, the charge is marked ``disputed`` and
 seconds later; here it opens in the same request, so tests need not wait.
 
 ``GET /v1/disputes/<id>`` and ``GET /v1/disputes`` (filters ``charge``, ``payment_intent``;
-newest first) serve them. Evidence, closing and the balance transactions of the withdrawal
-are not emulated (``balance_transactions`` is empty).
+newest first) serve them. Responding works as in Stripe's test mode:
+
+- ``POST /v1/disputes/<id>`` stores ``evidence[...]`` and ``metadata`` and, unless
+  ``submit=false``, submits the evidence: ``needs_response`` becomes ``under_review``
+  (``charge.dispute.updated``). Submitted evidence whose ``uncategorized_text`` is
+  ``winning_evidence`` wins the dispute (``won``: ``charge.dispute.funds_reinstated`` then
+  ``charge.dispute.closed`` follow the update), ``losing_evidence`` loses it (``lost``:
+  ``charge.dispute.closed``). A closed dispute takes ``metadata`` only;
+- ``POST /v1/disputes/<id>/close`` accepts the dispute: ``lost``, ``charge.dispute.closed``.
+
+Stripe decides in minutes; here in the same request. The balance transactions of the
+withdrawal and the reinstatement are not emulated (``balance_transactions`` is empty).
 
 Importing this module patches localstripe (after ``resources``, whose charge patches it wraps).
 """
@@ -18,13 +28,55 @@ from __future__ import annotations
 from typing import Any
 
 from localstripe.errors import UserError
-from localstripe.resources import Charge, List, PaymentMethod, StripeObject, store
+from localstripe.resources import (
+    Charge,
+    List,
+    PaymentMethod,
+    StripeObject,
+    extra_apis,
+    store,
+    try_convert_to_bool,
+)
 
 from .resources import emit
 
 DISPUTE_CARD_NUMBER = "4000000000000259"
 DISPUTE_TEST_PAYMENT_METHOD = "pm_card_createDispute"
 EVIDENCE_DAYS = 7
+# Stripe's test-mode evidence texts (evidence[uncategorized_text]) that decide the dispute.
+WINNING_EVIDENCE = "winning_evidence"
+LOSING_EVIDENCE = "losing_evidence"
+# The evidence fields Stripe takes as text (or a file id); all null until given.
+EVIDENCE_FIELDS = (
+    "access_activity_log",
+    "billing_address",
+    "cancellation_policy",
+    "cancellation_policy_disclosure",
+    "cancellation_rebuttal",
+    "customer_communication",
+    "customer_email_address",
+    "customer_name",
+    "customer_purchase_ip",
+    "customer_signature",
+    "duplicate_charge_documentation",
+    "duplicate_charge_explanation",
+    "duplicate_charge_id",
+    "product_description",
+    "receipt",
+    "refund_policy",
+    "refund_policy_disclosure",
+    "refund_refusal_explanation",
+    "service_date",
+    "service_documentation",
+    "shipping_address",
+    "shipping_carrier",
+    "shipping_date",
+    "shipping_documentation",
+    "shipping_tracking_number",
+    "uncategorized_file",
+    "uncategorized_text",
+)
+CLOSED_STATUSES = ("won", "lost", "warning_closed")
 
 
 class Dispute(StripeObject):
@@ -40,12 +92,7 @@ class Dispute(StripeObject):
         self.charge = charge.id
         self.currency = charge.currency
         self.enhanced_eligibility_types: list[str] = []
-        self.evidence = {
-            "customer_email_address": None,
-            "customer_name": None,
-            "product_description": None,
-            "uncategorized_text": None,
-        }
+        self.evidence: dict[str, Any] = dict.fromkeys(EVIDENCE_FIELDS)
         self.evidence_details = {
             "due_by": self.created + EVIDENCE_DAYS * 86400,
             "enhanced_eligibility": {},
@@ -73,8 +120,79 @@ class Dispute(StripeObject):
         raise UserError(405, "Disputes are opened by card networks, not through the API")
 
     @classmethod
-    def _api_update(cls, id: str, **data: Any) -> Dispute:
-        raise UserError(405, "Updating disputes is not supported by devstripe")
+    def _api_update(
+        cls,
+        id: str,
+        evidence: Any = None,
+        metadata: Any = None,
+        submit: Any = None,
+        **kwargs: Any,
+    ) -> Dispute:
+        """Store evidence and metadata; submitting evidence decides a test-mode dispute."""
+        if kwargs:
+            raise UserError(400, "Received unknown parameter: " + ", ".join(kwargs))
+        # Stripe submits by default; a metadata-only update has nothing to submit.
+        submit = (evidence is not None) if submit is None else try_convert_to_bool(submit)
+        if not isinstance(submit, bool):
+            raise UserError(400, "Invalid boolean: submit")
+        if evidence is not None:
+            if not isinstance(evidence, dict):
+                raise UserError(400, "Invalid object: evidence")
+            unknown = [k for k in evidence if k not in EVIDENCE_FIELDS]
+            if unknown:
+                raise UserError(400, f"Received unknown parameter: evidence[{unknown[0]}]")
+            if not all(isinstance(v, str) for v in evidence.values()):
+                raise UserError(400, "Evidence values are strings")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise UserError(400, "Invalid object: metadata")
+        obj = cls._api_retrieve(id)
+        if obj.status in CLOSED_STATUSES and (evidence is not None or submit):
+            raise UserError(400, f"This dispute is already closed ({obj.status}).")
+        previous: dict[str, Any] = {}
+        if metadata is not None:
+            previous["metadata"] = dict(obj.metadata)
+            obj.metadata = {**obj.metadata, **metadata}
+        if evidence:
+            previous["evidence"] = dict(obj.evidence)
+            obj.evidence = {**obj.evidence, **evidence}
+            obj.evidence_details = {**obj.evidence_details, "has_evidence": True}
+        if submit:
+            previous["status"] = obj.status
+            previous["evidence_details"] = dict(obj.evidence_details)
+            inquiry = obj.status.startswith("warning")
+            obj.status = "warning_under_review" if inquiry else "under_review"
+            obj.evidence_details = {
+                **obj.evidence_details,
+                "submission_count": obj.evidence_details["submission_count"] + 1,
+            }
+        if previous:
+            emit("charge.dispute.updated", obj, previous)
+        decisive = obj.evidence.get("uncategorized_text")
+        if submit and decisive == WINNING_EVIDENCE:
+            obj._close("won")
+        elif submit and decisive == LOSING_EVIDENCE:
+            obj._close("lost")
+        return obj
+
+    @classmethod
+    def _api_close(cls, id: str, **kwargs: Any) -> Dispute:
+        """``POST /v1/disputes/<id>/close``: accept the dispute, which is then lost."""
+        if kwargs:
+            raise UserError(400, "Received unknown parameter: " + ", ".join(kwargs))
+        obj = cls._api_retrieve(id)
+        if obj.status in CLOSED_STATUSES:
+            raise UserError(400, f"This dispute is already closed ({obj.status}).")
+        obj._close("warning_closed" if obj.status.startswith("warning") else "lost")
+        return obj
+
+    def _close(self, status: str) -> None:
+        previous = {"status": self.status}
+        self.status = status
+        self.is_charge_refundable = False
+        if status == "won":
+            # Stripe gives the disputed amount back, then closes the dispute.
+            emit("charge.dispute.funds_reinstated", self, previous)
+        emit("charge.dispute.closed", self, previous)
 
     @classmethod
     def _api_delete(cls, id: str) -> Any:
@@ -150,3 +268,10 @@ Charge._trigger_payment = _trigger_payment  # type: ignore[method-assign]
 PaymentMethod._try_get_canonical_test_article = classmethod(_canonical_test_article)  # type: ignore[method-assign,assignment]
 
 read_only_classes: list[type[StripeObject]] = [Dispute]
+# server.build_app routes localstripe's extra APIs before the CRUD ones.
+extra_apis.extend(
+    (
+        ("POST", "/v1/disputes/{id}/close", Dispute._api_close),
+        ("POST", "/v1/disputes/{id}", Dispute._api_update),
+    )
+)
