@@ -4,7 +4,7 @@ Start it with ``python -m revenue_site.devstripe --host 127.0.0.1 --port 8420`` 
 the app at it with ``STRIPE_API_HOST=http://127.0.0.1:8420``. Nothing in production code
 imports this package.
 
-Beyond Stripe's ``/v1`` API (see ``resources.py`` for what is added to localstripe,
+Beyond Stripe's ``/v1`` API (see ``resources/`` for what is added to localstripe,
 ``idempotency.py`` for ``Idempotency-Key`` replays, ``disputes.py`` for disputes):
 
 - ``POST /_config/webhooks/<id>`` (``url``, ``secret``, optional ``events[]``) registers an

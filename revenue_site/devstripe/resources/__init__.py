@@ -1,0 +1,95 @@
+"""What dj-stripe 2.11 needs from localstripe 1.15 and localstripe lacks.
+
+Importing this package patches localstripe's resource classes in place (their routes and
+their internal calls go through the class attributes, so patching is the smallest change).
+The modules, imported in this order (later ones wrap what earlier ones patched):
+
+- ``base``: events (``emit``; the ones localstripe never emits are emitted where they
+  happen) and export (lenient ``expand``, per-class fix-ups, ids instead of nested objects
+  where Stripe returns ids);
+- ``catalog``: the account (``GET /v1/account[s/<id>]``), prices, products;
+- ``subscriptions``: multi-item subscriptions and their items;
+- ``invoices``: paying invoices, invoice and line fix-ups;
+- ``payments``: charges, payment intents, payment methods, refunds;
+- ``webhook_endpoints``: ``/v1/webhook_endpoints``.
+
+Here: the on-disk pickle (shared ``/tmp/localstripe.pickle``) only when a state file is
+given; it also holds the saved idempotent responses (``idempotency.py``). Disputes
+(``disputes.py``) and Connect (``connect.py``) patch on top of this package.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from localstripe.resources import Event, Store, StripeObject, store
+
+from .. import idempotency
+from . import base, catalog, invoices, payments, subscriptions, webhook_endpoints
+from .base import ACCOUNT_ID, API_VERSION, emit
+
+__all__ = [
+    "ACCOUNT_ID",
+    "API_VERSION",
+    "STATE_FILE",
+    "base",
+    "catalog",
+    "crud_classes",
+    "emit",
+    "extra_routes",
+    "invoices",
+    "payments",
+    "store",
+    "subscriptions",
+    "webhook_endpoints",
+]
+
+# --- storage: in memory unless a state file is configured ---------------------------------
+STATE_FILE: str | None = None
+# The saved idempotent responses travel in the state file under this key (not an object key).
+_IDEMPOTENCY_KEY = "_devstripe:idempotency"
+
+
+def _dump_to_disk(self: Store) -> None:
+    if STATE_FILE:
+        data = {**self, _IDEMPOTENCY_KEY: dict(idempotency.saved)}
+        with open(STATE_FILE, "wb") as f:
+            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load_from_disk(self: Store) -> None:
+    if not STATE_FILE:
+        return
+    try:
+        with open(STATE_FILE, "rb") as f:
+            data = pickle.load(f)  # noqa: S301 - our own dev-only state file
+    except FileNotFoundError:
+        return
+    idempotency.forget_all()
+    idempotency.saved.update(data.pop(_IDEMPOTENCY_KEY, {}))
+    dict.clear(self)
+    # The store is written on every insert, and localstripe inserts an object before its
+    # __init__ has finished; an object caught half-built by the last write is left out.
+    dict.update(
+        self,
+        {
+            key: obj
+            for key, obj in data.items()
+            if not (isinstance(obj, Event) and not hasattr(obj, "type"))
+        },
+    )
+
+
+Store.dump_to_disk = _dump_to_disk  # type: ignore[method-assign]
+Store.try_load_from_disk = _load_from_disk  # type: ignore[method-assign]
+
+
+# Served in addition to localstripe's own routes (and before them).
+extra_routes: list[tuple[str, str, Any]] = [
+    ("GET", "/v1/products/{id}/features", catalog._product_features),
+    ("GET", "/v1/account", catalog.Account._api_retrieve),
+    ("GET", "/v1/accounts/{id}", catalog.Account._api_retrieve),
+    ("POST", "/v1/invoices/{id}/pay", invoices._pay_invoice_route),
+]
+crud_classes: list[type[StripeObject]] = [catalog.Price, webhook_endpoints.WebhookEndpoint]

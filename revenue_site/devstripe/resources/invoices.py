@@ -1,0 +1,125 @@
+"""Invoices: paying with the right payment method, and the events localstripe never emits.
+
+``invoice.finalized`` and ``invoice.paid`` are emitted; a declined payment leaves the invoice
+open and reports ``invoice.payment_failed``; ``POST /v1/invoices/<id>/pay`` answers 402 on a
+decline, as Stripe does. Exported invoices and lines carry ids instead of nested objects where
+Stripe returns ids.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from localstripe.errors import UserError
+from localstripe.resources import (
+    Customer,
+    Invoice,
+    InvoiceLineItem,
+    PaymentIntent,
+    Subscription,
+)
+
+from .base import _id_of, emit
+from .catalog import _price_for_plan
+
+
+# --- invoices -----------------------------------------------------------------------------
+def _pay_invoice(cls: type[Invoice], id: str, **kwargs: Any) -> Invoice:
+    """Pay with the subscription's or the customer's default payment method.
+
+    A decline leaves the invoice open and reports ``invoice.payment_failed`` (localstripe
+    swallows declines here). Raises 402 only for ``payment_behavior=error_if_incomplete``.
+    """
+    if kwargs:
+        raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+    obj = cls._api_retrieve(id)
+    if obj.status == "paid":
+        raise UserError(400, "Invoice is already paid")
+    if obj.status not in ("draft", "open"):
+        raise UserError(400, "Bad request")
+    if obj.status == "draft":
+        obj._finalize()
+    if obj.total <= 0:
+        obj._on_payment_success()
+        return obj
+
+    sub = Subscription._api_retrieve(obj.subscription) if obj.subscription else None
+    pm_id = getattr(sub, "default_payment_method", None)
+    if pm_id is None:
+        source = Customer._api_retrieve(obj.customer)._get_default_payment_method_or_source()
+        if source is None:
+            raise UserError(404, "This customer has no payment method")
+        pm_id = source.id
+    pi = PaymentIntent(
+        amount=obj.total, currency=obj.currency, customer=obj.customer, payment_method=pm_id
+    )
+    obj.payment_intent = pi.id
+    pi.invoice = obj.id
+    pi._confirm(on_failure_now=lambda: None)
+    if pi.latest_charge is not None and pi.latest_charge.status == "failed":
+        emit("payment_intent.payment_failed", pi)
+        obj._on_payment_failure_now()
+    return obj
+
+
+def _pay_invoice_route(id: str, **kwargs: Any) -> Invoice:
+    """``POST /v1/invoices/<id>/pay``: like Stripe, a decline answers 402."""
+    obj = Invoice._api_pay_invoice(id, **kwargs)
+    charge = obj.charge
+    if charge is not None and charge.status == "failed":
+        charge._raise_failure()
+    return obj
+
+
+_orig_finalize = Invoice._finalize
+_orig_invoice_paid = Invoice._on_payment_success
+
+
+def _finalize(self: Invoice) -> None:
+    _orig_finalize(self)
+    emit("invoice.finalized", self)
+
+
+def _on_payment_success(self: Invoice) -> None:
+    self.status_transitions["paid_at"] = int(time.time())
+    emit("invoice.paid", self)
+    _orig_invoice_paid(self)
+
+
+def _invoice_fixup(self: Invoice, obj: dict[str, Any]) -> None:
+    obj["default_tax_rates"] = obj.get("default_tax_rates") or []
+    obj["discounts"] = []
+    obj["total_discount_amounts"] = []
+    obj["charge"] = _id_of(obj.get("charge"))
+    obj["paid"] = obj["status"] == "paid"
+    obj["amount_remaining"] = 0 if obj["paid"] else obj["amount_due"]
+    obj["billing_reason"] = obj.get("billing_reason") or (
+        "subscription_create" if self.subscription else "manual"
+    )
+    obj.setdefault("number", None)
+    for key in ("hosted_invoice_url", "invoice_pdf", "footer", "default_payment_method"):
+        obj.setdefault(key, None)
+
+
+def _line_fixup(self: InvoiceLineItem, obj: dict[str, Any]) -> None:
+    price = _price_for_plan(self.plan) if self.plan is not None else None
+    obj["price"] = price._export() if price is not None else None
+    obj["discounts"] = []
+    obj["discount_amounts"] = []
+    obj["tax_amounts"] = obj.get("tax_amounts") or []
+    obj.setdefault("subscription_item", None)
+    obj["pricing"] = {
+        "type": "price_details",
+        "price_details": {
+            "price": price.id if price else None,
+            "product": price.product if price else None,
+        },
+    }
+
+
+Invoice._api_pay_invoice = classmethod(_pay_invoice)  # type: ignore[method-assign,assignment]
+Invoice._finalize = _finalize  # type: ignore[method-assign]
+Invoice._on_payment_success = _on_payment_success  # type: ignore[method-assign]
+Invoice._devstripe_fixup = _invoice_fixup  # type: ignore[attr-defined]
+InvoiceLineItem._devstripe_fixup = _line_fixup  # type: ignore[attr-defined]
