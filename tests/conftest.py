@@ -50,3 +50,14 @@ def celery_redis_worker(settings):
             yield wait
     finally:
         app.conf.result_backend = saved
+
+
+@pytest.fixture(autouse=True)
+def _mirror_owner_cache_clear():
+    """The inbox caches the dj-stripe Account per API key per process; each test's database
+    rollback removes that row, so the cache must not outlive the test."""
+    from subscriptions.models import MirrorEvent
+
+    MirrorEvent.owner_cache_clear()
+    yield
+    MirrorEvent.owner_cache_clear()

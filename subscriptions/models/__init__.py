@@ -1,10 +1,11 @@
 from subscriptions.models.billing import BillingCustomer, DunningCase, SubscriptionState
 from subscriptions.models.catalog import Plan, PlanPrice
-from subscriptions.models.webhooks import WebhookEvent
+from subscriptions.models.webhooks import MirrorEvent, WebhookEvent
 
 __all__ = [
     "BillingCustomer",
     "DunningCase",
+    "MirrorEvent",
     "Plan",
     "PlanPrice",
     "SubscriptionState",

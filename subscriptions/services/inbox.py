@@ -12,10 +12,12 @@ Lifecycle of a :class:`~subscriptions.models.WebhookEvent` row::
   check-then-insert), and processing queued with ``transaction.on_commit``.
 - :func:`webhook_event_process` claims the row with one conditional ``UPDATE … RETURNING``
   (two workers never process one event at once; a lost claim is a no-op; the payload comes
-  back with the claim, no re-read) and hands the payload to dj-stripe's ``Event.process``;
+  back with the claim, no re-read), stores dj-stripe's ``Event`` row and sends its signal
+  (what dj-stripe's ``Event.process`` does, minus its per-event SELECTs: ``MirrorEvent``);
   the mirror sync, our receivers and the SUCCEEDED mark commit in one transaction, so a
   failing receiver rolls everything back and a retry re-runs it. dj-stripe's own ``Event``
-  row (primary key = the Stripe event id) makes a re-run after success a no-op.
+  row (primary key = the Stripe event id) makes a re-run after success a no-op: its INSERT
+  fails, everything rolls back, and the row is marked SUCCEEDED.
 - While PROCESSING, ``next_attempt_at`` is the claim's lease expiry: a row still PROCESSING
   after it belonged to a worker that died, and :func:`webhook_events_retry_due` fails it and
   queues it again (no extra column needed).
@@ -50,7 +52,7 @@ from django.utils import timezone
 from djstripe import models as djm
 from djstripe.settings import djstripe_settings
 
-from subscriptions.models import WebhookEvent
+from subscriptions.models import MirrorEvent, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -270,8 +272,11 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     """Process one stored event through dj-stripe, at most one worker at a time.
 
     Returns the SUCCEEDED row (fields processing did not need are deferred), or None when
-    the claim was lost (already processing or done, or the row is gone). dj-stripe's
-    ``Event.process`` and the SUCCEEDED mark share one transaction: effects and "done" commit
+    the claim was lost (already processing or done, or the row is gone). It does what
+    dj-stripe's ``Event.process`` does (store dj-stripe's Event row, send its signal, whose
+    receivers sync the mirror and call our effects) with fewer round trips (see
+    :class:`~subscriptions.models.MirrorEvent`). That and the SUCCEEDED mark share one
+    transaction: effects and "done" commit
     together (a crash between them cannot leave processed work looking unprocessed), and the
     mark only applies to our own claim (same ``attempts``), never to a later worker's.
     On failure the row becomes FAILED with the error text and, until MAX_ATTEMPTS, a
@@ -284,17 +289,26 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     ours = WebhookEvent.objects.filter(
         pk=event_id, status=WebhookEvent.Status.PROCESSING, attempts=event.attempts
     )
+    succeeded = {"status": WebhookEvent.Status.SUCCEEDED, "next_attempt_at": None, "last_error": ""}
     try:
-        with transaction.atomic():
-            djm.Event.process(event.payload, api_key=_api_key(event.livemode))
+        try:
+            with transaction.atomic():
+                mirror = MirrorEvent.store(event.payload, api_key=_api_key(event.livemode))
+                mirror.invoke_webhook_handlers()
+                processed_at = timezone.now()
+                ours.update(processed_at=processed_at, **succeeded)
+        except IntegrityError:
+            # Everything rolled back. If dj-stripe's row for this event exists, whoever wrote
+            # it ran the handlers (dj-stripe's own view, or our run whose SUCCEEDED mark was
+            # lost): done, as dj-stripe's Event.process treats it. Otherwise a receiver broke
+            # a constraint: a failure like any other.
+            if not djm.Event.objects.filter(id=event.stripe_event_id).exists():
+                raise
             processed_at = timezone.now()
-            ours.update(
-                status=WebhookEvent.Status.SUCCEEDED,
-                processed_at=processed_at,
-                next_attempt_at=None,
-                last_error="",
-            )
+            ours.update(processed_at=processed_at, **succeeded)
     except Exception as exc:
+        if isinstance(exc, IntegrityError):  # perhaps a cached owner account since deleted
+            MirrorEvent.owner_cache_clear()
         error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
         retry_at = timezone.now() + _backoff(event.attempts)
         ours.update(

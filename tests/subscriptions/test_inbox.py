@@ -385,3 +385,97 @@ def test_reconciliation_task_is_scheduled_with_the_retry_sweep(settings):
         "subscriptions.tasks.webhook_events_retry_due",
         "subscriptions.tasks.stripe_reconcile",
     } <= tasks
+
+
+def test_the_mirror_row_is_what_dj_stripe_would_store(stripe_fake, recorder):
+    # The inbox writes dj-stripe's Event row itself (MirrorEvent.store); it must match what
+    # dj-stripe's own Event.process writes for the same event: owner account, request fields.
+    stripe.Customer.create(email="same@example.com", idempotency_key="idem-same-1")
+    data = one_fake_event("customer.created")
+    twin = {**data, "id": data["id"] + "_twin"}
+    row, _ = inbox.webhook_event_record(data=data)
+
+    inbox.webhook_event_process(event_id=row.pk)
+    theirs = djm.Event.process(twin)
+
+    ours = djm.Event.objects.get(id=data["id"])
+    assert ours.djstripe_owner_account_id is not None
+    assert ours.djstripe_owner_account_id == theirs.djstripe_owner_account_id
+    fields = ("type", "livemode", "api_version", "request_id", "idempotency_key", "created")
+    assert [getattr(ours, f) for f in fields] == [getattr(theirs, f) for f in fields]
+    assert ours.data == theirs.data
+    assert recorder.calls == [data["id"], twin["id"]]
+
+
+def test_an_event_dj_stripe_already_processed_is_marked_done_without_running_again(
+    stripe_fake, recorder
+):
+    # dj-stripe's own view (or a run whose SUCCEEDED mark was lost) stored the Event row and
+    # ran the receivers: our INSERT of the same id fails, nothing runs twice, the row is done.
+    stripe.Customer.create(email="before@example.com")
+    data = one_fake_event("customer.created")
+    djm.Event.process(data)
+    row, _ = inbox.webhook_event_record(data=data)
+
+    done = inbox.webhook_event_process(event_id=row.pk)
+
+    assert done is not None and done.status == WebhookEvent.Status.SUCCEEDED
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.last_error) == (WebhookEvent.Status.SUCCEEDED, 1, "")
+    assert recorder.calls == [data["id"]]
+    assert djm.Event.objects.filter(id=data["id"]).count() == 1
+
+
+def _balance_event(event_id: str) -> dict[str, Any]:
+    # No mirror object to sync and no receivers: what is left is the inbox's own work.
+    return {
+        "id": event_id,
+        "object": "event",
+        "api_version": "2026-05-27.dahlia",
+        "created": int(time.time()),
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": "balance.available",
+        "data": {"object": {"object": "balance", "livemode": False, "available": []}},
+    }
+
+
+def test_processing_one_event_is_five_statements(stripe_fake, django_assert_num_queries):
+    # Claim (autocommit), BEGIN, INSERT dj-stripe's Event, mark SUCCEEDED, COMMIT (in the
+    # test's transaction: SAVEPOINT/RELEASE). dj-stripe's Event.process spends eight more
+    # (existence SELECTs, the owner account through a savepoint). The owner account is
+    # resolved once per process: the first event pays for it.
+    warm, _ = inbox.webhook_event_record(data=_balance_event("evt_count_warm"))
+    inbox.webhook_event_process(event_id=warm.pk)
+    row, _ = inbox.webhook_event_record(data=_balance_event("evt_count"))
+
+    with django_assert_num_queries(5):
+        inbox.webhook_event_process(event_id=row.pk)
+
+    stored = djm.Event.objects.get(id="evt_count")
+    assert stored.djstripe_owner_account_id == djm.Account.get_default_account().id
+    assert WebhookEvent.objects.get(pk=row.pk).status == WebhookEvent.Status.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cached_owner_account_deleted_since_fails_once_then_heals(stripe_fake):
+    # The owner account is cached per process; if its row goes (staff deleted the mirror's
+    # account), the next event's INSERT breaks the foreign key at commit: that attempt fails,
+    # the cache is dropped, and the retry resolves the account again.
+    warm, _ = inbox.webhook_event_record(data=_balance_event("evt_heal_warm"))
+    inbox.webhook_event_process(event_id=warm.pk)
+    djm.Account.objects.all().delete()
+    row, _ = inbox.webhook_event_record(data=_balance_event("evt_heal"))
+
+    with pytest.raises(inbox.WebhookEventProcessingError, match="IntegrityError"):
+        inbox.webhook_event_process(event_id=row.pk)
+    row.refresh_from_db()
+    assert row.status == WebhookEvent.Status.FAILED
+    assert not djm.Event.objects.filter(id="evt_heal").exists()
+
+    assert inbox.webhook_event_process(event_id=row.pk) is not None
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == (WebhookEvent.Status.SUCCEEDED, 2)
+    account = djm.Event.objects.get(id="evt_heal").djstripe_owner_account
+    assert account is not None and account.id == stripe.Account.retrieve().id
