@@ -45,6 +45,8 @@ class SystemAccount(StrEnum):
     DISPUTE_LOSSES = "expense.disputes"
     # Payee payouts sent (Stripe Connect transfer or bank batch) but not yet settled.
     PAYOUTS_IN_TRANSIT = "liability.payouts_in_transit"
+    # Sales tax / VAT collected on invoices, owed to tax authorities (credit balance).
+    SALES_TAX_PAYABLE = "liability.sales_tax_payable"
     # Opening balances and manual corrections agreed by finance.
     OPENING_BALANCES = "equity.opening_balances"
 
@@ -74,6 +76,7 @@ SYSTEM_ACCOUNTS: dict[SystemAccount, AccountSpec] = {
     SystemAccount.PROVIDER_SHARE_EXPENSE: AccountSpec("Provider shares", AccountType.EXPENSE),
     SystemAccount.DISPUTE_LOSSES: AccountSpec("Dispute losses", AccountType.EXPENSE),
     SystemAccount.PAYOUTS_IN_TRANSIT: AccountSpec("Payouts in transit", AccountType.LIABILITY),
+    SystemAccount.SALES_TAX_PAYABLE: AccountSpec("Sales tax payable", AccountType.LIABILITY),
     SystemAccount.OPENING_BALANCES: AccountSpec("Opening balances", AccountType.EQUITY),
 }
 

@@ -11,11 +11,15 @@ idempotent on the Stripe ids involved, so a redelivered or reprocessed event has
 
 Accounting (minor units, the invoice's currency):
 
-- invoice paid: Dr ``asset.stripe_clearing`` / Cr ``revenue.subscriptions`` for ``amount_paid``
-  less tax. The chart has no tax liability account yet, so tax collected is left out of the
-  ledger entirely (clearing is understated by it); the fake Stripe never charges tax.
+- invoice paid: Dr ``asset.stripe_clearing`` ``amount_paid`` / Cr ``revenue.subscriptions``
+  ``amount_paid - tax`` / Cr ``liability.sales_tax_payable`` ``tax`` (the tax line only when
+  there is tax). Tax is what the invoice reports (``total_taxes``, else ``total_tax_amounts``,
+  else ``tax``; inclusive and exclusive alike, as both are inside ``amount_paid``), capped at
+  ``amount_paid``. Invoices booked before tax went to the ledger keep their two-line posting.
 - refund / dispute: a partial reversal of that invoice posting (``ledger_reverse(amount=…)``),
-  which spreads the amount pro rata over the posting's lines.
+  which spreads the amount over the posting's lines pro rata to what each has left (largest
+  remainder), so revenue and tax are reversed in proportion and the parts add up to the
+  refunded amount exactly.
 """
 
 from __future__ import annotations
@@ -82,12 +86,12 @@ def _invoice_tax(invoice: Mapping[str, Any]) -> int:
 # --- invoice paid -------------------------------------------------------------------------
 @transaction.atomic
 def invoice_paid_record(*, invoice: Mapping[str, Any], occurred_at: datetime) -> Transaction | None:
-    """Book a paid invoice's revenue and mark its dunning case recovered.
+    """Book a paid invoice's revenue and tax and mark its dunning case recovered.
 
-    Posts Dr stripe clearing / Cr subscription revenue for ``amount_paid`` less tax, once per
-    invoice (key ``stripe:invoice.paid:<invoice id>``); returns the posting, or None when
-    nothing was paid (trial and 100 %-off invoices). An open dunning case for the invoice
-    becomes RECOVERED at ``occurred_at``.
+    Posts Dr stripe clearing ``amount_paid`` / Cr subscription revenue ``amount_paid - tax`` /
+    Cr sales tax payable ``tax``, once per invoice (key ``stripe:invoice.paid:<invoice id>``);
+    returns the posting, or None when nothing was paid (trial and 100 %-off invoices). An open
+    dunning case for the invoice becomes RECOVERED at ``occurred_at``.
     """
     invoice_id = stripe_id(invoice.get("id"))
     DunningCase.objects.filter(stripe_invoice_id=invoice_id, status=DunningCase.Status.OPEN).update(
@@ -95,17 +99,27 @@ def invoice_paid_record(*, invoice: Mapping[str, Any], occurred_at: datetime) ->
     )
 
     paid = int(invoice.get("amount_paid") or 0)
-    revenue = paid - min(_invoice_tax(invoice), paid)
-    if revenue <= 0:
+    if paid <= 0:
         return None
+    # Not the deduplication (ledger_post's unique key is): an invoice booked before tax went
+    # to the ledger has other lines, which ledger_post would refuse as a conflicting replay.
+    booked = Transaction.objects.filter(
+        source=INVOICE_PAID_SOURCE, idempotency_key=invoice_paid_key(invoice_id)
+    ).first()
+    if booked is not None:
+        return booked
+    tax = min(_invoice_tax(invoice), paid)
     currency = str(invoice["currency"]).lower()
+    lines = [Line.debit(system_account(SystemAccount.STRIPE_CLEARING), paid, currency)]
+    if paid > tax:
+        revenue = system_account(SystemAccount.REVENUE_SUBSCRIPTIONS)
+        lines.append(Line.credit(revenue, paid - tax, currency))
+    if tax > 0:
+        lines.append(Line.credit(system_account(SystemAccount.SALES_TAX_PAYABLE), tax, currency))
     return ledger_post(
         idempotency_key=invoice_paid_key(invoice_id),
         source=INVOICE_PAID_SOURCE,
-        lines=[
-            Line.debit(system_account(SystemAccount.STRIPE_CLEARING), revenue, currency),
-            Line.credit(system_account(SystemAccount.REVENUE_SUBSCRIPTIONS), revenue, currency),
-        ],
+        lines=lines,
         memo=f"Invoice {invoice_id} paid by {stripe_id(invoice.get('customer'))}",
         posted_at=occurred_at,
     )
