@@ -32,10 +32,20 @@ def on_dispute_created(sender: Any, event: Event, **kwargs: Any) -> None:
     commissions.commission_dispute_record(dispute=_object(event), occurred_at=event.created)
 
 
+def on_dispute_funds_reinstated(sender: Any, event: Event, **kwargs: Any) -> None:
+    commissions.commission_dispute_won_record(dispute=_object(event), occurred_at=event.created)
+
+
+def on_dispute_closed(sender: Any, event: Event, **kwargs: Any) -> None:
+    commissions.commission_dispute_closed_record(dispute=_object(event), occurred_at=event.created)
+
+
 RECEIVERS = {
     "invoice.paid": on_invoice_paid,
     "charge.refunded": on_charge_refunded,
     "charge.dispute.created": on_dispute_created,
+    "charge.dispute.funds_reinstated": on_dispute_funds_reinstated,
+    "charge.dispute.closed": on_dispute_closed,
 }
 
 

@@ -35,6 +35,14 @@ def on_dispute_created(sender: Any, event: Event, **kwargs: Any) -> None:
     effects.dispute_record(dispute=_object(event), occurred_at=event.created)
 
 
+def on_dispute_funds_reinstated(sender: Any, event: Event, **kwargs: Any) -> None:
+    effects.dispute_won_record(dispute=_object(event), occurred_at=event.created)
+
+
+def on_dispute_closed(sender: Any, event: Event, **kwargs: Any) -> None:
+    effects.dispute_closed_record(dispute=_object(event), occurred_at=event.created)
+
+
 def on_subscription_changed(sender: Any, event: Event, **kwargs: Any) -> None:
     effects.subscription_state_apply(
         subscription=_object(event), event_id=event.id, occurred_at=event.created
@@ -46,6 +54,8 @@ RECEIVERS = {
     "invoice.payment_failed": on_invoice_payment_failed,
     "charge.refunded": on_charge_refunded,
     "charge.dispute.created": on_dispute_created,
+    "charge.dispute.funds_reinstated": on_dispute_funds_reinstated,
+    "charge.dispute.closed": on_dispute_closed,
     "customer.subscription.created": on_subscription_changed,
     "customer.subscription.updated": on_subscription_changed,
     "customer.subscription.deleted": on_subscription_changed,

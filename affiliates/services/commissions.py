@@ -25,6 +25,13 @@ the payout engine withholds it (``affiliate_withheld``).
 
 A refund or dispute claws back pro rata by partial reversals of that posting, also after the
 commission was paid: the payable then goes negative and the next payout nets it.
+
+A dispute the merchant wins (``charge.dispute.funds_reinstated`` or ``charge.dispute.closed``
+with status ``won``) gives back what that dispute clawed back: a posting with the clawback's
+lines negated (Dr ``expense.commissions`` / Cr the affiliate's payable, key
+``dispute.won:<dp>:commission:<pk>``), see ``commission_dispute_won_record``. A later clawback
+reverses what is left of the accrual posting first, then of those reinstatements. A lost
+dispute changes nothing more: its clawback stands.
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ from djstripe import models as djm
 from affiliates.models import Affiliate, Commission, Program, Referral
 from affiliates.services.fraud import commission_flags
 from ledger.chart import SystemAccount
-from ledger.models import Payout, Transaction
+from ledger.exceptions import InvalidReversalError
+from ledger.models import Account, Entry, Payout, Transaction
 from ledger.services import Line, account_for_payee, ledger_post, ledger_reverse, system_account
 from revenue_site.money import apply_rate
 from revenue_site.stripe_ids import stripe_id
@@ -54,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 COMMISSION_SOURCE = "affiliates.commission"
 CLAWBACK_SOURCE = "affiliates.clawback"
+REINSTATED_SOURCE = "affiliates.commission_reinstated"
 PAYEE_TYPE = "affiliate"
 
 
@@ -298,22 +307,57 @@ def commission_review(
     return commission
 
 
+def _left_to_reverse(posting: Transaction) -> int:
+    """What is left of the posting's debit side after its reversals."""
+    rows = (
+        Entry.objects.filter(Q(transaction=posting) | Q(transaction__reversal_of=posting))
+        .values("account_id")
+        .annotate(left=Sum("amount"))
+        .order_by()
+    )
+    return sum(row["left"] for row in rows if row["left"] > 0)
+
+
+def _postings(commission: Commission) -> list[Transaction]:
+    """The commission's accrual posting, then its reinstatements after won disputes."""
+    accrual = Transaction.objects.get(
+        source=COMMISSION_SOURCE, idempotency_key=commission_key(commission)
+    )
+    reinstated = Transaction.objects.filter(
+        source=REINSTATED_SOURCE,
+        idempotency_key__startswith="dispute.won:",
+        idempotency_key__endswith=f":commission:{commission.pk}",
+    ).order_by("pk")
+    return [accrual, *reinstated]
+
+
 def _reverse(
     commission: Commission, *, amount: int, key: str, memo: str, at: datetime
 ) -> Transaction:
-    posting = Transaction.objects.get(
-        source=COMMISSION_SOURCE, idempotency_key=commission_key(commission)
-    )
-    reversal = ledger_reverse(
-        transaction=posting,
-        idempotency_key=key,
-        source=CLAWBACK_SOURCE,
-        amount=amount,
-        memo=memo,
-        posted_at=at,
-    )
+    """Reverse ``amount`` of the commission's postings, the accrual first; returns the first
+    part (key ``key``; a part taken from a reinstatement is ``<key>:<its key>``)."""
+    first = None
+    rest = amount
+    for posting in _postings(commission):
+        part = min(rest, _left_to_reverse(posting))
+        if part <= 0:
+            continue
+        reversal = ledger_reverse(
+            transaction=posting,
+            idempotency_key=key if first is None else f"{key}:{posting.idempotency_key}",
+            source=CLAWBACK_SOURCE,
+            amount=part,
+            memo=memo,
+            posted_at=at,
+        )
+        first = first or reversal
+        rest -= part
+        if rest == 0:
+            break
+    if first is None or rest:
+        raise InvalidReversalError(f"commission {commission.pk}: {rest} of {amount} not left")
     commission.reversed_amount += amount
-    return reversal
+    return first
 
 
 # --- clawback -----------------------------------------------------------------------------
@@ -392,24 +436,132 @@ def commission_refunds_record(
     return changed
 
 
-def commission_dispute_record(
-    *, dispute: Mapping[str, Any], occurred_at: datetime
-) -> list[Commission]:
-    """Claw back the disputed share of the charge's invoice commissions (once per dispute id)."""
+def _dispute_invoice(dispute: Mapping[str, Any]) -> tuple[str, int]:
+    """The disputed charge's invoice id ("" outside invoices) and charged amount."""
     charge_id = stripe_id(dispute.get("charge"))
     data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
     if data is None:
         data = stripe.Charge.retrieve(charge_id).to_dict()
-    invoice_id = stripe_id(data.get("invoice"))
+    return stripe_id(data.get("invoice")), int(data.get("amount") or dispute["amount"])
+
+
+def commission_dispute_record(
+    *, dispute: Mapping[str, Any], occurred_at: datetime
+) -> list[Commission]:
+    """Claw back the disputed share of the charge's invoice commissions (once per dispute id)."""
+    invoice_id, charged = _dispute_invoice(dispute)
     if not invoice_id:
         return []
     return commission_clawback(
         invoice_id=invoice_id,
         refunded=int(dispute["amount"]),
-        charged=int(data.get("amount") or dispute["amount"]),
+        charged=charged,
         key=f"dispute:{dispute['id']}",
         occurred_at=occurred_at,
     )
+
+
+def _status_before_reversal(commission: Commission) -> str:
+    if commission.payout_id is not None:
+        return Commission.Status.PAID
+    if commission.approved_at is not None:
+        return Commission.Status.APPROVED
+    return Commission.Status.HELD
+
+
+@transaction.atomic
+def commission_dispute_won_record(
+    *, dispute: Mapping[str, Any], occurred_at: datetime
+) -> list[Commission]:
+    """Give back what a dispute the merchant won clawed back from the invoice's commissions.
+
+    Per commission, once per dispute (key ``dispute.won:<dispute id>:commission:<pk>``): posts
+    the dispute clawback's lines negated (Dr commission expense / Cr the affiliate's payable)
+    and lowers ``reversed_amount`` by it. When the clawback had made the commission REVERSED
+    it gets back the status it had reached before, read from what the reversal left in place:
+    PAID when a payout settled it (the reinstated money is in the payable again and the next
+    payout pays it), APPROVED when it was approved, else HELD (the hold and any fraud review
+    apply again, ``commissions_approve_due`` approves it). A commission rejected on review
+    stays REVERSED and gets nothing back. When the dispute's clawback was not booked yet
+    (events out of order) it is booked first, so the result is the same. Returns the
+    commissions changed.
+    """
+    invoice_id, _charged = _dispute_invoice(dispute)
+    if not invoice_id:
+        return []
+    dispute_id = dispute["id"]
+    opened = dispute.get("created")
+    commission_dispute_record(
+        dispute=dispute,
+        occurred_at=datetime.fromtimestamp(int(opened), tz=UTC) if opened else occurred_at,
+    )
+    changed = []
+    commissions = (
+        Commission.objects.select_for_update().filter(stripe_invoice_id=invoice_id).order_by("pk")
+    )
+    for commission in commissions:
+        won_key = f"dispute.won:{dispute_id}:commission:{commission.pk}"
+        clawback_key = f"dispute:{dispute_id}:commission:{commission.pk}"
+        # Safe as lookups: the row lock above serialises changes to this commission's postings.
+        if Transaction.objects.filter(source=REINSTATED_SOURCE, idempotency_key=won_key).exists():
+            continue
+        rejected = f"{commission_key(commission)}:rejected"
+        if Transaction.objects.filter(
+            Q(idempotency_key=rejected) | Q(idempotency_key__startswith=f"{rejected}:"),
+            source=CLAWBACK_SOURCE,
+        ).exists():
+            continue
+        totals = (
+            Entry.objects.filter(
+                Q(transaction__idempotency_key=clawback_key)
+                | Q(transaction__idempotency_key__startswith=f"{clawback_key}:"),
+                transaction__source=CLAWBACK_SOURCE,
+            )
+            .values("account_id", "currency")
+            .annotate(total=Sum("amount"))
+            .order_by("account_id")
+        )
+        rows = [row for row in totals if row["total"]]
+        if not rows:
+            continue
+        accounts = Account.objects.in_bulk([row["account_id"] for row in rows])
+        ledger_post(
+            idempotency_key=won_key,
+            source=REINSTATED_SOURCE,
+            lines=[
+                Line(accounts[row["account_id"]], -row["total"], row["currency"]) for row in rows
+            ],
+            memo=f"Dispute {dispute_id} won: commission on invoice {invoice_id} reinstated",
+            posted_at=occurred_at,
+        )
+        commission.reversed_amount -= sum(row["total"] for row in rows if row["total"] > 0)
+        if commission.status == Commission.Status.REVERSED:
+            commission.status = _status_before_reversal(commission)
+        if commission.reversed_amount == 0:
+            commission.reversed_at = None
+        commission.save(update_fields=["reversed_amount", "status", "reversed_at"])
+        changed.append(commission)
+    return changed
+
+
+def commission_dispute_closed_record(
+    *, dispute: Mapping[str, Any], occurred_at: datetime
+) -> list[Commission]:
+    """A closed dispute: ``won`` reinstates (``commission_dispute_won_record``).
+
+    ``lost`` needs nothing beyond the clawback made when it opened (made here if that event
+    has not been processed yet); returns []. Other statuses change nothing.
+    """
+    status = dispute.get("status")
+    if status == "won":
+        return commission_dispute_won_record(dispute=dispute, occurred_at=occurred_at)
+    if status == "lost":
+        opened = dispute.get("created")
+        commission_dispute_record(
+            dispute=dispute,
+            occurred_at=datetime.fromtimestamp(int(opened), tz=UTC) if opened else occurred_at,
+        )
+    return []
 
 
 # --- payout engine hooks (ledger.payouts) -------------------------------------------------

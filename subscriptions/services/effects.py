@@ -5,7 +5,8 @@ dj-stripe's mirror by the time a receiver calls us) and the event's ``created`` 
 idempotent on the Stripe ids involved, so a redelivered or reprocessed event has one effect:
 
 - ledger postings go through ``ledger_post`` / ``ledger_reverse`` with keys derived from Stripe
-  ids (``stripe:invoice.paid:<in_…>``, ``stripe:refund:<re_…>``, ``stripe:dispute:<dp_…>``);
+  ids (``stripe:invoice.paid:<in_…>``, ``stripe:refund:<re_…>``, ``stripe:dispute:<dp_…>``,
+  ``stripe:dispute.won:<dp_…>``);
 - subscription state is guarded by the event time (older events never overwrite newer state);
 - MRR movements are unique per (event, subscription); dunning cases per invoice.
 
@@ -20,6 +21,14 @@ Accounting (minor units, the invoice's currency):
   which spreads the amount over the posting's lines pro rata to what each has left (largest
   remainder), so revenue and tax are reversed in proportion and the parts add up to the
   refunded amount exactly.
+- dispute won (``charge.dispute.funds_reinstated``, or ``charge.dispute.closed`` with status
+  ``won``, whichever comes first): a posting with the dispute reversal's lines negated (Dr
+  clearing / Cr revenue / Cr tax payable for the disputed amount), so every balance is back to
+  where it was before the dispute. A later refund of that charge reverses what is left of the
+  invoice posting first, then of this one.
+- dispute lost (``charge.dispute.closed``, ``lost``): nothing more. The reversal booked when the
+  dispute opened stands; Stripe's dispute fee is not booked (nor are processing fees: the
+  balance transactions are not mirrored), so ``expense.disputes`` stays unused.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ logger = logging.getLogger(__name__)
 INVOICE_PAID_SOURCE = "subscriptions.invoice_paid"
 REFUND_SOURCE = "subscriptions.refund"
 DISPUTE_SOURCE = "subscriptions.dispute"
+DISPUTE_WON_SOURCE = "subscriptions.dispute_won"
 
 
 class EffectNotReadyError(RuntimeError):
@@ -61,6 +71,14 @@ class EffectNotReadyError(RuntimeError):
 
 def invoice_paid_key(invoice_id: str) -> str:
     return f"stripe:invoice.paid:{invoice_id}"
+
+
+def dispute_key(dispute_id: str) -> str:
+    return f"stripe:dispute:{dispute_id}"
+
+
+def dispute_won_key(dispute_id: str) -> str:
+    return f"stripe:dispute.won:{dispute_id}"
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -152,6 +170,21 @@ def _left_to_reverse(posting: Transaction) -> int:
     return sum(row["left"] for row in rows if row["left"] > 0)
 
 
+def _reinstatements(posting: Transaction) -> list[Transaction]:
+    """Postings that booked back disputes on ``posting`` which the merchant won, oldest first."""
+    disputes = posting.reversals.filter(source=DISPUTE_SOURCE).values_list(
+        "idempotency_key", flat=True
+    )
+    keys = [dispute_won_key(key.removeprefix(dispute_key(""))) for key in disputes]
+    if not keys:
+        return []
+    return list(
+        Transaction.objects.filter(source=DISPUTE_WON_SOURCE, idempotency_key__in=keys).order_by(
+            "pk"
+        )
+    )
+
+
 def _reverse_part(
     *,
     posting: Transaction,
@@ -162,24 +195,37 @@ def _reverse_part(
     memo: str,
     occurred_at: datetime,
 ) -> Transaction | None:
-    """Reverse the share of ``posting`` that ``amount`` (of ``charged``, tax included) was."""
+    """Reverse the share of ``posting`` that ``amount`` (of ``charged``, tax included) was.
+
+    What is left of the invoice posting goes first, then what is left of the postings of won
+    disputes on it (a refund after a won dispute); the first part carries ``key``, further
+    parts ``<key>:<reinstatement key>``. Returns the first part.
+    """
     existing = Transaction.objects.filter(source=source, idempotency_key=key).first()
     if existing is not None:
         return existing
     gross = sum(e for e in posting.entries.filter(amount__gt=0).values_list("amount", flat=True))
     share = amount if gross == charged else apply_rate(amount, Decimal(gross) / Decimal(charged))
-    share = min(share, _left_to_reverse(posting))
-    if share <= 0:
+    first = None
+    for target in [posting, *_reinstatements(posting)]:
+        part = min(share, _left_to_reverse(target))
+        if part <= 0:
+            continue
+        reversal = ledger_reverse(
+            transaction=target,
+            idempotency_key=key if first is None else f"{key}:{target.idempotency_key}",
+            source=source,
+            amount=part,
+            memo=memo,
+            posted_at=occurred_at,
+        )
+        first = first or reversal
+        share -= part
+        if share == 0:
+            break
+    if first is None:
         logger.warning("%s: nothing left of %s to reverse", key, posting)
-        return None
-    return ledger_reverse(
-        transaction=posting,
-        idempotency_key=key,
-        source=source,
-        amount=share,
-        memo=memo,
-        posted_at=occurred_at,
-    )
+    return first
 
 
 # --- refunds and disputes -----------------------------------------------------------------
@@ -236,8 +282,8 @@ def _charge_invoice_id(charge_id: str) -> str:
 def dispute_record(*, dispute: Mapping[str, Any], occurred_at: datetime) -> Transaction | None:
     """Reverse the disputed amount of the charge's invoice posting (key ``stripe:dispute:<id>``).
 
-    The funds leave Stripe's balance when the dispute opens; a won dispute's reinstatement
-    is not booked yet. Returns None for charges outside invoices.
+    The funds leave Stripe's balance when the dispute opens. Returns the reversal (the existing
+    one on a replay), or None for charges outside invoices and when nothing is left to reverse.
     """
     charge_id = stripe_id(dispute.get("charge"))
     invoice_id = _charge_invoice_id(charge_id)
@@ -250,10 +296,59 @@ def dispute_record(*, dispute: Mapping[str, Any], occurred_at: datetime) -> Tran
         amount=int(dispute["amount"]),
         charged=charged,
         source=DISPUTE_SOURCE,
-        key=f"stripe:dispute:{dispute['id']}",
+        key=dispute_key(dispute["id"]),
         memo=f"Dispute {dispute['id']} on charge {charge_id} (invoice {invoice_id})",
         occurred_at=occurred_at,
     )
+
+
+@transaction.atomic
+def dispute_won_record(*, dispute: Mapping[str, Any], occurred_at: datetime) -> Transaction | None:
+    """Book back what a dispute the merchant won had reversed (key ``stripe:dispute.won:<id>``).
+
+    Posts the dispute reversal's lines negated, so clearing, revenue and tax payable are back
+    to their balances before the dispute; once per dispute, whichever of
+    ``charge.dispute.funds_reinstated`` and ``charge.dispute.closed`` comes first. When the
+    dispute's opening was not booked yet (events out of order) it is booked first, at the
+    dispute's ``created``. Returns None when the dispute reversed nothing (a charge outside
+    invoices, an invoice refunded in full before). Raises EffectNotReadyError like
+    ``dispute_record``.
+    """
+    opened_at = _timestamp(dispute.get("created")) or occurred_at
+    reversal = dispute_record(dispute=dispute, occurred_at=opened_at)
+    if reversal is None:
+        return None
+    lines = [
+        Line(entry.account, -entry.amount, entry.currency)
+        for entry in reversal.entries.select_related("account").order_by("pk")
+    ]
+    return ledger_post(
+        idempotency_key=dispute_won_key(dispute["id"]),
+        source=DISPUTE_WON_SOURCE,
+        lines=lines,
+        memo=f"Dispute {dispute['id']} won: {reversal.memo}"[:500],
+        posted_at=occurred_at,
+    )
+
+
+@transaction.atomic
+def dispute_closed_record(
+    *, dispute: Mapping[str, Any], occurred_at: datetime
+) -> Transaction | None:
+    """A closed dispute: ``won`` books the reinstatement (``dispute_won_record``).
+
+    ``lost`` needs nothing beyond the reversal booked when it opened (booked here if that
+    event has not been processed yet); returns None. Other statuses (``warning_closed``: an
+    inquiry) change nothing.
+    """
+    status = dispute.get("status")
+    if status == "won":
+        return dispute_won_record(dispute=dispute, occurred_at=occurred_at)
+    if status == "lost":
+        dispute_record(
+            dispute=dispute, occurred_at=_timestamp(dispute.get("created")) or occurred_at
+        )
+    return None
 
 
 # --- subscription state and MRR -----------------------------------------------------------
