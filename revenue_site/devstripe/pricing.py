@@ -48,3 +48,15 @@ def tiered_amount(tiers: Iterable[Mapping[str, Any]], tiers_mode: str, quantity:
             lower = bound
         return total
     raise ValueError(f"unknown tiers_mode {tiers_mode!r}")
+
+
+def prorated(amount: int, remaining: int, period: int) -> int:
+    """``amount * remaining / period`` in whole minor units, halves rounded away from zero.
+
+    Stripe prorates to the second: ``remaining`` and ``period`` are seconds (what is left of
+    the period after the change, the whole period).
+    """
+    if period <= 0 or not 0 <= remaining <= period:
+        raise ValueError("remaining must be within the period")
+    magnitude = (2 * abs(amount) * remaining + period) // (2 * period)
+    return magnitude if amount >= 0 else -magnitude

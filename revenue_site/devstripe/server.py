@@ -12,7 +12,7 @@ from localstripe import resources as ls
 from localstripe import server as ls_server
 from localstripe.errors import UserError
 
-from . import connect, disputes, idempotency, resources, tax, webhooks  # noqa: F401
+from . import connect, disputes, idempotency, resources, tax, test_clocks, webhooks  # noqa: F401
 
 logger = logging.getLogger("revenue_site.devstripe")
 
@@ -176,7 +176,8 @@ def build_app() -> web.Application:
     router.add_get("/js.stripe.com/v3/", ls_server.localstripe_js)
 
     # Specific routes first: `/v1/invoices/{id}/pay` must win over localstripe's.
-    for method, url, func in [*resources.extra_routes, *connect.extra_routes]:
+    extra = [*resources.extra_routes, *connect.extra_routes, *test_clocks.extra_routes]
+    for method, url, func in extra:
         router.add_route(method, url, ls_server.api_extra(func, url))
     for method, url, func in ls.extra_apis:
         router.add_route(method, url, ls_server.api_extra(_current(func), url))

@@ -8,8 +8,9 @@ The modules, imported in this order (later ones wrap what earlier ones patched):
   happen) and export (lenient ``expand``, per-class fix-ups, ids instead of nested objects
   where Stripe returns ids);
 - ``catalog``: the account (``GET /v1/account[s/<id>]``), prices, products;
+- ``invoices``: paying invoices, invoice and line fix-ups, customer credit;
 - ``subscriptions``: multi-item subscriptions and their items;
-- ``invoices``: paying invoices, invoice and line fix-ups;
+- ``prorations``: prorations when a subscription's items change mid-period;
 - ``payments``: charges, payment intents, payment methods, refunds;
 - ``webhook_endpoints``: ``/v1/webhook_endpoints``.
 
@@ -26,7 +27,7 @@ from typing import Any
 from localstripe.resources import Event, Store, StripeObject, store
 
 from .. import idempotency
-from . import base, catalog, invoices, payments, subscriptions, webhook_endpoints
+from . import base, catalog, invoices, payments, prorations, subscriptions, webhook_endpoints
 from .base import ACCOUNT_ID, API_VERSION, emit
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "extra_routes",
     "invoices",
     "payments",
+    "prorations",
     "store",
     "subscriptions",
     "webhook_endpoints",

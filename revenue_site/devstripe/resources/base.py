@@ -4,11 +4,18 @@
   rendered with the API version dj-stripe 2.11 pins;
 - lenient ``expand`` (dj-stripe asks for ``discounts``, ``lines.data.discounts``,
   ``tiers``, ``currency_options``...), and per-class fix-ups of the exported JSON
-  (``_devstripe_fixup``) so objects look as Stripe renders them.
+  (``_devstripe_fixup``) so objects look as Stripe renders them;
+- the time objects live on: real time, or a test clock's frozen time while a request works on
+  a customer attached to one (``customer_time``; ``test_clocks.py``). localstripe reads the
+  time through its module's ``time`` name, which is replaced here by :data:`clock_time`, so
+  ``created``, invoice dates and event times follow the clock too.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from localstripe import resources as ls
@@ -24,6 +31,59 @@ from .. import webhooks
 # The version dj-stripe 2.11 pins; events claim to be rendered with it.
 API_VERSION = "2026-05-27.dahlia"
 ACCOUNT_ID = "acct_1DevStripeRevenue0"
+# Store keys of test clocks (``test_clocks.py``) start with this.
+TEST_CLOCK_KEY = "test_helpers.test_clock:"
+
+
+# --- time: real, or a test clock's frozen time ---------------------------------------------
+_frozen: list[int] = []
+
+
+def now() -> int:
+    """The current time in seconds: the innermost frozen time (``frozen_at``) or real time."""
+    return _frozen[-1] if _frozen else int(time.time())
+
+
+class _ClockTime:
+    """Stands in for the ``time`` module inside localstripe.resources."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def time(self) -> float:
+        return float(_frozen[-1]) if _frozen else time.time()
+
+
+clock_time = _ClockTime()
+ls.time = clock_time  # type: ignore[assignment]
+
+
+@contextmanager
+def frozen_at(timestamp: int | None) -> Iterator[None]:
+    """Run the block at ``timestamp`` (None: leave the time as it is)."""
+    if timestamp is None:
+        yield
+        return
+    _frozen.append(int(timestamp))
+    try:
+        yield
+    finally:
+        _frozen.pop()
+
+
+def clock_of(customer_id: str | None) -> Any:
+    """The test clock the customer is attached to, or None."""
+    customer = store.get("customer:" + customer_id) if customer_id else None
+    clock_id = getattr(customer, "test_clock", None)
+    return store.get(TEST_CLOCK_KEY + clock_id) if clock_id else None
+
+
+@contextmanager
+def customer_time(customer_id: str | None) -> Iterator[None]:
+    """Run the block on the customer's test clock time (real time without a clock)."""
+    clock = clock_of(customer_id)
+    with frozen_at(clock.frozen_time if clock is not None else None):
+        yield
 
 
 # --- events -------------------------------------------------------------------------------

@@ -6,13 +6,15 @@
 - ``subscription``/``price`` on subscription items, ``[]`` instead of ``null`` for
   ``default_tax_rates``;
 - ``customer.subscription.updated`` whenever localstripe changes a status silently, and
-  payment failures at subscription creation reported as ``invoice.payment_failed``.
+  payment failures at subscription creation reported as ``invoice.payment_failed``;
+- the current period is stored on the subscription (``_period_start``/``_period_end``), so
+  renewals (``test_clocks.py``) can move it; during a trial it is the trial, as in Stripe;
+- everything runs on the customer's test clock time when it has one (``base.customer_time``).
 """
 
 from __future__ import annotations
 
 import calendar
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +26,7 @@ from localstripe.resources import (
     Event,
     List,
     PaymentMethod,
+    Plan,
     StripeObject,
     Subscription,
     SubscriptionItem,
@@ -34,8 +37,9 @@ from localstripe.resources import (
 )
 
 from ..pricing import tiered_amount
-from .base import _changed, _require, emit
+from .base import _changed, _require, customer_time, emit, now
 from .catalog import _plan_for_item, _price_for_plan
+from .invoices import billing_reason
 
 # --- subscription items -------------------------------------------------------------------
 _orig_si_init = SubscriptionItem.__init__
@@ -75,21 +79,36 @@ def _period_end(start: int, interval: str, count: int) -> int:
     return calendar.timegm((begin + step).utctimetuple())
 
 
+def period_start(sub: Subscription, start: int, end: int | None = None) -> None:
+    """Start ``sub``'s current period at ``start``: one interval of its plan, or up to ``end``."""
+    plan = sub.items._list[0].plan
+    sub._period_start = start
+    sub._period_end = (
+        end if end is not None else _period_end(start, plan.interval, plan.interval_count or 1)
+    )
+
+
 def _si_current_period(self: SubscriptionItem) -> dict[str, int]:
-    start = int(time.time())
-    if self._subscription and store.get("subscription:" + self._subscription) is not None:
-        start = Subscription._api_retrieve(self._subscription).start_date
+    sub = store.get("subscription:" + self._subscription) if self._subscription else None
+    if sub is not None and getattr(sub, "_period_end", None) is not None:
+        return {"start": sub._period_start, "end": sub._period_end}
+    # Before the subscription has a period (while it is being created), or from an old pickle.
+    start = getattr(sub, "start_date", None) or now()
     end = _period_end(start, self.plan.interval, self.plan.interval_count or 1)
     return {"start": start, "end": end}
 
 
-def _si_amount(self: SubscriptionItem) -> int:
-    plan = self.plan
+def item_amount(plan: Plan, quantity: int) -> int:
+    """What ``quantity`` of ``plan`` costs for one whole period."""
     if plan.usage_type == "metered":
         return 0  # billed in arrears from usage; devstripe records no usage
     if plan.billing_scheme == "tiered":
-        return tiered_amount(plan.tiers, plan.tiers_mode, self.quantity)
-    return plan.amount * self.quantity
+        return tiered_amount(plan.tiers, plan.tiers_mode, quantity)
+    return plan.amount * quantity
+
+
+def _si_amount(self: SubscriptionItem) -> int:
+    return item_amount(self.plan, self.quantity)
 
 
 def _si_fixup(self: SubscriptionItem, obj: dict[str, Any]) -> None:
@@ -148,7 +167,7 @@ def _subscription_init(
     if kwargs:
         raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
     trial_period_days = try_convert_to_int(trial_period_days)
-    trial_end = int(time.time()) if trial_end == "now" else try_convert_to_int(trial_end)
+    trial_end = now() if trial_end == "now" else try_convert_to_int(trial_end)
     cancel_at_period_end = try_convert_to_bool(cancel_at_period_end)
     try:
         _require(isinstance(customer, str) and customer.startswith("cus_"))
@@ -175,7 +194,7 @@ def _subscription_init(
     # All exceptions must be raised before this point.
     StripeObject.__init__(self)
 
-    now = int(time.time())
+    started = now()
     self.customer = customer
     self.metadata = metadata or {}
     self.description = description
@@ -195,8 +214,9 @@ def _subscription_init(
     self.trial_start = None
     self.trial_end = None
     self.latest_invoice = None
-    self.start_date = now
-    self.billing_cycle_anchor = now
+    self.start_date = started
+    self.billing_cycle_anchor = started
+    self._period_start = self._period_end = None
     self._enable_incomplete_payments = payment_behavior != "error_if_incomplete"
 
     self.discount = _discount(self, coupon)
@@ -211,14 +231,16 @@ def _subscription_init(
                 tax_rates=item["tax_rates"],
             )
         )
-    if self.cancel_at_period_end:
-        self.cancel_at = self.current_period_end
-
     if trial_period_days or trial_end:
         self.status = "trialing"
-        self.trial_start = now
-        self.trial_end = trial_end or now + trial_period_days * 86400
+        self.trial_start = started
+        self.trial_end = trial_end or started + trial_period_days * 86400
+        period_start(self, started, end=self.trial_end)
     else:
+        period_start(self, started)
+    if self.cancel_at_period_end:
+        self.cancel_at = self.current_period_end
+    if self.status != "trialing":
         self._create_invoice()
 
     emit("customer.subscription.created", self)
@@ -240,16 +262,16 @@ def _subscription_update(
     """Change items, quantities, metadata, ``cancel_at_period_end``, ``trial_end`` or
     ``discounts``.
 
-    Prorations are not computed: a changed item is billed at its new price from the next
-    period (as with ``proration_behavior="none"``). A discount is recorded on the
-    subscription (``discount``, for MRR) but never applied to invoices.
+    Prorations are created around this (``prorations.py``); here a changed item is billed
+    at its new price from the next period. A discount is recorded on the subscription
+    (``discount``, for MRR) but never applied to invoices.
     """
     if kwargs:
         raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
     if self.status == "canceled":
         raise UserError(400, "A canceled subscription can only update its metadata.")
     cancel_at_period_end = try_convert_to_bool(cancel_at_period_end)
-    trial_end = int(time.time()) if trial_end == "now" else try_convert_to_int(trial_end)
+    trial_end = now() if trial_end == "now" else try_convert_to_int(trial_end)
     try:
         _require(trial_end is None or isinstance(trial_end, int))
         _require(cancel_at_period_end is None or isinstance(cancel_at_period_end, bool))
@@ -308,22 +330,26 @@ def _subscription_update(
     if cancel_at_period_end is not None:
         self.cancel_at_period_end = cancel_at_period_end
         self.cancel_at = self.current_period_end if cancel_at_period_end else None
-        self.canceled_at = int(time.time()) if cancel_at_period_end else None
+        self.canceled_at = now() if cancel_at_period_end else None
     if default_payment_method is not None:
         self.default_payment_method = default_payment_method or None
     if description is not None:
         self.description = description
     if trial_end is not None:
-        now = int(time.time())
-        self.trial_start = self.trial_start or now
+        moment = now()
+        self.trial_start = self.trial_start or moment
         self.trial_end = trial_end
-        if trial_end > now and self.status in ("active", "trialing"):
+        if trial_end > moment and self.status in ("active", "trialing"):
             self.status = "trialing"
-        elif trial_end <= now and self.status == "trialing":
-            # Ending a trial invoices the first period now, as Stripe does; a declined
+            period_start(self, self._period_start or moment, end=trial_end)
+        elif trial_end <= moment and self.status == "trialing":
+            # Ending a trial starts a period and invoices it now, as Stripe does; a declined
             # payment leaves the subscription past_due with the invoice open.
             self.status = "active"
-            self._create_invoice()
+            self.billing_cycle_anchor = moment
+            period_start(self, moment)
+            with billing_reason("subscription_update"):
+                self._create_invoice()
     if discounts is not None:
         self.discount = _discount(self, coupon)
     emit("customer.subscription.updated", self, _changed(before, self._export()))
@@ -345,7 +371,7 @@ def _discount(sub: Subscription, coupon: Any) -> dict[str, Any] | None:
     """Stripe's ``discount`` object for ``coupon`` on ``sub``, starting now."""
     if coupon is None:
         return None
-    start = int(time.time())
+    start = now()
     end = None
     if coupon.duration == "repeating":
         begin = datetime.fromtimestamp(start, tz=UTC)
@@ -367,10 +393,10 @@ def _subscription_delete(cls: type[Subscription], id: str, **kwargs: Any) -> Sub
     obj = cls._api_retrieve(id)
     if obj.status == "canceled":
         raise UserError(400, f"The subscription {id} is already canceled.")
-    now = int(time.time())
+    ended = now()
     obj.status = "canceled"
-    obj.canceled_at = obj.canceled_at or now
-    obj.ended_at = now
+    obj.canceled_at = obj.canceled_at or ended
+    obj.ended_at = ended
     emit("customer.subscription.deleted", obj)
     return obj
 
@@ -413,7 +439,29 @@ def _is_announced(sub: Subscription) -> bool:
 for _name in ("_on_initial_payment_success", "_on_recurring_payment_failure"):
     setattr(Subscription, _name, _emitting_status_change(getattr(Subscription, _name)))
 
-Subscription.__init__ = _subscription_init  # type: ignore[method-assign]
-Subscription._update = _subscription_update  # type: ignore[method-assign]
-Subscription._api_delete = classmethod(_subscription_delete)  # type: ignore[method-assign,assignment]
+
+def _on_customer_clock(init: Any) -> Any:
+    def wrapper(self: Subscription, *args: Any, customer: str | None = None, **kwargs: Any) -> None:
+        with customer_time(customer):
+            init(self, *args, customer=customer, **kwargs)
+
+    return wrapper
+
+
+def _on_subscription_clock(method: Any) -> Any:
+    def wrapper(self: Subscription, *args: Any, **kwargs: Any) -> Any:
+        with customer_time(self.customer):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _delete_on_clock(cls: type[Subscription], id: str, **kwargs: Any) -> Subscription:
+    with customer_time(cls._api_retrieve(id).customer):
+        return _subscription_delete(cls, id, **kwargs)
+
+
+Subscription.__init__ = _on_customer_clock(_subscription_init)  # type: ignore[method-assign]
+Subscription._update = _on_subscription_clock(_subscription_update)  # type: ignore[method-assign]
+Subscription._api_delete = classmethod(_delete_on_clock)  # type: ignore[method-assign,assignment]
 Subscription._devstripe_fixup = _subscription_fixup  # type: ignore[attr-defined]
