@@ -21,7 +21,6 @@ SYSTEM_ACCOUNTS = [
     ("expense.provider_share", "Provider shares", "expense"),
     ("expense.disputes", "Dispute losses", "expense"),
     ("liability.payouts_in_transit", "Payouts in transit", "liability"),
-    ("liability.sales_tax_payable", "Sales tax payable", "liability"),
     ("equity.opening_balances", "Opening balances", "equity"),
 ]
 

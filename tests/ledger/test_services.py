@@ -391,9 +391,12 @@ def test_reversal_is_idempotent(accounts):
 def test_migration_seeds_the_chart_of_system_accounts():
     # Called directly: a transactional test's flush (with --reuse-db) may have emptied the
     # table since migrate ran, which is why system_account() also creates on demand.
-    seed_migration = importlib.import_module("ledger.migrations.0002_seed_system_accounts")
+    # Each seed migration copies the accounts added to the chart since the previous one.
+    seeds = ("0002_seed_system_accounts", "0005_seed_sales_tax_payable")
     Account.objects.filter(payee_id__isnull=True).delete()
-    seed_migration.seed(django_apps, SimpleNamespace(connection=connection))
+    for name in seeds:
+        migration = importlib.import_module(f"ledger.migrations.{name}")
+        migration.seed(django_apps, SimpleNamespace(connection=connection))
     seeded = dict(Account.objects.values_list("code", "type"))
     assert seeded == {code.value: spec.type.value for code, spec in SYSTEM_ACCOUNTS.items()}
 
