@@ -44,6 +44,7 @@ RECEIVERS = {
     "invoice.paid": on_invoice_paid,
     "charge.refunded": on_charge_refunded,
     "charge.dispute.created": on_dispute_created,
+    "charge.dispute.funds_withdrawn": on_dispute_created,  # an inquiry escalated
     "charge.dispute.funds_reinstated": on_dispute_funds_reinstated,
     "charge.dispute.closed": on_dispute_closed,
 }

@@ -11,3 +11,12 @@ def stripe_id(value: Any) -> str:
     if isinstance(value, Mapping):
         return str(value.get("id") or "")
     return str(value or "")
+
+
+def dispute_is_inquiry(dispute: Mapping[str, Any]) -> bool:
+    """Whether a Stripe dispute is an inquiry (status ``warning_*``): no funds are withdrawn.
+
+    An inquiry that escalates becomes a chargeback (status ``needs_response``) and Stripe sends
+    ``charge.dispute.funds_withdrawn``; only then does money leave.
+    """
+    return str(dispute.get("status") or "").startswith("warning_")

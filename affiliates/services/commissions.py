@@ -56,7 +56,7 @@ from ledger.exceptions import InvalidReversalError
 from ledger.models import Account, Entry, Payout, Transaction
 from ledger.services import Line, account_for_payee, ledger_post, ledger_reverse, system_account
 from revenue_site.money import apply_rate
-from revenue_site.stripe_ids import stripe_id
+from revenue_site.stripe_ids import dispute_is_inquiry, stripe_id
 
 logger = logging.getLogger(__name__)
 
@@ -448,7 +448,13 @@ def _dispute_invoice(dispute: Mapping[str, Any]) -> tuple[str, int]:
 def commission_dispute_record(
     *, dispute: Mapping[str, Any], occurred_at: datetime
 ) -> list[Commission]:
-    """Claw back the disputed share of the charge's invoice commissions (once per dispute id)."""
+    """Claw back the disputed share of the charge's invoice commissions (once per dispute id).
+
+    Inquiries (no funds withdrawn) claw back nothing; an escalated one does, on
+    ``charge.dispute.funds_withdrawn``.
+    """
+    if dispute_is_inquiry(dispute):
+        return []
     invoice_id, charged = _dispute_invoice(dispute)
     if not invoice_id:
         return []

@@ -51,7 +51,7 @@ from ledger.chart import SystemAccount
 from ledger.models import Entry, Transaction
 from ledger.services import Line, ledger_post, ledger_reverse, system_account
 from revenue_site.money import apply_rate
-from revenue_site.stripe_ids import stripe_id
+from revenue_site.stripe_ids import dispute_is_inquiry, stripe_id
 from subscriptions.models import DunningCase, SubscriptionState
 
 logger = logging.getLogger(__name__)
@@ -282,9 +282,13 @@ def _charge_invoice_id(charge_id: str) -> str:
 def dispute_record(*, dispute: Mapping[str, Any], occurred_at: datetime) -> Transaction | None:
     """Reverse the disputed amount of the charge's invoice posting (key ``stripe:dispute:<id>``).
 
-    The funds leave Stripe's balance when the dispute opens. Returns the reversal (the existing
-    one on a replay), or None for charges outside invoices and when nothing is left to reverse.
+    The funds leave Stripe's balance when the dispute opens (``charge.dispute.created``), or
+    when an inquiry escalates (``charge.dispute.funds_withdrawn``; the key makes the two one).
+    Returns the reversal (the existing one on a replay), or None for inquiries (no funds
+    withdrawn), charges outside invoices and when nothing is left to reverse.
     """
+    if dispute_is_inquiry(dispute):
+        return None
     charge_id = stripe_id(dispute.get("charge"))
     invoice_id = _charge_invoice_id(charge_id)
     if not invoice_id:

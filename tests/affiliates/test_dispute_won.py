@@ -251,3 +251,21 @@ def test_a_lost_dispute_whose_opening_was_missed_is_clawed_back_once(paid_commis
     commission.refresh_from_db()
     assert (commission.status, commission.reversed_amount) == ("reversed", 250)
     assert _owed(commission.affiliate) == 0
+
+
+def test_an_inquiry_claws_back_nothing_until_it_escalates(paid_commission):
+    commission, charge_id = paid_commission
+    inquiry = _dispute(charge_id, 2500, status="warning_needs_response")
+    now = datetime.now(UTC)
+
+    assert commission_dispute_record(dispute=inquiry, occurred_at=now) == []
+    commission.refresh_from_db()
+    assert (commission.status, commission.reversed_amount) == ("held", 0)
+
+    escalated = {**inquiry, "status": "needs_response"}  # charge.dispute.funds_withdrawn
+    commission_dispute_record(dispute=escalated, occurred_at=now)
+    commission_dispute_record(dispute=escalated, occurred_at=now)
+
+    commission.refresh_from_db()
+    assert (commission.status, commission.reversed_amount) == ("reversed", 250)
+    assert _owed(commission.affiliate) == 0

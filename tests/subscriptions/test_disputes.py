@@ -241,3 +241,28 @@ def test_closing_statuses_other_than_won_post_nothing_new(stripe_fake):
     assert Transaction.objects.filter(source=DISPUTE_SOURCE).count() == 1
     assert not Transaction.objects.filter(source=DISPUTE_WON_SOURCE).exists()
     assert _balances() == {CLEARING: 0, REVENUE: 0, TAX: 0}
+
+
+def test_an_inquiry_reverses_nothing_until_it_escalates(stripe_fake):
+    # Stripe inquiries (status warning_*) withdraw no funds; if one escalates, the dispute
+    # becomes needs_response and charge.dispute.funds_withdrawn books the reversal, once.
+    customer, pm = make_customer()
+    sub = subscribe(customer, pm, make_price(unit_amount=1000))
+    EventFeed().process_new()
+    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    inquiry = _dispute(charge_id, 1000, status="warning_needs_response")
+
+    assert dispute_record(dispute=inquiry, occurred_at=NOW) is None
+    assert (
+        dispute_closed_record(dispute={**inquiry, "status": "warning_closed"}, occurred_at=NOW)
+        is None
+    )
+    assert _balances() == {CLEARING: 1000, REVENUE: -1000, TAX: 0}
+
+    escalated = {**inquiry, "status": "needs_response"}
+    reversal = dispute_record(dispute=escalated, occurred_at=NOW)  # funds_withdrawn
+    replay = dispute_record(dispute=escalated, occurred_at=NOW)  # and created, if sent too
+
+    assert reversal is not None and replay is not None and replay.pk == reversal.pk
+    assert _lines(reversal) == {CLEARING.value: -1000, REVENUE.value: 1000}
+    assert _balances() == {CLEARING: 0, REVENUE: 0, TAX: 0}
