@@ -35,7 +35,8 @@ from affiliates.services.applications import (
     referral_link_create,
 )
 from affiliates.services.attribution import referral_attribute
-from affiliates.services.commissions import commission_refunds_record, commissions_approve_due
+from affiliates.services.clawbacks import commission_refunds_record
+from affiliates.services.commissions import commissions_approve_due
 from ledger.models import Account, PayeeProfile, Payout
 from ledger.payouts import payout_batch_run
 from revenue_site.demo import DEMO_ADMIN_EMAIL, DEMO_PASSWORD

@@ -12,7 +12,7 @@ from typing import Any
 from djstripe.models import Event
 from djstripe.signals import WEBHOOK_SIGNALS
 
-from affiliates.services import commissions
+from affiliates.services import clawbacks, commissions
 from ledger.payouts import PayeeType, payee_type_register
 
 
@@ -25,19 +25,19 @@ def on_invoice_paid(sender: Any, event: Event, **kwargs: Any) -> None:
 
 
 def on_charge_refunded(sender: Any, event: Event, **kwargs: Any) -> None:
-    commissions.commission_refunds_record(charge=_object(event), occurred_at=event.created)
+    clawbacks.commission_refunds_record(charge=_object(event), occurred_at=event.created)
 
 
 def on_dispute_created(sender: Any, event: Event, **kwargs: Any) -> None:
-    commissions.commission_dispute_record(dispute=_object(event), occurred_at=event.created)
+    clawbacks.commission_dispute_record(dispute=_object(event), occurred_at=event.created)
 
 
 def on_dispute_funds_reinstated(sender: Any, event: Event, **kwargs: Any) -> None:
-    commissions.commission_dispute_won_record(dispute=_object(event), occurred_at=event.created)
+    clawbacks.commission_dispute_won_record(dispute=_object(event), occurred_at=event.created)
 
 
 def on_dispute_closed(sender: Any, event: Event, **kwargs: Any) -> None:
-    commissions.commission_dispute_closed_record(dispute=_object(event), occurred_at=event.created)
+    clawbacks.commission_dispute_closed_record(dispute=_object(event), occurred_at=event.created)
 
 
 RECEIVERS = {

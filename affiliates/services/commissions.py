@@ -23,15 +23,7 @@ ledger at once: Dr ``expense.commissions`` / Cr the affiliate's payable, key
 ``affiliate-commission:<pk>``. Money on HELD commissions is in the payable but not payable yet;
 the payout engine withholds it (``affiliate_withheld``).
 
-A refund or dispute claws back pro rata by partial reversals of that posting, also after the
-commission was paid: the payable then goes negative and the next payout nets it.
-
-A dispute the merchant wins (``charge.dispute.funds_reinstated`` or ``charge.dispute.closed``
-with status ``won``) gives back what that dispute clawed back: a posting with the clawback's
-lines negated (Dr ``expense.commissions`` / Cr the affiliate's payable, key
-``dispute.won:<dp>:commission:<pk>``), see ``commission_dispute_won_record``. A later clawback
-reverses what is left of the accrual posting first, then of those reinstatements. A lost
-dispute changes nothing more: its clawback stands.
+Refunds and disputes claw back (and won disputes give back): ``affiliates.services.clawbacks``.
 """
 
 from __future__ import annotations
@@ -43,7 +35,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-import stripe
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -53,10 +44,10 @@ from affiliates.models import Affiliate, Commission, Program, Referral
 from affiliates.services.fraud import commission_flags
 from ledger.chart import SystemAccount
 from ledger.exceptions import InvalidReversalError
-from ledger.models import Account, Entry, Payout, Transaction
+from ledger.models import Entry, Payout, Transaction
 from ledger.services import Line, account_for_payee, ledger_post, ledger_reverse, system_account
 from revenue_site.money import apply_rate
-from revenue_site.stripe_ids import dispute_is_inquiry, stripe_id
+from revenue_site.stripe_ids import stripe_id
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +285,7 @@ def commission_review(
     else:
         left = commission.amount - commission.reversed_amount
         if left > 0:
-            _reverse(
+            commission_reverse(
                 commission,
                 amount=left,
                 key=f"affiliate-commission:{commission.pk}:rejected",
@@ -318,7 +309,7 @@ def _left_to_reverse(posting: Transaction) -> int:
     return sum(row["left"] for row in rows if row["left"] > 0)
 
 
-def _postings(commission: Commission) -> list[Transaction]:
+def commission_postings(commission: Commission) -> list[Transaction]:
     """The commission's accrual posting, then its reinstatements after won disputes."""
     accrual = Transaction.objects.get(
         source=COMMISSION_SOURCE, idempotency_key=commission_key(commission)
@@ -331,14 +322,14 @@ def _postings(commission: Commission) -> list[Transaction]:
     return [accrual, *reinstated]
 
 
-def _reverse(
+def commission_reverse(
     commission: Commission, *, amount: int, key: str, memo: str, at: datetime
 ) -> Transaction:
     """Reverse ``amount`` of the commission's postings, the accrual first; returns the first
     part (key ``key``; a part taken from a reinstatement is ``<key>:<its key>``)."""
     first = None
     rest = amount
-    for posting in _postings(commission):
+    for posting in commission_postings(commission):
         part = min(rest, _left_to_reverse(posting))
         if part <= 0:
             continue
@@ -358,216 +349,6 @@ def _reverse(
         raise InvalidReversalError(f"commission {commission.pk}: {rest} of {amount} not left")
     commission.reversed_amount += amount
     return first
-
-
-# --- clawback -----------------------------------------------------------------------------
-def _share(amount: int, part: int, whole: int) -> int:
-    """``amount * part / whole`` in integers, rounded half up."""
-    return (2 * amount * part + whole) // (2 * whole)
-
-
-@transaction.atomic
-def commission_clawback(
-    *, invoice_id: str, refunded: int, charged: int, key: str, occurred_at: datetime
-) -> list[Commission]:
-    """Reverse the invoice's commissions pro rata to ``refunded`` of ``charged`` (minor units).
-
-    Each commission loses ``amount * refunded / charged`` (half up), never more than is left;
-    the reversal is posted once per ``key`` (a refund or dispute id) and commission. A fully
-    reversed commission becomes REVERSED whatever its status (a PAID one leaves the
-    affiliate's payable negative; the next payout nets it); a partial one keeps its status.
-    """
-    changed = []
-    commissions = (
-        Commission.objects.select_for_update().filter(stripe_invoice_id=invoice_id).order_by("pk")
-    )
-    for commission in commissions:
-        reversal_key = f"{key}:commission:{commission.pk}"
-        if Transaction.objects.filter(
-            source=CLAWBACK_SOURCE, idempotency_key=reversal_key
-        ).exists():
-            continue  # safe: the row lock above serialises clawbacks of this commission
-        left = commission.amount - commission.reversed_amount
-        share = min(_share(commission.amount, refunded, max(charged, 1)), left)
-        if share <= 0:
-            continue
-        _reverse(
-            commission,
-            amount=share,
-            key=reversal_key,
-            memo=f"Clawback {key} on invoice {invoice_id}",
-            at=occurred_at,
-        )
-        if commission.reversed_amount >= commission.amount:
-            commission.status = Commission.Status.REVERSED
-        commission.reversed_at = occurred_at
-        commission.save(update_fields=["reversed_amount", "status", "reversed_at"])
-        changed.append(commission)
-    return changed
-
-
-def commission_refunds_record(
-    *, charge: Mapping[str, Any], occurred_at: datetime
-) -> list[Commission]:
-    """Claw back for each refund of ``charge`` (an invoice's charge), once per refund id."""
-    invoice_id = stripe_id(charge.get("invoice"))
-    if not invoice_id or not charge.get("amount_refunded"):
-        return []
-    if not Commission.objects.filter(stripe_invoice_id=invoice_id).exists():
-        return []
-    charged = int(charge.get("amount") or 0)
-    refunds = (charge.get("refunds") or {}).get("data")
-    if refunds is None:
-        refunds = [
-            r.to_dict()
-            for r in stripe.Refund.list(charge=stripe_id(charge.get("id"))).auto_paging_iter()
-        ]
-    changed: list[Commission] = []
-    for refund in sorted(refunds, key=lambda r: (r.get("created") or 0, r["id"])):
-        if refund.get("status") not in (None, "succeeded", "pending") or not refund.get("amount"):
-            continue
-        changed += commission_clawback(
-            invoice_id=invoice_id,
-            refunded=int(refund["amount"]),
-            charged=charged,
-            key=f"refund:{refund['id']}",
-            occurred_at=occurred_at,
-        )
-    return changed
-
-
-def _dispute_invoice(dispute: Mapping[str, Any]) -> tuple[str, int]:
-    """The disputed charge's invoice id ("" outside invoices) and charged amount."""
-    charge_id = stripe_id(dispute.get("charge"))
-    data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
-    if data is None:
-        data = stripe.Charge.retrieve(charge_id).to_dict()
-    return stripe_id(data.get("invoice")), int(data.get("amount") or dispute["amount"])
-
-
-def commission_dispute_record(
-    *, dispute: Mapping[str, Any], occurred_at: datetime
-) -> list[Commission]:
-    """Claw back the disputed share of the charge's invoice commissions (once per dispute id).
-
-    Inquiries (no funds withdrawn) claw back nothing; an escalated one does, on
-    ``charge.dispute.funds_withdrawn``.
-    """
-    if dispute_is_inquiry(dispute):
-        return []
-    invoice_id, charged = _dispute_invoice(dispute)
-    if not invoice_id:
-        return []
-    return commission_clawback(
-        invoice_id=invoice_id,
-        refunded=int(dispute["amount"]),
-        charged=charged,
-        key=f"dispute:{dispute['id']}",
-        occurred_at=occurred_at,
-    )
-
-
-def _status_before_reversal(commission: Commission) -> str:
-    if commission.payout_id is not None:
-        return Commission.Status.PAID
-    if commission.approved_at is not None:
-        return Commission.Status.APPROVED
-    return Commission.Status.HELD
-
-
-@transaction.atomic
-def commission_dispute_won_record(
-    *, dispute: Mapping[str, Any], occurred_at: datetime
-) -> list[Commission]:
-    """Give back what a dispute the merchant won clawed back from the invoice's commissions.
-
-    Per commission, once per dispute (key ``dispute.won:<dispute id>:commission:<pk>``): posts
-    the dispute clawback's lines negated (Dr commission expense / Cr the affiliate's payable)
-    and lowers ``reversed_amount`` by it. When the clawback had made the commission REVERSED
-    it gets back the status it had reached before, read from what the reversal left in place:
-    PAID when a payout settled it (the reinstated money is in the payable again and the next
-    payout pays it), APPROVED when it was approved, else HELD (the hold and any fraud review
-    apply again, ``commissions_approve_due`` approves it). A commission rejected on review
-    stays REVERSED and gets nothing back. When the dispute's clawback was not booked yet
-    (events out of order) it is booked first, so the result is the same. Returns the
-    commissions changed.
-    """
-    invoice_id, _charged = _dispute_invoice(dispute)
-    if not invoice_id:
-        return []
-    dispute_id = dispute["id"]
-    opened = dispute.get("created")
-    commission_dispute_record(
-        dispute=dispute,
-        occurred_at=datetime.fromtimestamp(int(opened), tz=UTC) if opened else occurred_at,
-    )
-    changed = []
-    commissions = (
-        Commission.objects.select_for_update().filter(stripe_invoice_id=invoice_id).order_by("pk")
-    )
-    for commission in commissions:
-        won_key = f"dispute.won:{dispute_id}:commission:{commission.pk}"
-        clawback_key = f"dispute:{dispute_id}:commission:{commission.pk}"
-        # Safe as lookups: the row lock above serialises changes to this commission's postings.
-        if Transaction.objects.filter(source=REINSTATED_SOURCE, idempotency_key=won_key).exists():
-            continue
-        rejected = f"{commission_key(commission)}:rejected"
-        if Transaction.objects.filter(
-            Q(idempotency_key=rejected) | Q(idempotency_key__startswith=f"{rejected}:"),
-            source=CLAWBACK_SOURCE,
-        ).exists():
-            continue
-        totals = (
-            Entry.objects.filter(
-                Q(transaction__idempotency_key=clawback_key)
-                | Q(transaction__idempotency_key__startswith=f"{clawback_key}:"),
-                transaction__source=CLAWBACK_SOURCE,
-            )
-            .values("account_id", "currency")
-            .annotate(total=Sum("amount"))
-            .order_by("account_id")
-        )
-        rows = [row for row in totals if row["total"]]
-        if not rows:
-            continue
-        accounts = Account.objects.in_bulk([row["account_id"] for row in rows])
-        ledger_post(
-            idempotency_key=won_key,
-            source=REINSTATED_SOURCE,
-            lines=[
-                Line(accounts[row["account_id"]], -row["total"], row["currency"]) for row in rows
-            ],
-            memo=f"Dispute {dispute_id} won: commission on invoice {invoice_id} reinstated",
-            posted_at=occurred_at,
-        )
-        commission.reversed_amount -= sum(row["total"] for row in rows if row["total"] > 0)
-        if commission.status == Commission.Status.REVERSED:
-            commission.status = _status_before_reversal(commission)
-        if commission.reversed_amount == 0:
-            commission.reversed_at = None
-        commission.save(update_fields=["reversed_amount", "status", "reversed_at"])
-        changed.append(commission)
-    return changed
-
-
-def commission_dispute_closed_record(
-    *, dispute: Mapping[str, Any], occurred_at: datetime
-) -> list[Commission]:
-    """A closed dispute: ``won`` reinstates (``commission_dispute_won_record``).
-
-    ``lost`` needs nothing beyond the clawback made when it opened (made here if that event
-    has not been processed yet); returns []. Other statuses change nothing.
-    """
-    status = dispute.get("status")
-    if status == "won":
-        return commission_dispute_won_record(dispute=dispute, occurred_at=occurred_at)
-    if status == "lost":
-        opened = dispute.get("created")
-        commission_dispute_record(
-            dispute=dispute,
-            occurred_at=datetime.fromtimestamp(int(opened), tz=UTC) if opened else occurred_at,
-        )
-    return []
 
 
 # --- payout engine hooks (ledger.payouts) -------------------------------------------------

@@ -9,10 +9,10 @@ from itertools import count
 import pytest
 
 from affiliates.models import Commission, Program, Referral
+from affiliates.services.clawbacks import commission_clawback
 from affiliates.services.commissions import (
     CommissionReviewError,
     commission_accrue,
-    commission_clawback,
     commission_review,
     commissions_approve_due,
 )

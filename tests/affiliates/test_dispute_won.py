@@ -15,11 +15,13 @@ import stripe
 from djstripe import models as djm
 
 from affiliates.models import Commission, Referral
-from affiliates.services.commissions import (
-    REINSTATED_SOURCE,
+from affiliates.services.clawbacks import (
     commission_dispute_closed_record,
     commission_dispute_record,
     commission_dispute_won_record,
+)
+from affiliates.services.commissions import (
+    REINSTATED_SOURCE,
     commission_review,
     commissions_approve_due,
 )

@@ -10,11 +10,8 @@ import stripe
 from django.core.management import call_command
 
 from affiliates.models import Commission, Referral
-from affiliates.services.commissions import (
-    commission_accrue,
-    commission_clawback,
-    commissions_approve_due,
-)
+from affiliates.services.clawbacks import commission_clawback
+from affiliates.services.commissions import commission_accrue, commissions_approve_due
 from ledger.chart import SystemAccount
 from ledger.models import PayeeProfile, Payout, PayoutBatch, Transaction
 from ledger.payouts import (
