@@ -5,7 +5,8 @@ the app at it with ``STRIPE_API_HOST=http://127.0.0.1:8420``. Nothing in product
 imports this package.
 
 Beyond Stripe's ``/v1`` API (see ``resources/`` for what is added to localstripe,
-``idempotency.py`` for ``Idempotency-Key`` replays, ``disputes.py`` for disputes):
+``idempotency.py`` for ``Idempotency-Key`` replays, ``disputes.py`` for disputes,
+``test_clocks.py`` for Stripe test clocks and renewals):
 
 - ``POST /_config/webhooks/<id>`` (``url``, ``secret``, optional ``events[]``) registers an
   endpoint; events are delivered to it in order, signed as Stripe signs them;

@@ -71,8 +71,18 @@ def test_full_lifecycle_subscribe_pay_expand_cancel(stripe_fake):
     assert (state.status, state.mrr, state.currency) == ("active", 3000, "usd")
     assert _movements(sub.id) == [("new", 0, 3000)]
 
-    set_quantity(sub, 5)  # no proration on the fake: only the update event
+    set_quantity(sub, 5)  # prorated: pending items for the next invoice, nothing booked yet
     feed.process_new()
+    period = stripe.Subscription.retrieve(sub.id)["items"]["data"][0]
+    pending = stripe.InvoiceItem.list(customer=customer.id).data
+    left = period.current_period_end - pending[0]["period"]["start"]
+    length = period.current_period_end - period.current_period_start
+    # Stripe: old and new amounts * seconds left / seconds in the period, rounded half up.
+    assert sorted(i["amount"] for i in pending) == [
+        -((2 * 3000 * left + length) // (2 * length)),
+        (2 * 7500 * left + length) // (2 * length),
+    ]
+    assert {i["proration"] for i in pending} == {True}
     assert SubscriptionState.objects.get(stripe_subscription_id=sub.id).mrr == 7500
     assert _movements(sub.id)[-1] == ("expansion", 3000, 7500)
 
