@@ -11,13 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet, Value
+from django.db.models.functions import Replace
 from django.http import Http404
 from djstripe import models as djstripe_models
 
-from ledger.models import Entry
+from ledger.models import Entry, Transaction
 from subscriptions.models import BillingCustomer, DunningCase, Plan, PlanPrice, SubscriptionState
-from subscriptions.services.effects import invoice_paid_key
+from subscriptions.services.effects import (
+    DISPUTE_SOURCE,
+    DISPUTE_WON_SOURCE,
+    dispute_key,
+    dispute_won_key,
+    invoice_paid_key,
+)
 
 # Subscriptions whose plan limits apply (a past-due customer keeps access while dunning runs).
 ENTITLED_STATUSES = ("active", "trialing", "past_due")
@@ -125,13 +132,27 @@ SECTION_LIMIT = 100  # rows per section on the page; older ones are in the mirro
 
 
 def customer_ledger_entries(*, invoice_ids: list[str]) -> QuerySet[Entry]:
-    """Ledger lines of these invoices: their revenue postings and every reversal of them
-    (refunds, disputes). One query, transactions and accounts joined."""
+    """Ledger lines of these invoices: their revenue postings, every reversal of them
+    (refunds, disputes), the postings that booked back won disputes and their reversals (a
+    refund after a win). One query, transactions and accounts joined; the won postings are
+    found by a subquery that maps each dispute reversal's key to its won key."""
     keys = [invoice_paid_key(invoice_id) for invoice_id in invoice_ids]
+    won_keys = (
+        Transaction.objects.filter(source=DISPUTE_SOURCE, reversal_of__idempotency_key__in=keys)
+        .annotate(
+            won_key=Replace("idempotency_key", Value(dispute_key("")), Value(dispute_won_key("")))
+        )
+        .values("won_key")
+    )
     return (
         Entry.objects.filter(
             Q(transaction__idempotency_key__in=keys)
             | Q(transaction__reversal_of__idempotency_key__in=keys)
+            | Q(transaction__source=DISPUTE_WON_SOURCE, transaction__idempotency_key__in=won_keys)
+            | Q(
+                transaction__reversal_of__source=DISPUTE_WON_SOURCE,
+                transaction__reversal_of__idempotency_key__in=won_keys,
+            )
         )
         .select_related("transaction", "account")
         .order_by("posted_at", "transaction_id", "pk")

@@ -178,3 +178,29 @@ def test_cancel_action_calls_the_billing_service_and_the_event_churns(stripe_fak
     from django.contrib.admin.models import LogEntry
 
     assert "Cancel subscription" in LogEntry.objects.get().change_message
+
+
+def test_customer_page_shows_a_won_dispute_and_its_booking_back(
+    stripe_fake, staff_client, django_assert_max_num_queries
+):
+    feed = EventFeed()
+    customer, pm = make_customer(card="pm_card_createDispute", email="won@example.com")
+    sub = subscribe(customer, pm, make_price(unit_amount=1800))
+    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    [dispute] = stripe.Dispute.list(charge=charge_id)["data"]
+    stripe.Dispute.modify(dispute.id, evidence={"uncategorized_text": "winning_evidence"})
+    feed.process_new()
+    billing = BillingCustomer.objects.create(
+        user=UserFactory(email="won@example.com"), stripe_customer_id=customer.id
+    )
+    page = reverse("admin:subscriptions_billingcustomer_change", args=[billing.pk])
+
+    with django_assert_max_num_queries(20):
+        body = staff_client.get(page).content.decode()
+
+    for key in (
+        f"stripe:invoice.paid:{sub.latest_invoice}",
+        f"stripe:dispute:{dispute.id}",
+        f"stripe:dispute.won:{dispute.id}",
+    ):
+        assert key in body
