@@ -12,7 +12,7 @@ from localstripe import resources as ls
 from localstripe import server as ls_server
 from localstripe.errors import UserError
 
-from . import connect, disputes, idempotency, resources, tax, test_clocks, webhooks  # noqa: F401
+from . import balance, connect, disputes, idempotency, resources, tax, test_clocks, webhooks  # noqa: F401
 
 logger = logging.getLogger("revenue_site.devstripe")
 
