@@ -290,6 +290,61 @@ def ledger_reverse(
     )
 
 
+def _left_to_reverse(original: Transaction) -> int:
+    """What is left of ``original``'s debit side after its reversals (minor units)."""
+    rows = (
+        Entry.objects.filter(Q(transaction=original) | Q(transaction__reversal_of=original))
+        .values("account_id")
+        .annotate(left=Sum("amount"))
+        .order_by()
+    )
+    return sum(row["left"] for row in rows if row["left"] > 0)
+
+
+@db_transaction.atomic
+def ledger_reverse_in_order(
+    *,
+    transactions: Sequence[Transaction],
+    amount: int,
+    idempotency_key: str,
+    source: str = REVERSAL_SOURCE,
+    memo: str = "",
+    posted_at: datetime.datetime | None = None,
+) -> tuple[Transaction | None, int]:
+    """Reverse ``amount`` over single-currency ``transactions``, each up to what is left of it,
+    in the order given (e.g. an invoice's posting, then the postings that booked back disputes
+    on it that the merchant won).
+
+    The first part is keyed ``idempotency_key``; a part taken from a later transaction is keyed
+    ``<idempotency_key>:<that transaction's key>``. Returns (the first part, the amount that
+    could not be reversed): (None, amount) when nothing was left. Idempotent on the first key:
+    when it is already posted, returns (it, 0) and posts nothing.
+    """
+    existing = Transaction.objects.filter(source=source, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing, 0
+    first = None
+    rest = amount
+    for original in transactions:
+        part = min(rest, _left_to_reverse(original))
+        if part <= 0:
+            continue
+        key = idempotency_key if first is None else f"{idempotency_key}:{original.idempotency_key}"
+        reversal = ledger_reverse(
+            transaction=original,
+            idempotency_key=key,
+            source=source,
+            amount=part,
+            memo=memo,
+            posted_at=posted_at,
+        )
+        first = first or reversal
+        rest -= part
+        if rest == 0:
+            break
+    return first, rest
+
+
 def _reversal_targets(
     *, gross: dict[str, int], fraction: Decimal | None, amount: int | None
 ) -> dict[str, int]:

@@ -44,8 +44,14 @@ from affiliates.models import Affiliate, Commission, Program, Referral
 from affiliates.services.fraud import commission_flags
 from ledger.chart import SystemAccount
 from ledger.exceptions import InvalidReversalError
-from ledger.models import Entry, Payout, Transaction
-from ledger.services import Line, account_for_payee, ledger_post, ledger_reverse, system_account
+from ledger.models import Payout, Transaction
+from ledger.services import (
+    Line,
+    account_for_payee,
+    ledger_post,
+    ledger_reverse_in_order,
+    system_account,
+)
 from revenue_site.money import apply_rate
 from revenue_site.stripe_ids import stripe_id
 
@@ -298,17 +304,6 @@ def commission_review(
     return commission
 
 
-def _left_to_reverse(posting: Transaction) -> int:
-    """What is left of the posting's debit side after its reversals."""
-    rows = (
-        Entry.objects.filter(Q(transaction=posting) | Q(transaction__reversal_of=posting))
-        .values("account_id")
-        .annotate(left=Sum("amount"))
-        .order_by()
-    )
-    return sum(row["left"] for row in rows if row["left"] > 0)
-
-
 def commission_postings(commission: Commission) -> list[Transaction]:
     """The commission's accrual posting, then its reinstatements after won disputes."""
     accrual = Transaction.objects.get(
@@ -326,25 +321,16 @@ def commission_reverse(
     commission: Commission, *, amount: int, key: str, memo: str, at: datetime
 ) -> Transaction:
     """Reverse ``amount`` of the commission's postings, the accrual first; returns the first
-    part (key ``key``; a part taken from a reinstatement is ``<key>:<its key>``)."""
-    first = None
-    rest = amount
-    for posting in commission_postings(commission):
-        part = min(rest, _left_to_reverse(posting))
-        if part <= 0:
-            continue
-        reversal = ledger_reverse(
-            transaction=posting,
-            idempotency_key=key if first is None else f"{key}:{posting.idempotency_key}",
-            source=CLAWBACK_SOURCE,
-            amount=part,
-            memo=memo,
-            posted_at=at,
-        )
-        first = first or reversal
-        rest -= part
-        if rest == 0:
-            break
+    part (key ``key``; a part taken from a reinstatement is ``<key>:<its key>``). Raises
+    InvalidReversalError when less than ``amount`` is left."""
+    first, rest = ledger_reverse_in_order(
+        transactions=commission_postings(commission),
+        amount=amount,
+        idempotency_key=key,
+        source=CLAWBACK_SOURCE,
+        memo=memo,
+        posted_at=at,
+    )
     if first is None or rest:
         raise InvalidReversalError(f"commission {commission.pk}: {rest} of {amount} not left")
     commission.reversed_amount += amount

@@ -30,6 +30,7 @@ from ledger.services import (
     account_for_payee,
     ledger_post,
     ledger_reverse,
+    ledger_reverse_in_order,
     system_account,
 )
 from revenue_site.money import allocate
@@ -383,6 +384,47 @@ def test_reversal_is_idempotent(accounts):
     other = ledger_post(idempotency_key=key(), source="tests", lines=sale_lines(accounts))
     with pytest.raises(IdempotencyConflictError):
         ledger_reverse(transaction=other, idempotency_key="refund:re_9", amount=100)
+
+
+def test_reverse_in_order_takes_from_each_transaction_in_turn(accounts):
+    first_sale = ledger_post(idempotency_key="sale:1", source="tests", lines=sale_lines(accounts))
+    ledger_reverse(transaction=first_sale, idempotency_key=key(), amount=801)
+    second_sale = ledger_post(idempotency_key="sale:2", source="tests", lines=sale_lines(accounts))
+
+    first, rest = ledger_reverse_in_order(
+        transactions=[first_sale, second_sale], amount=500, idempotency_key="refund:re_7"
+    )
+
+    assert rest == 0 and first is not None
+    parts = Transaction.objects.filter(idempotency_key__startswith="refund:re_7").order_by("pk")
+    # 200 were left of the first sale; the other 300 come from the second.
+    assert [(p.idempotency_key, p.reversal_of_id) for p in parts] == [
+        ("refund:re_7", first_sale.pk),
+        ("refund:re_7:sale:2", second_sale.pk),
+    ]
+    assert [p.entries.get(account=accounts["clearing"]).amount for p in parts] == [-200, -300]
+    assert account_balance(account=accounts["clearing"]) == {"usd": 2002 - 801 - 500}
+    assert set(trial_balance().values()) == {0}
+
+
+def test_reverse_in_order_reports_what_was_not_left_and_is_idempotent(accounts):
+    sale = ledger_post(idempotency_key="sale:3", source="tests", lines=sale_lines(accounts))
+
+    first, rest = ledger_reverse_in_order(
+        transactions=[sale], amount=1500, idempotency_key="dispute:dp_1"
+    )
+    again, rest_again = ledger_reverse_in_order(
+        transactions=[sale], amount=1500, idempotency_key="dispute:dp_1"
+    )
+    nothing, rest_nothing = ledger_reverse_in_order(
+        transactions=[sale], amount=10, idempotency_key="refund:re_8"
+    )
+
+    assert rest == 499 and first is not None
+    assert (again, rest_again) == (first, 0)
+    assert (nothing, rest_nothing) == (None, 10)
+    assert Transaction.objects.count() == 2
+    assert account_balance(account=accounts["clearing"]) == {}
 
 
 # --- accounts -----------------------------------------------------------------------------
