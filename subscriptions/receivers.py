@@ -1,18 +1,20 @@
-"""dj-stripe signal receivers: parse the event, call a service (subscriptions.services.effects).
+"""dj-stripe signal receivers: parse the event, call a service (subscriptions.services).
 
 dj-stripe fires these from ``Event.process`` inside the transaction that syncs the mirror, after
 its own handlers, so the mirror already holds the object; a receiver that raises rolls the
-whole event back and it is retried. Connected in ``SubscriptionsConfig.ready()``.
+whole event back and it is retried. Connected in ``SubscriptionsConfig.ready()``; an event
+type may have several receivers (``effects`` and ``stripe_fees``), called in the order listed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from djstripe.models import Event
 from djstripe.signals import WEBHOOK_SIGNALS
 
-from subscriptions.services import effects
+from subscriptions.services import effects, stripe_fees
 
 
 def _object(event: Event) -> dict[str, Any]:
@@ -43,28 +45,47 @@ def on_dispute_closed(sender: Any, event: Event, **kwargs: Any) -> None:
     effects.dispute_closed_record(dispute=_object(event), occurred_at=event.created)
 
 
+def on_charge_succeeded(sender: Any, event: Event, **kwargs: Any) -> None:
+    stripe_fees.charge_fee_record(charge=_object(event), occurred_at=event.created)
+
+
+def on_dispute_balance_changed(sender: Any, event: Event, **kwargs: Any) -> None:
+    stripe_fees.dispute_fees_record(dispute=_object(event), occurred_at=event.created)
+
+
 def on_subscription_changed(sender: Any, event: Event, **kwargs: Any) -> None:
     effects.subscription_state_apply(
         subscription=_object(event), event_id=event.id, occurred_at=event.created
     )
 
 
-RECEIVERS = {
-    "invoice.paid": on_invoice_paid,
-    "invoice.payment_failed": on_invoice_payment_failed,
-    "charge.refunded": on_charge_refunded,
-    "charge.dispute.created": on_dispute_created,
-    "charge.dispute.funds_withdrawn": on_dispute_created,  # an inquiry escalated
-    "charge.dispute.funds_reinstated": on_dispute_funds_reinstated,
-    "charge.dispute.closed": on_dispute_closed,
-    "customer.subscription.created": on_subscription_changed,
-    "customer.subscription.updated": on_subscription_changed,
-    "customer.subscription.deleted": on_subscription_changed,
+Receiver = Callable[..., None]
+
+RECEIVERS: dict[str, tuple[Receiver, ...]] = {
+    "invoice.paid": (on_invoice_paid,),
+    "invoice.payment_failed": (on_invoice_payment_failed,),
+    "charge.succeeded": (on_charge_succeeded,),
+    "charge.refunded": (on_charge_refunded,),
+    "charge.dispute.created": (on_dispute_created, on_dispute_balance_changed),
+    # an inquiry escalated
+    "charge.dispute.funds_withdrawn": (on_dispute_created, on_dispute_balance_changed),
+    "charge.dispute.funds_reinstated": (on_dispute_funds_reinstated, on_dispute_balance_changed),
+    "charge.dispute.closed": (on_dispute_closed, on_dispute_balance_changed),
+    "customer.subscription.created": (on_subscription_changed,),
+    "customer.subscription.updated": (on_subscription_changed,),
+    "customer.subscription.deleted": (on_subscription_changed,),
 }
 
 
+def _dispatch_uid(event_type: str, position: int) -> str:
+    # The first receiver keeps the uid it had when each type had one receiver.
+    uid = f"subscriptions.effects:{event_type}"
+    return uid if position == 0 else f"{uid}:{position}"
+
+
 def connect() -> None:
-    for event_type, receiver in RECEIVERS.items():
-        WEBHOOK_SIGNALS[event_type].connect(
-            receiver, sender=Event, dispatch_uid=f"subscriptions.effects:{event_type}"
-        )
+    for event_type, receivers in RECEIVERS.items():
+        for position, receiver in enumerate(receivers):
+            WEBHOOK_SIGNALS[event_type].connect(
+                receiver, sender=Event, dispatch_uid=_dispatch_uid(event_type, position)
+            )
