@@ -29,6 +29,10 @@ Accounting (minor units, the invoice's currency):
 - dispute lost (``charge.dispute.closed``, ``lost``): nothing more. The reversal booked when the
   dispute opened stands; Stripe's dispute fee is not booked (nor are processing fees: the
   balance transactions are not mirrored), so ``expense.disputes`` stays unused.
+- Stripe's fees (processing fees on charges, dispute fees and their return when won) are
+  booked by ``subscriptions.services.stripe_fees`` from the balance transactions, not here
+  (Dr ``expense.stripe_fees`` / ``expense.disputes``, Cr clearing); that supersedes the
+  remark on fees in the bullet above.
 """
 
 from __future__ import annotations
