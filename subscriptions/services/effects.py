@@ -46,14 +46,13 @@ from typing import Any
 import stripe
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q, Sum
 from djstripe import models as djm
 
 from analytics.mrr import subscription_mrr
 from analytics.services import mrr_movement_record
 from ledger.chart import SystemAccount
-from ledger.models import Entry, Transaction
-from ledger.services import Line, ledger_post, ledger_reverse, system_account
+from ledger.models import Transaction
+from ledger.services import Line, ledger_post, ledger_reverse_in_order, system_account
 from revenue_site.money import apply_rate
 from revenue_site.stripe_ids import dispute_is_inquiry, stripe_id
 from subscriptions.models import DunningCase, SubscriptionState
@@ -164,16 +163,6 @@ def _invoice_posting(invoice_id: str, *, occurred_at: datetime) -> Transaction:
     raise EffectNotReadyError(f"invoice {invoice_id} has no revenue posting yet")
 
 
-def _left_to_reverse(posting: Transaction) -> int:
-    """What is left of the posting's gross (debit side) after earlier reversals."""
-    rows = (
-        Entry.objects.filter(Q(transaction=posting) | Q(transaction__reversal_of=posting))
-        .values("account_id")
-        .annotate(left=Sum("amount"))
-    )
-    return sum(row["left"] for row in rows if row["left"] > 0)
-
-
 def _reinstatements(posting: Transaction) -> list[Transaction]:
     """Postings that booked back disputes on ``posting`` which the merchant won, oldest first."""
     disputes = posting.reversals.filter(source=DISPUTE_SOURCE).values_list(
@@ -210,23 +199,14 @@ def _reverse_part(
         return existing
     gross = sum(e for e in posting.entries.filter(amount__gt=0).values_list("amount", flat=True))
     share = amount if gross == charged else apply_rate(amount, Decimal(gross) / Decimal(charged))
-    first = None
-    for target in [posting, *_reinstatements(posting)]:
-        part = min(share, _left_to_reverse(target))
-        if part <= 0:
-            continue
-        reversal = ledger_reverse(
-            transaction=target,
-            idempotency_key=key if first is None else f"{key}:{target.idempotency_key}",
-            source=source,
-            amount=part,
-            memo=memo,
-            posted_at=occurred_at,
-        )
-        first = first or reversal
-        share -= part
-        if share == 0:
-            break
+    first, _ = ledger_reverse_in_order(
+        transactions=[posting, *_reinstatements(posting)],
+        amount=share,
+        idempotency_key=key,
+        source=source,
+        memo=memo,
+        posted_at=occurred_at,
+    )
     if first is None:
         logger.warning("%s: nothing left of %s to reverse", key, posting)
     return first
