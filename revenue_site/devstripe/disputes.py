@@ -18,7 +18,8 @@ newest first) serve them. Responding works as in Stripe's test mode:
 - ``POST /v1/disputes/<id>/close`` accepts the dispute: ``lost``, ``charge.dispute.closed``.
 
 Stripe decides in minutes; here in the same request. The balance transactions of the
-withdrawal and the reinstatement are not emulated (``balance_transactions`` is empty).
+withdrawal (with the dispute fee) and of the reinstatement are added to the dispute's
+``balance_transactions`` by ``balance.py``.
 
 Importing this module patches localstripe (after ``resources``, whose charge patches it wraps).
 """

@@ -26,13 +26,11 @@ Accounting (minor units, the invoice's currency):
   clearing / Cr revenue / Cr tax payable for the disputed amount), so every balance is back to
   where it was before the dispute. A later refund of that charge reverses what is left of the
   invoice posting first, then of this one.
-- dispute lost (``charge.dispute.closed``, ``lost``): nothing more. The reversal booked when the
-  dispute opened stands; Stripe's dispute fee is not booked (nor are processing fees: the
-  balance transactions are not mirrored), so ``expense.disputes`` stays unused.
+- dispute lost (``charge.dispute.closed``, ``lost``): nothing more here; the reversal booked
+  when the dispute opened stands.
 - Stripe's fees (processing fees on charges, dispute fees and their return when won) are
   booked by ``subscriptions.services.stripe_fees`` from the balance transactions, not here
-  (Dr ``expense.stripe_fees`` / ``expense.disputes``, Cr clearing); that supersedes the
-  remark on fees in the bullet above.
+  (Dr ``expense.stripe_fees`` / ``expense.disputes``, Cr clearing).
 """
 
 from __future__ import annotations
