@@ -10,6 +10,8 @@ from tests.subscriptions.effects_helpers import EventFeed, make_customer, make_p
 
 pytestmark = pytest.mark.django_db
 
+DISPUTE_FEE = 1500  # Stripe's dispute fee, withdrawn with the disputed amount
+
 
 @pytest.fixture
 def disputed_subscription(stripe_fake):
@@ -40,7 +42,15 @@ def test_a_charge_with_the_dispute_card_succeeds_then_is_disputed(disputed_subsc
     assert (dispute.status, dispute.reason) == ("needs_response", "fraudulent")
     assert (dispute.charge, dispute.payment_intent) == (charge_id, charge.payment_intent)
     assert dispute.is_charge_refundable is False
-    assert dispute.balance_transactions == []
+    # Opening it withdrew the disputed amount and Stripe's dispute fee.
+    [withdrawal] = dispute.balance_transactions
+    assert (withdrawal.type, withdrawal.reporting_category) == ("adjustment", "dispute")
+    assert (withdrawal.amount, withdrawal.fee, withdrawal.net) == (
+        -4200,
+        DISPUTE_FEE,
+        -4200 - DISPUTE_FEE,
+    )
+    assert (withdrawal.currency, withdrawal.source) == ("usd", dispute.id)
     assert dispute.evidence_details["due_by"] > dispute.created
 
     [event] = _events_of("charge.dispute.created")

@@ -3,6 +3,9 @@
 The fake disputes a charge made with Stripe's test card ``pm_card_createDispute``; evidence
 ``winning_evidence`` / ``losing_evidence`` and ``Dispute.close`` decide it as Stripe's test
 mode does. Events go through dj-stripe's ``Event.process`` (what the webhook inbox ends with).
+Stripe's fees are booked too (``subscriptions.services.stripe_fees``): the clearing balances
+below include the processing fee on the charge and, while a dispute is open or lost, the
+dispute fee (2.9 % + 30 and 1500 on the fake Stripe).
 """
 
 from __future__ import annotations
@@ -34,9 +37,15 @@ pytestmark = pytest.mark.django_db
 CLEARING = SystemAccount.STRIPE_CLEARING
 REVENUE = SystemAccount.REVENUE_SUBSCRIPTIONS
 TAX = SystemAccount.SALES_TAX_PAYABLE
-# 2500 + 20 % exclusive tax = 3000 charged.
-BEFORE_DISPUTE = {CLEARING: 3000, REVENUE: -2500, TAX: -500}
-AFTER_DISPUTE = {CLEARING: 0, REVENUE: 0, TAX: 0}
+FEE_1000 = 59  # 2.9 % of 1000 = 29, + 30
+FEE_1500 = 74  # 2.9 % of 1500 = 43.5 -> 44, + 30
+FEE_3000 = 117  # 2.9 % of 3000 = 87, + 30
+DISPUTE_FEE = 1500  # withdrawn with the disputed amount; returned when the dispute is won
+# 2500 + 20 % exclusive tax = 3000 charged, less Stripe's fee on it. Won: the disputed amount
+# and the dispute fee come back, the same balances again.
+BEFORE_DISPUTE = {CLEARING: 3000 - FEE_3000, REVENUE: -2500, TAX: -500}
+# Open or lost: the disputed amount and the dispute fee are withdrawn.
+AFTER_DISPUTE = {CLEARING: 3000 - FEE_3000 - 3000 - DISPUTE_FEE, REVENUE: 0, TAX: 0}
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 
@@ -158,9 +167,10 @@ def test_a_refund_after_a_won_dispute_reverses_the_booked_back_revenue(disputed)
     assert refund.reversal_of.source == DISPUTE_WON_SOURCE
     assert _lines(refund) == {CLEARING.value: -1200, REVENUE.value: 1000, TAX.value: 200}
 
-    stripe.Refund.create(charge=charge_id, idempotency_key=key("re"))
+    stripe.Refund.create(charge=charge_id, idempotency_key=key("re"))  # the other 1800
     feed.process_new()
-    assert _balances() == AFTER_DISPUTE
+    # Refunded in full; the dispute fee came back, Stripe's fee on the charge did not.
+    assert _balances() == {CLEARING: 3000 - FEE_3000 - 1200 - 1800, REVENUE: 0, TAX: 0}
     assert Transaction.objects.filter(source=REFUND_SOURCE).count() == 2
 
 
@@ -206,7 +216,7 @@ def test_a_won_dispute_on_a_charge_refunded_in_full_before_books_nothing(stripe_
     dispute = _dispute(charge_id, 1500)
     assert dispute_won_record(dispute=dispute, occurred_at=NOW) is None
     assert not Transaction.objects.filter(source__in=[DISPUTE_SOURCE, DISPUTE_WON_SOURCE])
-    assert _balances() == {CLEARING: 0, REVENUE: 0, TAX: 0}
+    assert _balances() == {CLEARING: 1500 - FEE_1500 - 1500, REVENUE: 0, TAX: 0}
 
 
 def test_a_partial_dispute_won_books_back_only_its_share(stripe_fake):
@@ -223,7 +233,8 @@ def test_a_partial_dispute_won_books_back_only_its_share(stripe_fake):
     assert _lines(reversal) == {CLEARING.value: -400, REVENUE.value: 400}
     assert won is not None and again is not None and again.pk == won.pk
     assert _lines(won) == {CLEARING.value: 400, REVENUE.value: -400}
-    assert _balances() == {CLEARING: 1000, REVENUE: -1000, TAX: 0}
+    # Called on the services, not through events: no dispute fee, only the charge's fee.
+    assert _balances() == {CLEARING: 1000 - FEE_1000, REVENUE: -1000, TAX: 0}
 
 
 def test_closing_statuses_other_than_won_post_nothing_new(stripe_fake):
@@ -240,7 +251,7 @@ def test_closing_statuses_other_than_won_post_nothing_new(stripe_fake):
     assert dispute_closed_record(dispute=lost, occurred_at=NOW) is None
     assert Transaction.objects.filter(source=DISPUTE_SOURCE).count() == 1
     assert not Transaction.objects.filter(source=DISPUTE_WON_SOURCE).exists()
-    assert _balances() == {CLEARING: 0, REVENUE: 0, TAX: 0}
+    assert _balances() == {CLEARING: 1000 - FEE_1000 - 1000, REVENUE: 0, TAX: 0}
 
 
 def test_an_inquiry_reverses_nothing_until_it_escalates(stripe_fake):
@@ -257,7 +268,7 @@ def test_an_inquiry_reverses_nothing_until_it_escalates(stripe_fake):
         dispute_closed_record(dispute={**inquiry, "status": "warning_closed"}, occurred_at=NOW)
         is None
     )
-    assert _balances() == {CLEARING: 1000, REVENUE: -1000, TAX: 0}
+    assert _balances() == {CLEARING: 1000 - FEE_1000, REVENUE: -1000, TAX: 0}
 
     escalated = {**inquiry, "status": "needs_response"}
     reversal = dispute_record(dispute=escalated, occurred_at=NOW)  # funds_withdrawn
@@ -265,4 +276,5 @@ def test_an_inquiry_reverses_nothing_until_it_escalates(stripe_fake):
 
     assert reversal is not None and replay is not None and replay.pk == reversal.pk
     assert _lines(reversal) == {CLEARING.value: -1000, REVENUE.value: 1000}
-    assert _balances() == {CLEARING: 0, REVENUE: 0, TAX: 0}
+    # Called on the service, not through events: no dispute fee, only the charge's fee.
+    assert _balances() == {CLEARING: 1000 - FEE_1000 - 1000, REVENUE: 0, TAX: 0}

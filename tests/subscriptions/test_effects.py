@@ -2,7 +2,9 @@
 
 Objects are created with the stripe client against the fake Stripe; the fake's own events are
 processed through dj-stripe's ``Event.process`` (what the webhook inbox ends with), which fires
-our receivers.
+our receivers. Stripe's fees are booked too (``subscriptions.services.stripe_fees``): the
+clearing balances below are net of the processing fee on each charge (2.9 % + 30 on the fake
+Stripe) and of the dispute fee (1500).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ledger.selectors import account_balance
 from ledger.services import system_account
 from subscriptions.models import DunningCase, SubscriptionState
 from subscriptions.services.effects import DISPUTE_SOURCE, REFUND_SOURCE, invoice_paid_key
+from subscriptions.services.stripe_fees import DISPUTE_FEE_SOURCE, STRIPE_FEE_SOURCE
 from tests.subscriptions.effects_helpers import (
     EventFeed,
     key,
@@ -31,6 +34,13 @@ from tests.subscriptions.effects_helpers import (
 )
 
 pytestmark = pytest.mark.django_db
+
+# Stripe's processing fee on a card charge, and its dispute fee.
+FEE_1000 = 59  # 2.9 % of 1000 = 29, + 30
+FEE_1200 = 65  # 2.9 % of 1200 = 34.8 -> 35, + 30
+FEE_3000 = 117  # 2.9 % of 3000 = 87, + 30
+FEE_5000 = 175  # 2.9 % of 5000 = 145, + 30
+DISPUTE_FEE = 1500
 
 
 def _balance(code: SystemAccount) -> int:
@@ -64,7 +74,7 @@ def test_full_lifecycle_subscribe_pay_expand_cancel(stripe_fake):
     invoice = djm.Invoice.objects.get(id=sub.latest_invoice)
     posting = Transaction.objects.get(idempotency_key=invoice_paid_key(invoice.id))
     assert sorted(posting.entries.values_list("amount", flat=True)) == [-3000, 3000]
-    assert _balance(SystemAccount.STRIPE_CLEARING) == 3000
+    assert _balance(SystemAccount.STRIPE_CLEARING) == 3000 - FEE_3000
     assert _balance(SystemAccount.REVENUE_SUBSCRIPTIONS) == -3000
     assert _trial_balance_is_zero()
     state = SubscriptionState.objects.get(stripe_subscription_id=sub.id)
@@ -114,7 +124,8 @@ def test_the_same_event_processed_twice_has_one_effect(stripe_fake):
         djm.Event.process(copy.deepcopy(event))
 
     assert Transaction.objects.filter(source="subscriptions.invoice_paid").count() == 1
-    assert _balance(SystemAccount.STRIPE_CLEARING) == 1000
+    assert Transaction.objects.filter(source=STRIPE_FEE_SOURCE).count() == 1
+    assert _balance(SystemAccount.STRIPE_CLEARING) == 1000 - FEE_1000
     assert MRRMovement.objects.count() == 1
     assert SubscriptionState.objects.count() == 1
 
@@ -177,7 +188,8 @@ def test_refunds_reverse_the_invoice_posting_pro_rata_once_each(stripe_fake, par
     expected = [1200, 800] if partial else [5000]
     assert [sum(e.amount for e in r.entries.all() if e.amount > 0) for r in reversals] == expected
     assert all(r.idempotency_key.startswith("stripe:refund:re_") for r in reversals)
-    assert _balance(SystemAccount.STRIPE_CLEARING) == 5000 - sum(expected)
+    # Stripe keeps its fee on refunds.
+    assert _balance(SystemAccount.STRIPE_CLEARING) == 5000 - FEE_5000 - sum(expected)
     assert _balance(SystemAccount.REVENUE_SUBSCRIPTIONS) == -(5000 - sum(expected))
     assert _trial_balance_is_zero()
 
@@ -202,7 +214,7 @@ def test_refund_processed_before_its_invoice_paid_event_books_both_once(stripe_f
     djm.Event.process(paid[0])
 
     assert Transaction.objects.filter(source="subscriptions.invoice_paid").count() == 1
-    assert _balance(SystemAccount.STRIPE_CLEARING) == 600
+    assert _balance(SystemAccount.STRIPE_CLEARING) == 1000 - FEE_1000 - 400
     assert _trial_balance_is_zero()
 
 
@@ -218,7 +230,7 @@ def test_dispute_reverses_the_disputed_amount_once(stripe_fake):
     for event in events:
         if event["type"] != "charge.dispute.created":
             djm.Event.process(event)
-    assert _balance(SystemAccount.STRIPE_CLEARING) == 3000
+    assert _balance(SystemAccount.STRIPE_CLEARING) == 3000 - FEE_3000
 
     [created] = [e for e in events if e["type"] == "charge.dispute.created"]
     djm.Event.process(created)
@@ -234,7 +246,8 @@ def test_dispute_reverses_the_disputed_amount_once(stripe_fake):
     assert [d.idempotency_key for d in disputes] == [f"stripe:dispute:{dispute.id}"]
     assert disputes[0].reversal_of.idempotency_key == invoice_paid_key(sub.latest_invoice)
     assert sum(e.amount for e in disputes[0].entries.all() if e.amount > 0) == 3000
-    assert _balance(SystemAccount.STRIPE_CLEARING) == 0
+    assert Transaction.objects.filter(source=DISPUTE_FEE_SOURCE).count() == 1
+    assert _balance(SystemAccount.STRIPE_CLEARING) == 3000 - FEE_3000 - 3000 - DISPUTE_FEE
     assert _balance(SystemAccount.REVENUE_SUBSCRIPTIONS) == 0
     assert _trial_balance_is_zero()
 
@@ -262,7 +275,7 @@ def test_payment_failure_opens_a_dunning_case_and_payment_recovers_it(stripe_fak
     case.refresh_from_db()
     assert case.status == DunningCase.Status.RECOVERED
     assert case.resolved_at is not None
-    assert _balance(SystemAccount.STRIPE_CLEARING) == 1200
+    assert _balance(SystemAccount.STRIPE_CLEARING) == 1200 - FEE_1200
     state = SubscriptionState.objects.get(stripe_subscription_id=sub.id)
     assert (state.status, state.mrr) == ("active", 1200)
     assert _movements(sub.id) == [("new", 0, 1200)]

@@ -36,6 +36,7 @@ CLEARING = SystemAccount.STRIPE_CLEARING.value
 REVENUE = SystemAccount.REVENUE_SUBSCRIPTIONS.value
 TAX = SystemAccount.SALES_TAX_PAYABLE.value
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
+FEE_1199 = 65  # Stripe's fee on a 1199 card charge: 2.9 % = 34.771 -> 35, + 30
 
 
 def _lines(posting: Transaction) -> dict[str, int]:
@@ -109,8 +110,11 @@ def test_a_partial_refund_reverses_revenue_and_tax_pro_rata_and_the_rest_clears_
     feed.process_new()
     second = Transaction.objects.filter(source=REFUND_SOURCE).exclude(pk=first.pk).get()
     assert _lines(second) == {CLEARING: -599, REVENUE: 499, TAX: 100}
-    for code in (CLEARING, REVENUE, TAX):
+    for code in (REVENUE, TAX):
         assert sum(e.amount for e in system_account(code).entries.all()) == 0
+    # Refunded in full; Stripe keeps its processing fee, booked out of clearing.
+    clearing = sum(e.amount for e in system_account(CLEARING).entries.all())
+    assert clearing == 1199 - FEE_1199 - 600 - 599
 
 
 def test_commissions_are_earned_on_the_amount_net_of_tax(stripe_fake):
