@@ -137,7 +137,7 @@ def test_the_same_event_twice_gives_one_row_and_one_effect(
     assert recorder.calls == [event["id"]]
 
 
-def _customer_event(event_id: str = "evt_test_forged") -> dict[str, Any]:
+def _raw_event(event_id: str, type_: str, obj: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": event_id,
         "object": "event",
@@ -146,9 +146,13 @@ def _customer_event(event_id: str = "evt_test_forged") -> dict[str, Any]:
         "livemode": False,
         "pending_webhooks": 1,
         "request": {"id": None, "idempotency_key": None},
-        "type": "customer.created",
-        "data": {"object": {"id": "cus_forged", "object": "customer"}},
+        "type": type_,
+        "data": {"object": obj},
     }
+
+
+def _customer_event(event_id: str = "evt_test_forged") -> dict[str, Any]:
+    return _raw_event(event_id, "customer.created", {"id": "cus_forged", "object": "customer"})
 
 
 @pytest.mark.parametrize(
@@ -428,17 +432,8 @@ def test_an_event_dj_stripe_already_processed_is_marked_done_without_running_aga
 
 def _balance_event(event_id: str) -> dict[str, Any]:
     # No mirror object to sync and no receivers: what is left is the inbox's own work.
-    return {
-        "id": event_id,
-        "object": "event",
-        "api_version": "2026-05-27.dahlia",
-        "created": int(time.time()),
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": "balance.available",
-        "data": {"object": {"object": "balance", "livemode": False, "available": []}},
-    }
+    balance = {"object": "balance", "livemode": False, "available": []}
+    return _raw_event(event_id, "balance.available", balance)
 
 
 def test_processing_one_event_is_five_statements(stripe_fake, django_assert_num_queries):
