@@ -51,7 +51,8 @@ class _ClockTime:
         return getattr(time, name)
 
     def time(self) -> float:
-        return float(_frozen[-1]) if _frozen else time.time()
+        # A frozen time is whole seconds; localstripe only does arithmetic and int() on it.
+        return _frozen[-1] if _frozen else time.time()
 
 
 clock_time = _ClockTime()
