@@ -14,7 +14,7 @@ from typing import Any
 from djstripe.models import Event
 from djstripe.signals import WEBHOOK_SIGNALS
 
-from subscriptions.services import effects, stripe_fees
+from subscriptions.services import bank_payouts, effects, stripe_fees
 
 
 def _object(event: Event) -> dict[str, Any]:
@@ -53,6 +53,14 @@ def on_dispute_balance_changed(sender: Any, event: Event, **kwargs: Any) -> None
     stripe_fees.dispute_fees_record(dispute=_object(event), occurred_at=event.created)
 
 
+def on_payout_paid(sender: Any, event: Event, **kwargs: Any) -> None:
+    bank_payouts.payout_paid_record(payout=_object(event), occurred_at=event.created)
+
+
+def on_payout_failed(sender: Any, event: Event, **kwargs: Any) -> None:
+    bank_payouts.payout_failed_record(payout=_object(event), occurred_at=event.created)
+
+
 def on_subscription_changed(sender: Any, event: Event, **kwargs: Any) -> None:
     effects.subscription_state_apply(
         subscription=_object(event), event_id=event.id, occurred_at=event.created
@@ -74,6 +82,9 @@ RECEIVERS: dict[str, tuple[Receiver, ...]] = {
     "customer.subscription.created": (on_subscription_changed,),
     "customer.subscription.updated": (on_subscription_changed,),
     "customer.subscription.deleted": (on_subscription_changed,),
+    # payout.created, .updated and .canceled move nothing on our side (bank_payouts.py)
+    "payout.paid": (on_payout_paid,),
+    "payout.failed": (on_payout_failed,),
 }
 
 

@@ -12,7 +12,17 @@ from localstripe import resources as ls
 from localstripe import server as ls_server
 from localstripe.errors import UserError
 
-from . import balance, connect, disputes, idempotency, resources, tax, test_clocks, webhooks  # noqa: F401
+from . import (  # noqa: F401
+    balance,
+    connect,
+    disputes,
+    idempotency,
+    payouts,
+    resources,
+    tax,
+    test_clocks,
+    webhooks,
+)
 
 logger = logging.getLogger("revenue_site.devstripe")
 
