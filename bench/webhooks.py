@@ -145,7 +145,7 @@ def main() -> None:
             proc.wait()
 
     try:
-        start([str(BIN / "python"), "-m", "revenue_site.devstripe", "--port", str(fake_port)])
+        start([str(BIN / "python"), "-m", "devstripe", "--port", str(fake_port)])
         wait_http(f"http://127.0.0.1:{fake_port}/_config/health")
         manage = [str(BIN / "python"), "manage.py"]
         subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True,

@@ -83,7 +83,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "revenue_site.devstripe",
+                "devstripe",
                 "--host",
                 HOST,
                 "--port",

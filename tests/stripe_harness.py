@@ -1,11 +1,11 @@
-"""Pytest plugin: Stripe through the local fake (``revenue_site.devstripe``).
+"""Pytest plugin: Stripe through the local fake (``devstripe``).
 
 Registered from ``tests/conftest.py`` (``pytest_plugins = ["tests.stripe_harness"]``).
 The fake starts only when a test asks for one of these fixtures:
 
 ``devstripe_url`` (session)
     Base URL (``http://127.0.0.1:<free port>``) of a fake Stripe started as a subprocess
-    (``python -m revenue_site.devstripe``) on first use and stopped at the end of the session.
+    (``python -m devstripe``) on first use and stopped at the end of the session.
 
 ``stripe_fake`` (function, needs the database; works with ``db`` and ``transactional_db``)
     Flushes the fake (objects, events, webhook endpoints), points the ``stripe`` client
@@ -126,7 +126,7 @@ def devstripe_url() -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "revenue_site.devstripe",
+            "devstripe",
             "--host",
             "127.0.0.1",
             "--port",

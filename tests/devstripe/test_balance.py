@@ -8,7 +8,7 @@ import pytest
 import stripe
 from djstripe import models as djm
 
-from revenue_site.devstripe.balance import card_fee
+from devstripe.balance import card_fee
 from tests.subscriptions.effects_helpers import key, make_customer, make_price, subscribe
 
 pytestmark = pytest.mark.django_db

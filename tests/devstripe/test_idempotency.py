@@ -7,7 +7,7 @@ import uuid
 import pytest
 import stripe
 
-from revenue_site.devstripe import idempotency, resources
+from devstripe import idempotency, resources
 from tests.subscriptions.effects_helpers import make_customer, make_price
 
 pytestmark = pytest.mark.django_db

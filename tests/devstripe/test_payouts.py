@@ -8,7 +8,7 @@ import pytest
 import stripe
 from djstripe import models as djm
 
-from revenue_site.devstripe.resources import ACCOUNT_ID
+from devstripe.resources import ACCOUNT_ID
 from tests.subscriptions.effects_helpers import EventFeed
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from revenue_site.devstripe.pricing import tiered_amount
+from devstripe.pricing import tiered_amount
 
 
 @st.composite

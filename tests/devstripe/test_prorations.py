@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from revenue_site.devstripe.pricing import prorated
+from devstripe.pricing import prorated
 from tests.devstripe.clock_helpers import (
     DAY,
     FEB_1,

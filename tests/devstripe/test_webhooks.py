@@ -8,7 +8,7 @@ import pytest
 import stripe
 from djstripe import models as djm
 
-from revenue_site.devstripe.webhooks import signature_header
+from devstripe.webhooks import signature_header
 from subscriptions.models import WebhookEvent
 from tests.stripe_harness import make_webhook_endpoint, post_signed_event, sign_webhook_payload
 

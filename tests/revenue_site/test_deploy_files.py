@@ -140,6 +140,21 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image():
     assert {".git", ".venv", ".env", "*.sqlite3", "staticfiles"} <= ignored
 
 
+def test_dev_and_test_tools_stay_out_of_the_image_and_the_application():
+    """The fake Stripe, tests and benchmarks are not shipped, and no shipped code imports them."""
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {"devstripe", "tests", "bench"} <= ignored
+    packages = [d for d in ROOT.iterdir() if (d / "__init__.py").exists() and d.name not in ignored]
+    assert {"revenue_site", "subscriptions", "ledger"} <= {d.name for d in packages}
+    shipped = [p for d in packages for p in d.rglob("*.py")]
+    importers = [
+        str(p.relative_to(ROOT))
+        for p in shipped
+        if re.search(r"^\s*(from|import)\s+devstripe\b", p.read_text(), re.MULTILINE)
+    ]
+    assert importers == []
+
+
 # --- Procfile --------------------------------------------------------------------------------
 
 

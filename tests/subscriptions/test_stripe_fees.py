@@ -1,7 +1,7 @@
 """Stripe's fees reach the ledger: processing fees on charges, dispute fees and their return.
 
 End to end on the fake Stripe (card fee 2.9 % + 30, dispute fee 1500; see
-``revenue_site/devstripe/balance.py``), events processed through dj-stripe as the webhook
+``devstripe/balance.py``), events processed through dj-stripe as the webhook
 inbox does. What finance needs: ``asset.stripe_clearing`` equals the sum of ``net`` of the
 balance transactions Stripe has for the charge.
 """

@@ -1,4 +1,4 @@
-"""``python -m revenue_site.devstripe [--host H] [--port P] [--state-file PATH]``."""
+"""``python -m devstripe [--host H] [--port P] [--state-file PATH]``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiohttp import web
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m revenue_site.devstripe")
+    parser = argparse.ArgumentParser(prog="python -m devstripe")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8420)
     parser.add_argument(

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-logger = logging.getLogger("revenue_site.devstripe")
+logger = logging.getLogger("devstripe")
 
 # Gives the API response that triggered an event time to reach the client first.
 DELIVERY_DELAY_SECONDS = 0.05

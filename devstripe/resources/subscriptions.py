@@ -2,7 +2,7 @@
 
 - multi-item subscriptions created from ``items=[{"price": ..., "quantity": n}]`` and
   updated item by item, ``cancel_at_period_end``, cancel with ``canceled_at``;
-- correct tiered amounts (``revenue_site.devstripe.pricing``);
+- correct tiered amounts (``devstripe.pricing``);
 - ``subscription``/``price`` on subscription items, ``[]`` instead of ``null`` for
   ``default_tax_rates``;
 - ``customer.subscription.updated`` whenever localstripe changes a status silently, and

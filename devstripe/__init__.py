@@ -1,6 +1,6 @@
 """devstripe: localstripe plus what dj-stripe 2.11 needs. Development and tests only.
 
-Start it with ``python -m revenue_site.devstripe --host 127.0.0.1 --port 8420`` and point
+Start it with ``python -m devstripe --host 127.0.0.1 --port 8420`` and point
 the app at it with ``STRIPE_API_HOST=http://127.0.0.1:8420``. Nothing in production code
 imports this package.
 

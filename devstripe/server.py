@@ -24,7 +24,7 @@ from . import (  # noqa: F401
     webhooks,
 )
 
-logger = logging.getLogger("revenue_site.devstripe")
+logger = logging.getLogger("devstripe")
 
 
 def _current(func: Any) -> Any:
