@@ -83,7 +83,7 @@ def fields_of(cls: type[StripeObject]) -> dict[str, Any]:
     for klass in reversed(cls.__mro__):
         if klass in (StripeObject, object) or not issubclass(klass, StripeObject):
             continue
-        for name, hint in klass.__dict__.get("__annotations__", {}).items():
+        for name, hint in inspect.get_annotations(klass).items():
             if name.startswith("_") or typing.get_origin(hint) is typing.ClassVar:
                 continue
             hints[name] = hint
