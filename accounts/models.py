@@ -64,3 +64,46 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.name or self.email.split("@", 1)[0]
+
+
+class OutgoingEmail(models.Model):
+    """One message to send, written in the transaction of the change it tells about.
+
+    Delivery happens after commit in a Celery task and is retried with backoff by a beat
+    sweep, so a mail server that is down never fails the request, seed, webhook or payout
+    that queued the message (``accounts.services.email_queue``).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed (gave up)"
+
+    purpose = models.CharField(
+        max_length=64, help_text="What the message is for, e.g. affiliate.approved."
+    )
+    to = models.JSONField(help_text="Recipient addresses.")
+    from_email = models.CharField(max_length=254)
+    subject = models.CharField(max_length=255)
+    body = models.TextField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "outgoing email"
+        indexes = [
+            # The retry sweep: queued messages that are due.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="accounts_email_due_idx",
+                condition=models.Q(status="queued"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} to {', '.join(self.to)} ({self.status})"

@@ -1,17 +1,26 @@
-"""Account writes: sign-up and API token issue. Views parse input and call these."""
+"""Account writes: sign-up, API token issue and outgoing mail. Views parse input and call these."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from accounts.models import User
+from accounts.mail import MAX_ATTEMPTS
+from accounts.models import OutgoingEmail, User
+from accounts.tasks import email_send_on_commit
 
 EMAIL_TAKEN_MESSAGE = "A user with this email address already exists."
+# Outgoing mail whose body is a credential (a password reset link): never shown to staff.
+PASSWORD_RESET_PURPOSE = "password_reset"  # noqa: S105 - a label, not a password
+SECRET_PURPOSES = frozenset({PASSWORD_RESET_PURPOSE})
 
 
 class InvalidCredentials(Exception):
@@ -58,3 +67,45 @@ def auth_token_obtain(*, request: HttpRequest | None, email: str, password: str)
         raise InvalidCredentials
     token, _ = Token.objects.get_or_create(user=user)
     return token
+
+
+def email_queue(
+    *, to: Sequence[str], subject: str, body: str, purpose: str, from_email: str = ""
+) -> OutgoingEmail:
+    """Queue a plain-text message; it is sent after the caller's transaction commits.
+
+    Every outgoing message goes through here. The row is written in the caller's transaction
+    (no mail for a change that rolls back), delivery is a Celery task queued on commit, and a
+    failing mail server is retried with backoff by the ``emails_retry_due`` sweep: this never
+    raises because of mail, so a request, a seed, a webhook or a payout cannot fail on it.
+    """
+    recipients = [address for address in to if address]
+    email = OutgoingEmail.objects.create(
+        purpose=purpose,
+        to=recipients,
+        from_email=from_email or settings.DEFAULT_FROM_EMAIL,
+        subject=" ".join(subject.split())[:255],
+        body=body,
+    )
+    if recipients:
+        email_send_on_commit(email.pk)
+    else:
+        email.status = OutgoingEmail.Status.FAILED
+        email.last_error = "no recipient"
+        email.save(update_fields=["status", "last_error"])
+    return email
+
+
+@transaction.atomic
+def email_retry_now(*, email: OutgoingEmail) -> OutgoingEmail:
+    """Queue another attempt at once for a message not sent yet (given up ones included)."""
+    row = OutgoingEmail.objects.select_for_update().get(pk=email.pk)
+    if row.status == OutgoingEmail.Status.SENT:
+        return row
+    row.status = OutgoingEmail.Status.QUEUED
+    row.next_attempt_at = timezone.now()
+    if row.attempts >= MAX_ATTEMPTS:
+        row.attempts = MAX_ATTEMPTS - 1  # one more attempt before giving up again
+    row.save(update_fields=["status", "next_attempt_at", "attempts"])
+    email_send_on_commit(row.pk)
+    return row

@@ -40,6 +40,7 @@ STAFF_GROUP_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
     SUPPORT: [
         ("*", "view_*"),
         ("accounts", "change_user"),
+        ("accounts", "change_outgoingemail"),  # resend a message that did not go out
         *[(app, "change_*") for app in _CUSTOMER_FACING_APPS],
     ],
     AFFILIATE_MANAGER: [

@@ -174,6 +174,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "subscriptions.tasks.stripe_reconcile",
         "schedule": crontab(minute="*/10"),
     },
+    "accounts-emails-retry-due": {
+        "task": "accounts.tasks.emails_retry_due",
+        "schedule": crontab(),  # every minute: queued mail whose next attempt is due
+    },
     "affiliates-clicks-flush": {
         "task": "affiliates.tasks.tracking.clicks_flush",
         "schedule": 10.0,  # seconds: Redis-buffered clicks into the Click table
@@ -240,6 +244,9 @@ else:
         ),
     )
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="revenue@localhost")
+# Outgoing mail is sent by a task after commit and retried (accounts.mail); a server that
+# does not answer must not hold a worker for long.
+EMAIL_TIMEOUT = 10
 
 # --- Security ---------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

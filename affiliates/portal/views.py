@@ -23,6 +23,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_http_methods
 
+from accounts.forms import QueuedPasswordResetForm
 from accounts.services import user_signup
 from affiliates import selectors
 from affiliates.models import Affiliate
@@ -105,6 +106,7 @@ class LogoutView(auth_views.LogoutView):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
+    form_class = QueuedPasswordResetForm
     template_name = TEMPLATE.format("password_reset")
     email_template_name = "affiliates/portal/password_reset_email.txt"
     subject_template_name = "affiliates/portal/password_reset_subject.txt"

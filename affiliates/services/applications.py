@@ -2,7 +2,8 @@
 
 Status transitions (staff decisions) are validated here; anything else raises
 ``IllegalTransition``. Every decision records who and when and emails the affiliate through
-Django's email backend once the transaction commits.
+the mail outbox (``accounts.services.email_queue``): sent after commit, retried when the
+mail server is down, never failing the decision.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import re
 import secrets
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.services import email_queue
 from affiliates.models import Affiliate, Program, ReferralLink
 from ledger.models import Account, PayeeProfile
 
@@ -43,17 +43,8 @@ class IllegalTransition(Exception):
         )
 
 
-def _email_affiliate(*, affiliate: Affiliate, subject: str, body: str) -> None:
-    email = affiliate.user.email
-    transaction.on_commit(
-        lambda: send_mail(
-            subject,
-            body,
-            settings.DEFAULT_FROM_EMAIL,
-            [email],
-            fail_silently=False,
-        )
-    )
+def _email_affiliate(*, affiliate: Affiliate, subject: str, body: str, purpose: str) -> None:
+    email_queue(to=[affiliate.user.email], subject=subject, body=body, purpose=purpose)
 
 
 @transaction.atomic
@@ -79,6 +70,7 @@ def affiliate_apply(
         return Affiliate.objects.select_related("program", "user").get(user=user)
     _email_affiliate(
         affiliate=affiliate,
+        purpose="affiliate.applied",
         subject=f"Your application to {program.name} was received",
         body=(
             f"Thank you for applying to the {program.name} affiliate program. "
@@ -118,6 +110,7 @@ def affiliate_approve(*, affiliate: Affiliate, actor: Any, note: str = "") -> Af
         link = referral_link_create(affiliate=row)
     _email_affiliate(
         affiliate=row,
+        purpose="affiliate.approved",
         subject=f"Welcome to the {row.program.name} affiliate program",
         body=(
             "Your affiliate application was approved. "
@@ -134,6 +127,7 @@ def affiliate_reject(*, affiliate: Affiliate, actor: Any, note: str = "") -> Aff
     row = _decide(affiliate=affiliate, target=Status.REJECTED, actor=actor, note=note)
     _email_affiliate(
         affiliate=row,
+        purpose="affiliate.rejected",
         subject=f"Your application to {row.program.name}",
         body="We are sorry: your affiliate application was not accepted.",
     )
@@ -149,6 +143,7 @@ def affiliate_suspend(*, affiliate: Affiliate, actor: Any, note: str = "") -> Af
     row = _decide(affiliate=affiliate, target=Status.SUSPENDED, actor=actor, note=note)
     _email_affiliate(
         affiliate=row,
+        purpose="affiliate.suspended",
         subject=f"Your {row.program.name} affiliate account was suspended",
         body="Your affiliate account was suspended. Contact us if you think this is a mistake.",
     )

@@ -40,6 +40,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from djstripe import models as djm
 
+from accounts.services import email_queue
 from affiliates.models import Affiliate, Commission, Program, Referral
 from affiliates.services.fraud import commission_flags
 from ledger.chart import SystemAccount
@@ -52,7 +53,7 @@ from ledger.services import (
     ledger_reverse_in_order,
     system_account,
 )
-from revenue_site.money import apply_rate
+from revenue_site.money import apply_rate, format_money
 from revenue_site.stripe_ids import stripe_id
 
 logger = logging.getLogger(__name__)
@@ -371,14 +372,28 @@ def affiliate_minimum(payee_id: int) -> int:
 
 
 def affiliate_payout_paid(*, payout: Payout, as_of: datetime) -> int:
-    """Link the commissions a PAID payout settled: APPROVED by ``as_of``, in its currency."""
-    return Commission.objects.filter(
+    """Link the commissions a PAID payout settled (APPROVED by ``as_of``, in its currency)
+    and email the affiliate a remittance notice (queued: a mail server that is down never
+    fails the payout)."""
+    settled = Commission.objects.filter(
         affiliate_id=payout.payee_id,
         currency=payout.currency,
         status=Commission.Status.APPROVED,
         approved_at__lte=as_of,
         payout__isnull=True,
     ).update(status=Commission.Status.PAID, payout=payout)
+    affiliate = Affiliate.objects.select_related("user", "program").get(pk=payout.payee_id)
+    amount = format_money(payout.amount, payout.currency, with_code=True)
+    email_queue(
+        to=[affiliate.user.email],
+        purpose="affiliate.payout_paid",
+        subject=f"Your {affiliate.program.name} payout of {amount}",
+        body=(
+            f"We have sent you {amount} ({payout.get_method_display()}) for "
+            f"{settled} commission(s). Payout reference: {payout.pk}."
+        ),
+    )
+    return settled
 
 
 def end_of_day(day: date) -> datetime:

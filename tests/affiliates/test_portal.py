@@ -123,9 +123,10 @@ def test_login_and_lockout(client, settings):
     assert response["Location"] == reverse("portal:dashboard")
 
 
-def test_password_reset_sends_portal_link(client):
+def test_password_reset_sends_portal_link(client, django_capture_on_commit_callbacks):
     affiliate = AffiliateFactory()
-    response = client.post(reverse("portal:password-reset"), {"email": affiliate.user.email})
+    with django_capture_on_commit_callbacks(execute=True):  # mail goes out after commit
+        response = client.post(reverse("portal:password-reset"), {"email": affiliate.user.email})
     assert response.status_code == 302
     assert len(mail.outbox) == 1
     link = re.search(r"http://testserver(/portal/reset/\S+/)", mail.outbox[0].body).group(1)
