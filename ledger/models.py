@@ -260,6 +260,7 @@ class PayoutBatch(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "payout batches"
         ordering = ["-as_of", "-pk"]
         constraints = [
             # One batch per payee type and day: re-running the monthly job resumes it.

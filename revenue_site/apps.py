@@ -1,15 +1,16 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class StaffConsoleAdminConfig(admin_apps.AdminConfig):
+    """Django's admin with our site class as ``admin.site`` (see ``revenue_site.admin_site``)."""
+
+    default = False  # named explicitly in INSTALLED_APPS; RevenueSiteConfig is this module's
+    default_site = "revenue_site.admin_site.StaffConsoleSite"
 
 
 class RevenueSiteConfig(AppConfig):
-    """Project-wide pieces: management commands, admin branding, templates."""
+    """Project-wide pieces: management commands, templates."""
 
     name = "revenue_site"
     verbose_name = "Revenue Agent System"
-
-    def ready(self) -> None:
-        from django.contrib import admin
-
-        admin.site.site_header = "Revenue Agent System"
-        admin.site.site_title = "Revenue Agent System staff console"
-        admin.site.index_title = "Staff console"

@@ -34,7 +34,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 SERVICE_NAME = "revenue-agent-system"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "revenue_site.apps.StaffConsoleAdminConfig",  # django.contrib.admin with our site class
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
