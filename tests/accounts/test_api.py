@@ -68,6 +68,11 @@ def test_signup_returns_id_email_and_a_working_token(api):
 def test_signup_name_is_optional(api):
     response = api.post(SIGNUP, {"email": "a@example.com", "password": DEFAULT_PASSWORD})
     assert response.status_code == 201
+    user = User.objects.get(email="a@example.com")
+    assert user.name == ""
+    assert user.check_password(DEFAULT_PASSWORD)
+    assert (user.is_active, user.is_staff) == (True, False)
+    assert Token.objects.get(user=user).key == response.json()["token"]
 
 
 def test_signup_weak_password_names_the_password_field(api):

@@ -39,26 +39,19 @@ def test_currency_exponent(currency, exponent):
     assert currency_exponent(currency) == exponent
 
 
-def test_stripe_zero_decimal_list_is_complete():
-    stripe_list = [
-        "bif",
-        "clp",
-        "djf",
-        "gnf",
-        "jpy",
-        "kmf",
-        "krw",
-        "mga",
-        "pyg",
-        "rwf",
-        "ugx",
-        "vnd",
-        "vuv",
-        "xaf",
-        "xof",
-        "xpf",
-    ]
-    assert set(stripe_list) == ZERO_DECIMAL_CURRENCIES
+def test_zero_decimal_currencies_agree_with_an_independent_list_and_are_whole_units():
+    from djstripe.settings import djstripe_settings
+
+    # dj-stripe keeps its own copy of Stripe's list; it lacks only UGX, which Stripe lists
+    # as zero-decimal (https://docs.stripe.com/currencies#zero-decimal).
+    theirs = djstripe_settings.ZERO_DECIMAL_CURRENCIES
+    assert theirs <= ZERO_DECIMAL_CURRENCIES
+    assert ZERO_DECIMAL_CURRENCIES - theirs == {"ugx"}
+    for currency in ZERO_DECIMAL_CURRENCIES:
+        assert currency_exponent(currency) == 0
+        assert to_minor(Decimal("1200"), currency) == 1200
+        assert from_minor(1200, currency) == Decimal("1200")
+    assert to_minor(Decimal("12"), "usd") == 1200
 
 
 @pytest.mark.parametrize("bad", ["us", "usdx", "u$d", "", "123"])

@@ -50,8 +50,39 @@ def test_sub_minor_unit_prices_round_half_up_per_line():
     assert price_amount(price, 3) == 2  # 1.5 rounds half up
 
 
-@given(st.integers(min_value=0, max_value=10_000))
-def test_graduated_never_exceeds_first_tier_rate_and_is_monotonic(quantity):
-    amount = tiered_amount(TIERS, "graduated", quantity)
-    assert amount <= quantity * 1000 + 500
-    assert tiered_amount(TIERS, "graduated", quantity + 1) >= amount
+def _unit_by_unit(tiers, mode, quantity):
+    """An independent reference: walk the units one at a time (slow, obviously right)."""
+    bounds = [(t["up_to"] if t["up_to"] is not None else float("inf"), t) for t in tiers]
+    if mode == "volume":
+        if quantity == 0:
+            return 0
+        tier = next(t for up_to, t in bounds if quantity <= up_to)
+        return quantity * tier["unit_amount"] + (tier["flat_amount"] or 0)
+    total, entered = 0, set()
+    for unit in range(1, quantity + 1):
+        index, tier = next((i, t) for i, (up_to, t) in enumerate(bounds) if unit <= up_to)
+        if index not in entered:
+            entered.add(index)
+            total += tier["flat_amount"] or 0
+        total += tier["unit_amount"]
+    return total
+
+
+tier_lists = st.lists(
+    st.tuples(st.integers(1, 40), st.integers(0, 5_000), st.none() | st.integers(0, 2_000)),
+    min_size=1,
+    max_size=4,
+).map(
+    lambda rows: (
+        [
+            {"up_to": sum(r[0] for r in rows[: i + 1]), "unit_amount": r[1], "flat_amount": r[2]}
+            for i, r in enumerate(rows[:-1])
+        ]
+        + [{"up_to": None, "unit_amount": rows[-1][1], "flat_amount": rows[-1][2]}]
+    )
+)
+
+
+@given(tier_lists, st.sampled_from(["graduated", "volume"]), st.integers(0, 300))
+def test_tiered_amount_matches_a_unit_by_unit_reference(tiers, mode, quantity):
+    assert tiered_amount(tiers, mode, quantity) == _unit_by_unit(tiers, mode, quantity)
