@@ -28,7 +28,7 @@ class IsApprovedAffiliate(permissions.BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         affiliate = selectors.affiliate_for_user(user=request.user)
-        if affiliate is None or affiliate.status != Affiliate.Status.APPROVED:
+        if affiliate is None or not affiliate.is_approved:
             return False
         request.affiliate = affiliate  # type: ignore[attr-defined]
         return True

@@ -114,6 +114,11 @@ class Affiliate(models.Model):
     def __str__(self) -> str:
         return str(self.user)
 
+    @property
+    def is_approved(self) -> bool:
+        """May use the portal and its API, earn commissions and be paid."""
+        return self.status == self.Status.APPROVED
+
 
 class ReferralLink(models.Model):
     affiliate = models.ForeignKey(Affiliate, on_delete=models.PROTECT, related_name="links")

@@ -10,14 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
-
-class AccountType(StrEnum):
-    # Mirrors Account.Type; kept here so the chart does not import models.
-    ASSET = "asset"
-    LIABILITY = "liability"
-    EQUITY = "equity"
-    REVENUE = "revenue"
-    EXPENSE = "expense"
+from ledger.models import Account
 
 
 class SystemAccount(StrEnum):
@@ -53,40 +46,34 @@ class SystemAccount(StrEnum):
 
 class AccountSpec(NamedTuple):
     name: str
-    type: AccountType
+    type: Account.Type
 
 
 SYSTEM_ACCOUNTS: dict[SystemAccount, AccountSpec] = {
     SystemAccount.REVENUE_SUBSCRIPTIONS: AccountSpec(
-        "Platform revenue: subscriptions", AccountType.REVENUE
+        "Platform revenue: subscriptions", Account.Type.REVENUE
     ),
     SystemAccount.REVENUE_AFFILIATES: AccountSpec(
-        "Platform revenue: affiliates", AccountType.REVENUE
+        "Platform revenue: affiliates", Account.Type.REVENUE
     ),
-    SystemAccount.REVENUE_CONTENT: AccountSpec("Platform revenue: content", AccountType.REVENUE),
+    SystemAccount.REVENUE_CONTENT: AccountSpec("Platform revenue: content", Account.Type.REVENUE),
     SystemAccount.REVENUE_MARKETPLACE: AccountSpec(
-        "Platform revenue: marketplace", AccountType.REVENUE
+        "Platform revenue: marketplace", Account.Type.REVENUE
     ),
-    SystemAccount.REFUNDS: AccountSpec("Refunds (contra-revenue)", AccountType.REVENUE),
-    SystemAccount.STRIPE_CLEARING: AccountSpec("Stripe clearing", AccountType.ASSET),
-    SystemAccount.BANK: AccountSpec("Bank", AccountType.ASSET),
-    SystemAccount.STRIPE_FEES: AccountSpec("Stripe fees", AccountType.EXPENSE),
-    SystemAccount.COMMISSION_EXPENSE: AccountSpec("Affiliate commissions", AccountType.EXPENSE),
-    SystemAccount.CREATOR_SHARE_EXPENSE: AccountSpec("Creator shares", AccountType.EXPENSE),
-    SystemAccount.PROVIDER_SHARE_EXPENSE: AccountSpec("Provider shares", AccountType.EXPENSE),
-    SystemAccount.DISPUTE_LOSSES: AccountSpec("Dispute losses", AccountType.EXPENSE),
-    SystemAccount.PAYOUTS_IN_TRANSIT: AccountSpec("Payouts in transit", AccountType.LIABILITY),
-    SystemAccount.SALES_TAX_PAYABLE: AccountSpec("Sales tax payable", AccountType.LIABILITY),
-    SystemAccount.OPENING_BALANCES: AccountSpec("Opening balances", AccountType.EQUITY),
+    SystemAccount.REFUNDS: AccountSpec("Refunds (contra-revenue)", Account.Type.REVENUE),
+    SystemAccount.STRIPE_CLEARING: AccountSpec("Stripe clearing", Account.Type.ASSET),
+    SystemAccount.BANK: AccountSpec("Bank", Account.Type.ASSET),
+    SystemAccount.STRIPE_FEES: AccountSpec("Stripe fees", Account.Type.EXPENSE),
+    SystemAccount.COMMISSION_EXPENSE: AccountSpec("Affiliate commissions", Account.Type.EXPENSE),
+    SystemAccount.CREATOR_SHARE_EXPENSE: AccountSpec("Creator shares", Account.Type.EXPENSE),
+    SystemAccount.PROVIDER_SHARE_EXPENSE: AccountSpec("Provider shares", Account.Type.EXPENSE),
+    SystemAccount.DISPUTE_LOSSES: AccountSpec("Dispute losses", Account.Type.EXPENSE),
+    SystemAccount.PAYOUTS_IN_TRANSIT: AccountSpec("Payouts in transit", Account.Type.LIABILITY),
+    SystemAccount.SALES_TAX_PAYABLE: AccountSpec("Sales tax payable", Account.Type.LIABILITY),
+    SystemAccount.OPENING_BALANCES: AccountSpec("Opening balances", Account.Type.EQUITY),
 }
-
-
-class PayeeType(StrEnum):
-    AFFILIATE = "affiliate"
-    CREATOR = "creator"
-    PROVIDER = "provider"
 
 
 def payee_account_code(payee_type: str, payee_id: int) -> str:
     """``payable.affiliate.42``: the code of a payee's payable account."""
-    return f"payable.{PayeeType(payee_type).value}.{payee_id}"
+    return f"payable.{Account.PayeeType(payee_type).value}.{payee_id}"

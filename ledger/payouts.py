@@ -30,7 +30,8 @@ A batch is unique per (payee type, as_of), so re-running resumes it:
 4. ``COMPLETED`` when every payout is PAID, ``FAILED`` ("completed with failures") otherwise;
    re-running a FAILED batch retries its failed payouts.
 
-Apps plug in with ``payee_type_register(payee_type, PayeeType(...))``.
+Apps plug in from their ``AppConfig.ready()`` with
+``payee_type_register(payee_type, PayeeHooks(...))``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ CSV_METHODS = (PayeeProfile.Method.PAYPAL, PayeeProfile.Method.BANK_CSV)
 
 
 @dataclass(frozen=True)
-class PayeeType:
+class PayeeHooks:
     """How one payee type plugs into the engine.
 
     ``withheld(payee_ids=, as_of=)`` → {(payee_id, currency): minor units in the payable that
@@ -73,15 +74,15 @@ class PayeeType:
     on_paid: Callable[..., Any] | None = None
 
 
-_PAYEE_TYPES: dict[str, PayeeType] = {}
+_PAYEE_TYPES: dict[str, PayeeHooks] = {}
 
 
-def payee_type_register(payee_type: str, hooks: PayeeType) -> None:
+def payee_type_register(payee_type: str, hooks: PayeeHooks) -> None:
     _PAYEE_TYPES[payee_type] = hooks
 
 
-def _hooks(payee_type: str) -> PayeeType:
-    return _PAYEE_TYPES.get(payee_type, PayeeType())
+def _hooks(payee_type: str) -> PayeeHooks:
+    return _PAYEE_TYPES.get(payee_type, PayeeHooks())
 
 
 class PayoutError(RuntimeError):

@@ -44,7 +44,7 @@ def affiliate_required(view: View) -> View:
         if not request.user.is_authenticated:
             return redirect(f"{reverse('portal:login')}?next={request.path}")
         affiliate = selectors.affiliate_for_user(user=request.user)
-        if affiliate is None or affiliate.status != Affiliate.Status.APPROVED:
+        if affiliate is None or not affiliate.is_approved:
             return render(
                 request,
                 TEMPLATE.format("status"),
