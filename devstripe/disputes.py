@@ -88,12 +88,14 @@ class Dispute(StripeObject):
         super().__init__()
         pm = store.get("payment_method:" + (charge.payment_method or ""))
         card = getattr(pm, "card", None) or {}
+        brand = card.get("brand") or "visa"
         self.amount = charge.amount
         self.balance_transactions: list[Any] = []
         self.charge = charge.id
         self.currency = charge.currency
         self.enhanced_eligibility_types: list[str] = []
-        self.evidence: dict[str, Any] = dict.fromkeys(EVIDENCE_FIELDS)
+        # Enhanced evidence (Visa CE 3.0, compliance) is not emulated: none is ever given.
+        self.evidence: dict[str, Any] = {**dict.fromkeys(EVIDENCE_FIELDS), "enhanced_evidence": {}}
         self.evidence_details = {
             "due_by": self.created + EVIDENCE_DAYS * 86400,
             "enhanced_eligibility": {},
@@ -108,8 +110,9 @@ class Dispute(StripeObject):
         self.payment_method_details = {
             "type": "card",
             "card": {
-                "brand": card.get("brand", "visa"),
+                "brand": brand,
                 "case_type": "chargeback",
+                "network": brand,  # the network the card was charged on (no co-badged cards)
                 "network_reason_code": self.network_reason_code,
             },
         }
