@@ -404,9 +404,7 @@ def _create_reversal(
     return reversal
 
 
-def _list_reversals(
-    id: str, limit: Any = None, starting_after: Any = None, **kwargs: Any
-) -> List:
+def _list_reversals(id: str, limit: Any = None, starting_after: Any = None, **kwargs: Any) -> List:
     _unknown(kwargs, set())
     transfer = _transfer(id)
     li = List(f"/v1/transfers/{id}/reversals", limit=limit, starting_after=starting_after)

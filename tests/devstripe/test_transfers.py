@@ -59,7 +59,11 @@ def test_a_transfer_can_be_reversed_and_dj_stripe_syncs_both(stripe_fake):
     assert [r.id for r in reversed_.reversals.data] == [rest.id, partial.id]
     assert [r.id for r in stripe.Transfer.list_reversals(transfer.id).data] == [rest.id, partial.id]
     events = feed.process_new()
-    assert [e["type"] for e in events] == ["transfer.created", "transfer.reversed", "transfer.reversed"]
+    assert [e["type"] for e in events] == [
+        "transfer.created",
+        "transfer.reversed",
+        "transfer.reversed",
+    ]
 
     synced = djm.Transfer.objects.get(id=transfer.id)
     assert (synced.amount, synced.amount_reversed, synced.reversed) == (1000, 1000, True)
