@@ -2,7 +2,8 @@
 
 - ``GET /v1/account`` (and ``GET /v1/accounts/<platform id>``) is the platform account behind
   every key: a US ``standard`` account that controls itself, with its bank accounts
-  (``payouts.py``) as ``external_accounts``. dj-stripe needs it to own the synced rows.
+  (``payouts.py``) as ``external_accounts`` (a connected account has none). dj-stripe needs
+  it to own the synced rows.
 - ``POST /v1/accounts`` creates a connected account (``acct_…``; ``type`` express, custom or
   standard, optional ``country``, ``email``, ``business_type``, ``business_profile[name|url]``,
   ``default_currency``, ``capabilities``, ``metadata``), onboarded at once: charges and
@@ -201,11 +202,11 @@ class Account(StripeObject):
         self.type = type
 
     def _devstripe_fixup(self, obj: dict[str, Any]) -> None:
+        # The platform's bank accounts (payouts.py); connected accounts have none here.
+        page = List(f"/v1/accounts/{self.id}/external_accounts")
         if self.id == ACCOUNT_ID:
-            banks = [v for k, v in store.items() if k.startswith("bank_account:")]
-            page = List(f"/v1/accounts/{self.id}/external_accounts")
-            page._list = banks
-            obj["external_accounts"] = page._export()
+            page._list = [v for k, v in store.items() if k.startswith("bank_account:")]
+        obj["external_accounts"] = page._export()
 
 
 def platform_account() -> Account:

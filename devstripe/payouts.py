@@ -215,11 +215,15 @@ def _external_account(id: str, source_id: str, **kwargs: Any) -> PlatformBankAcc
     return found  # type: ignore[no-any-return]
 
 
-def _external_accounts(id: str, **kwargs: Any) -> List:
-    if id != ACCOUNT_ID:
+def _external_accounts(
+    id: str, limit: Any = None, starting_after: Any = None, **kwargs: Any
+) -> List:
+    """The platform's bank accounts; a connected account (``connect.py``) has none here."""
+    if id != ACCOUNT_ID and store.get("account:" + id) is None:
         raise UserError(404, f"No such account: '{id}'")
-    li = List(f"/v1/accounts/{id}/external_accounts", limit=kwargs.get("limit"))
-    li._list = [v for k, v in store.items() if k.startswith("bank_account:")]
+    li = List(f"/v1/accounts/{id}/external_accounts", limit=limit, starting_after=starting_after)
+    if id == ACCOUNT_ID:
+        li._list = [v for k, v in store.items() if k.startswith("bank_account:")]
     return li
 
 

@@ -103,6 +103,7 @@ def _run_flow() -> None:
     stripe.Account.retrieve(ACCOUNT_ID)
     account = stripe.Account.create(type="express", country="US", email="seller@example.com")
     stripe.Account.retrieve(account.id)
+    stripe.Account.list_external_accounts(account.id)
     transfer = stripe.Transfer.create(
         amount=300,
         currency="usd",
