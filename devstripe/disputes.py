@@ -20,9 +20,10 @@ newest first) serve them. Responding works as in Stripe's test mode:
 Stripe decides in minutes; here in the same request. Enhanced evidence (Visa Compelling
 Evidence 3.0, network compliance) is not emulated: ``evidence.enhanced_evidence`` and
 ``evidence_details.enhanced_eligibility`` stay empty. ``payment_method_details.card`` gives
-the card's ``brand`` and the ``network`` it was charged on (the same: no co-badged cards). The balance transactions of the
-withdrawal (with the dispute fee) and of the reinstatement are added to the dispute's
-``balance_transactions`` by ``balance.py``.
+the card's ``brand`` and the ``network`` it was charged on (the same: no co-badged cards).
+
+The balance transactions of the withdrawal (with the dispute fee) and of the reinstatement
+are added to the dispute's ``balance_transactions`` by ``balance.py``.
 
 Importing this module patches localstripe (after ``resources``, whose charge patches it wraps).
 """
