@@ -17,7 +17,15 @@ Here, as Stripe does in the US for domestic cards:
 
 ``GET /v1/balance_transactions/<id>`` and ``GET /v1/balance_transactions`` (also under
 ``/v1/balance/history``; filters ``source``, ``type``, ``currency``; newest first, paged with
-``limit`` / ``starting_after``) serve them.
+``limit`` / ``starting_after``) serve them. Every one is in the ``payments`` balance
+(``balance_type``); like Stripe's, they carry no ``livemode``.
+
+``GET /v1/balance`` is the balance those transactions add up to, per currency: ``available``
+the net of the ones available by now, ``pending`` the rest (all under ``source_types.card``:
+the fake does not tell card funds from bank debits), the platform's ``usd`` at 0 when it
+holds nothing else. ``balance.available`` (the balance as its object) is emitted when a read
+finds the available balance changed since the last one told (the first read tells): Stripe
+tells when funds become available, which the fake only notices when the balance is read.
 
 Importing this module patches localstripe (after ``disputes``, whose dispute it extends).
 """
@@ -27,15 +35,20 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from localstripe import resources as ls
 from localstripe.errors import UserError
 from localstripe.resources import BalanceTransaction, List, StripeObject, store
 
 from . import disputes
-from .resources.base import now
+from .resources.base import emit, now
 
 CARD_FEE_RATE = Decimal("0.029")
 CARD_FEE_FIXED = 30
 DISPUTE_FEE = 1500
+# The balance the platform reports when it holds nothing (its default currency).
+DEFAULT_CURRENCY = "usd"
+# Where the last balance told by ``balance.available`` is kept (not an object key).
+_TOLD_KEY = "balance"
 # Stripe makes funds of a card charge available two days later in the US.
 AVAILABLE_AFTER_SECONDS = 2 * 86400
 
@@ -76,35 +89,67 @@ _orig_init = BalanceTransaction.__init__
 
 def _init(self: BalanceTransaction, **kwargs: Any) -> None:
     _orig_init(self, **kwargs)
+    self.balance_type = "payments"
     if self.type == "charge":
         self.available_on = self.created + AVAILABLE_AFTER_SECONDS
         if _paid_by_card(self.source):
             _set_fee(self, card_fee(self.amount), "Stripe processing fees")
 
 
-def _fixup(self: BalanceTransaction, obj: dict[str, Any]) -> None:
+def _is_available(txn: BalanceTransaction) -> bool:
     # Funds are pending until available_on (on the test clock's time when there is one).
-    obj["status"] = "available" if now() >= self.available_on else "pending"
+    return now() >= txn.available_on
+
+
+def _fixup(self: BalanceTransaction, obj: dict[str, Any]) -> None:
+    obj["status"] = "available" if _is_available(self) else "pending"
+    obj.pop("livemode", None)  # a balance transaction has none at this API version
+    obj.setdefault("balance_type", "payments")
+
+
+def balance_transaction_add(
+    *,
+    source: str,
+    amount: int,
+    currency: str,
+    type: str,
+    category: str,
+    description: str | None,
+    fee: int = 0,
+    fee_description: str = "",
+) -> BalanceTransaction:
+    """A balance transaction of ``source`` available at once (disputes, payouts, transfers).
+
+    localstripe's constructor knows only charges and refunds, so the object is built here.
+    """
+    txn = BalanceTransaction.__new__(BalanceTransaction)
+    StripeObject.__init__(txn)
+    txn.amount = amount
+    txn.available_on = txn.created
+    txn.balance_type = "payments"
+    txn.currency = currency
+    txn.description = description
+    txn.exchange_rate = None
+    txn.reporting_category = category
+    txn.source = source
+    txn.type = type
+    _set_fee(txn, fee, fee_description)
+    return txn
 
 
 def _dispute_transaction(
     dispute: disputes.Dispute, *, amount: int, fee: int, category: str, description: str
 ) -> BalanceTransaction:
-    """A dispute's balance transaction (localstripe's constructor knows charges and refunds)."""
-    txn = BalanceTransaction.__new__(BalanceTransaction)
-    StripeObject.__init__(txn)
-    txn.amount = amount
-    txn.available_on = txn.created
-    txn.currency = dispute.currency
-    txn.description = description
-    txn.exchange_rate = None
-    txn.fee = 0
-    txn.fee_details = []
-    txn.reporting_category = category
-    txn.source = dispute.id
-    txn.type = "adjustment"
-    _set_fee(txn, fee, "Dispute fee")
-    return txn
+    return balance_transaction_add(
+        source=dispute.id,
+        amount=amount,
+        currency=dispute.currency,
+        type="adjustment",
+        category=category,
+        description=description,
+        fee=fee,
+        fee_description="Dispute fee",
+    )
 
 
 _orig_dispute_init = disputes.Dispute.__init__
@@ -171,6 +216,57 @@ def _list_all(
     return li
 
 
+# --- the balance ----------------------------------------------------------------------------
+class Balance:
+    """The platform balance: its balance transactions added up per currency, as read now."""
+
+    object = "balance"
+
+    def __init__(self) -> None:
+        available: dict[str, int] = {}
+        pending: dict[str, int] = {}
+        for key, txn in list(store.items()):
+            if key.startswith(BalanceTransaction.object + ":"):
+                into = available if _is_available(txn) else pending
+                into[txn.currency] = into.get(txn.currency, 0) + txn.amount - txn.fee
+        for amounts in (available, pending):
+            if not amounts:
+                amounts[DEFAULT_CURRENCY] = 0
+        self.available = _amounts(available)
+        self.pending = _amounts(pending)
+
+    def _export(self, expand: Any = None) -> dict[str, Any]:
+        currencies = sorted({a["currency"] for a in self.available + self.pending})
+        return {
+            "object": self.object,
+            "available": [dict(a, source_types=dict(a["source_types"])) for a in self.available],
+            # A Connect platform's funds held for its connected accounts' negative balances.
+            "connect_reserved": [{"amount": 0, "currency": c} for c in currencies],
+            "livemode": False,
+            "pending": [dict(a, source_types=dict(a["source_types"])) for a in self.pending],
+        }
+
+
+def _amounts(by_currency: dict[str, int]) -> list[dict[str, Any]]:
+    return [
+        {"amount": amount, "currency": currency, "source_types": {"card": amount}}
+        for currency, amount in sorted(by_currency.items())
+    ]
+
+
+def _balance_retrieve(cls: type[ls.Balance], **kwargs: Any) -> Balance:
+    """``GET /v1/balance``; tells ``balance.available`` when the available balance changed."""
+    if kwargs:
+        raise UserError(400, "Received unknown parameter: " + ", ".join(kwargs))
+    balance = Balance()
+    told = store.get(_TOLD_KEY)
+    if getattr(told, "available", None) != balance.available:
+        store[_TOLD_KEY] = balance
+        emit("balance.available", balance)  # type: ignore[arg-type]
+    return balance
+
+
+ls.Balance._api_retrieve = classmethod(_balance_retrieve)  # type: ignore[method-assign,assignment]
 BalanceTransaction.__init__ = _init  # type: ignore[method-assign]
 BalanceTransaction._devstripe_fixup = _fixup  # type: ignore[attr-defined]
 BalanceTransaction._api_list_all = classmethod(_list_all)  # type: ignore[method-assign,assignment]

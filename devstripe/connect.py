@@ -1,49 +1,262 @@
-"""Stripe Connect, just enough for payouts: connected accounts and transfers.
+"""Stripe Connect, enough for our payouts: the platform account, connected accounts, transfers.
 
+- ``GET /v1/account`` (and ``GET /v1/accounts/<platform id>``) is the platform account behind
+  every key: a US ``standard`` account that controls itself, with its bank accounts
+  (``payouts.py``) as ``external_accounts`` (a connected account has none). dj-stripe needs
+  it to own the synced rows.
 - ``POST /v1/accounts`` creates a connected account (``acct_…``; ``type`` express, custom or
-  standard). Only accounts created here are valid transfer destinations.
+  standard, optional ``country``, ``email``, ``business_type``, ``business_profile[name|url]``,
+  ``default_currency``, ``capabilities``, ``metadata``), onboarded at once: charges and
+  payouts enabled, nothing due, the requested capabilities (``transfers`` always) active. The
+  platform controls an Express or Custom account, a Standard one controls itself. ``GET
+  /v1/accounts/<id>`` and ``GET /v1/accounts`` (newest first) read them back. Only connected
+  accounts are transfer destinations.
 - ``POST /v1/transfers`` (``amount`` > 0, ``currency``, ``destination``; optional
-  ``description``, ``metadata``, ``transfer_group``) moves money to a connected account; an
-  unknown destination is refused like Stripe does (400 ``No such destination``). With an
-  ``Idempotency-Key`` a replay returns the first transfer (``idempotency.py``).
-  ``GET /v1/transfers[/<id>]`` (filter ``destination``) read them back.
+  ``description``, ``metadata``, ``transfer_group``) moves money from the platform balance to
+  a connected account: a balance transaction (``transfer``, ``-amount``, fee 0, available at
+  once) and ``transfer.created``. An unknown destination is refused like Stripe does (400 ``No
+  such destination``). With an ``Idempotency-Key`` a replay returns the first transfer
+  (``idempotency.py``). ``GET /v1/transfers[/<id>]`` (filters ``destination``,
+  ``transfer_group``; newest first) read them back.
+- ``POST /v1/transfers/<id>/reversals`` (optional ``amount``, default what is left;
+  ``description``, ``metadata``) takes money back: a ``transfer_reversal`` (``trr_…``) with its
+  balance transaction (``transfer_refund``, ``+amount``), the transfer's ``amount_reversed``
+  and ``reversed`` updated, ``transfer.reversed``; ``GET /v1/transfers/<id>/reversals`` lists
+  them (newest first), as does the transfer's ``reversals``.
 
-Not emulated: the platform balance (transfers never fail for insufficient funds), reversals,
-``transfer.created`` events, and reading connected accounts back (``GET /v1/accounts/<id>``
-still serves only the platform account).
+Not emulated: the platform balance (transfers never fail for insufficient funds), onboarding
+and its requirements, account updates and deletion, ``account.*`` events, updating transfers.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from localstripe.errors import UserError
 from localstripe.resources import List, StripeObject, random_id, store, try_convert_to_int
 
+from . import balance
+from .resources.base import ACCOUNT_ID, emit
 
-class ConnectedAccount(StripeObject):
+_CURRENCY = re.compile(r"^[a-z]{3}$")
+_ACCOUNT_TYPES = ("express", "custom", "standard")
+_CREATE_PARAMS = {
+    "type",
+    "country",
+    "email",
+    "business_type",
+    "business_profile",
+    "default_currency",
+    "capabilities",
+    "metadata",
+}
+_BUSINESS_TYPES = ("company", "government_entity", "individual", "non_profit")
+# Stripe's default settlement currency by country (the countries the fake is asked for).
+_CURRENCY_BY_COUNTRY = {"US": "usd", "GB": "gbp", "CA": "cad", "AU": "aud", "CH": "chf"}
+_EURO_COUNTRIES = {"AT", "BE", "DE", "ES", "FI", "FR", "IE", "IT", "LU", "NL", "PT"}
+
+
+def _unknown(params: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise UserError(400, f"Received unknown parameter: {unknown[0]}")
+
+
+def _requirements() -> dict[str, Any]:
+    """Nothing due: the fake onboards every account at once."""
+    return {
+        "alternatives": [],
+        "current_deadline": None,
+        "currently_due": [],
+        "disabled_reason": None,
+        "errors": [],
+        "eventually_due": [],
+        "past_due": [],
+        "pending_verification": [],
+    }
+
+
+def _business_profile(name: str | None = None, url: str | None = None) -> dict[str, Any]:
+    return {
+        "annual_revenue": None,
+        "estimated_worker_count": None,
+        "mcc": None,
+        "minority_owned_business_designation": None,
+        "name": name,
+        "product_description": None,
+        "support_address": None,
+        "support_email": None,
+        "support_phone": None,
+        "support_url": None,
+        "url": url,
+    }
+
+
+def _settings(display_name: str | None, country: str) -> dict[str, Any]:
+    return {
+        "bacs_debit_payments": {"display_name": None, "service_user_number": None},
+        "branding": {"icon": None, "logo": None, "primary_color": None, "secondary_color": None},
+        "card_issuing": {"tos_acceptance": {"date": None, "ip": None}},
+        "card_payments": {
+            "decline_on": {"avs_failure": False, "cvc_failure": False},
+            "statement_descriptor_prefix": None,
+            "statement_descriptor_prefix_kana": None,
+            "statement_descriptor_prefix_kanji": None,
+        },
+        "dashboard": {"display_name": display_name, "timezone": "Etc/UTC"},
+        "invoices": {"default_account_tax_ids": None, "hosted_payment_method_save": "offer"},
+        "payments": {
+            "statement_descriptor": None,
+            "statement_descriptor_kana": None,
+            "statement_descriptor_kanji": None,
+            "statement_descriptor_prefix_kana": None,
+            "statement_descriptor_prefix_kanji": None,
+        },
+        "payouts": {
+            "debit_negative_balances": True,
+            "schedule": {"delay_days": 2 if country == "US" else 7, "interval": "daily"},
+            "statement_descriptor": None,
+        },
+        "sepa_debit_payments": {},
+    }
+
+
+class Account(StripeObject):
+    """A Stripe account: the platform's own (``ACCOUNT_ID``) or a connected one."""
+
     object = "account"
     _id_prefix = "acct_"
 
     def __init__(
         self,
-        type: str = "express",
-        country: str = "US",
-        email: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
+        type: Any = "express",
+        country: Any = "US",
+        email: Any = None,
+        business_type: Any = None,
+        business_profile: Any = None,
+        default_currency: Any = None,
+        capabilities: Any = None,
+        metadata: Any = None,
+        id: str | None = None,
     ) -> None:
-        if type not in ("express", "custom", "standard"):
-            raise UserError(400, "Invalid type")
-        super().__init__()
-        self.type = type
-        self.country = country
-        self.email = email
-        self.metadata = metadata or {}
+        if type not in _ACCOUNT_TYPES:
+            raise UserError(400, "Invalid type: must be one of express, custom or standard")
+        if not isinstance(country, str) or not re.match(r"^[A-Za-z]{2}$", country):
+            raise UserError(400, "Invalid country")
+        if email is not None and not isinstance(email, str):
+            raise UserError(400, "Invalid string: email")
+        if business_type is not None and business_type not in _BUSINESS_TYPES:
+            raise UserError(400, "Invalid business_type")
+        business_profile = business_profile or {}
+        if not isinstance(business_profile, dict):
+            raise UserError(400, "Invalid object: business_profile")
+        _unknown(business_profile, {"name", "url"})
+        if default_currency is not None and (
+            not isinstance(default_currency, str) or not _CURRENCY.match(default_currency.lower())
+        ):
+            raise UserError(400, "Invalid currency: default_currency")
+        capabilities = capabilities or {}
+        if not isinstance(capabilities, dict) or not all(
+            isinstance(v, dict) for v in capabilities.values()
+        ):
+            raise UserError(400, "Invalid object: capabilities")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise UserError(400, "Invalid object: metadata")
+
+        # All exceptions must be raised before this point.
+        super().__init__(id=id)
+        del self.livemode  # an account has none at this API version
+        country = country.upper()
+        self.business_profile = _business_profile(
+            business_profile.get("name"), business_profile.get("url")
+        )
+        self.business_type = business_type
+        requested = {"transfers", *capabilities}
+        self.capabilities = dict.fromkeys(sorted(requested), "active")
         self.charges_enabled = True
-        self.payouts_enabled = True
-        self.capabilities = {"transfers": "active"}
+        self.controller = (
+            {"is_controller": False, "type": "account"}
+            if type == "standard"
+            else {
+                "fees": {"payer": "application_express" if type == "express" else "application"},
+                "is_controller": True,
+                "losses": {"payments": "application"},
+                "requirement_collection": "stripe" if type == "express" else "application",
+                "stripe_dashboard": {"type": "express" if type == "express" else "none"},
+                "type": "application",
+            }
+        )
+        self.country = country
+        self.default_currency = (default_currency or "").lower() or _CURRENCY_BY_COUNTRY.get(
+            country, "eur" if country in _EURO_COUNTRIES else "usd"
+        )
         self.details_submitted = True
+        self.email = email
+        self.future_requirements = _requirements()
+        self.metadata = metadata or {}
+        self.payouts_enabled = True
+        self.requirements = _requirements()
+        self.settings = _settings(business_profile.get("name"), country)
+        self.tos_acceptance = {"date": None, "ip": None, "user_agent": None}
+        self.type = type
+
+    def _devstripe_fixup(self, obj: dict[str, Any]) -> None:
+        # The platform's bank accounts (payouts.py); connected accounts have none here.
+        page = List(f"/v1/accounts/{self.id}/external_accounts")
+        if self.id == ACCOUNT_ID:
+            page._list = [v for k, v in store.items() if k.startswith("bank_account:")]
+        obj["external_accounts"] = page._export()
+
+
+def platform_account() -> Account:
+    """The platform account (re-created after a data flush, as every key still belongs to it)."""
+    found = store.get(f"{Account.object}:{ACCOUNT_ID}")
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    account = Account(
+        type="standard",
+        country="US",
+        email="devstripe@localhost",
+        business_type="company",
+        business_profile={"name": "Revenue Agent System (devstripe)"},
+        default_currency="usd",
+        capabilities={"card_payments": {"requested": True}},
+        id=ACCOUNT_ID,
+    )
+    account.settings["dashboard"]["display_name"] = "devstripe"
+    return account
+
+
+def _create_account(**data: Any) -> Account:
+    _unknown(data, _CREATE_PARAMS)
+    return Account(**data)
+
+
+def _retrieve_account(id: str | None = None, **kwargs: Any) -> Account:
+    _unknown(kwargs, set())
+    if id is None or id == ACCOUNT_ID:
+        return platform_account()
+    found = store.get(f"{Account.object}:{id}")
+    if found is None:
+        raise UserError(404, f"No such account: '{id}'")
+    return found  # type: ignore[no-any-return]
+
+
+def _list_accounts(limit: Any = None, starting_after: Any = None, **kwargs: Any) -> List:
+    """``GET /v1/accounts``: the connected accounts (not the platform), newest first."""
+    _unknown(kwargs, set())
+    li = List("/v1/accounts", limit=limit, starting_after=starting_after)
+    li._list = _newest_first(
+        v for k, v in store.items() if k.startswith("account:") and v.id != ACCOUNT_ID
+    )
+    return li
+
+
+def _newest_first(objects: Any) -> list[Any]:
+    # Within one second, the later one first.
+    ranked = sorted(enumerate(objects), key=lambda p: (p[1].created, p[0]), reverse=True)
+    return [obj for _, obj in ranked]
 
 
 class Transfer(StripeObject):
@@ -55,20 +268,29 @@ class Transfer(StripeObject):
         amount: Any = None,
         currency: Any = None,
         destination: Any = None,
-        description: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        transfer_group: str | None = None,
+        description: Any = None,
+        metadata: Any = None,
+        transfer_group: Any = None,
         **kwargs: Any,
     ) -> None:
-        if kwargs:
-            raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+        _unknown(kwargs, set())
         amount = try_convert_to_int(amount)
-        if not isinstance(amount, int) or amount <= 0:
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
             raise UserError(400, "Invalid positive integer: amount")
-        if not isinstance(currency, str) or len(currency) != 3:
+        if not isinstance(currency, str) or not _CURRENCY.match(currency.lower()):
             raise UserError(400, "Invalid currency")
-        if not isinstance(destination, str) or store.get("account:" + destination) is None:
+        if (
+            not isinstance(destination, str)
+            or destination == ACCOUNT_ID
+            or store.get("account:" + destination) is None
+        ):
             raise UserError(400, f"No such destination: '{destination}'")
+        if description is not None and not isinstance(description, str):
+            raise UserError(400, "Invalid string: description")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise UserError(400, "Invalid object: metadata")
+        if transfer_group is not None and not isinstance(transfer_group, str):
+            raise UserError(400, "Invalid string: transfer_group")
         super().__init__()
         self.amount = amount
         self.amount_reversed = 0
@@ -78,9 +300,25 @@ class Transfer(StripeObject):
         self.destination_payment = "py_" + random_id(24)
         self.metadata = metadata or {}
         self.reversed = False
-        self.transfer_group = transfer_group
-        self.balance_transaction = None
         self.source_transaction = None
+        self.source_type = "card"
+        self.transfer_group = transfer_group
+        self._reversals: list[TransferReversal] = []
+        self.balance_transaction = balance.balance_transaction_add(
+            source=self.id,
+            amount=-amount,
+            currency=self.currency,
+            type="transfer",
+            category="transfer",
+            description=description,
+        ).id
+        emit("transfer.created", self)
+
+    @property
+    def reversals(self) -> dict[str, Any]:
+        page = List(f"/v1/transfers/{self.id}/reversals")
+        page._list = _newest_first(self._reversals)
+        return page._export()
 
     @classmethod
     def _api_update(cls, id: str, **data: Any) -> Transfer:
@@ -94,20 +332,94 @@ class Transfer(StripeObject):
     def _api_list_all(
         cls,
         url: str,
-        destination: str | None = None,
+        destination: Any = None,
+        transfer_group: Any = None,
         limit: Any = None,
-        starting_after: str | None = None,
+        starting_after: Any = None,
         **kwargs: Any,
     ) -> List:
-        li = super()._api_list_all(url, limit=limit, starting_after=starting_after, **kwargs)
+        _unknown(kwargs, set())
+        li = super()._api_list_all(url, limit=limit, starting_after=starting_after)
+        transfers = li._list
         if destination is not None:
-            li._list = [t for t in li._list if t.destination == destination]
+            transfers = [t for t in transfers if t.destination == destination]
+        if transfer_group is not None:
+            transfers = [t for t in transfers if t.transfer_group == transfer_group]
+        li._list = _newest_first(transfers)
         return li
 
 
-def _create_account(**data: Any) -> ConnectedAccount:
-    return ConnectedAccount(**data)
+class TransferReversal(StripeObject):
+    object = "transfer_reversal"
+    _id_prefix = "trr_"
+
+    def __init__(self, transfer: Transfer, amount: int, metadata: dict[str, Any]) -> None:
+        super().__init__()
+        del self.livemode  # a reversal has none at this API version
+        self.amount = amount
+        self.currency = transfer.currency
+        self.destination_payment_refund = "pyr_" + random_id(24)
+        self.metadata = metadata
+        self.source_refund = None
+        self.transfer = transfer.id
+        self.balance_transaction = balance.balance_transaction_add(
+            source=self.id,
+            amount=amount,
+            currency=transfer.currency,
+            type="transfer_refund",
+            category="transfer_reversal",
+            description=None,
+        ).id
 
 
-extra_routes: list[tuple[str, str, Any]] = [("POST", "/v1/accounts", _create_account)]
+def _transfer(id: str) -> Transfer:
+    found = store.get(f"{Transfer.object}:{id}")
+    if found is None:
+        raise UserError(404, f"No such transfer: '{id}'")
+    return found  # type: ignore[no-any-return]
+
+
+def _create_reversal(
+    id: str, amount: Any = None, description: Any = None, metadata: Any = None, **kwargs: Any
+) -> TransferReversal:
+    _unknown(kwargs, set())
+    transfer = _transfer(id)
+    left = transfer.amount - transfer.amount_reversed
+    amount = left if amount is None else try_convert_to_int(amount)
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise UserError(400, "Invalid positive integer: amount")
+    if amount > left:
+        raise UserError(
+            400, f"Transfer {id} has already been reversed for {transfer.amount_reversed}"
+        )
+    if description is not None and not isinstance(description, str):
+        raise UserError(400, "Invalid string: description")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise UserError(400, "Invalid object: metadata")
+    reversal = TransferReversal(transfer, amount, metadata or {})
+    previous = {"amount_reversed": transfer.amount_reversed, "reversed": transfer.reversed}
+    transfer._reversals.append(reversal)
+    transfer.amount_reversed += amount
+    transfer.reversed = transfer.amount_reversed == transfer.amount
+    emit("transfer.reversed", transfer, previous)
+    return reversal
+
+
+def _list_reversals(id: str, limit: Any = None, starting_after: Any = None, **kwargs: Any) -> List:
+    _unknown(kwargs, set())
+    transfer = _transfer(id)
+    li = List(f"/v1/transfers/{id}/reversals", limit=limit, starting_after=starting_after)
+    li._list = _newest_first(transfer._reversals)
+    return li
+
+
+# Served before the resources package's routes (server.build_app): the accounts are here.
+extra_routes: list[tuple[str, str, Any]] = [
+    ("GET", "/v1/account", _retrieve_account),
+    ("POST", "/v1/accounts", _create_account),
+    ("GET", "/v1/accounts", _list_accounts),
+    ("GET", "/v1/accounts/{id}", _retrieve_account),
+    ("POST", "/v1/transfers/{id}/reversals", _create_reversal),
+    ("GET", "/v1/transfers/{id}/reversals", _list_reversals),
+]
 crud_classes: list[type[StripeObject]] = [Transfer]

@@ -17,9 +17,13 @@ newest first) serve them. Responding works as in Stripe's test mode:
   ``charge.dispute.closed``). A closed dispute takes ``metadata`` only;
 - ``POST /v1/disputes/<id>/close`` accepts the dispute: ``lost``, ``charge.dispute.closed``.
 
-Stripe decides in minutes; here in the same request. The balance transactions of the
-withdrawal (with the dispute fee) and of the reinstatement are added to the dispute's
-``balance_transactions`` by ``balance.py``.
+Stripe decides in minutes; here in the same request. Enhanced evidence (Visa Compelling
+Evidence 3.0, network compliance) is not emulated: ``evidence.enhanced_evidence`` and
+``evidence_details.enhanced_eligibility`` stay empty. ``payment_method_details.card`` gives
+the card's ``brand`` and the ``network`` it was charged on (the same: no co-badged cards).
+
+The balance transactions of the withdrawal (with the dispute fee) and of the reinstatement
+are added to the dispute's ``balance_transactions`` by ``balance.py``.
 
 Importing this module patches localstripe (after ``resources``, whose charge patches it wraps).
 """
@@ -88,12 +92,14 @@ class Dispute(StripeObject):
         super().__init__()
         pm = store.get("payment_method:" + (charge.payment_method or ""))
         card = getattr(pm, "card", None) or {}
+        brand = card.get("brand") or "visa"
         self.amount = charge.amount
         self.balance_transactions: list[Any] = []
         self.charge = charge.id
         self.currency = charge.currency
         self.enhanced_eligibility_types: list[str] = []
-        self.evidence: dict[str, Any] = dict.fromkeys(EVIDENCE_FIELDS)
+        # Enhanced evidence (Visa CE 3.0, compliance) is not emulated: none is ever given.
+        self.evidence: dict[str, Any] = {**dict.fromkeys(EVIDENCE_FIELDS), "enhanced_evidence": {}}
         self.evidence_details = {
             "due_by": self.created + EVIDENCE_DAYS * 86400,
             "enhanced_eligibility": {},
@@ -108,8 +114,9 @@ class Dispute(StripeObject):
         self.payment_method_details = {
             "type": "card",
             "card": {
-                "brand": card.get("brand", "visa"),
+                "brand": brand,
                 "case_type": "chargeback",
+                "network": brand,  # the network the card was charged on (no co-badged cards)
                 "network_reason_code": self.network_reason_code,
             },
         }

@@ -57,18 +57,29 @@ class PlatformBankAccount(StripeObject):
 
     def __init__(self, currency: str) -> None:
         super().__init__()
+        # A bank account has neither at this API version (StripeObject sets both).
+        del self.created, self.livemode
         self.account = ACCOUNT_ID
         self.account_holder_name = "Revenue Agent System"
         self.account_holder_type = "company"
+        self.account_type = None
+        self.available_payout_methods = ["standard", "instant"]
         self.bank_name = "STRIPE TEST BANK"
         self.country = "US"
         self.currency = currency
+        self.customer = None
         self.default_for_currency = True
         self.fingerprint = random_id(16)
+        self.future_requirements = _no_requirements()
         self.last4 = "6789"
         self.metadata: dict[str, Any] = {}
+        self.requirements = _no_requirements()
         self.routing_number = "110000000"
         self.status = "new"
+
+
+def _no_requirements() -> dict[str, list[Any]]:
+    return {"currently_due": [], "errors": [], "past_due": [], "pending_verification": []}
 
 
 def bank_account_for(currency: str) -> PlatformBankAccount:
@@ -82,19 +93,14 @@ def bank_account_for(currency: str) -> PlatformBankAccount:
 def _payout_transaction(
     payout: Payout, *, amount: int, type: str, category: str, description: str
 ) -> BalanceTransaction:
-    """A payout's balance transaction (localstripe's constructor knows charges and refunds)."""
-    txn = BalanceTransaction.__new__(BalanceTransaction)
-    StripeObject.__init__(txn)
-    txn.amount = amount
-    txn.available_on = txn.created
-    txn.currency = payout.currency
-    txn.description = description
-    txn.exchange_rate = None
-    txn.reporting_category = category
-    txn.source = payout.id
-    txn.type = type
-    balance._set_fee(txn, 0, "")
-    return txn
+    return balance.balance_transaction_add(
+        source=payout.id,
+        amount=amount,
+        currency=payout.currency,
+        type=type,
+        category=category,
+        description=description,
+    )
 
 
 def _payout_init(
@@ -139,13 +145,15 @@ def _payout_init(
     StripeObject.__init__(self)
     self.amount = amount
     self.currency = currency
-    self.description = description or ""
+    self.description = description
     self.destination = destination or bank_account_for(currency).id
     self.metadata = metadata or {}
     self.method = method or "standard"
     self.source_type = source_type or "card"
-    self.statement_descriptor = statement_descriptor or ""
+    self.statement_descriptor = statement_descriptor
     self.arrival_date = now() + TWO_DAYS
+    self.application_fee = None
+    self.application_fee_amount = None
     self.automatic = False
     self.balance_transaction = _payout_transaction(
         self,
@@ -158,8 +166,12 @@ def _payout_init(
     self.failure_code = None
     self.failure_message = None
     self.original_payout = None
+    self.payout_method = None
+    # A manual payout is not reconciled against the transactions it pays out.
+    self.reconciliation_status = "not_applicable"
     self.reversed_by = None
     self.status = "pending"
+    self.trace_id = {"status": "pending", "value": None}
     self.type = "bank_account"
 
     emit("payout.created", self)
@@ -175,6 +187,7 @@ def _payout_init(
         self.failure_message = "The bank could not process this payout."
     if status in ("paid", "failed"):
         self.status = status
+        self.trace_id = {"status": "unsupported", "value": None}
         emit(f"payout.{status}", self)
 
 
@@ -189,7 +202,7 @@ def _payout_cancel(cls: type[Payout], id: str, **kwargs: Any) -> Payout:
         category="payout_reversal",
         description="Payout cancellation",
     ).id
-    payout._update(status="canceled")
+    payout._update(status="canceled", trace_id={"status": "unsupported", "value": None})
     emit("payout.canceled", payout)
     return payout
 
@@ -202,11 +215,15 @@ def _external_account(id: str, source_id: str, **kwargs: Any) -> PlatformBankAcc
     return found  # type: ignore[no-any-return]
 
 
-def _external_accounts(id: str, **kwargs: Any) -> List:
-    if id != ACCOUNT_ID:
+def _external_accounts(
+    id: str, limit: Any = None, starting_after: Any = None, **kwargs: Any
+) -> List:
+    """The platform's bank accounts; a connected account (``connect.py``) has none here."""
+    if id != ACCOUNT_ID and store.get("account:" + id) is None:
         raise UserError(404, f"No such account: '{id}'")
-    li = List(f"/v1/accounts/{id}/external_accounts", limit=kwargs.get("limit"))
-    li._list = [v for k, v in store.items() if k.startswith("bank_account:")]
+    li = List(f"/v1/accounts/{id}/external_accounts", limit=limit, starting_after=starting_after)
+    if id == ACCOUNT_ID:
+        li._list = [v for k, v in store.items() if k.startswith("bank_account:")]
     return li
 
 

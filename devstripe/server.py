@@ -185,8 +185,9 @@ def build_app() -> web.Application:
     router.add_delete("/_config/data", flush_store)
     router.add_get("/js.stripe.com/v3/", ls_server.localstripe_js)
 
-    # Specific routes first: `/v1/invoices/{id}/pay` must win over localstripe's.
-    extra = [*resources.extra_routes, *connect.extra_routes, *test_clocks.extra_routes]
+    # Specific routes first: `/v1/invoices/{id}/pay` must win over localstripe's; the
+    # accounts are Connect's (``connect.py``).
+    extra = [*connect.extra_routes, *resources.extra_routes, *test_clocks.extra_routes]
     for method, url, func in extra:
         router.add_route(method, url, ls_server.api_extra(func, url))
     for method, url, func in ls.extra_apis:

@@ -7,7 +7,7 @@ The modules, imported in this order (later ones wrap what earlier ones patched):
 - ``base``: events (``emit``; the ones localstripe never emits are emitted where they
   happen) and export (lenient ``expand``, per-class fix-ups, ids instead of nested objects
   where Stripe returns ids);
-- ``catalog``: the account (``GET /v1/account[s/<id>]``), prices, products;
+- ``catalog``: prices, products;
 - ``invoices``: paying invoices, invoice and line fix-ups, customer credit;
 - ``subscriptions``: multi-item subscriptions and their items;
 - ``prorations``: prorations when a subscription's items change mid-period;
@@ -16,7 +16,7 @@ The modules, imported in this order (later ones wrap what earlier ones patched):
 
 Here: the on-disk pickle (shared ``/tmp/localstripe.pickle``) only when a state file is
 given; it also holds the saved idempotent responses (``idempotency.py``). Disputes
-(``disputes.py``) and Connect (``connect.py``) patch on top of this package.
+(``disputes.py``) and Connect (``connect.py``, also the accounts) patch on top of this package.
 """
 
 from __future__ import annotations
@@ -90,8 +90,6 @@ Store.try_load_from_disk = _load_from_disk  # type: ignore[method-assign]
 # Served in addition to localstripe's own routes (and before them).
 extra_routes: list[tuple[str, str, Any]] = [
     ("GET", "/v1/products/{id}/features", catalog._product_features),
-    ("GET", "/v1/account", catalog.Account._api_retrieve),
-    ("GET", "/v1/accounts/{id}", catalog.Account._api_retrieve),
     ("POST", "/v1/invoices/{id}/pay", invoices._pay_invoice_route),
 ]
 crud_classes: list[type[StripeObject]] = [catalog.Price, webhook_endpoints.WebhookEndpoint]

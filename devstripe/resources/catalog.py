@@ -1,7 +1,5 @@
-"""The account, prices and products.
+"""Prices and products (the accounts are Connect's: ``devstripe/connect.py``).
 
-- ``GET /v1/account`` and ``GET /v1/accounts/<id>`` (dj-stripe resolves every object's
-  owner account through them);
 - a Price resource (per-unit and tiered, recurring or one-time); a recurring price is
   also a Plan with the same id, as in Stripe, so localstripe's subscription code runs on it;
 - ``product.updated`` events, and an empty ``GET /v1/products/<id>/features``.
@@ -9,7 +7,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from localstripe.errors import UserError
@@ -23,40 +20,7 @@ from localstripe.resources import (
     try_convert_to_int,
 )
 
-from .base import ACCOUNT_ID, _changed, _require, emit
-
-
-# --- account ------------------------------------------------------------------------------
-class Account:
-    """The one account behind every key; dj-stripe needs it to own the synced rows."""
-
-    created = int(time.time())
-
-    def _export(self, expand: Any = None) -> dict[str, Any]:
-        return {
-            "id": ACCOUNT_ID,
-            "object": "account",
-            "business_profile": {"name": "Revenue Agent System (devstripe)", "url": None},
-            "business_type": "company",
-            "capabilities": {"card_payments": "active", "transfers": "active"},
-            "charges_enabled": True,
-            "country": "US",
-            "created": self.created,
-            "default_currency": "usd",
-            "details_submitted": True,
-            "email": "devstripe@localhost",
-            "livemode": False,
-            "metadata": {},
-            "payouts_enabled": True,
-            "settings": {"dashboard": {"display_name": "devstripe", "timezone": "Etc/UTC"}},
-            "type": "standard",
-        }
-
-    @classmethod
-    def _api_retrieve(cls, id: str | None = None, **kwargs: Any) -> Account:
-        if id not in (None, ACCOUNT_ID):
-            raise UserError(404, f"No such account: '{id}'")
-        return cls()
+from .base import _changed, _require, emit
 
 
 # --- prices -------------------------------------------------------------------------------

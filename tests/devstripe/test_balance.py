@@ -9,7 +9,13 @@ import stripe
 from djstripe import models as djm
 
 from devstripe.balance import card_fee
-from tests.subscriptions.effects_helpers import key, make_customer, make_price, subscribe
+from tests.subscriptions.effects_helpers import (
+    EventFeed,
+    key,
+    make_customer,
+    make_price,
+    subscribe,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -189,4 +195,45 @@ def test_dj_stripe_syncs_the_dispute_balance_transactions(stripe_fake):
     assert [(t.type, t.amount, t.fee, t.net) for t in synced] == [
         ("adjustment", -4200, 1500, -5700),
         ("adjustment", 4200, -1500, 5700),
+    ]
+
+
+def _balance() -> tuple[dict[str, int], dict[str, int]]:
+    raw = _raw(stripe.Balance.retrieve())
+    assert raw["object"] == "balance"
+    for part in raw["available"] + raw["pending"]:
+        assert part["source_types"] == {"card": part["amount"]}
+    return (
+        {a["currency"]: a["amount"] for a in raw["available"]},
+        {p["currency"]: p["amount"] for p in raw["pending"]},
+    )
+
+
+def test_the_balance_adds_up_the_balance_transactions(stripe_fake):
+    feed = EventFeed()
+    feed.new_events()
+    assert _balance() == ({"usd": 0}, {"usd": 0})
+    [told] = feed.new_events()
+    assert (told["type"], told["data"]["object"]["available"][0]["amount"]) == (
+        "balance.available",
+        0,
+    )
+
+    customer = stripe.Customer.create(email="balance@example.com", idempotency_key=key("cus"))
+    pm = stripe.PaymentMethod.attach("pm_card_visa", customer=customer.id)
+    stripe.PaymentIntent.create(
+        amount=2500, currency="usd", customer=customer.id, payment_method=pm.id, confirm=True,
+        idempotency_key=key("pi"),
+    )  # fmt: skip
+    # The charge's net is pending for two days: nothing new is available, nothing is told.
+    assert _balance() == ({"usd": 0}, {"usd": 2500 - 103})
+    assert [e["type"] for e in feed.new_events() if e["type"].startswith("balance")] == []
+
+    stripe.Payout.create(amount=700, currency="eur", status="failed")  # out and back
+    stripe.Payout.create(amount=400, currency="usd", status="paid")
+    assert _balance() == ({"eur": 0, "usd": -400}, {"usd": 2500 - 103})
+    [told] = [e for e in feed.new_events() if e["type"] == "balance.available"]
+    assert told["data"]["object"]["available"] == [
+        {"amount": 0, "currency": "eur", "source_types": {"card": 0}},
+        {"amount": -400, "currency": "usd", "source_types": {"card": -400}},
     ]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 import stripe
+from djstripe import models as djm
+
+from devstripe.resources import ACCOUNT_ID
+from tests.subscriptions.effects_helpers import EventFeed
 
 pytestmark = pytest.mark.django_db
 
@@ -32,3 +36,49 @@ def test_a_transfer_to_an_unknown_destination_is_refused(stripe_fake):
     with pytest.raises(stripe.InvalidRequestError):
         account = stripe.Account.create(type="express")
         stripe.Transfer.create(amount=0, currency="usd", destination=account.id)
+
+
+def test_a_transfer_can_be_reversed_and_dj_stripe_syncs_both(stripe_fake):
+    feed = EventFeed()
+    feed.new_events()
+    account = stripe.Account.create(type="express", country="US")
+    transfer = stripe.Transfer.create(amount=1000, currency="usd", destination=account.id)
+    txn = stripe.BalanceTransaction.retrieve(transfer.balance_transaction)
+    assert (txn.type, txn.amount, txn.fee, txn.source) == ("transfer", -1000, 0, transfer.id)
+
+    partial = stripe.Transfer.create_reversal(transfer.id, amount=400)
+    assert (partial.amount, partial.transfer) == (400, transfer.id)
+    back = stripe.BalanceTransaction.retrieve(partial.balance_transaction)
+    assert (back.type, back.amount, back.source) == ("transfer_refund", 400, partial.id)
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe.Transfer.create_reversal(transfer.id, amount=601)
+    rest = stripe.Transfer.create_reversal(transfer.id)
+
+    reversed_ = stripe.Transfer.retrieve(transfer.id)
+    assert (reversed_.amount_reversed, reversed_.reversed) == (1000, True)
+    assert [r.id for r in reversed_.reversals.data] == [rest.id, partial.id]
+    assert [r.id for r in stripe.Transfer.list_reversals(transfer.id).data] == [rest.id, partial.id]
+    events = feed.process_new()
+    assert [e["type"] for e in events] == [
+        "transfer.created",
+        "transfer.reversed",
+        "transfer.reversed",
+    ]
+
+    synced = djm.Transfer.objects.get(id=transfer.id)
+    assert (synced.amount, synced.amount_reversed, synced.reversed) == (1000, 1000, True)
+    assert set(djm.TransferReversal.objects.values_list("id", flat=True)) == {partial.id, rest.id}
+
+
+def test_accounts_are_read_back_and_the_platform_is_no_destination(stripe_fake):
+    account = stripe.Account.create(type="express", country="DE", email="s@example.com")
+    again = stripe.Account.retrieve(account.id)
+    assert (again.type, again.country, again.default_currency) == ("express", "DE", "eur")
+    assert again.controller.type == "application"
+    assert [a.id for a in stripe.Account.list().data] == [account.id]
+    platform = stripe.Account.retrieve()
+    assert (platform.id, platform.type) == (ACCOUNT_ID, "standard")
+    with pytest.raises(stripe.InvalidRequestError, match="No such destination"):
+        stripe.Transfer.create(amount=100, currency="usd", destination=ACCOUNT_ID)
+    with pytest.raises(stripe.InvalidRequestError, match="No such account"):
+        stripe.Account.retrieve("acct_nobody")
