@@ -83,9 +83,7 @@ _NO_SUCH = re.compile(r"^No such ([\w .]+): '(.*)'$")
 
 def resource_missing(object_type: str, object_id: str, *, param: str = "id") -> UserError:
     name = _NAMES.get(object_type, object_type)
-    return stripe_error(
-        404, f"No such {name}: '{object_id}'", code="resource_missing", param=param
-    )
+    return stripe_error(404, f"No such {name}: '{object_id}'", code="resource_missing", param=param)
 
 
 _orig_retrieve = StripeObject.__dict__["_api_retrieve"].__func__
@@ -270,25 +268,26 @@ _orig_report_failure = PaymentIntent._report_failure
 
 
 def _report_failure(self: PaymentIntent) -> None:
-    """A PaymentIntent confirmed through the API that fails answers 402 (not a 200 with
-    ``requires_payment_method``), with the PaymentIntent in the error; an invoice's payment
-    reports through the invoice (``/pay``, subscription creation) instead."""
-    _orig_report_failure(self)
-    if getattr(self, "invoice", None):
-        return
-    charge = self.latest_charge
-    decline = _decline_for(charge)
-    raise stripe_error(
-        402,
-        decline.message,
-        code=decline.code,
-        param=decline.param,
-        type="card_error",
-        decline_code=decline.decline_code,
-        charge=getattr(charge, "id", None),
-        payment_intent=self._export(),
-        payment_method=_export_or_none(f"payment_method:{self.payment_method}"),
-    )
+    """A declined PaymentIntent answers 402 with the PaymentIntent (and its PaymentMethod) in
+    the error, as Stripe's does; localstripe's error names only the charge."""
+    try:
+        _orig_report_failure(self)
+    except UserError as exc:
+        if exc.code != 402:
+            raise
+        charge = self.latest_charge
+        decline = _decline_for(charge)
+        raise stripe_error(
+            402,
+            decline.message,
+            code=decline.code,
+            param=decline.param,
+            type="card_error",
+            decline_code=decline.decline_code,
+            charge=getattr(charge, "id", None),
+            payment_intent=self._export(),
+            payment_method=_export_or_none(f"payment_method:{self.payment_method}"),
+        ) from None
 
 
 PaymentIntent._report_failure = _report_failure  # type: ignore[method-assign]
@@ -313,7 +312,8 @@ def _failed_check(exc: BaseException) -> tuple[Any, int] | None:
     return frame, line
 
 
-def _checked_node(frame: Any, line: int) -> ast.expr | None:
+def _checked_node(frame: Any, line: int) -> tuple[ast.expr, dict[str, list[str]]] | None:
+    """The tested expression, and the locals read from a parameter (``x = p.get("k")``)."""
     try:
         lines, start = inspect.getsourcelines(frame.f_code)
     except (OSError, TypeError):
@@ -321,8 +321,23 @@ def _checked_node(frame: Any, line: int) -> ast.expr | None:
     tree = ast.parse(textwrap.dedent("".join(lines)))
     offset = line - max(start, 1) + 1
     best: ast.expr | None = None
+    derived: dict[str, list[str]] = {}
     for node in ast.walk(tree):
         test: ast.expr | None = None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+            while isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.args:
+                value = value.args[0]  # try_convert_to_int(p.get("k"))
+            if (
+                isinstance(target, ast.Name)
+                and isinstance(value, ast.Call)
+                and isinstance(value.func, ast.Attribute)
+                and value.func.attr == "get"
+                and isinstance(value.func.value, ast.Name)
+                and value.args
+                and isinstance(value.args[0], ast.Constant)
+            ):
+                derived[target.id] = [value.func.value.id, str(value.args[0].value)]
         if isinstance(node, ast.Assert):
             test = node.test
         elif (
@@ -334,7 +349,7 @@ def _checked_node(frame: Any, line: int) -> ast.expr | None:
             test = node.args[0]
         if test is not None and node.lineno <= offset <= (node.end_lineno or node.lineno):
             best = test
-    return best
+    return (best, derived) if best is not None else None
 
 
 def _param_path(node: ast.expr, names: set[str]) -> list[str] | None:
@@ -355,21 +370,34 @@ def _assertion_error(exc: UserError, request: web.Request) -> UserError | None:
     if found is None:
         return None
     frame, line = found
-    test = _checked_node(frame, line)
-    if test is None:
+    checked = _checked_node(frame, line)
+    if checked is None:
         return None
+    test, derived = checked
     code = frame.f_code
     names = set(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]) - {"self", "cls"}
+    derived = {k: v for k, v in derived.items() if v[0] in names}
     path = next(
-        (p for n in ast.walk(test) if (p := _param_path(n, names)) is not None),  # type: ignore[arg-type]
+        (
+            p
+            for n in ast.walk(test)
+            if isinstance(n, ast.expr) and (p := _param_path(n, names | set(derived))) is not None
+        ),
         None,
     )
     if path is None:
         return None
+    if path[0] in derived and path[0] not in names:
+        value_here: Any = frame.f_locals.get(path[0])
+        path = [*derived[path[0]], *path[1:]]
+    else:
+        value_here = None
     value: Any = frame.f_locals.get(path[0])
     for key in path[1:]:
         value = value.get(key) if isinstance(value, dict) else None
-    if path == ["id"]:
+    if value_here is not None:
+        value = value_here
+    if path == ["id"] and "id" in request.match_info:
         owner = frame.f_locals.get("cls") or type(frame.f_locals.get("self"))
         object_type = getattr(owner, "object", None) or "object"
         return resource_missing(str(object_type), str(value))
@@ -386,10 +414,35 @@ def _assertion_error(exc: UserError, request: web.Request) -> UserError | None:
         return stripe_error(
             400, f"Invalid integer: {value}", code="parameter_invalid_integer", param=param
         )
+    choices = _choices(test)
+    if choices:
+        listed = ", ".join(choices[:-1]) + (", or " if len(choices) > 2 else " or ") + choices[-1]
+        return stripe_error(400, f"Invalid {param}: must be one of {listed}", param=param)
     return stripe_error(400, f"Invalid {param}: {value}", param=param)
 
 
+def _choices(test: ast.expr) -> list[str]:
+    """``x in ("a", "b")`` -> ["a", "b"]."""
+    for node in ast.walk(test):
+        if (
+            isinstance(node, ast.Compare)
+            and len(node.ops) == 1
+            and isinstance(node.ops[0], ast.In)
+            and isinstance(node.comparators[0], ast.Tuple | ast.List | ast.Set)
+        ):
+            values = [e.value for e in node.comparators[0].elts if isinstance(e, ast.Constant)]
+            return [str(v) for v in values if v is not None]
+    return []
+
+
 # --- the middleware ------------------------------------------------------------------------
+# The fake's own test hooks, which Stripe does not have: a payout created with
+# ``status=failed`` fails (Stripe uses special bank account numbers for that).
+FAKE_ONLY_PARAMS: dict[tuple[str, str], frozenset[str]] = {
+    ("POST", "/v1/payouts"): frozenset({"status"}),
+}
+
+
 def _find(data: Any, value: str, prefix: str = "") -> str | None:
     """The Stripe name of the parameter holding ``value`` (``items[0][price]``)."""
     if isinstance(data, dict):
@@ -476,7 +529,10 @@ async def stripe_errors(request: web.Request, handler: Any) -> web.StreamRespons
     if not request.path.startswith("/v1/"):
         return await handler(request)
     data = await _request_data(request)
-    problem = params.check(request.method, request.path, data)
+    hooks = FAKE_ONLY_PARAMS.get((request.method, request.path), frozenset())
+    problem = params.check(
+        request.method, request.path, {k: v for k, v in data.items() if k not in hooks}
+    )
     if problem is not None:
         raise stripe_error(400, problem.message, code=problem.code, param=problem.param)
     _declined_card.set(None)

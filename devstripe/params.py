@@ -109,9 +109,7 @@ def _routes() -> list[_Route]:
             except (ImportError, AttributeError):
                 continue
             segments = template.strip("/").split("/")
-            regex = "/".join(
-                "[^/]+" if s.startswith("{") else re.escape(s) for s in segments
-            )
+            regex = "/".join("[^/]+" if s.startswith("{") else re.escape(s) for s in segments)
             routes.append(
                 _Route(
                     method=method,
