@@ -33,7 +33,7 @@ from typing import Any
 from aiohttp import web
 from localstripe import server as ls_server
 from localstripe.errors import UserError
-from localstripe.resources import Charge, PaymentIntent, PaymentMethod, StripeObject, store
+from localstripe.resources import PaymentIntent, PaymentMethod, StripeObject, store
 
 from . import params
 
@@ -347,7 +347,11 @@ def _checked_node(frame: Any, line: int) -> tuple[ast.expr, dict[str, list[str]]
             and node.args
         ):
             test = node.args[0]
-        if test is not None and node.lineno <= offset <= (node.end_lineno or node.lineno):
+        if (
+            test is not None
+            and isinstance(node, ast.stmt | ast.expr)
+            and node.lineno <= offset <= (node.end_lineno or node.lineno)
+        ):
             best = test
     return (best, derived) if best is not None else None
 

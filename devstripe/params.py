@@ -26,11 +26,11 @@ import typing
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, NotRequired, Required, Union, get_args, get_origin
 
 import stripe
 from stripe._request_options import RequestOptions
-from typing_extensions import NotRequired, Required, is_typeddict
+from typing_extensions import is_typeddict
 
 _OPTION_KEYS = frozenset(RequestOptions.__annotations__)
 
@@ -142,7 +142,7 @@ def _hints(td: type) -> dict[str, Any]:
             hint = typing.get_type_hints(
                 _Probe(annotation), globalns=namespace, include_extras=True
             )["value"]
-        except Exception:  # noqa: BLE001 - an annotation we cannot evaluate: do not judge
+        except Exception:  # an annotation we cannot evaluate: do not judge
             hint = Any
         while get_origin(hint) in (NotRequired, Required):
             (hint,) = get_args(hint)
