@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -11,20 +11,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.throttles import AuthEmailThrottle, AuthIpThrottle, SignupThrottle
-
-ErrorSerializer = inline_serializer(
-    name="Error",
-    fields={
-        "error": inline_serializer(
-            name="ErrorBody",
-            fields={
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-                "fields": serializers.DictField(child=serializers.ListField()),
-            },
-        )
-    },
-)
+from revenue_site.errors import ErrorSerializer
 
 
 class _PublicView(APIView):

@@ -16,6 +16,7 @@ from . import (  # noqa: F401
     balance,
     connect,
     disputes,
+    errors,
     idempotency,
     payouts,
     resources,
@@ -166,12 +167,14 @@ async def idempotent_requests(request: web.Request, handler: Any) -> web.StreamR
 
 
 def build_app() -> web.Application:
+    errors.warm_up()
     app = web.Application(
         middlewares=[
             ls_server.error_middleware,
             json_not_found,
             ls_server.auth_middleware,
             idempotent_requests,
+            errors.stripe_errors,
         ]
     )
     app.on_response_prepare.append(ls_server.add_cors_headers)

@@ -16,6 +16,7 @@ from ledger.payouts import (
 )
 from revenue_site.admin import ReadOnlyAdmin, ReadOnlyAdminMixin
 from revenue_site.money import format_money
+from revenue_site.stripe_errors import StripeUnavailable
 
 
 @admin.register(PayeeProfile)
@@ -86,6 +87,10 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
                 batch = payout_batch_execute(batch=batch)
             except PayoutError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
+                continue
+            except StripeUnavailable as exc:
+                # The batch stays EXECUTING with its unpaid payouts PENDING: run it again later.
+                self.message_user(request, f"{batch}: {exc.message}", messages.ERROR)
                 continue
             self.log_change(request, batch, f"executed ({batch.status})")
             level = messages.SUCCESS if batch.status == batch.Status.COMPLETED else messages.WARNING

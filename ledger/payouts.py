@@ -24,9 +24,10 @@ A batch is unique per (payee type, as_of), so re-running resumes it:
      executed (finance uploads the file); booked Dr payee payable / Cr
      ``liability.payouts_in_transit`` until the bank or PayPal settles it;
    - the posting's key is ``payout:<pk>`` (source ``ledger.payout``);
-   - Stripe refusals (``stripe.InvalidRequestError`` and other ``StripeError`` that are not
-     connection errors) mark the payout FAILED with the message; anything else propagates and
-     leaves it PENDING for the next run;
+   - Stripe refusals (an invalid request, e.g. an unknown account) mark the payout FAILED with
+     Stripe's message; Stripe unavailable (connection error, 5xx, rate limit, our key refused)
+     raises ``StripeUnavailable`` (``revenue_site.stripe_errors``) and leaves it PENDING for
+     the next run;
 4. ``COMPLETED`` when every payout is PAID, ``FAILED`` ("completed with failures") otherwise;
    re-running a FAILED batch retries its failed payouts.
 
@@ -53,6 +54,7 @@ from ledger.models import PayeeProfile, Payout, PayoutBatch
 from ledger.selectors import payee_balance_list
 from ledger.services import Line, account_for_payee, ledger_post, system_account
 from revenue_site.money import from_minor
+from revenue_site.stripe_errors import StripeUnavailable, stripe_failure
 
 logger = logging.getLogger(__name__)
 
@@ -182,11 +184,12 @@ def payout_execute(*, payout: Payout) -> Payout:
                 transfer_group=f"payout-batch-{payout.batch_id}",
                 idempotency_key=f"{payout.idempotency_key}:{destination}",
             )
-        except stripe.APIConnectionError:
-            raise
         except stripe.StripeError as exc:
+            failure = stripe_failure(exc, param_fields={"destination": "stripe_account_id"})
+            if isinstance(failure, StripeUnavailable):
+                raise failure from exc  # not a refusal: stays PENDING, the retry replays the key
             payout.status = Payout.Status.FAILED
-            payout.failure_message = str(getattr(exc, "user_message", None) or exc)[:2000]
+            payout.failure_message = failure.message[:2000]
             payout.save(update_fields=["status", "failure_message"])
             return payout
         payout.stripe_transfer_id = transfer.id

@@ -12,14 +12,24 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import stripe
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from rest_framework import exceptions, status
+from drf_spectacular.utils import inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from revenue_site.stripe_errors import (
+    BillingError,
+    BillingInputError,
+    PaymentDeclined,
+    StripeUnavailable,
+    stripe_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +44,31 @@ class Unprocessable(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "The request is well-formed but cannot be processed."
     default_code = "unprocessable"
+
+
+ErrorSerializer = inline_serializer(
+    name="Error",
+    fields={
+        "error": inline_serializer(
+            name="ErrorBody",
+            fields={
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(child=serializers.ListField()),
+                "param": serializers.CharField(
+                    required=False, help_text="Stripe's name of the parameter it refused."
+                ),
+                "decline_code": serializers.CharField(
+                    required=False, help_text="402: why the card was declined (Stripe's code)."
+                ),
+                "retry_after": serializers.IntegerField(
+                    required=False, help_text="429/503: seconds to wait before retrying."
+                ),
+            },
+        )
+    },
+)
+"""The API error shape, for the OpenAPI schema."""
 
 
 def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -59,7 +94,29 @@ def _first_message(fields: dict[str, Any]) -> str:
     return "Invalid input."
 
 
+def billing_error_response(exc: BillingError | stripe.StripeError) -> Response:
+    """The API answer for a billing error (a raw Stripe error is mapped first): 400 naming the
+    field (and Stripe's `param`), 402 with the decline code, 409, 503 with Retry-After."""
+    if isinstance(exc, stripe.StripeError):
+        exc = stripe_failure(exc)
+    fields: dict[str, Any] = {}
+    if exc.http_status == status.HTTP_400_BAD_REQUEST:
+        fields = {exc.field or "non_field_errors": [exc.message]}
+    body = error_body(exc.code, exc.message, fields)
+    headers: dict[str, str] = {}
+    if isinstance(exc, BillingInputError) and exc.param:
+        body["error"]["param"] = exc.param
+    elif isinstance(exc, PaymentDeclined):
+        body["error"]["decline_code"] = exc.decline_code
+    elif isinstance(exc, StripeUnavailable):
+        body["error"]["retry_after"] = exc.retry_after
+        headers["Retry-After"] = str(exc.retry_after)
+    return Response(body, status=exc.http_status, headers=headers)
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, BillingError | stripe.StripeError):
+        return billing_error_response(exc)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

@@ -4,7 +4,7 @@ entitlements, and Stripe Checkout / Billing Portal sessions.
 Views parse input and call selectors (reads, scoped to the caller: someone else's object is a
 404) or services (writes). Service errors become the API error shape: bad input 400 naming the
 field, a declined card 402 with Stripe's decline code, a state conflict 409, Stripe itself
-failing 502.
+unavailable 503 with Retry-After (revenue_site.stripe_errors).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from revenue_site.errors import error_body
+from revenue_site.errors import ErrorSerializer, billing_error_response
 from subscriptions import selectors
 from subscriptions.models import Plan, PlanPrice
 from subscriptions.services import billing
@@ -260,33 +260,33 @@ class PortalSessionInput(serializers.Serializer[Any]):
 # --- error mapping -------------------------------------------------------------------------
 
 ERROR_RESPONSES = {
-    400: OpenApiResponse(description="Invalid input; `error.fields` names the field."),
-    401: OpenApiResponse(description="Not authenticated."),
-    404: OpenApiResponse(description="Not found (or another customer's)."),
+    400: OpenApiResponse(
+        ErrorSerializer,
+        description="Invalid input (ours or as Stripe refused it); `error.fields` names the "
+        "field and `error.param` Stripe's parameter.",
+    ),
+    401: OpenApiResponse(ErrorSerializer, description="Not authenticated."),
+    404: OpenApiResponse(ErrorSerializer, description="Not found (or another customer's)."),
+    503: OpenApiResponse(
+        ErrorSerializer,
+        description="Stripe is unavailable (unreachable, failing, rate limiting, or refusing "
+        "our key); retry after the `Retry-After` header's seconds (also `error.retry_after`).",
+    ),
 }
+DECLINED = OpenApiResponse(
+    ErrorSerializer, description="Card declined; `error.decline_code` says why."
+)
+CONFLICT = OpenApiResponse(
+    ErrorSerializer, description="The subscription's state does not allow it (e.g. canceled)."
+)
 
 
 def _call_service(call: Callable[[], Any]) -> Any | Response:
     """Run a service; map billing and Stripe errors to the API error shape."""
     try:
         return call()
-    except billing.PaymentDeclined as exc:
-        body = error_body(exc.code, exc.message)
-        body["error"]["decline_code"] = exc.decline_code
-        return Response(body, status=status.HTTP_402_PAYMENT_REQUIRED)
-    except billing.SubscriptionStateError as exc:
-        return Response(error_body("conflict", exc.message), status=status.HTTP_409_CONFLICT)
-    except billing.BillingError as exc:
-        field = exc.field or "non_field_errors"
-        return Response(
-            error_body("validation_error", exc.message, {field: [exc.message]}),
-            status=status.HTTP_400_BAD_REQUEST,
-        )
-    except stripe.StripeError as exc:
-        return Response(
-            error_body("payment_provider_error", exc.user_message or "Stripe is unavailable."),
-            status=status.HTTP_502_BAD_GATEWAY,
-        )
+    except (billing.BillingError, stripe.StripeError) as exc:
+        return billing_error_response(exc)
 
 
 def _request_key(request: Request) -> str | None:
@@ -320,7 +320,7 @@ class SubscriptionListCreateView(generics.ListAPIView[djstripe_models.Subscripti
         request=SubscriptionCreateInput,
         responses={
             201: SubscriptionSerializer,
-            402: OpenApiResponse(description="Card declined; `error.decline_code` says why."),
+            402: DECLINED,
             **ERROR_RESPONSES,
         },
     )
@@ -369,7 +369,7 @@ class _SubscriptionActionView(APIView):
 class SubscriptionChangeView(_SubscriptionActionView):
     @extend_schema(
         request=SubscriptionChangeInput,
-        responses={200: SubscriptionSerializer, 409: OpenApiResponse(), **ERROR_RESPONSES},
+        responses={200: SubscriptionSerializer, 402: DECLINED, 409: CONFLICT, **ERROR_RESPONSES},
     )
     def post(self, request: Request, subscription_id: str) -> Response:
         """Upgrade or downgrade: a new price and/or quantity, prorated per proration_behavior."""
@@ -391,7 +391,7 @@ class SubscriptionChangeView(_SubscriptionActionView):
 class SubscriptionCancelView(_SubscriptionActionView):
     @extend_schema(
         request=SubscriptionCancelInput,
-        responses={200: SubscriptionSerializer, 409: OpenApiResponse(), **ERROR_RESPONSES},
+        responses={200: SubscriptionSerializer, 409: CONFLICT, **ERROR_RESPONSES},
     )
     def post(self, request: Request, subscription_id: str) -> Response:
         """Cancel now (`at_period_end: false`) or at the end of the paid period."""
@@ -410,7 +410,7 @@ class SubscriptionCancelView(_SubscriptionActionView):
 class SubscriptionResumeView(_SubscriptionActionView):
     @extend_schema(
         request=None,
-        responses={200: SubscriptionSerializer, 409: OpenApiResponse(), **ERROR_RESPONSES},
+        responses={200: SubscriptionSerializer, 409: CONFLICT, **ERROR_RESPONSES},
     )
     def post(self, request: Request, subscription_id: str) -> Response:
         """Undo a pending cancel-at-period-end."""

@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from revenue_site.stripe_errors import stripe_failure
 from subscriptions import selectors
 from subscriptions.models import Plan, PlanPrice
 from subscriptions.services.catalog import CatalogError, plan_archive, plan_push_to_stripe
@@ -179,7 +180,9 @@ class PlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             try:
                 plan = service(plan=plan)
             except (CatalogError, stripe.StripeError) as exc:
-                message = getattr(exc, "user_message", None) or str(exc)
+                message = (
+                    stripe_failure(exc).message if isinstance(exc, stripe.StripeError) else str(exc)
+                )
                 self.message_user(request, f"{plan}: {message}", messages.ERROR)
                 continue
             self.log_change(request, plan, f"{verb} ({plan.stripe_product_id})")

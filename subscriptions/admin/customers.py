@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import stripe
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -37,6 +38,7 @@ from djstripe import models as djm
 
 from revenue_site.admin import EstimatedCountPaginator, ReadOnlyAdmin
 from revenue_site.money import format_money
+from revenue_site.stripe_errors import stripe_failure
 from subscriptions.models import BillingCustomer, DunningCase, Plan, SubscriptionState
 from subscriptions.selectors import CustomerOverview, customer_overview
 from subscriptions.services import billing
@@ -211,7 +213,12 @@ ACTIONS: dict[str, ActionSpec] = {
     "extend-trial": ("Extend trial", TrialForm, _extend_trial),
     "apply-coupon": ("Apply coupon", CouponForm, _apply_coupon),
 }
-SERVICE_ERRORS = (billing.BillingError, RefundError)
+# Every action calls Stripe: its refusals and outages are shown to staff, never a 500.
+SERVICE_ERRORS = (billing.BillingError, RefundError, stripe.StripeError)
+
+
+def _error_message(exc: Exception) -> str:
+    return stripe_failure(exc).message if isinstance(exc, stripe.StripeError) else str(exc)
 
 
 # --- the customer page ----------------------------------------------------------------------
@@ -446,7 +453,7 @@ class BillingCustomerAdmin(admin.ModelAdmin):
                 try:
                     message = run(object_id, form.cleaned_data)
                 except SERVICE_ERRORS as exc:
-                    form.add_error(None, str(exc))
+                    self.message_user(request, _error_message(exc), messages.ERROR)
                 else:
                     self.log_change(request, customer, f"{title} {object_id}: {message}")
                     self.message_user(request, message, messages.SUCCESS)

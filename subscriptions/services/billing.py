@@ -6,8 +6,9 @@ derived from our row or the Stripe object and the purpose), then syncs the objec
 returned into dj-stripe's mirror so the API can answer from the database at once, without
 waiting for the webhook (which syncs the same object again, harmlessly).
 
-Errors a caller can act on are `BillingError` subclasses (the API maps them to 400/402/409);
-anything else from Stripe (network, authentication, rate limits) propagates.
+Errors are `BillingError` subclasses, Stripe's included: every service maps `stripe.StripeError`
+through `revenue_site.stripe_errors` (declined 402, invalid request 400 naming the field, Stripe
+unavailable 503); `SubscriptionStateError` is 409. Nothing from Stripe leaves as a 500.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
 
 from affiliates.services.attribution import referral_attribute
+from revenue_site.stripe_errors import (  # noqa: F401 - the error kinds, re-exported
+    BillingError,
+    BillingInputError,
+    PaymentDeclined,
+    StripeUnavailable,
+    stripe_errors,
+    stripe_failure,
+)
 from subscriptions.models import BillingCustomer, PlanPrice
 
 PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
@@ -33,39 +42,11 @@ PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
 LIVE_STATUSES = ("active", "trialing", "past_due", "incomplete", "unpaid")
 
 
-class BillingError(Exception):
-    """A billing request Stripe or our catalog refused; `field` names the input at fault."""
-
-    code = "billing_error"
-
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if code:
-            self.code = code
-
-
-class BillingInputError(BillingError):
-    """Bad input (unknown or inactive price, unknown payment method, bad quantity...)."""
-
-    code = "validation_error"
-
-
-class PaymentDeclined(BillingError):
-    """The card was declined; `decline_code` is Stripe's (falls back to the error code)."""
-
-    code = "card_declined"
-
-    def __init__(self, message: str, *, code: str | None, decline_code: str | None):
-        super().__init__(message, field=None, code=code or "card_declined")
-        self.decline_code = decline_code or code or "card_declined"
-
-
 class SubscriptionStateError(BillingError):
     """The subscription is in a state that does not allow the operation (e.g. canceled)."""
 
     code = "conflict"
+    http_status = 409
 
 
 def _api_key() -> str:
@@ -98,25 +79,8 @@ def _state_key(purpose: str, subscription: Any, params: dict[str, Any]) -> str:
 
 
 def _translate_stripe_error(exc: stripe.StripeError, *, param_fields: dict[str, str]) -> None:
-    """Raise the BillingError matching a Stripe error, or return to let it propagate."""
-    if isinstance(exc, stripe.CardError):
-        raise PaymentDeclined(
-            exc.user_message or "Your card was declined.",
-            code=exc.code,
-            decline_code=getattr(exc, "decline_code", None),
-        ) from exc
-    if isinstance(exc, stripe.InvalidRequestError):
-        param = (exc.param or "").split("[")[0]
-        field = param_fields.get(param)
-        if field is None and exc.http_status == 404:
-            # "No such price / payment_method": Stripe names the object in the message.
-            message = (exc.user_message or "").lower()
-            field = next((f for key, f in param_fields.items() if key in message), None)
-        if field is None and len(set(param_fields.values())) == 1:
-            field = next(iter(param_fields.values()))  # only one input could be at fault
-        raise BillingInputError(
-            exc.user_message or "Stripe rejected the request.", field=field or "non_field_errors"
-        ) from exc
+    """Raise the BillingError matching a Stripe error (``stripe_failure``)."""
+    raise stripe_failure(exc, param_fields=param_fields) from exc
 
 
 def _sync_subscription(subscription: Any) -> djstripe_models.Subscription:
@@ -157,6 +121,7 @@ def _active_price(price_id: str) -> PlanPrice:
     return price
 
 
+@stripe_errors()
 def billing_customer_ensure(*, user: Any) -> tuple[BillingCustomer, djstripe_models.Customer]:
     """The user's Stripe Customer, created exactly once, mirrored with `subscriber=user`.
 
@@ -200,6 +165,7 @@ def billing_customer_ensure(*, user: Any) -> tuple[BillingCustomer, djstripe_mod
     return billing_customer, mirrored
 
 
+@stripe_errors()
 def subscription_create(
     *,
     user: Any,
@@ -304,6 +270,7 @@ def subscription_create(
     return _sync_subscription(subscription)
 
 
+@stripe_errors()
 def subscription_change(
     *,
     subscription_id: str,
@@ -347,6 +314,7 @@ def subscription_change(
     return _sync_subscription(updated)
 
 
+@stripe_errors()
 def subscription_cancel(
     *, subscription_id: str, at_period_end: bool
 ) -> djstripe_models.Subscription:
@@ -372,6 +340,7 @@ def subscription_cancel(
     return _sync_subscription(updated)
 
 
+@stripe_errors()
 def subscription_resume(*, subscription_id: str) -> djstripe_models.Subscription:
     """Undo a pending cancel-at-period-end. Raises SubscriptionStateError if the subscription
     already ended or no cancellation is pending."""
@@ -390,6 +359,7 @@ def subscription_resume(*, subscription_id: str) -> djstripe_models.Subscription
     return _sync_subscription(updated)
 
 
+@stripe_errors()
 def subscription_extend_trial(
     *, subscription_id: str, trial_end: datetime
 ) -> djstripe_models.Subscription:
@@ -418,6 +388,7 @@ def subscription_extend_trial(
     return _sync_subscription(updated)
 
 
+@stripe_errors()
 def subscription_end_trial(*, subscription_id: str) -> djstripe_models.Subscription:
     """End a trial now: Stripe invoices the first period and charges the default payment
     method; a decline leaves the subscription past_due with the invoice open (dunning).
@@ -435,6 +406,7 @@ def subscription_end_trial(*, subscription_id: str) -> djstripe_models.Subscript
     return _sync_subscription(updated)
 
 
+@stripe_errors()
 def subscription_apply_coupon(
     *, subscription_id: str, coupon_id: str
 ) -> djstripe_models.Subscription:
@@ -459,11 +431,13 @@ def subscription_apply_coupon(
     return _sync_subscription(updated)
 
 
+@stripe_errors()
 def subscription_resync(*, subscription_id: str) -> djstripe_models.Subscription:
     """Re-read the subscription (and its latest invoice) from Stripe into the mirror."""
     return _sync_subscription(_retrieve_subscription(subscription_id))
 
 
+@stripe_errors()
 def checkout_session_create(
     *,
     user: Any,
@@ -506,6 +480,7 @@ def checkout_session_create(
     return {"id": session["id"], "url": session["url"], "expires_at": session["expires_at"]}
 
 
+@stripe_errors()
 def billing_portal_session_create(
     *, user: Any, return_url: str, request_key: str | None = None
 ) -> dict[str, Any]:

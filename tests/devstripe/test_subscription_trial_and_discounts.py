@@ -48,10 +48,12 @@ def test_discount_from_a_coupon_is_recorded_and_counts_in_mrr(subscription):
     assert removed.discount is None
 
 
-def test_unknown_coupon_is_404_and_changes_nothing(subscription):
+def test_unknown_coupon_is_resource_missing_and_changes_nothing(subscription):
     with pytest.raises(stripe.InvalidRequestError) as excinfo:
         stripe.Subscription.modify(subscription.id, discounts=[{"coupon": "NOPE"}])
-    assert excinfo.value.http_status == 404
+    # Stripe answers 400 when a parameter names the missing object (404 is for the URL's).
+    assert excinfo.value.http_status == 400
+    assert (excinfo.value.code, excinfo.value.param) == ("resource_missing", "discounts[0][coupon]")
     assert stripe.Subscription.retrieve(subscription.id).discount is None
 
 
