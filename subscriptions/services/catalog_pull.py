@@ -396,7 +396,7 @@ def _product_retrieve(product_id: str) -> Any | None:
 
 def _pull_new_plan_prices(plan: Plan, report: _Report) -> None:
     """A plan made now (e.g. its metadata was just fixed) gets the prices it already has."""
-    listing = stripe.Price.list(
+    listing: Any = stripe.Price.list(
         product=plan.stripe_product_id, limit=100, expand=["data.tiers"], api_key=_api_key()
     )
     for price in listing.auto_paging_iter():
