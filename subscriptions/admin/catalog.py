@@ -94,15 +94,6 @@ class PlanPriceForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if (
-            self.instance.pk
-            and self.instance.source == PlanPrice.Source.STRIPE
-            and self.changed_data
-        ):
-            raise forms.ValidationError(
-                "This price was made in Stripe: change it there (the sync and webhooks bring "
-                "it here)."
-            )
         scheme = data.get("billing_scheme")
         if scheme == PlanPrice.BillingScheme.TIERED:
             if data.get("unit_amount") is not None:
@@ -121,6 +112,16 @@ class PlanPriceForm(forms.ModelForm):  # type: ignore[type-arg]
             if data.get("tiers_mode"):
                 self.add_error("tiers_mode", "Only tiered prices have a tiers mode.")
             data["tiers"] = []
+        if self.instance.pk and self.instance.source == PlanPrice.Source.STRIPE:
+            # Compared as cleaned values: the unchanged form of an admin plan's inline is clean.
+            if any(
+                name in data and data[name] != getattr(self.instance, name)
+                for name in self.Meta.fields
+            ):
+                raise forms.ValidationError(
+                    "This price was made in Stripe: change it there (the sync and webhooks "
+                    "bring it here)."
+                )
         return data
 
 
