@@ -112,16 +112,15 @@ class PlanPriceForm(forms.ModelForm):  # type: ignore[type-arg]
             if data.get("tiers_mode"):
                 self.add_error("tiers_mode", "Only tiered prices have a tiers mode.")
             data["tiers"] = []
-        if self.instance.pk and self.instance.source == PlanPrice.Source.STRIPE:
-            # Compared as cleaned values: the unchanged form of an admin plan's inline is clean.
-            if any(
-                name in data and data[name] != getattr(self.instance, name)
-                for name in self.Meta.fields
-            ):
-                raise forms.ValidationError(
-                    "This price was made in Stripe: change it there (the sync and webhooks "
-                    "bring it here)."
-                )
+        # Compared as cleaned values: the unchanged form of an admin plan's inline is clean.
+        stripe_made = self.instance.pk and self.instance.source == PlanPrice.Source.STRIPE
+        if stripe_made and any(
+            name in data and data[name] != getattr(self.instance, name) for name in self.Meta.fields
+        ):
+            raise forms.ValidationError(
+                "This price was made in Stripe: change it there (the sync and webhooks bring it "
+                "here)."
+            )
         return data
 
 

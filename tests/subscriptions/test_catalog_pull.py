@@ -207,6 +207,8 @@ def test_a_catalog_made_in_stripe_is_synced_subscribable_and_paid_into_the_ledge
         invoice_id = stripe.Subscription.retrieve(sub_id).latest_invoice
         posting = Transaction.objects.get(idempotency_key=invoice_paid_key(invoice_id))
         assert sorted(posting.entries.values_list("amount", flat=True)) == [-amount, amount]
+    entitlements = client_for(alice).get("/api/v1/entitlements/").json()
+    assert (entitlements["seats"], entitlements["plans"]) == (10, ["pro"])
     # The product/price events the fake sent for the subscriptions' objects changed nothing.
     assert Plan.objects.count() == 1 and PlanPrice.objects.count() == 2
 
