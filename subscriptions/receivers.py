@@ -14,7 +14,7 @@ from typing import Any
 from djstripe.models import Event
 from djstripe.signals import WEBHOOK_SIGNALS
 
-from subscriptions.services import bank_payouts, effects, stripe_fees
+from subscriptions.services import bank_payouts, catalog_pull, effects, stripe_fees
 
 
 def _object(event: Event) -> dict[str, Any]:
@@ -67,6 +67,22 @@ def on_subscription_changed(sender: Any, event: Event, **kwargs: Any) -> None:
     )
 
 
+def on_product_changed(sender: Any, event: Event, **kwargs: Any) -> None:
+    catalog_pull.plan_pull_current(product_id=_object(event)["id"])
+
+
+def on_product_deleted(sender: Any, event: Event, **kwargs: Any) -> None:
+    catalog_pull.plan_pull_deleted(product_id=_object(event)["id"])
+
+
+def on_price_changed(sender: Any, event: Event, **kwargs: Any) -> None:
+    catalog_pull.plan_price_pull_current(price_id=_object(event)["id"])
+
+
+def on_price_deleted(sender: Any, event: Event, **kwargs: Any) -> None:
+    catalog_pull.plan_price_pull_deleted(price_id=_object(event)["id"])
+
+
 Receiver = Callable[..., None]
 
 RECEIVERS: dict[str, tuple[Receiver, ...]] = {
@@ -85,6 +101,13 @@ RECEIVERS: dict[str, tuple[Receiver, ...]] = {
     # payout.created, .updated and .canceled move nothing on our side (bank_payouts.py)
     "payout.paid": (on_payout_paid,),
     "payout.failed": (on_payout_failed,),
+    # The catalog may start in Stripe: products and prices made there become plans and prices.
+    "product.created": (on_product_changed,),
+    "product.updated": (on_product_changed,),
+    "product.deleted": (on_product_deleted,),
+    "price.created": (on_price_changed,),
+    "price.updated": (on_price_changed,),
+    "price.deleted": (on_price_deleted,),
 }
 
 

@@ -113,6 +113,15 @@ class PlanPriceForm(forms.ModelForm):  # type: ignore[type-arg]
             if data.get("tiers_mode"):
                 self.add_error("tiers_mode", "Only tiered prices have a tiers mode.")
             data["tiers"] = []
+        # Compared as cleaned values: the unchanged form of an admin plan's inline is clean.
+        stripe_made = self.instance.pk and self.instance.source == PlanPrice.Source.STRIPE
+        if stripe_made and any(
+            name in data and data[name] != getattr(self.instance, name) for name in self.Meta.fields
+        ):
+            raise forms.ValidationError(
+                "This price was made in Stripe: change it there (the sync and webhooks bring it "
+                "here)."
+            )
         return data
 
 
@@ -120,16 +129,26 @@ class PlanPriceInline(admin.StackedInline):  # type: ignore[type-arg]
     model = PlanPrice
     form = PlanPriceForm
     extra = 0
-    readonly_fields = ["stripe_price_id"]
+    readonly_fields = ["stripe_price_id", "source"]
     fields = [
         ("nickname", "lookup_key", "active"),
         ("currency", "interval", "interval_count", "usage_type"),
         ("billing_scheme", "unit_amount", "tiers_mode"),
         "tiers",
         "trial_days",
-        "stripe_price_id",
+        ("stripe_price_id", "source"),
     ]
     show_change_link = False
+
+    def _stripe_plan(self, obj: Any) -> bool:
+        return obj is not None and obj.source == Plan.Source.STRIPE
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A plan made in Stripe gets its prices from Stripe.
+        return not self._stripe_plan(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self._stripe_plan(obj) and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # prices are deactivated, never deleted
@@ -145,27 +164,52 @@ class PlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "api_calls_per_month",
         "price_count",
         "stripe_product_id",
+        "source",
         "is_archived",
     ]
-    list_filter = ["is_archived"]
+    list_filter = ["is_archived", "source"]
     search_fields = ["name", "slug", "stripe_product_id"]
     ordering = ["tier_rank", "name"]
     list_select_related = False  # no foreign keys
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ["stripe_product_id", "is_archived", "created_at", "updated_at"]
+    readonly_fields = ["stripe_product_id", "source", "is_archived", "created_at", "updated_at"]
+    # A plan made in Stripe is edited there (Product fields and metadata, see the README).
+    stripe_owned_fields = [
+        "name",
+        "slug",
+        "description",
+        "tier_rank",
+        "seats",
+        "api_calls_per_month",
+        "features",
+    ]
     fieldsets = [
         (None, {"fields": ["name", "slug", "description", "tier_rank"]}),
         (
             "Entitlements (empty = unlimited)",
             {"fields": ["seats", "api_calls_per_month", "features"]},
         ),
-        ("Stripe", {"fields": ["stripe_product_id", "is_archived", "created_at", "updated_at"]}),
+        (
+            "Stripe",
+            {"fields": ["stripe_product_id", "source", "is_archived", "created_at", "updated_at"]},
+        ),
     ]
     inlines = [PlanPriceInline]
     actions = ["push_to_stripe", "archive"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Plan]:
         return selectors.plan_list_admin()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.source == Plan.Source.STRIPE:
+            readonly += self.stripe_owned_fields
+        return readonly
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and obj.source == Plan.Source.STRIPE:
+            return {}  # slug is read-only there
+        return super().get_prepopulated_fields(request, obj)
 
     @admin.display(description="prices", ordering="price_count")
     def price_count(self, obj: Plan) -> int:

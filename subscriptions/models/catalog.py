@@ -1,5 +1,7 @@
-"""Our plan catalog. Stripe is the source of truth for Products and Prices once pushed; these
-rows hold what Stripe does not know (tier rank, entitlements) and the spec we push."""
+"""Our plan catalog. A plan starts in our admin (pushed to Stripe: these rows hold the spec we
+push and what Stripe does not know, tier rank and entitlements) or in Stripe (pulled by
+`stripe_catalog sync` and the product/price webhooks: every field comes from the Stripe Product,
+its metadata and its Prices). `source` says which, and so who may change the row."""
 
 from __future__ import annotations
 
@@ -7,7 +9,14 @@ from django.db import models
 from django.db.models import Q
 
 
+class Source(models.TextChoices):
+    ADMIN = "admin", "Our admin (pushed to Stripe)"
+    STRIPE = "stripe", "Stripe (pulled; edit it in Stripe)"
+
+
 class Plan(models.Model):
+    Source = Source
+
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=64, unique=True)
     description = models.TextField(blank=True)
@@ -21,6 +30,13 @@ class Plan(models.Model):
         default=dict, blank=True, help_text='Feature flags, e.g. {"sso": true, "audit_log": false}.'
     )
     stripe_product_id = models.CharField(max_length=255, blank=True, db_index=True)
+    source = models.CharField(
+        max_length=6,
+        choices=Source.choices,
+        default=Source.ADMIN,
+        editable=False,
+        help_text="Where the plan is edited: our admin, or Stripe (synced from its Product).",
+    )
     is_archived = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -40,7 +56,11 @@ class Plan(models.Model):
 
 
 class PlanPrice(models.Model):
+    Source = Source
+
     class Interval(models.TextChoices):
+        DAY = "day", "Daily"
+        WEEK = "week", "Weekly"
         MONTH = "month", "Monthly"
         YEAR = "year", "Yearly"
 
@@ -83,6 +103,13 @@ class PlanPrice(models.Model):
     trial_days = models.PositiveSmallIntegerField(null=True, blank=True)
     active = models.BooleanField(default=True)
     stripe_price_id = models.CharField(max_length=255, blank=True, db_index=True)
+    source = models.CharField(
+        max_length=6,
+        choices=Source.choices,
+        default=Source.ADMIN,
+        editable=False,
+        help_text="Where the price is edited: our admin, or Stripe (synced from its Price).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

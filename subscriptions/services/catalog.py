@@ -1,4 +1,5 @@
-"""Catalog writes: push our Plans/PlanPrices to Stripe Products/Prices, archive, pull back.
+"""Catalog writes: push our admin's Plans/PlanPrices to Stripe Products/Prices, archive.
+(Pulling a catalog that starts in Stripe is catalog_pull.py.)
 
 Stripe Prices are immutable in everything that decides an amount (currency, interval,
 unit amount, tiers): pushing a changed PlanPrice creates a new Stripe Price, moves the
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import stripe
@@ -26,14 +26,6 @@ from subscriptions.models import Plan, PlanPrice
 
 class CatalogError(Exception):
     """The plan cannot be pushed as it stands (e.g. a price without amount or tiers)."""
-
-
-@dataclass(frozen=True)
-class CatalogSyncResult:
-    products: int
-    prices: int
-    plans_linked: int
-    prices_linked: int
 
 
 def _api_key() -> str:
@@ -220,10 +212,14 @@ def plan_push_to_stripe(*, plan: Plan) -> Plan:
     Pushing an unchanged plan creates nothing. A price whose amount, tiers, currency or
     interval changed gets a new Stripe Price (the lookup key moves to it) and the old one is
     deactivated. Runs under a row lock on the plan so two pushes do not race.
-    Raises CatalogError (incomplete price), stripe.StripeError.
+    Only our admin's plans and prices are pushed: a plan pulled from Stripe is edited there
+    (CatalogError), and a price made in Stripe on an admin plan's product is left as it is.
+    Raises CatalogError (incomplete price, plan made in Stripe), stripe.StripeError.
     """
     with transaction.atomic():
         plan = Plan.objects.select_for_update().get(pk=plan.pk)
+        if plan.source == Plan.Source.STRIPE:
+            raise CatalogError(f"plan {plan.slug} is made in Stripe: edit it there")
         product_id = product_id_for(plan)
         product_fields: dict[str, Any] = {
             "name": plan.name,
@@ -264,7 +260,8 @@ def plan_push_to_stripe(*, plan: Plan) -> Plan:
             plan.stripe_product_id = product_id
             plan.save(update_fields=["stripe_product_id", "updated_at"])
         touched: list[Any] = []
-        for price in plan.prices.select_related("plan").order_by("pk"):
+        prices = plan.prices.filter(source=PlanPrice.Source.ADMIN).select_related("plan")
+        for price in prices.order_by("pk"):
             touched.extend(
                 _push_price(price, product_id=product_id, plan_live=not plan.is_archived)
             )
@@ -299,51 +296,3 @@ def plan_archive(*, plan: Plan) -> Plan:
         if product is not None:
             _mirror(product, touched)
     return plan
-
-
-def stripe_catalog_sync() -> CatalogSyncResult:
-    """Pull every Product and Price from Stripe into dj-stripe's mirror and link our rows.
-
-    A Plan without a product id is linked to the product whose metadata names its slug (as
-    our push writes it); a PlanPrice is linked to the Stripe Price holding its lookup key (the
-    current one after a re-price).
-    """
-    products: list[Any] = list(
-        stripe.Product.list(limit=100, api_key=_api_key()).auto_paging_iter()
-    )
-    prices: list[Any] = list(
-        stripe.Price.list(limit=100, expand=["data.tiers"], api_key=_api_key()).auto_paging_iter()
-    )
-    with transaction.atomic():
-        for product in products:
-            djstripe_models.Product.sync_from_stripe_data(product, api_key=_api_key())
-        for obj in prices:
-            djstripe_models.Price.sync_from_stripe_data(obj, api_key=_api_key())
-
-        plans_linked = 0
-        by_slug = {
-            (p.get("metadata") or {}).get("plan"): p["id"]
-            for p in products
-            if (p.get("metadata") or {}).get("plan")
-        }
-        for plan in Plan.objects.select_for_update().filter(stripe_product_id="").order_by("pk"):
-            product_id = by_slug.get(plan.slug)
-            if product_id and not Plan.objects.filter(stripe_product_id=product_id).exists():
-                plan.stripe_product_id = product_id
-                plan.save(update_fields=["stripe_product_id", "updated_at"])
-                plans_linked += 1
-
-        prices_linked = 0
-        by_lookup = {p["lookup_key"]: p["id"] for p in prices if p.get("lookup_key")}
-        for price in PlanPrice.objects.select_for_update().order_by("pk"):
-            price_id = by_lookup.get(price.lookup_key)
-            if price_id and price_id != price.stripe_price_id:
-                price.stripe_price_id = price_id
-                price.save(update_fields=["stripe_price_id", "updated_at"])
-                prices_linked += 1
-    return CatalogSyncResult(
-        products=len(products),
-        prices=len(prices),
-        plans_linked=plans_linked,
-        prices_linked=prices_linked,
-    )

@@ -10,7 +10,8 @@ from django.core.management import call_command
 from djstripe import models as djm
 
 from subscriptions.models import Plan
-from subscriptions.services.catalog import plan_archive, plan_push_to_stripe, stripe_catalog_sync
+from subscriptions.services.catalog import plan_archive, plan_push_to_stripe
+from subscriptions.services.catalog_pull import stripe_catalog_sync
 from tests.subscriptions.factories import PlanFactory, PlanPriceFactory
 
 

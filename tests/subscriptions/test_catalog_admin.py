@@ -166,3 +166,50 @@ def test_push_action_reports_a_failing_plan_and_pushes_the_others(stripe_fake, a
     broken.refresh_from_db()
     assert broken.plan.stripe_product_id == f"prod_plan_{broken.plan.pk}"
     assert broken.stripe_price_id
+
+
+@pytest.mark.django_db
+def test_a_plan_made_in_stripe_is_read_only_and_push_refuses_it(admin_client):
+    price = PlanPriceFactory(
+        plan__source=Plan.Source.STRIPE,
+        plan__stripe_product_id="prod_dash",
+        plan__seats=10,
+        source=PlanPrice.Source.STRIPE,
+        stripe_price_id="price_dash",
+    )
+    plan = price.plan
+
+    page = admin_client.get(reverse("admin:subscriptions_plan_change", args=[plan.pk]))
+
+    content = page.content.decode()
+    assert page.status_code == 200
+    assert 'name="seats"' not in content and 'name="name"' not in content
+    assert 'name="prices-0-unit_amount"' not in content
+    response = admin_client.post(
+        reverse(CHANGELIST),
+        {"action": "push_to_stripe", "_selected_action": [plan.pk]},
+        follow=True,
+    )
+    assert "is made in Stripe: edit it there" in response.content.decode()
+    assert Plan.objects.get(pk=plan.pk).seats == 10
+
+
+@pytest.mark.django_db
+def test_a_price_made_in_stripe_on_an_admin_plan_cannot_be_edited_here(admin_client):
+    from subscriptions.admin.catalog import PlanPriceForm
+
+    price = PlanPriceFactory(source=PlanPrice.Source.STRIPE, stripe_price_id="price_dash")
+    data = {
+        field: getattr(price, field)
+        for field in PlanPriceForm.Meta.fields
+        if field not in ("tiers", "tiers_mode")
+    }
+    form = PlanPriceForm(
+        instance=price, data={**data, "tiers": "[]", "tiers_mode": "", "unit_amount": 5}
+    )
+
+    assert not form.is_valid()
+    assert "made in Stripe" in str(form.errors)
+    price = PlanPrice.objects.get(pk=price.pk)  # the invalid form changed the instance
+    unchanged = PlanPriceForm(instance=price, data={**data, "tiers": "[]", "tiers_mode": ""})
+    assert unchanged.is_valid(), unchanged.errors
