@@ -8,7 +8,7 @@ The modules, imported in this order (later ones wrap what earlier ones patched):
   happen) and export (lenient ``expand``, per-class fix-ups, ids instead of nested objects
   where Stripe returns ids);
 - ``catalog``: the account (``GET /v1/account[s/<id>]``), prices, products;
-- ``invoices``: paying invoices, invoice and line fix-ups, customer credit;
+- ``invoices``: paying invoices, invoice payments, invoice and line fix-ups, customer credit;
 - ``subscriptions``: multi-item subscriptions and their items;
 - ``prorations``: prorations when a subscription's items change mid-period;
 - ``payments``: charges, payment intents, payment methods, refunds;
@@ -93,5 +93,7 @@ extra_routes: list[tuple[str, str, Any]] = [
     ("GET", "/v1/account", catalog.Account._api_retrieve),
     ("GET", "/v1/accounts/{id}", catalog.Account._api_retrieve),
     ("POST", "/v1/invoices/{id}/pay", invoices._pay_invoice_route),
+    ("GET", "/v1/invoice_payments/{id}", invoices._retrieve_invoice_payment),
+    ("GET", "/v1/invoice_payments", invoices._list_invoice_payments),
 ]
 crud_classes: list[type[StripeObject]] = [catalog.Price, webhook_endpoints.WebhookEndpoint]

@@ -354,7 +354,8 @@ class BillingCustomerAdmin(admin.ModelAdmin):
     @admin.display(description="Payments")
     def payments_section(self, obj: BillingCustomer) -> SafeString:
         rows = []
-        for charge in self._overview(obj).charges:
+        overview = self._overview(obj)
+        for charge in overview.charges:
             data = charge.stripe_data
             refundable = data.get("status") == "succeeded" and int(
                 data.get("amount_refunded") or 0
@@ -365,7 +366,7 @@ class BillingCustomerAdmin(admin.ModelAdmin):
                     data.get("status"),
                     _money(data.get("amount"), data.get("currency")),
                     _money(data.get("amount_refunded"), data.get("currency")),
-                    data.get("invoice") or "—",
+                    overview.charge_invoices.get(charge.id) or "—",
                     _ts(data.get("created")),
                     self._action_link(obj, "refund", charge.id, "refund") if refundable else "",
                 ]
@@ -394,7 +395,8 @@ class BillingCustomerAdmin(admin.ModelAdmin):
                 case.get_status_display(),
                 _money(case.amount_due, case.currency),
                 case.attempt_count,
-                case.last_failure_code or "—",
+                " / ".join(c for c in (case.last_failure_code, case.last_decline_code) if c)
+                or "—",
                 case.opened_at.strftime("%Y-%m-%d %H:%M"),
             ]
             for case in self._overview(obj).dunning_cases
@@ -477,6 +479,7 @@ class DunningCaseAdmin(ReadOnlyAdmin):
         "attempt_count",
         "next_payment_attempt",
         "last_failure_code",
+        "last_decline_code",
         "opened_at",
     )
     list_filter = ("status", "currency")

@@ -28,6 +28,7 @@ from subscriptions.services.effects import (
     invoice_paid_record,
 )
 from tests.affiliates.factories import AffiliateFactory, ProgramFactory
+from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -98,7 +99,7 @@ def test_a_partial_refund_reverses_revenue_and_tax_pro_rata_and_the_rest_clears_
     sub = subscribe(customer, pm, make_price(unit_amount=999), default_tax_rates=[rate.id])
     feed = EventFeed()
     feed.process_new()
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    charge_id = invoice_charge_id(sub.latest_invoice)
 
     stripe.Refund.create(charge=charge_id, amount=600, idempotency_key=key("re"))
     feed.process_new()
