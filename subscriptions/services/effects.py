@@ -145,7 +145,11 @@ def invoice_paid_record(*, invoice: Mapping[str, Any], occurred_at: datetime) ->
 
 
 def _invoice_posting(invoice_id: str, *, occurred_at: datetime) -> Transaction:
-    """The invoice's revenue posting; booked from the mirror if its event is still on the way."""
+    """The invoice's revenue posting; booked from the mirror if its event is still on the way.
+
+    An invoice not mirrored yet is fetched and mirrored first (dj-stripe used to do that when
+    it synced a charge naming its invoice; charges name none at our API version).
+    """
     posting = Transaction.objects.filter(
         source=INVOICE_PAID_SOURCE, idempotency_key=invoice_paid_key(invoice_id)
     ).first()
@@ -153,6 +157,12 @@ def _invoice_posting(invoice_id: str, *, occurred_at: datetime) -> Transaction:
         return posting
     mirrored = djm.Invoice.objects.filter(id=invoice_id).values_list("stripe_data", flat=True)
     data = mirrored.first()
+    if data is None:
+        api_key = djstripe_settings.get_default_api_key(None)
+        invoice = djm.Invoice.sync_from_stripe_data(
+            stripe.Invoice.retrieve(invoice_id, api_key=api_key), api_key=api_key
+        )
+        data = invoice.stripe_data
     if data and data.get("status") == "paid":
         paid_at = _timestamp((data.get("status_transitions") or {}).get("paid_at"))
         posting = invoice_paid_record(invoice=data, occurred_at=paid_at or occurred_at)
