@@ -40,6 +40,7 @@ from affiliates.services.commissions import commissions_approve_due
 from ledger.models import Account, PayeeProfile, Payout
 from ledger.payouts import payout_batch_run
 from revenue_site.demo import DEMO_ADMIN_EMAIL, DEMO_PASSWORD
+from revenue_site.stripe_ids import stripe_id
 from subscriptions.services.effects import charge_refund_record
 
 ORDER = 30
@@ -241,7 +242,7 @@ def _invoice_charge_id(invoice_id: str) -> str | None:
     """The charge that paid the invoice: its paid invoice payment's payment intent's."""
     payments = stripe.InvoicePayment.list(invoice=invoice_id, api_key=_api_key())
     for payment in payments.auto_paging_iter():
-        pi_id = payment.payment.get("payment_intent") if payment.status == "paid" else None
+        pi_id = stripe_id(payment.payment.payment_intent) if payment.status == "paid" else ""
         if pi_id:
             intent = stripe.PaymentIntent.retrieve(pi_id, api_key=_api_key())
             return str(intent.latest_charge) if intent.latest_charge else None

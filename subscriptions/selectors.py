@@ -219,7 +219,8 @@ def customer_overview(*, customer: BillingCustomer) -> CustomerOverview:
         ]
     )
     intents = {
-        charge.id: stripe_id(charge.stripe_data.get("payment_intent")) for charge in overview.charges
+        charge.id: stripe_id(charge.stripe_data.get("payment_intent"))
+        for charge in overview.charges
     }
     paid = dict(
         InvoicePayment.objects.filter(

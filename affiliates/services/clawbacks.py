@@ -26,10 +26,6 @@ from django.db.models import Q, Sum
 from djstripe import models as djm
 
 from affiliates.models import Commission
-from subscriptions.services.invoice_payments import (
-    invoice_id_for_charge,
-    invoice_id_for_payment_intent,
-)
 from affiliates.services.commissions import (
     CLAWBACK_SOURCE,
     REINSTATED_SOURCE,
@@ -39,6 +35,10 @@ from affiliates.services.commissions import (
 from ledger.models import Account, Entry, Transaction
 from ledger.services import Line, ledger_post
 from revenue_site.stripe_ids import dispute_is_inquiry, stripe_id
+from subscriptions.services.invoice_payments import (
+    invoice_id_for_charge,
+    invoice_id_for_payment_intent,
+)
 
 
 # --- clawback -----------------------------------------------------------------------------

@@ -28,15 +28,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
 from decimal import Decimal
+from typing import Any
 
 from localstripe.errors import UserError
 from localstripe.resources import (
     Customer,
     Invoice,
-    InvoiceItem,
     InvoiceLineItem,
     List,
     PaymentIntent,
@@ -88,13 +86,13 @@ class InvoicePayment(StripeObject):
     def __init__(self, invoice: Invoice, payment_intent: PaymentIntent) -> None:
         super().__init__()
         self.invoice = invoice.id
-        self.amount_paid = None
+        self.amount_paid: int | None = None
         self.amount_requested = payment_intent.amount
         self.currency = payment_intent.currency
         self.is_default = True
         self.payment = {"type": "payment_intent", "payment_intent": payment_intent.id}
         self.status = "open"
-        self.status_transitions = {"canceled_at": None, "paid_at": None}
+        self.status_transitions: dict[str, int | None] = {"canceled_at": None, "paid_at": None}
 
     @classmethod
     def _api_create(cls, **data: Any) -> InvoicePayment:
@@ -126,7 +124,9 @@ class InvoicePayment(StripeObject):
             and payment.get("type") in ("payment_intent", "charge", "payment_record")
             and set(payment) <= {"type", "payment_intent", "charge", "payment_record"}
         ):
-            raise UserError(400, "Invalid payment: must be a hash with a type", {"param": "payment"})
+            raise UserError(
+                400, "Invalid payment: must be a hash with a type", {"param": "payment"}
+            )
         li = List(url, limit=limit, starting_after=starting_after)
         found = [p for key, p in store.items() if key.startswith("invoice_payment:")]
         if invoice is not None:

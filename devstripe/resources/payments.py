@@ -93,9 +93,7 @@ def _charge_fixup(self: Charge, obj: dict[str, Any]) -> None:
     }
     pm = store.get("payment_method:" + (self.payment_method or ""))
     card = getattr(pm, "card", None)
-    obj["payment_method_details"] = (
-        {"type": "card", "card": _card_details(card)} if card else None
-    )
+    obj["payment_method_details"] = {"type": "card", "card": _card_details(card)} if card else None
     for key in (
         "application",
         "application_fee",
@@ -115,7 +113,9 @@ def _charge_fixup(self: Charge, obj: dict[str, Any]) -> None:
 
 
 def _refunds_included(obj: dict[str, Any]) -> dict[str, Any]:
-    return Refund._api_list_all("/v1/refunds?charge=" + obj["id"], charge=obj["id"], limit=100)._export()
+    return Refund._api_list_all(
+        "/v1/refunds?charge=" + obj["id"], charge=obj["id"], limit=100
+    )._export()
 
 
 def _last_payment_error(self: PaymentIntent) -> dict[str, Any] | None:
@@ -128,7 +128,8 @@ def _last_payment_error(self: PaymentIntent) -> dict[str, Any] | None:
         "charge": error.get("charge"),
         "code": error.get("code"),
         "decline_code": DECLINE_CODE if declined else None,
-        "doc_url": "https://stripe.com/docs/error-codes/" + str(error.get("code")).replace("_", "-"),
+        "doc_url": "https://stripe.com/docs/error-codes/"
+        + str(error.get("code")).replace("_", "-"),
         "message": error.get("message"),
         "network_advice_code": None,
         "network_decline_code": None,

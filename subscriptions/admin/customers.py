@@ -37,7 +37,13 @@ from djstripe import models as djm
 
 from revenue_site.admin import EstimatedCountPaginator, ReadOnlyAdmin
 from revenue_site.money import format_money
-from subscriptions.models import BillingCustomer, DunningCase, Plan, SubscriptionState
+from subscriptions.models import (
+    BillingCustomer,
+    DunningCase,
+    InvoicePayment,
+    Plan,
+    SubscriptionState,
+)
 from subscriptions.selectors import CustomerOverview, customer_overview
 from subscriptions.services import billing
 from subscriptions.services.effects import RefundError, charge_refund
@@ -395,8 +401,7 @@ class BillingCustomerAdmin(admin.ModelAdmin):
                 case.get_status_display(),
                 _money(case.amount_due, case.currency),
                 case.attempt_count,
-                " / ".join(c for c in (case.last_failure_code, case.last_decline_code) if c)
-                or "—",
+                " / ".join(c for c in (case.last_failure_code, case.last_decline_code) if c) or "—",
                 case.opened_at.strftime("%Y-%m-%d %H:%M"),
             ]
             for case in self._overview(obj).dunning_cases
@@ -496,3 +501,29 @@ class DunningCaseAdmin(ReadOnlyAdmin):
             output_field=IntegerField(),
         )
         return [open_first.asc(), "-opened_at", "-pk"]
+
+
+# --- invoice payments (which invoice a payment intent paid) ---------------------------------
+@admin.register(InvoicePayment)
+class InvoicePaymentAdmin(ReadOnlyAdmin):
+    list_display = (
+        "stripe_invoice_payment_id",
+        "stripe_invoice_id",
+        "stripe_payment_intent_id",
+        "stripe_charge_id",
+        "status",
+        "amount",
+        "currency",
+        "created",
+    )
+    list_filter = ("status", "currency")
+    search_fields = (
+        "=stripe_invoice_payment_id",
+        "=stripe_invoice_id",
+        "=stripe_payment_intent_id",
+        "=stripe_charge_id",
+    )
+    ordering = ("-created", "-pk")
+    list_select_related = ()
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator

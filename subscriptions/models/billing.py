@@ -71,7 +71,9 @@ class DunningCase(models.Model):
         max_length=64, blank=True, help_text="The payment intent's last_payment_error.code."
     )
     last_decline_code = models.CharField(
-        max_length=64, blank=True, help_text="The issuer's reason (last_payment_error.decline_code)."
+        max_length=64,
+        blank=True,
+        help_text="The issuer's reason (last_payment_error.decline_code).",
     )
     last_failure_message = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=9, choices=Status.choices, default=Status.OPEN)
@@ -112,6 +114,7 @@ class InvoicePayment(models.Model):
     recorded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        indexes = [models.Index(fields=["-created"], name="subscriptions_inpay_created")]
         constraints = [
             models.UniqueConstraint(
                 fields=["stripe_payment_intent_id"],

@@ -15,7 +15,8 @@ Accounting (minor units, the invoice's currency):
 - invoice paid: Dr ``asset.stripe_clearing`` ``amount_paid`` / Cr ``revenue.subscriptions``
   ``amount_paid - tax`` / Cr ``liability.sales_tax_payable`` ``tax`` (the tax line only when
   there is tax). Tax is what the invoice reports (``total_taxes``; inclusive and exclusive
-  alike, as both are inside ``amount_paid``), capped at ``amount_paid``. Invoices booked before tax went to the ledger keep their two-line posting.
+  alike, as both are inside ``amount_paid``), capped at ``amount_paid``. Invoices booked
+  before tax went to the ledger keep their two-line posting.
 - refund / dispute: the charge's invoice is found through its payment intent's invoice
   payment (``subscriptions.services.invoice_payments``; charges name no invoice at our API
   version); a partial reversal of that invoice posting (``ledger_reverse(amount=…)``),

@@ -72,7 +72,7 @@ def invoice_payment_record(
         return row
     changed = []
     if _STATUS_RANK.get(status, 0) > _STATUS_RANK.get(row.status, 0):
-        row.status, row.amount = status, fields["amount"]
+        row.status, row.amount = status, int(amount or 0)
         changed += ["status", "amount"]
     if charge_id and not row.stripe_charge_id:
         row.stripe_charge_id = charge_id
@@ -160,7 +160,8 @@ def invoice_payment_intent_id(*, invoice: Mapping[str, Any]) -> str:
     listing = stripe.InvoicePayment.list(
         invoice=invoice_id, api_key=_api_key(invoice.get("livemode"))
     )
-    for data in listing.auto_paging_iter():
+    for listed_payment in listing.auto_paging_iter():
+        data = listed_payment.to_dict()
         if data.get("is_default"):
             return stripe_id((data.get("payment") or {}).get("payment_intent"))
     return ""

@@ -195,7 +195,13 @@ def test_multi_item_subscription_invoice_charge_and_payment_intent_sync(
     line_ids = [line["id"] for line in invoice.stripe_data["lines"]["data"]]
     lines = djm.LineItem.objects.filter(id__in=line_ids)
     assert sorted(line.stripe_data["amount"] for line in lines) == [3000, 7100]
-    assert {line.subscription_item.price.id for line in lines} == {monthly.id, seats.id}
+    # A line names its subscription item under parent (dj-stripe's FK stays empty).
+    item_ids = {
+        line.stripe_data["parent"]["subscription_item_details"]["subscription_item"]
+        for line in lines
+    }
+    items_of_lines = djm.SubscriptionItem.objects.filter(id__in=item_ids)
+    assert {item.price.id for item in items_of_lines} == {monthly.id, seats.id}
     # Nor `charge` / `payment_intent`: the invoice's payment is its invoice payment's.
     intent = djm.PaymentIntent.sync_from_stripe_data(
         stripe.PaymentIntent.retrieve(invoice_payment_intent_id(invoice.id)),

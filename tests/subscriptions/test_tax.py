@@ -27,6 +27,7 @@ from subscriptions.services.effects import (
     invoice_paid_key,
     invoice_paid_record,
 )
+from subscriptions.services.invoice_payments import invoice_payment_record
 from tests.affiliates.factories import AffiliateFactory, ProgramFactory
 from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
@@ -169,6 +170,19 @@ def _invoice(invoice_id: str, paid: int, tax: int) -> dict:
     }
 
 
+def _invoice_payment(invoice_id: str, paid: int) -> dict:
+    """The invoice payment linking the invoice to its payment intent, as Stripe sends it."""
+    return {
+        "id": f"inpay_{invoice_id}",
+        "invoice": invoice_id,
+        "payment": {"type": "payment_intent", "payment_intent": f"pi_{invoice_id}"},
+        "amount_paid": paid,
+        "currency": "usd",
+        "status": "paid",
+        "created": int(NOW.timestamp()),
+    }
+
+
 @settings(
     max_examples=60,
     deadline=None,
@@ -184,6 +198,7 @@ def test_refund_parts_add_up_and_reverse_tax_in_proportion(price, tax_rate, weig
     paid = price + tax
     invoice_id = f"in_{uuid.uuid4().hex}"
     invoice_paid_record(invoice=_invoice(invoice_id, paid, tax), occurred_at=NOW)
+    invoice_payment_record(invoice_payment=_invoice_payment(invoice_id, paid))
     # Split the whole payment into refunds by weight (the last takes the remainder).
     amounts = [paid * w // sum(weights) for w in weights[:-1]]
     amounts.append(paid - sum(amounts))
@@ -193,7 +208,7 @@ def test_refund_parts_add_up_and_reverse_tax_in_proportion(price, tax_rate, weig
         refunds.append({"id": f"re_{invoice_id}_{index}", "amount": amount, "status": "succeeded"})
         charge = {
             "id": f"ch_{invoice_id}",
-            "invoice": invoice_id,
+            "payment_intent": f"pi_{invoice_id}",
             "amount": paid,
             "amount_refunded": sum(r["amount"] for r in refunds),
             "refunds": {"data": [{**r, "created": i} for i, r in enumerate(refunds)]},
