@@ -40,6 +40,7 @@ from affiliates.services.commissions import commissions_approve_due
 from ledger.models import Account, PayeeProfile, Payout
 from ledger.payouts import payout_batch_run
 from revenue_site.demo import DEMO_ADMIN_EMAIL, DEMO_PASSWORD
+from revenue_site.stripe_ids import stripe_id
 from subscriptions.services.effects import charge_refund_record
 
 ORDER = 30
@@ -216,8 +217,7 @@ def _statuses(affiliates: dict[str, Affiliate]) -> None:
     # REVERSED: the customer was refunded in full; the clawback and the revenue reversal are
     # what the charge.refunded webhook does (both idempotent per refund id).
     for commission in _commissions_of(wanted[Commission.Status.REVERSED]):
-        invoice = djstripe_models.Invoice.objects.get(id=commission.stripe_invoice_id)
-        charge_id = invoice.stripe_data.get("charge")
+        charge_id = _invoice_charge_id(commission.stripe_invoice_id)
         if not charge_id:
             continue
         stripe.Refund.create(
@@ -236,6 +236,17 @@ def _statuses(affiliates: dict[str, Affiliate]) -> None:
 
 def _api_key() -> str:
     return djstripe_settings.STRIPE_SECRET_KEY
+
+
+def _invoice_charge_id(invoice_id: str) -> str | None:
+    """The charge that paid the invoice: its paid invoice payment's payment intent's."""
+    payments = stripe.InvoicePayment.list(invoice=invoice_id, api_key=_api_key())
+    for payment in payments.auto_paging_iter():
+        pi_id = stripe_id(payment.payment.payment_intent) if payment.status == "paid" else ""
+        if pi_id:
+            intent = stripe.PaymentIntent.retrieve(pi_id, api_key=_api_key())
+            return str(intent.latest_charge) if intent.latest_charge else None
+    return None
 
 
 @transaction.atomic

@@ -8,11 +8,11 @@ invoices and ``tax_rates`` on items, and reports ``tax`` and ``total_tax_amounts
   the line amount (Stripe's formula);
 - an inclusive tax is not added to the invoice ``total`` (localstripe adds every tax), so a
   1200 price with 20 % inclusive VAT charges 1200, of which 200 is tax;
-- invoices also carry what API versions since 2025 send instead of ``tax`` /
-  ``total_tax_amounts``: ``total_taxes`` (``amount``, ``tax_behavior``,
-  ``tax_rate_details``, ``taxable_amount``), ``total_excluding_tax`` and
-  ``subtotal_excluding_tax``; lines carry ``taxes``. ``tax`` and ``total_tax_amounts`` stay,
-  for older readers.
+- invoices carry what API versions since 2025 send instead of ``tax`` /
+  ``total_tax_amounts`` (which ``resources/invoices.py`` leaves out of the export):
+  ``total_taxes`` (``amount``, ``tax_behavior``, ``tax_rate_details``, ``taxable_amount``),
+  ``total_excluding_tax`` and ``subtotal_excluding_tax``; lines carry ``taxes`` instead of
+  ``tax_amounts``. localstripe's own ``tax`` / ``total_tax_amounts`` stay inside the fake.
 
 Importing this module patches localstripe (after ``resources``, whose invoice fix-up it wraps).
 """

@@ -14,7 +14,13 @@ from typing import Any
 from djstripe.models import Event
 from djstripe.signals import WEBHOOK_SIGNALS
 
-from subscriptions.services import bank_payouts, catalog_pull, effects, stripe_fees
+from subscriptions.services import (
+    bank_payouts,
+    catalog_pull,
+    effects,
+    invoice_payments,
+    stripe_fees,
+)
 
 
 def _object(event: Event) -> dict[str, Any]:
@@ -22,7 +28,13 @@ def _object(event: Event) -> dict[str, Any]:
 
 
 def on_invoice_paid(sender: Any, event: Event, **kwargs: Any) -> None:
-    effects.invoice_paid_record(invoice=_object(event), occurred_at=event.created)
+    invoice = _object(event)
+    invoice_payments.invoice_payments_record_from_invoice(invoice=invoice)
+    effects.invoice_paid_record(invoice=invoice, occurred_at=event.created)
+
+
+def on_invoice_payment_paid(sender: Any, event: Event, **kwargs: Any) -> None:
+    invoice_payments.invoice_payment_record(invoice_payment=_object(event))
 
 
 def on_invoice_payment_failed(sender: Any, event: Event, **kwargs: Any) -> None:
@@ -87,6 +99,8 @@ Receiver = Callable[..., None]
 
 RECEIVERS: dict[str, tuple[Receiver, ...]] = {
     "invoice.paid": (on_invoice_paid,),
+    # which invoice a payment intent paid (refunds and disputes find their invoice by it)
+    "invoice_payment.paid": (on_invoice_payment_paid,),
     "invoice.payment_failed": (on_invoice_payment_failed,),
     "charge.succeeded": (on_charge_succeeded,),
     "charge.refunded": (on_charge_refunded,),

@@ -17,7 +17,15 @@ from django.http import Http404
 from djstripe import models as djstripe_models
 
 from ledger.models import Entry, Transaction
-from subscriptions.models import BillingCustomer, DunningCase, Plan, PlanPrice, SubscriptionState
+from revenue_site.stripe_ids import stripe_id
+from subscriptions.models import (
+    BillingCustomer,
+    DunningCase,
+    InvoicePayment,
+    Plan,
+    PlanPrice,
+    SubscriptionState,
+)
 from subscriptions.services.effects import (
     DISPUTE_SOURCE,
     DISPUTE_WON_SOURCE,
@@ -167,6 +175,9 @@ class CustomerOverview:
     states: dict[str, SubscriptionState] = field(default_factory=dict)
     invoices: list[djstripe_models.Invoice] = field(default_factory=list)
     charges: list[djstripe_models.Charge] = field(default_factory=list)
+    # charge id -> the invoice its payment intent paid (charges name no invoice at our API
+    # version; the invoice payment index does)
+    charge_invoices: dict[str, str] = field(default_factory=dict)
     ledger_entries: list[Entry] = field(default_factory=list)
     dunning_cases: list[DunningCase] = field(default_factory=list)
 
@@ -181,7 +192,8 @@ class CustomerOverview:
 
 
 def customer_overview(*, customer: BillingCustomer) -> CustomerOverview:
-    """Subscriptions, invoices, charges, ledger lines and dunning cases of one customer."""
+    """Subscriptions, invoices, charges (with the invoice each paid), ledger lines and dunning
+    cases of one customer."""
     overview = CustomerOverview(customer=customer)
     cus_id = customer.stripe_customer_id
     if not cus_id:
@@ -206,6 +218,18 @@ def customer_overview(*, customer: BillingCustomer) -> CustomerOverview:
             :SECTION_LIMIT
         ]
     )
+    intents = {
+        charge.id: stripe_id(charge.stripe_data.get("payment_intent"))
+        for charge in overview.charges
+    }
+    paid = dict(
+        InvoicePayment.objects.filter(
+            stripe_payment_intent_id__in=[pi for pi in intents.values() if pi]
+        ).values_list("stripe_payment_intent_id", "stripe_invoice_id")
+    )
+    overview.charge_invoices = {
+        charge_id: paid[pi] for charge_id, pi in intents.items() if pi in paid
+    }
     overview.ledger_entries = list(
         customer_ledger_entries(invoice_ids=[i.id for i in overview.invoices])[: SECTION_LIMIT * 4]
     )

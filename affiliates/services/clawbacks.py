@@ -35,6 +35,10 @@ from affiliates.services.commissions import (
 from ledger.models import Account, Entry, Transaction
 from ledger.services import Line, ledger_post
 from revenue_site.stripe_ids import dispute_is_inquiry, stripe_id
+from subscriptions.services.invoice_payments import (
+    invoice_id_for_charge,
+    invoice_id_for_payment_intent,
+)
 
 
 # --- clawback -----------------------------------------------------------------------------
@@ -86,9 +90,14 @@ def commission_clawback(
 def commission_refunds_record(
     *, charge: Mapping[str, Any], occurred_at: datetime
 ) -> list[Commission]:
-    """Claw back for each refund of ``charge`` (an invoice's charge), once per refund id."""
-    invoice_id = stripe_id(charge.get("invoice"))
-    if not invoice_id or not charge.get("amount_refunded"):
+    """Claw back for each refund of ``charge`` (an invoice's charge), once per refund id.
+
+    The invoice is the one the charge's payment intent paid (its invoice payment).
+    """
+    if not charge.get("amount_refunded"):
+        return []
+    invoice_id = invoice_id_for_charge(charge=charge)
+    if not invoice_id:
         return []
     if not Commission.objects.filter(stripe_invoice_id=invoice_id).exists():
         return []
@@ -114,12 +123,20 @@ def commission_refunds_record(
 
 
 def _dispute_invoice(dispute: Mapping[str, Any]) -> tuple[str, int]:
-    """The disputed charge's invoice id ("" outside invoices) and charged amount."""
+    """The disputed charge's invoice id ("" outside invoices) and charged amount.
+
+    The invoice is the one the charge's payment intent paid (its invoice payment).
+    """
     charge_id = stripe_id(dispute.get("charge"))
     data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
     if data is None:
         data = stripe.Charge.retrieve(charge_id).to_dict()
-    return stripe_id(data.get("invoice")), int(data.get("amount") or dispute["amount"])
+    invoice_id = invoice_id_for_payment_intent(
+        payment_intent_id=stripe_id(dispute.get("payment_intent") or data.get("payment_intent")),
+        charge_id=charge_id,
+        livemode=dispute.get("livemode"),
+    )
+    return invoice_id, int(data.get("amount") or dispute["amount"])
 
 
 def commission_dispute_record(

@@ -69,11 +69,7 @@ def commission_key(commission: Commission) -> str:
 
 
 def _tax(invoice: Mapping[str, Any]) -> int:
-    for key in ("total_taxes", "total_tax_amounts"):
-        rows = invoice.get(key)
-        if rows:
-            return sum(int(row.get("amount") or 0) for row in rows)
-    return int(invoice.get("tax") or 0)
+    return sum(int(row.get("amount") or 0) for row in invoice.get("total_taxes") or [])
 
 
 def _add_months(moment: datetime, months: int) -> datetime:

@@ -8,7 +8,7 @@ The modules, imported in this order (later ones wrap what earlier ones patched):
   happen) and export (lenient ``expand``, per-class fix-ups, ids instead of nested objects
   where Stripe returns ids);
 - ``catalog``: prices, products;
-- ``invoices``: paying invoices, invoice and line fix-ups, customer credit;
+- ``invoices``: paying invoices, invoice payments, invoice and line fix-ups, customer credit;
 - ``subscriptions``: multi-item subscriptions and their items;
 - ``prorations``: prorations when a subscription's items change mid-period;
 - ``payments``: charges, payment intents, payment methods, refunds;
@@ -91,5 +91,7 @@ Store.try_load_from_disk = _load_from_disk  # type: ignore[method-assign]
 extra_routes: list[tuple[str, str, Any]] = [
     ("GET", "/v1/products/{id}/features", catalog._product_features),
     ("POST", "/v1/invoices/{id}/pay", invoices._pay_invoice_route),
+    ("GET", "/v1/invoice_payments/{id}", invoices._retrieve_invoice_payment),
+    ("GET", "/v1/invoice_payments", invoices._list_invoice_payments),
 ]
 crud_classes: list[type[StripeObject]] = [catalog.Price, webhook_endpoints.WebhookEndpoint]

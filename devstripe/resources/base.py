@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -129,6 +129,11 @@ def _find(key: str, object_id: str) -> StripeObject | None:
     return None
 
 
+# (object type, field) -> what Stripe sends for an includable field (one it leaves out of an
+# object unless it is expanded, e.g. ``invoice.payments``), built from the exported object.
+includable: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {}
+
+
 def _expand(obj: Any, parts: list[str]) -> None:
     if isinstance(obj, list):
         for item in obj:
@@ -137,6 +142,9 @@ def _expand(obj: Any, parts: list[str]) -> None:
     if not isinstance(obj, dict) or not parts:
         return
     key, rest = parts[0], parts[1:]
+    build = includable.get((str(obj.get("object")), key))
+    if build is not None and key not in obj:
+        obj[key] = build(obj)
     value = obj.get(key)
     if isinstance(value, str) and value:
         found = _find(key, value)

@@ -1,8 +1,13 @@
 """Charges, payment intents, payment methods and refunds.
 
 Emits ``charge.succeeded/failed/refunded``, ``refund.created`` and
-``payment_method.attached/detached``; refunds validate the amount left as Stripe does;
-exported charges carry ``invoice``, ``outcome`` and ``payment_method_details``.
+``payment_method.attached/detached``; refunds validate the amount left as Stripe does.
+Exported as API version 2026-08-26.dahlia has them: charges carry ``outcome`` and
+``payment_method_details`` (the card as a charge sees it) but no ``invoice``, and ``refunds``
+only when expanded; payment intents carry ``amount_capturable``, ``confirmation_method`` and
+a ``last_payment_error`` shaped like Stripe's error (``type``, ``code``, ``decline_code``,
+``message``) but no ``invoice`` (an invoice's payment intents are its invoice payments,
+``invoices.py``); refunds carry no ``date``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from localstripe.resources import (
     try_convert_to_int,
 )
 
-from .base import _id_of, emit
+from .base import _id_of, emit, includable
+
+# What the issuer says when it declines (localstripe's declining test cards decline generically).
+DECLINE_CODE = "generic_decline"
 
 # --- charges, payment intents, payment methods, refunds -----------------------------------
 _orig_trigger_payment = Charge._trigger_payment
@@ -40,29 +48,139 @@ def _set_auth_failure(self: Charge) -> None:
     emit("charge.failed", self)
 
 
+def _card_details(card: dict[str, Any]) -> dict[str, Any]:
+    """A payment method's card as ``charge.payment_method_details.card`` has it."""
+    return {
+        "amount_authorized": None,
+        "authorization_code": None,
+        "brand": card.get("brand"),
+        "checks": {
+            "address_line1_check": None,
+            "address_postal_code_check": None,
+            "cvc_check": "pass",
+        },
+        "country": card.get("country"),
+        "exp_month": card["exp_month"],
+        "exp_year": card["exp_year"],
+        "fingerprint": card.get("fingerprint"),
+        "funding": card.get("funding"),
+        "installments": None,
+        "last4": card.get("last4"),
+        "mandate": None,
+        "network": card.get("brand"),
+        "network_token": {"used": False},
+        "three_d_secure": None,
+        "wallet": None,
+    }
+
+
 def _charge_fixup(self: Charge, obj: dict[str, Any]) -> None:
-    if self.invoice is None and self.payment_intent:
-        pi = store.get("payment_intent:" + self.payment_intent)
-        obj["invoice"] = getattr(pi, "invoice", None)
+    obj.pop("invoice", None)
+    obj.pop("refunds", None)  # included only when expanded (_refunds_included)
+    succeeded = self.status == "succeeded"
     obj["amount_captured"] = self.amount if self.captured and self.paid else 0
     obj["disputed"] = bool(getattr(self, "disputed", False))  # set by disputes.py
-    obj["billing_details"] = {}
+    obj["billing_details"] = {"address": None, "email": None, "name": None, "phone": None}
     obj["outcome"] = {
-        "type": "authorized" if self.status == "succeeded" else "issuer_declined",
-        "network_status": "approved_by_network"
-        if self.status == "succeeded"
-        else "declined_by_network",
+        "advice_code": None,
+        "network_advice_code": None,
+        "network_decline_code": None,
+        "network_status": "approved_by_network" if succeeded else "declined_by_network",
+        "reason": None if succeeded or self.status == "pending" else DECLINE_CODE,
+        "risk_level": "normal",
+        "seller_message": "Payment complete." if succeeded else "The bank declined the payment.",
+        "type": "authorized" if succeeded else "issuer_declined",
     }
     pm = store.get("payment_method:" + (self.payment_method or ""))
     card = getattr(pm, "card", None)
-    obj["payment_method_details"] = {"type": "card", "card": card} if card else None
+    obj["payment_method_details"] = {"type": "card", "card": _card_details(card)} if card else None
+    for key in (
+        "application",
+        "application_fee",
+        "application_fee_amount",
+        "failure_balance_transaction",
+        "fraud_details",
+        "on_behalf_of",
+        "receipt_url",
+        "review",
+        "shipping",
+        "source_transfer",
+        "transfer_data",
+        "transfer_group",
+    ):
+        obj.setdefault(key, None)
+    obj["calculated_statement_descriptor"] = obj.get("statement_descriptor") or "DEVSTRIPE"
+
+
+def _refunds_included(obj: dict[str, Any]) -> dict[str, Any]:
+    return Refund._api_list_all(
+        "/v1/refunds?charge=" + obj["id"], charge=obj["id"], limit=100
+    )._export()
+
+
+def _last_payment_error(self: PaymentIntent) -> dict[str, Any] | None:
+    error = self.last_payment_error  # localstripe's: code, message (and charge)
+    if error is None:
+        return None
+    declined = "charge" in error
+    return {
+        "advice_code": None,
+        "charge": error.get("charge"),
+        "code": error.get("code"),
+        "decline_code": DECLINE_CODE if declined else None,
+        "doc_url": "https://stripe.com/docs/error-codes/"
+        + str(error.get("code")).replace("_", "-"),
+        "message": error.get("message"),
+        "network_advice_code": None,
+        "network_decline_code": None,
+        "param": None,
+        "payment_method_type": "card",
+        "type": "card_error" if declined else "invalid_request_error",
+    }
 
 
 def _payment_intent_fixup(self: PaymentIntent, obj: dict[str, Any]) -> None:
+    obj.pop("invoice", None)
+    obj.pop("charges", None)
     obj["latest_charge"] = _id_of(obj.get("latest_charge"))
     obj["amount_received"] = self.amount if obj["status"] == "succeeded" else 0
+    obj["amount_capturable"] = self.amount if obj["status"] == "requires_capture" else 0
+    obj["confirmation_method"] = "automatic"
     obj["payment_method_types"] = ["card"]
-    obj.pop("charges", None)
+    obj["last_payment_error"] = _last_payment_error(self)
+    obj["canceled_at"] = getattr(self, "_canceled_at", None)
+    for key in (
+        "application",
+        "application_fee_amount",
+        "automatic_payment_methods",
+        "cancellation_reason",
+        "description",
+        "on_behalf_of",
+        "processing",
+        "receipt_email",
+        "review",
+        "setup_future_usage",
+        "shipping",
+        "statement_descriptor",
+        "statement_descriptor_suffix",
+        "transfer_data",
+        "transfer_group",
+    ):
+        obj.setdefault(key, None)
+
+
+def _refund_fixup(self: Refund, obj: dict[str, Any]) -> None:
+    obj.pop("date", None)
+    obj.pop("livemode", None)  # a refund has no livemode field at this version
+    charge = store.get("charge:" + (self.charge or ""))
+    obj["customer"] = getattr(charge, "customer", None)
+    obj["payment_method"] = getattr(charge, "payment_method", None)
+    for key in ("description", "failure_reason", "receipt_number", "transfer_reversal"):
+        obj.setdefault(key, None)
+    obj.setdefault("destination_details", {"type": "card", "card": {"type": "refund"}})
+
+
+includable[("charge", "refunds")] = _refunds_included
 
 
 _orig_attach = PaymentMethod._api_attach
@@ -134,6 +252,7 @@ Charge._trigger_payment = _trigger_payment  # type: ignore[method-assign]
 Charge._set_auth_failure = _set_auth_failure  # type: ignore[method-assign]
 Charge._devstripe_fixup = _charge_fixup  # type: ignore[attr-defined]
 PaymentIntent._devstripe_fixup = _payment_intent_fixup  # type: ignore[attr-defined]
+Refund._devstripe_fixup = _refund_fixup  # type: ignore[attr-defined]
 PaymentMethod._api_attach = classmethod(_attach)  # type: ignore[method-assign,assignment]
 PaymentMethod._api_detach = classmethod(_detach)  # type: ignore[method-assign,assignment]
 Refund.__init__ = _refund_init  # type: ignore[method-assign]

@@ -53,7 +53,13 @@ def _product_name(plan: Any) -> str:
 
 
 def _proration_item(
-    sub: Subscription, plan: Any, quantity: int, tax_rates: list[str], amount: int, at: int
+    sub: Subscription,
+    item_id: str,
+    plan: Any,
+    quantity: int,
+    tax_rates: list[str],
+    amount: int,
+    at: int,
 ) -> InvoiceItem | None:
     if amount == 0:
         return None
@@ -72,6 +78,7 @@ def _proration_item(
         tax_rates=tax_rates,
     )
     item.quantity = quantity
+    item._subscription_item = item_id  # the line's parent.subscription_item_details
     return item
 
 
@@ -92,7 +99,7 @@ def prorations_create(sub: Subscription, before: _Priced, at: int) -> list[Invoi
                 continue
             plan, quantity, tax_rates = priced
             amount = sign * prorated(item_amount(plan, quantity), remaining, end - start)
-            item = _proration_item(sub, plan, quantity, tax_rates, amount, at)
+            item = _proration_item(sub, item_id, plan, quantity, tax_rates, amount, at)
             if item is not None:
                 created.append(item)
     return created

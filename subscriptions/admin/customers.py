@@ -39,7 +39,13 @@ from djstripe import models as djm
 from revenue_site.admin import EstimatedCountPaginator, ReadOnlyAdmin
 from revenue_site.money import format_money
 from revenue_site.stripe_errors import stripe_failure
-from subscriptions.models import BillingCustomer, DunningCase, Plan, SubscriptionState
+from subscriptions.models import (
+    BillingCustomer,
+    DunningCase,
+    InvoicePayment,
+    Plan,
+    SubscriptionState,
+)
 from subscriptions.selectors import CustomerOverview, customer_overview
 from subscriptions.services import billing
 from subscriptions.services.effects import RefundError, charge_refund
@@ -361,7 +367,8 @@ class BillingCustomerAdmin(admin.ModelAdmin):
     @admin.display(description="Payments")
     def payments_section(self, obj: BillingCustomer) -> SafeString:
         rows = []
-        for charge in self._overview(obj).charges:
+        overview = self._overview(obj)
+        for charge in overview.charges:
             data = charge.stripe_data
             refundable = data.get("status") == "succeeded" and int(
                 data.get("amount_refunded") or 0
@@ -372,7 +379,7 @@ class BillingCustomerAdmin(admin.ModelAdmin):
                     data.get("status"),
                     _money(data.get("amount"), data.get("currency")),
                     _money(data.get("amount_refunded"), data.get("currency")),
-                    data.get("invoice") or "—",
+                    overview.charge_invoices.get(charge.id) or "—",
                     _ts(data.get("created")),
                     self._action_link(obj, "refund", charge.id, "refund") if refundable else "",
                 ]
@@ -401,7 +408,7 @@ class BillingCustomerAdmin(admin.ModelAdmin):
                 case.get_status_display(),
                 _money(case.amount_due, case.currency),
                 case.attempt_count,
-                case.last_failure_code or "—",
+                " / ".join(c for c in (case.last_failure_code, case.last_decline_code) if c) or "—",
                 case.opened_at.strftime("%Y-%m-%d %H:%M"),
             ]
             for case in self._overview(obj).dunning_cases
@@ -484,6 +491,7 @@ class DunningCaseAdmin(ReadOnlyAdmin):
         "attempt_count",
         "next_payment_attempt",
         "last_failure_code",
+        "last_decline_code",
         "opened_at",
     )
     list_filter = ("status", "currency")
@@ -500,3 +508,29 @@ class DunningCaseAdmin(ReadOnlyAdmin):
             output_field=IntegerField(),
         )
         return [open_first.asc(), "-opened_at", "-pk"]
+
+
+# --- invoice payments (which invoice a payment intent paid) ---------------------------------
+@admin.register(InvoicePayment)
+class InvoicePaymentAdmin(ReadOnlyAdmin):
+    list_display = (
+        "stripe_invoice_payment_id",
+        "stripe_invoice_id",
+        "stripe_payment_intent_id",
+        "stripe_charge_id",
+        "status",
+        "amount",
+        "currency",
+        "created",
+    )
+    list_filter = ("status", "currency")
+    search_fields = (
+        "=stripe_invoice_payment_id",
+        "=stripe_invoice_id",
+        "=stripe_payment_intent_id",
+        "=stripe_charge_id",
+    )
+    ordering = ("-created", "-pk")
+    list_select_related = ()
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator

@@ -1,5 +1,5 @@
 """Our side of billing: which user is which Stripe customer, the state we derive from Stripe
-events (guarded by event time), and the dunning list."""
+events (guarded by event time), the dunning list, and which invoice a payment intent paid."""
 
 from __future__ import annotations
 
@@ -67,7 +67,15 @@ class DunningCase(models.Model):
     currency = models.CharField(max_length=3)
     attempt_count = models.PositiveIntegerField(default=0)
     next_payment_attempt = models.DateTimeField(null=True, blank=True)
-    last_failure_code = models.CharField(max_length=64, blank=True)
+    last_failure_code = models.CharField(
+        max_length=64, blank=True, help_text="The payment intent's last_payment_error.code."
+    )
+    last_decline_code = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The issuer's reason (last_payment_error.decline_code).",
+    )
+    last_failure_message = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=9, choices=Status.choices, default=Status.OPEN)
     opened_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -83,3 +91,40 @@ class DunningCase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stripe_invoice_id} ({self.status})"
+
+
+class InvoicePayment(models.Model):
+    """Which invoice a Stripe payment intent pays: our index of Stripe's invoice payments.
+
+    Stripe's charges and payment intents no longer name their invoice (API 2025-03-31 on);
+    the link is the invoice payment (``inpay_…``). dj-stripe 2.11 does not mirror those, so
+    refunds and disputes find their invoice here without a Stripe call per event. Filled from
+    ``invoice_payment.paid`` and ``invoice.paid`` events, and by a one-off Stripe lookup where
+    an event came before the link was known (``subscriptions.services.invoice_payments``).
+    """
+
+    stripe_invoice_payment_id = models.CharField(max_length=255, unique=True)
+    stripe_invoice_id = models.CharField(max_length=255, db_index=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
+    stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    status = models.CharField(max_length=32, help_text="Stripe's: open, paid or canceled.")
+    amount = models.BigIntegerField(help_text="Minor units: amount_paid, else amount_requested.")
+    currency = models.CharField(max_length=3)
+    created = models.DateTimeField(help_text="Stripe `created` of the invoice payment.")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-created"], name="subscriptions_inpay_created")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_payment_intent_id"],
+                condition=~Q(stripe_payment_intent_id=""),
+                name="subscriptions_invoicepayment_unique_payment_intent",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0), name="subscriptions_invoicepayment_amount_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_invoice_payment_id} ({self.stripe_invoice_id})"

@@ -14,10 +14,12 @@ Accounting (minor units, the invoice's currency):
 
 - invoice paid: Dr ``asset.stripe_clearing`` ``amount_paid`` / Cr ``revenue.subscriptions``
   ``amount_paid - tax`` / Cr ``liability.sales_tax_payable`` ``tax`` (the tax line only when
-  there is tax). Tax is what the invoice reports (``total_taxes``, else ``total_tax_amounts``,
-  else ``tax``; inclusive and exclusive alike, as both are inside ``amount_paid``), capped at
-  ``amount_paid``. Invoices booked before tax went to the ledger keep their two-line posting.
-- refund / dispute: a partial reversal of that invoice posting (``ledger_reverse(amount=…)``),
+  there is tax). Tax is what the invoice reports (``total_taxes``; inclusive and exclusive
+  alike, as both are inside ``amount_paid``), capped at ``amount_paid``. Invoices booked
+  before tax went to the ledger keep their two-line posting.
+- refund / dispute: the charge's invoice is found through its payment intent's invoice
+  payment (``subscriptions.services.invoice_payments``; charges name no invoice at our API
+  version); a partial reversal of that invoice posting (``ledger_reverse(amount=…)``),
   which spreads the amount over the posting's lines pro rata to what each has left (largest
   remainder), so revenue and tax are reversed in proportion and the parts add up to the
   refunded amount exactly.
@@ -45,6 +47,7 @@ import stripe
 from django.core.cache import cache
 from django.db import transaction
 from djstripe import models as djm
+from djstripe.settings import djstripe_settings
 
 from analytics.mrr import subscription_mrr
 from analytics.services import mrr_movement_record
@@ -54,6 +57,11 @@ from ledger.services import Line, ledger_post, ledger_reverse_in_order, system_a
 from revenue_site.money import apply_rate
 from revenue_site.stripe_ids import dispute_is_inquiry, stripe_id
 from subscriptions.models import DunningCase, SubscriptionState
+from subscriptions.services.invoice_payments import (
+    invoice_id_for_charge,
+    invoice_id_for_payment_intent,
+    invoice_payment_intent_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,19 +95,12 @@ def _timestamp(value: Any) -> datetime | None:
 
 
 def _invoice_subscription_id(invoice: Mapping[str, Any]) -> str:
-    sub = stripe_id(invoice.get("subscription"))
-    if not sub:  # API versions from 2025 move it under parent.subscription_details
-        details = (invoice.get("parent") or {}).get("subscription_details") or {}
-        sub = stripe_id(details.get("subscription"))
-    return sub
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    return stripe_id(details.get("subscription"))
 
 
 def _invoice_tax(invoice: Mapping[str, Any]) -> int:
-    for key in ("total_taxes", "total_tax_amounts"):
-        rows = invoice.get(key)
-        if rows:
-            return sum(int(row.get("amount") or 0) for row in rows)
-    return int(invoice.get("tax") or 0)
+    return sum(int(row.get("amount") or 0) for row in invoice.get("total_taxes") or [])
 
 
 # --- invoice paid -------------------------------------------------------------------------
@@ -145,7 +146,11 @@ def invoice_paid_record(*, invoice: Mapping[str, Any], occurred_at: datetime) ->
 
 
 def _invoice_posting(invoice_id: str, *, occurred_at: datetime) -> Transaction:
-    """The invoice's revenue posting; booked from the mirror if its event is still on the way."""
+    """The invoice's revenue posting; booked from the mirror if its event is still on the way.
+
+    An invoice not mirrored yet is fetched and mirrored first (dj-stripe used to do that when
+    it synced a charge naming its invoice; charges name none at our API version).
+    """
     posting = Transaction.objects.filter(
         source=INVOICE_PAID_SOURCE, idempotency_key=invoice_paid_key(invoice_id)
     ).first()
@@ -153,6 +158,12 @@ def _invoice_posting(invoice_id: str, *, occurred_at: datetime) -> Transaction:
         return posting
     mirrored = djm.Invoice.objects.filter(id=invoice_id).values_list("stripe_data", flat=True)
     data = mirrored.first()
+    if data is None:
+        api_key = djstripe_settings.get_default_api_key(None)
+        invoice = djm.Invoice.sync_from_stripe_data(
+            stripe.Invoice.retrieve(invoice_id, api_key=api_key), api_key=api_key
+        )
+        data = invoice.stripe_data
     if data and data.get("status") == "paid":
         paid_at = _timestamp((data.get("status_transitions") or {}).get("paid_at"))
         posting = invoice_paid_record(invoice=data, occurred_at=paid_at or occurred_at)
@@ -218,11 +229,15 @@ def charge_refund_record(*, charge: Mapping[str, Any], occurred_at: datetime) ->
     Each Stripe refund is posted once (key ``stripe:refund:<refund id>``), pro rata over the
     invoice posting. When the event does not list the refunds (API versions since 2022 leave
     ``refunds`` out unless expanded) they are listed from Stripe. Charges outside invoices are not
-    subscription revenue: nothing to do. Raises EffectNotReadyError when the invoice's
-    payment has not been booked and cannot be from the mirror yet.
+    subscription revenue: nothing to do. The invoice is the one the charge's payment intent
+    paid (the invoice payment index; one Stripe lookup when it is not known yet). Raises
+    EffectNotReadyError when the invoice's payment has not been booked and cannot be from
+    the mirror yet.
     """
-    invoice_id = stripe_id(charge.get("invoice"))
-    if not invoice_id or not charge.get("amount_refunded"):
+    if not charge.get("amount_refunded"):
+        return []
+    invoice_id = invoice_id_for_charge(charge=charge)
+    if not invoice_id:
         return []
     posting = _invoice_posting(invoice_id, occurred_at=occurred_at)
     charge_id = stripe_id(charge.get("id"))
@@ -253,11 +268,18 @@ def charge_refund_record(*, charge: Mapping[str, Any], occurred_at: datetime) ->
     return done
 
 
-def _charge_invoice_id(charge_id: str) -> str:
-    data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
-    if data is None:
-        data = stripe.Charge.retrieve(charge_id).to_dict()
-    return stripe_id(data.get("invoice"))
+def _dispute_invoice_id(dispute: Mapping[str, Any]) -> str:
+    """The invoice the disputed payment paid, through its payment intent ("" if none)."""
+    charge_id = stripe_id(dispute.get("charge"))
+    pi_id = stripe_id(dispute.get("payment_intent"))
+    if not pi_id:
+        data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
+        if data is None:
+            data = stripe.Charge.retrieve(charge_id).to_dict()
+        pi_id = stripe_id(data.get("payment_intent"))
+    return invoice_id_for_payment_intent(
+        payment_intent_id=pi_id, charge_id=charge_id, livemode=dispute.get("livemode")
+    )
 
 
 @transaction.atomic
@@ -272,7 +294,7 @@ def dispute_record(*, dispute: Mapping[str, Any], occurred_at: datetime) -> Tran
     if dispute_is_inquiry(dispute):
         return None
     charge_id = stripe_id(dispute.get("charge"))
-    invoice_id = _charge_invoice_id(charge_id)
+    invoice_id = _dispute_invoice_id(dispute)
     if not invoice_id:
         return None
     posting = _invoice_posting(invoice_id, occurred_at=occurred_at)
@@ -398,17 +420,29 @@ def subscription_state_apply(
 
 
 # --- dunning ------------------------------------------------------------------------------
-def _failure_code(invoice: Mapping[str, Any]) -> str:
-    error = invoice.get("last_finalization_error") or {}
-    charge_id = stripe_id(invoice.get("charge"))
-    if charge_id:
-        data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True)
-        charge = data.first() or {}
-        outcome = charge.get("outcome") or {}
-        return str(charge.get("failure_code") or outcome.get("reason") or error.get("code") or "")[
-            :64
-        ]
-    return str(error.get("code") or "")[:64]
+def _payment_error(invoice: Mapping[str, Any]) -> dict[str, str]:
+    """Why the invoice's payment failed: its payment intent's ``last_payment_error``.
+
+    The payment intent is the invoice's default invoice payment's (``invoice_payments``);
+    it is read from the mirror (``payment_intent.payment_failed`` comes before
+    ``invoice.payment_failed``), else from Stripe. An invoice that could not even be
+    finalized reports ``last_finalization_error`` instead.
+    """
+    error: Mapping[str, Any] = invoice.get("last_finalization_error") or {}
+    pi_id = invoice_payment_intent_id(invoice=invoice)
+    if pi_id:
+        data = djm.PaymentIntent.objects.filter(id=pi_id).values_list("stripe_data", flat=True)
+        intent = data.first()
+        if intent is None:
+            intent = stripe.PaymentIntent.retrieve(
+                pi_id, api_key=djstripe_settings.get_default_api_key(invoice.get("livemode"))
+            ).to_dict()
+        error = intent.get("last_payment_error") or error
+    return {
+        "last_failure_code": str(error.get("code") or "")[:64],
+        "last_decline_code": str(error.get("decline_code") or "")[:64],
+        "last_failure_message": str(error.get("message") or "")[:500],
+    }
 
 
 @transaction.atomic
@@ -418,7 +452,8 @@ def invoice_payment_failed_record(
     """Open (or update) the dunning case of an invoice whose payment failed.
 
     One case per invoice (unique ``stripe_invoice_id``): a repeated failure updates the
-    attempt count, the next retry time and the failure code; a case already RECOVERED or
+    attempt count, the next retry time and the failure (the payment intent's
+    ``last_payment_error``: code, decline code, message); a case already RECOVERED or
     CLOSED keeps its status (a late failure event does not reopen it).
     """
     invoice_id = stripe_id(invoice.get("id"))
@@ -430,7 +465,7 @@ def invoice_payment_failed_record(
         "currency": str(invoice.get("currency") or "").lower(),
         "attempt_count": attempts,
         "next_payment_attempt": _timestamp(invoice.get("next_payment_attempt")),
-        "last_failure_code": _failure_code(invoice),
+        **_payment_error(invoice),
     }
     case, created = DunningCase.objects.select_for_update().get_or_create(
         stripe_invoice_id=invoice_id, defaults={**fields, "opened_at": occurred_at}

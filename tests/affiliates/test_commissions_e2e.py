@@ -15,6 +15,7 @@ from ledger.payouts import payout_batch_run
 from ledger.selectors import payee_balance, trial_balance
 from tests.accounts.factories import UserFactory
 from tests.affiliates.factories import AffiliateFactory, ProgramFactory
+from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +64,7 @@ def test_paid_invoice_commission_payout_and_refund_clawback(stripe_fake):
     assert [t.amount for t in stripe.Transfer.list(destination=connect.id).data] == [1250]
     assert _owed(affiliate) == 0
 
-    charge_id = stripe.Invoice.retrieve(commission.stripe_invoice_id).charge
+    charge_id = invoice_charge_id(commission.stripe_invoice_id)
     stripe.Refund.create(charge=charge_id, amount=2000, idempotency_key=key("re"))
     feed.process_new()
 

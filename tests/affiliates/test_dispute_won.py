@@ -30,6 +30,7 @@ from ledger.payouts import payout_batch_run
 from ledger.selectors import payee_balance, trial_balance
 from tests.accounts.factories import UserFactory
 from tests.affiliates.factories import AffiliateFactory, ProgramFactory
+from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +49,7 @@ def _referred_subscription(affiliate, *, card: str, unit_amount: int = 2500, **e
         referred_at=datetime.now(UTC),
     )
     sub = subscribe(customer, pm, make_price(unit_amount=unit_amount), **extra)
-    return stripe.Invoice.retrieve(sub.latest_invoice).charge
+    return invoice_charge_id(sub.latest_invoice)
 
 
 def _dispute_of(charge_id: str) -> str:

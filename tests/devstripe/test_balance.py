@@ -9,6 +9,7 @@ import stripe
 from djstripe import models as djm
 
 from devstripe.balance import card_fee
+from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import (
     EventFeed,
     key,
@@ -28,7 +29,7 @@ def _raw(obj: Any) -> dict[str, Any]:
 def _paid_charge(*, unit_amount: int, card: str = "pm_card_visa") -> str:
     customer, pm = make_customer(card=card)
     sub = subscribe(customer, pm, make_price(unit_amount=unit_amount))
-    return str(stripe.Invoice.retrieve(sub.latest_invoice).charge)
+    return invoice_charge_id(sub.latest_invoice)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import pytest
 import stripe
 from djstripe import models as djm
 
+from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, make_customer, make_price, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ def disputed_subscription(stripe_fake):
     price = make_price(unit_amount=4200)
     customer, pm = make_customer(card="pm_card_createDispute")
     sub = subscribe(customer, pm, price)
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    charge_id = invoice_charge_id(sub.latest_invoice)
     return sub, charge_id
 
 
@@ -64,7 +65,7 @@ def test_other_cards_are_not_disputed(stripe_fake):
     price = make_price(unit_amount=1000)
     customer, pm = make_customer()
     sub = subscribe(customer, pm, price)
-    charge = stripe.Charge.retrieve(stripe.Invoice.retrieve(sub.latest_invoice).charge)
+    charge = stripe.Charge.retrieve(invoice_charge_id(sub.latest_invoice))
 
     assert charge.disputed is False
     assert stripe.Dispute.list()["data"] == []

@@ -6,6 +6,7 @@ import pytest
 import stripe
 from djstripe import models as djm
 
+from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, make_customer, make_price, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def dispute(stripe_fake):
     customer, pm = make_customer(card="pm_card_createDispute")
     sub = subscribe(customer, pm, make_price(unit_amount=4200))
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    charge_id = invoice_charge_id(sub.latest_invoice)
     [data] = stripe.Dispute.list(charge=charge_id)["data"]
     feed = EventFeed()
     feed.new_events()  # the subscription's and the dispute's opening events

@@ -111,6 +111,7 @@ def test_advancing_renews_each_period_with_a_paid_invoice(stripe_fake):
         "invoice.finalized",
         "charge.succeeded",
         "payment_intent.succeeded",
+        "invoice_payment.paid",
         "invoice.paid",
         "invoice.payment_succeeded",
     ]

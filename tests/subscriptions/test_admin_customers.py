@@ -10,6 +10,7 @@ from djstripe import models as djm
 from ledger.models import Transaction
 from subscriptions.models import BillingCustomer, DunningCase
 from tests.accounts.factories import UserFactory
+from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, make_customer, make_price, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -186,7 +187,7 @@ def test_customer_page_shows_a_won_dispute_and_its_booking_back(
     feed = EventFeed()
     customer, pm = make_customer(card="pm_card_createDispute", email="won@example.com")
     sub = subscribe(customer, pm, make_price(unit_amount=1800))
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    charge_id = invoice_charge_id(sub.latest_invoice)
     [dispute] = stripe.Dispute.list(charge=charge_id)["data"]
     stripe.Dispute.modify(dispute.id, evidence={"uncategorized_text": "winning_evidence"})
     feed.process_new()

@@ -91,7 +91,9 @@ def test_subscribe_creates_customer_subscription_and_mirror_rows(catalog, alice)
     remote = stripe.Subscription.retrieve(body["id"])
     assert remote.metadata["referral_code"] == "FRIEND10"
     assert stripe.Customer.retrieve(mirrored.customer.id).metadata["referral_code"] == "FRIEND10"
-    invoice = djm.Invoice.objects.get(subscription=mirrored)
+    invoice = djm.Invoice.objects.get(
+        stripe_data__parent__subscription_details__subscription=mirrored.id
+    )
     assert invoice.stripe_data["amount_paid"] == 3000
 
 

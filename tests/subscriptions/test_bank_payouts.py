@@ -24,6 +24,7 @@ from subscriptions.services.bank_payouts import (
     payout_failed_record,
     payout_paid_record,
 )
+from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, make_customer, make_price, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -168,7 +169,7 @@ def test_paying_out_a_charges_net_empties_clearing_into_the_bank(stripe_fake):
     sub = subscribe(customer, pm, make_price(unit_amount=2500))
     feed = EventFeed()
     feed.process_new()
-    charge = stripe.Charge.retrieve(stripe.Invoice.retrieve(sub.latest_invoice).charge)
+    charge = stripe.Charge.retrieve(invoice_charge_id(sub.latest_invoice))
     net = stripe.BalanceTransaction.retrieve(charge.balance_transaction).net
     assert net == 2397  # 2500 - (2.9 % of 2500 = 73, + 30)
     assert _balance(CLEARING) == net

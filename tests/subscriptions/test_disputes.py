@@ -30,6 +30,7 @@ from subscriptions.services.effects import (
     dispute_record,
     dispute_won_record,
 )
+from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +75,7 @@ def disputed(stripe_fake):
     )
     customer, pm = make_customer(card="pm_card_createDispute")
     sub = subscribe(customer, pm, make_price(unit_amount=2500), default_tax_rates=[rate.id])
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    charge_id = invoice_charge_id(sub.latest_invoice)
     [dispute] = stripe.Dispute.list(charge=charge_id)["data"]
     feed = EventFeed()
     return dispute.id, charge_id, feed
@@ -209,7 +210,7 @@ def test_a_won_dispute_on_a_charge_refunded_in_full_before_books_nothing(stripe_
     sub = subscribe(customer, pm, make_price(unit_amount=1500))
     feed = EventFeed()
     feed.process_new()
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    charge_id = invoice_charge_id(sub.latest_invoice)
     stripe.Refund.create(charge=charge_id, idempotency_key=key("re"))
     feed.process_new()
 
@@ -223,7 +224,7 @@ def test_a_partial_dispute_won_books_back_only_its_share(stripe_fake):
     customer, pm = make_customer()
     sub = subscribe(customer, pm, make_price(unit_amount=1000))
     EventFeed().process_new()
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    charge_id = invoice_charge_id(sub.latest_invoice)
     dispute = _dispute(charge_id, 400)
 
     reversal = dispute_record(dispute=dispute, occurred_at=NOW)
@@ -241,7 +242,7 @@ def test_closing_statuses_other_than_won_post_nothing_new(stripe_fake):
     customer, pm = make_customer()
     sub = subscribe(customer, pm, make_price(unit_amount=1000))
     EventFeed().process_new()
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    charge_id = invoice_charge_id(sub.latest_invoice)
     lost = _dispute(charge_id, 1000, status="lost")
     inquiry = _dispute(charge_id, 1000, status="warning_closed")
 
@@ -260,7 +261,7 @@ def test_an_inquiry_reverses_nothing_until_it_escalates(stripe_fake):
     customer, pm = make_customer()
     sub = subscribe(customer, pm, make_price(unit_amount=1000))
     EventFeed().process_new()
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    charge_id = invoice_charge_id(sub.latest_invoice)
     inquiry = _dispute(charge_id, 1000, status="warning_needs_response")
 
     assert dispute_record(dispute=inquiry, occurred_at=NOW) is None

@@ -24,6 +24,7 @@ from ledger.services import system_account
 from subscriptions.models import DunningCase, SubscriptionState
 from subscriptions.services.effects import DISPUTE_SOURCE, REFUND_SOURCE, invoice_paid_key
 from subscriptions.services.stripe_fees import DISPUTE_FEE_SOURCE, STRIPE_FEE_SOURCE
+from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import (
     EventFeed,
     key,
@@ -169,7 +170,7 @@ def test_refunds_reverse_the_invoice_posting_pro_rata_once_each(stripe_fake, par
     customer, pm = make_customer()
     sub = subscribe(customer, pm, price, quantity=2)  # 5000 paid
     feed.process_new()
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    charge_id = invoice_charge_id(sub.latest_invoice)
 
     amounts = [1200, 800] if partial else [None]
     for amount in amounts:
@@ -204,7 +205,7 @@ def test_refund_processed_before_its_invoice_paid_event_books_both_once(stripe_f
     for event in first:
         if event["type"] != "invoice.paid":
             djm.Event.process(event)
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    charge_id = invoice_charge_id(sub.latest_invoice)
     stripe.Refund.create(charge=charge_id, amount=400, idempotency_key=key("re"))
     # The invoice mirror is synced (invoice.finalized/… events) but not yet paid in it:
     djm.Invoice.sync_from_stripe_data(
@@ -240,7 +241,7 @@ def test_dispute_reverses_the_disputed_amount_once(stripe_fake):
     djm.Event.process(replay)
 
     dispute = djm.Dispute.objects.get(id=created["data"]["object"]["id"])
-    assert dispute.charge.id == stripe.Invoice.retrieve(sub.latest_invoice).charge
+    assert dispute.charge.id == invoice_charge_id(sub.latest_invoice)
     assert dispute.amount == 3000
     disputes = Transaction.objects.filter(source=DISPUTE_SOURCE)
     assert [d.idempotency_key for d in disputes] == [f"stripe:dispute:{dispute.id}"]

@@ -27,6 +27,7 @@ from subscriptions.services.stripe_fees import (
     charge_fee_record,
     dispute_fees_record,
 )
+from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -82,7 +83,7 @@ def _charge_net(charge_id: str) -> int:
 def _subscribe(*, unit_amount: int = 2500, card: str = "pm_card_visa") -> tuple[str, EventFeed]:
     customer, pm = make_customer(card=card)
     sub = subscribe(customer, pm, make_price(unit_amount=unit_amount))
-    return str(stripe.Invoice.retrieve(sub.latest_invoice).charge), EventFeed()
+    return invoice_charge_id(sub.latest_invoice), EventFeed()
 
 
 def test_a_paid_invoice_books_stripes_fee_once(stripe_fake):

@@ -27,7 +27,9 @@ from subscriptions.services.effects import (
     invoice_paid_key,
     invoice_paid_record,
 )
+from subscriptions.services.invoice_payments import invoice_payment_record
 from tests.affiliates.factories import AffiliateFactory, ProgramFactory
+from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -98,7 +100,7 @@ def test_a_partial_refund_reverses_revenue_and_tax_pro_rata_and_the_rest_clears_
     sub = subscribe(customer, pm, make_price(unit_amount=999), default_tax_rates=[rate.id])
     feed = EventFeed()
     feed.process_new()
-    charge_id = stripe.Invoice.retrieve(sub.latest_invoice).charge
+    charge_id = invoice_charge_id(sub.latest_invoice)
 
     stripe.Refund.create(charge=charge_id, amount=600, idempotency_key=key("re"))
     feed.process_new()
@@ -168,6 +170,19 @@ def _invoice(invoice_id: str, paid: int, tax: int) -> dict:
     }
 
 
+def _invoice_payment(invoice_id: str, paid: int) -> dict:
+    """The invoice payment linking the invoice to its payment intent, as Stripe sends it."""
+    return {
+        "id": f"inpay_{invoice_id}",
+        "invoice": invoice_id,
+        "payment": {"type": "payment_intent", "payment_intent": f"pi_{invoice_id}"},
+        "amount_paid": paid,
+        "currency": "usd",
+        "status": "paid",
+        "created": int(NOW.timestamp()),
+    }
+
+
 @settings(
     max_examples=60,
     deadline=None,
@@ -183,6 +198,7 @@ def test_refund_parts_add_up_and_reverse_tax_in_proportion(price, tax_rate, weig
     paid = price + tax
     invoice_id = f"in_{uuid.uuid4().hex}"
     invoice_paid_record(invoice=_invoice(invoice_id, paid, tax), occurred_at=NOW)
+    invoice_payment_record(invoice_payment=_invoice_payment(invoice_id, paid))
     # Split the whole payment into refunds by weight (the last takes the remainder).
     amounts = [paid * w // sum(weights) for w in weights[:-1]]
     amounts.append(paid - sum(amounts))
@@ -192,7 +208,7 @@ def test_refund_parts_add_up_and_reverse_tax_in_proportion(price, tax_rate, weig
         refunds.append({"id": f"re_{invoice_id}_{index}", "amount": amount, "status": "succeeded"})
         charge = {
             "id": f"ch_{invoice_id}",
-            "invoice": invoice_id,
+            "payment_intent": f"pi_{invoice_id}",
             "amount": paid,
             "amount_refunded": sum(r["amount"] for r in refunds),
             "refunds": {"data": [{**r, "created": i} for i, r in enumerate(refunds)]},
