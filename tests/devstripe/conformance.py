@@ -9,7 +9,8 @@ values an enum allows and which fields are expandable. Nothing here knows our co
 conforms:
 
 - a field the class does not define is an error (a removed or invented field);
-- a field the class defines without ``Optional`` must be present (Stripe always sends it);
+- a field the class defines without ``Optional`` must be present (Stripe always sends it),
+  except in a deletion reply (``{id, object, deleted: true}``);
 - a present field must match its type: ``str``/``int``/``bool``/``float``, a ``Literal`` value
   among the allowed ones (open enums, ``Union[Literal[...], str]``, accept any string), an
   expandable field is an id or the expanded object, lists and ``ListObject`` pages hold
@@ -205,9 +206,12 @@ def check_against(obj: Any, cls: type[StripeObject], path: str) -> list[str]:
     for key in obj:
         if key not in fields and key not in _WIRE_FIELDS:
             problems.append(f"{path}.{key}: not a field of {cls.__name__} at this API version")
+    # A deletion reply is ``{id, object, deleted: true}``: stripe-python folds Stripe's
+    # separate deleted-object schema into the resource class, so nothing else is required.
+    deleted = obj.get("deleted") is True and "deleted" in fields
     for key, hint in fields.items():
         if key not in obj:
-            if not _is_optional(hint):
+            if not _is_optional(hint) and not deleted:
                 problems.append(f"{path}.{key}: missing (always sent by Stripe)")
             continue
         problems.extend(_check(obj[key], hint, f"{path}.{key}"))
