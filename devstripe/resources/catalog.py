@@ -372,9 +372,7 @@ def _product_init(self: Product, **data: Any) -> None:
     extras = _product_extras(data)
     _orig_product_init(self, **data)
     self._images = list(extras.get("images", []))
-    self._marketing_features = [
-        {"name": f["name"]} for f in extras.get("marketing_features", [])
-    ]
+    self._marketing_features = [{"name": f["name"]} for f in extras.get("marketing_features", [])]
     self._tax_code = extras.get("tax_code")
     self._unit_label = extras.get("unit_label")
     self._updated = self.created

@@ -144,9 +144,7 @@ def _si_list(
     if kwargs:
         raise UserError(400, "Received unknown parameter: " + ", ".join(kwargs))
     if not isinstance(subscription, str) or not subscription:
-        raise UserError(
-            400, "Missing required param: subscription.", {"param": "subscription"}
-        )
+        raise UserError(400, "Missing required param: subscription.", {"param": "subscription"})
     sub = Subscription._api_retrieve(subscription)
     li = List(url, limit=limit, starting_after=starting_after)
     li._list = list(sub.items._list)

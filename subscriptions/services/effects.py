@@ -54,6 +54,7 @@ from ledger.services import Line, ledger_post, ledger_reverse_in_order, system_a
 from revenue_site.money import apply_rate
 from revenue_site.stripe_ids import dispute_is_inquiry, stripe_id
 from subscriptions.models import DunningCase, SubscriptionState
+from subscriptions.stripe_expand import subscription_discounts_expanded
 
 logger = logging.getLogger(__name__)
 
@@ -353,6 +354,8 @@ def subscription_state_apply(
     sub_id = stripe_id(subscription.get("id"))
     customer_id = stripe_id(subscription.get("customer"))
     status = str(subscription.get("status") or "")
+    # An event lists discounts by id; their coupons come from the mirror.
+    subscription = subscription_discounts_expanded(subscription=subscription)
     currency, mrr = subscription_mrr(subscription, at=occurred_at)
     # Serialise MRR changes per customer: a movement's kind depends on the customer's total.
     list(djm.Customer.objects.select_for_update().filter(id=customer_id).values_list("pk"))
