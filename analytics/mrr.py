@@ -43,17 +43,27 @@ def _items(subscription: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(items.get("data") or []) if isinstance(items, Mapping) else []
 
 
-def _active_discount(subscription: Mapping[str, Any], at: datetime) -> Mapping[str, Any] | None:
-    discount = subscription.get("discount")
-    if not isinstance(discount, Mapping):
-        return None
-    coupon = discount.get("coupon") or {}
-    if coupon.get("duration") not in ("forever", "repeating"):
-        return None
-    end = discount.get("end")
-    if end is not None and int(end) <= at.timestamp():
-        return None
-    return coupon
+def _active_coupons(subscription: Mapping[str, Any], at: datetime) -> list[Mapping[str, Any]]:
+    """The coupons of the subscription's forever/repeating discounts still running at ``at``.
+
+    A subscription lists its discounts in ``discounts``, each naming its coupon in
+    ``source.coupon``; only expanded ones (``expand=["discounts.source.coupon"]``, see
+    ``subscriptions.stripe_expand``) say what they take off, so ids are left out.
+    """
+    coupons = []
+    for discount in subscription.get("discounts") or []:
+        if not isinstance(discount, Mapping):
+            continue
+        coupon = (discount.get("source") or {}).get("coupon")
+        if not isinstance(coupon, Mapping):
+            continue
+        if coupon.get("duration") not in ("forever", "repeating"):
+            continue
+        end = discount.get("end")
+        if end is not None and int(end) <= at.timestamp():
+            continue
+        coupons.append(coupon)
+    return coupons
 
 
 def subscription_mrr(subscription: Mapping[str, Any], *, at: datetime) -> tuple[str, int]:
@@ -75,10 +85,10 @@ def subscription_mrr(subscription: Mapping[str, Any], *, at: datetime) -> tuple[
         amount = price_amount(price, int(item.get("quantity") or 0))
         monthly_list += amount * monthly_factor(recurring)
     monthly = monthly_list
-    coupon = _active_discount(subscription, at)
-    if coupon and monthly_list > 0:
+    # Stripe applies stacked discounts one after the other, each to what is left.
+    for coupon in _active_coupons(subscription, at) if monthly_list > 0 else []:
         if coupon.get("percent_off") is not None:
-            monthly -= monthly_list * Fraction(str(coupon["percent_off"])) / 100
+            monthly -= monthly * Fraction(str(coupon["percent_off"])) / 100
         elif coupon.get("amount_off") is not None:
             first_recurring = next(
                 (

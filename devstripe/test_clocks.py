@@ -20,11 +20,11 @@ time:
 - a period end with ``cancel_at_period_end`` cancels the subscription
   (``customer.subscription.deleted``, status ``canceled``, ``ended_at`` the period end);
 - any other period end of an ``active`` or ``past_due`` subscription renews it: a new
-  ``current_period_start``/``end`` on the subscription and its items, an invoice
+  ``current_period_start``/``end`` on each of its items, an invoice
   (``billing_reason`` ``subscription_cycle``) for the next period plus the customer's pending
   invoice items (prorations), paid with the default payment method. Events:
-  ``invoice.created``, ``customer.subscription.updated`` (previous period and
-  ``latest_invoice`` in ``previous_attributes``), ``invoice.finalized``, then
+  ``invoice.created``, ``customer.subscription.updated`` (the items with their previous
+  period and ``latest_invoice`` in ``previous_attributes``), ``invoice.finalized``, then
   ``charge.succeeded``, ``invoice.paid``... or ``charge.failed``, ``invoice.payment_failed``
   (the subscription becomes ``past_due``).
 

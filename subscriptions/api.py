@@ -137,11 +137,8 @@ class SubscriptionSerializer(serializers.Serializer[djstripe_models.Subscription
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_current_period_end(self, obj: djstripe_models.Subscription) -> datetime | None:
-        # Newer Stripe API versions keep the period on the item.
-        value = obj.stripe_data.get("current_period_end") or self._item(obj).get(
-            "current_period_end"
-        )
-        return _timestamp(value)
+        # Stripe keeps the period on each item (not on the subscription since 2025-03-31).
+        return _timestamp(self._item(obj).get("current_period_end"))
 
     @extend_schema_field(serializers.BooleanField())
     def get_cancel_at_period_end(self, obj: djstripe_models.Subscription) -> bool:

@@ -7,8 +7,10 @@ The modules, imported in this order (later ones wrap what earlier ones patched):
 - ``base``: events (``emit``; the ones localstripe never emits are emitted where they
   happen) and export (lenient ``expand``, per-class fix-ups, ids instead of nested objects
   where Stripe returns ids);
-- ``catalog``: prices, products;
+- ``catalog``: prices, plans, products;
 - ``invoices``: paying invoices, invoice payments, invoice and line fix-ups, customer credit;
+- ``customers``: customers and payment methods as Stripe renders them, a customer's payment
+  methods;
 - ``subscriptions``: multi-item subscriptions and their items;
 - ``prorations``: prorations when a subscription's items change mid-period;
 - ``payments``: charges, payment intents, payment methods, refunds;
@@ -27,7 +29,16 @@ from typing import Any
 from localstripe.resources import Event, Store, StripeObject, store
 
 from .. import idempotency
-from . import base, catalog, invoices, payments, prorations, subscriptions, webhook_endpoints
+from . import (
+    base,
+    catalog,
+    customers,
+    invoices,
+    payments,
+    prorations,
+    subscriptions,
+    webhook_endpoints,
+)
 from .base import ACCOUNT_ID, API_VERSION, emit
 
 __all__ = [
@@ -37,6 +48,7 @@ __all__ = [
     "base",
     "catalog",
     "crud_classes",
+    "customers",
     "emit",
     "extra_routes",
     "invoices",
@@ -93,5 +105,6 @@ extra_routes: list[tuple[str, str, Any]] = [
     ("POST", "/v1/invoices/{id}/pay", invoices._pay_invoice_route),
     ("GET", "/v1/invoice_payments/{id}", invoices._retrieve_invoice_payment),
     ("GET", "/v1/invoice_payments", invoices._list_invoice_payments),
+    *customers.extra_routes,
 ]
 crud_classes: list[type[StripeObject]] = [catalog.Price, webhook_endpoints.WebhookEndpoint]

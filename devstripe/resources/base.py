@@ -1,7 +1,8 @@
 """Events and export: what every other resource module builds on.
 
-- ``emit`` queues an event for in-order, signed delivery (``webhooks.py``); events claim to be
-  rendered with the API version dj-stripe 2.11 pins;
+- ``emit`` queues an event for in-order, signed delivery (``webhooks.py``); events are rendered
+  at the one API version the fake speaks (:data:`API_VERSION`), which is also what every
+  webhook endpoint gets;
 - lenient ``expand`` (dj-stripe asks for ``discounts``, ``lines.data.discounts``,
   ``tiers``, ``currency_options``...), and per-class fix-ups of the exported JSON
   (``_devstripe_fixup``) so objects look as Stripe renders them;
@@ -28,8 +29,9 @@ from localstripe.resources import (
 
 from .. import webhooks
 
-# The version dj-stripe 2.11 pins; events claim to be rendered with it.
-API_VERSION = "2026-05-27.dahlia"
+# The API version the fake speaks: what the pinned stripe-python requests (``stripe.api_version``,
+# which dj-stripe registers its endpoints at). Objects and events are rendered in its shapes.
+API_VERSION = "2026-08-26.dahlia"
 ACCOUNT_ID = "acct_1DevStripeRevenue0"
 # Store keys of test clocks (``test_clocks.py``) start with this.
 TEST_CLOCK_KEY = "test_helpers.test_clock:"
@@ -96,9 +98,13 @@ _orig_event_init = Event.__init__
 def _event_init(self: Event, type: str, data: StripeObject) -> None:
     _orig_event_init(self, type, data)
     self.api_version = API_VERSION
+    # Stripe names the API request behind an event; the fake keeps no request ids.
     self.request = {"id": None, "idempotency_key": None}
-    self.pending_webhooks = len(webhooks.endpoints)
-    self.account = None
+    self.pending_webhooks = sum(
+        1
+        for endpoint in webhooks.endpoints.values()
+        if endpoint.events is None or "*" in endpoint.events or type in endpoint.events
+    )
 
 
 Event.__init__ = _event_init  # type: ignore[method-assign]
@@ -150,6 +156,12 @@ def _expand(obj: Any, parts: list[str]) -> None:
         found = _find(key, value)
         if found is not None:
             value = obj[key] = found._export()
+    elif isinstance(value, list):
+        # A list of ids (a subscription's ``discounts``): each one expands.
+        for i, item in enumerate(value):
+            found = _find(key, item) if isinstance(item, str) and item else None
+            if found is not None:
+                value[i] = found._export()
     if rest and value is not None:
         _expand(value, rest)
 

@@ -2,7 +2,11 @@
 
 - a Price resource (per-unit and tiered, recurring or one-time); a recurring price is
   also a Plan with the same id, as in Stripe, so localstripe's subscription code runs on it;
-- ``product.updated`` events, and an empty ``GET /v1/products/<id>/features``.
+  a plan renders as Stripe's (tiers as the price's, the last one ``up_to: null``; none of
+  localstripe's pre-2018 ``name``/``statement_descriptor``);
+- products as Stripe renders them (``images``, ``marketing_features``, ``updated``; none of
+  localstripe's removed ``caption``/``attributes``), ``product.updated`` events, and an empty
+  ``GET /v1/products/<id>/features``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from localstripe.resources import (
     try_convert_to_int,
 )
 
-from .base import _changed, _require, emit
+from .base import _changed, _require, emit, now
 
 
 # --- prices -------------------------------------------------------------------------------
@@ -68,7 +72,6 @@ def _parse_recurring(recurring: Any) -> dict[str, Any]:
     _require(usage_type in ("licensed", "metered"))
     _require(trial_period_days is None or isinstance(trial_period_days, int))
     return {
-        "aggregate_usage": None,
         "interval": interval,
         "interval_count": interval_count,
         "meter": None,
@@ -268,20 +271,112 @@ def _plan_for_item(item: dict[str, Any]) -> Plan:
     return Plan._api_retrieve(plan_id)
 
 
+def _plan_tiers(plan: Plan) -> list[dict[str, Any]] | None:
+    """Stripe's rendering of a plan's tiers: its price's, or localstripe's with ``inf`` as null."""
+    if plan.tiers is None:
+        return None
+    price = _price_for_plan(plan)
+    if price is not None and price.tiers is not None:
+        return [dict(tier) for tier in price.tiers]
+    tiers = []
+    for tier in plan.tiers:
+        flat = try_convert_to_int(tier.get("flat_amount"))
+        unit = try_convert_to_int(tier.get("unit_amount"))
+        tiers.append(
+            {
+                "flat_amount": flat,
+                "flat_amount_decimal": None if flat is None else str(flat),
+                "unit_amount": unit,
+                "unit_amount_decimal": None if unit is None else str(unit),
+                "up_to": None if tier["up_to"] == "inf" else try_convert_to_int(tier["up_to"]),
+            }
+        )
+    return tiers
+
+
+def _plan_fixup(self: Plan, obj: dict[str, Any]) -> None:
+    # localstripe's pre-2018 properties, read from the product.
+    obj.pop("name", None)
+    obj.pop("statement_descriptor", None)
+    obj["tiers"] = _plan_tiers(self)
+    obj["amount_decimal"] = None if self.amount is None else str(self.amount)
+    obj["meter"] = None
+    obj["transform_usage"] = None
+
+
+Plan._devstripe_fixup = _plan_fixup  # type: ignore[attr-defined]
+
+
 # --- products -----------------------------------------------------------------------------
+_orig_product_init = Product.__init__
 _orig_product_update = Product._api_update
+# Stripe's product parameters localstripe does not know; stored and rendered as given.
+_PRODUCT_EXTRAS = ("images", "marketing_features", "tax_code", "unit_label")
+
+
+def _product_extras(data: dict[str, Any]) -> dict[str, Any]:
+    extras = {key: data.pop(key) for key in _PRODUCT_EXTRAS if key in data}
+    try:
+        for key in ("images", "marketing_features"):
+            _require(isinstance(extras.get(key, []), list))
+        _require(all(isinstance(i, str) for i in extras.get("images", [])))
+        for feature in extras.get("marketing_features", []):
+            _require(isinstance(feature, dict) and isinstance(feature.get("name"), str))
+        for key in ("tax_code", "unit_label"):
+            _require(extras.get(key) is None or isinstance(extras[key], str))
+    except AssertionError:
+        raise UserError(400, "Bad request") from None
+    return extras
+
+
+def _product_init(self: Product, **data: Any) -> None:
+    for removed in ("caption", "attributes"):
+        if removed in data:
+            raise UserError(400, f"Received unknown parameter: {removed}")
+    extras = _product_extras(data)
+    _orig_product_init(self, **data)
+    self._images = list(extras.get("images", []))
+    self._marketing_features = [{"name": f["name"]} for f in extras.get("marketing_features", [])]
+    self._tax_code = extras.get("tax_code")
+    self._unit_label = extras.get("unit_label")
+    self._updated = self.created
 
 
 def _product_update(cls: type[Product], id: str, **data: Any) -> Product:
-    before = cls._api_retrieve(id)._export()
+    obj = cls._api_retrieve(id)
+    before = obj._export()
     if "active" in data:
         data["active"] = try_convert_to_bool(data["active"])
+    extras = _product_extras(data)
     obj = _orig_product_update(id, **data)
+    if "images" in extras:
+        obj._images = list(extras["images"])
+    if "marketing_features" in extras:
+        obj._marketing_features = [{"name": f["name"]} for f in extras["marketing_features"]]
+    for key in ("tax_code", "unit_label"):
+        if key in extras:
+            setattr(obj, "_" + key, extras[key] or None)
+    obj._updated = now()
     emit("product.updated", obj, _changed(before, obj._export()))
     return obj
 
 
+def _product_fixup(self: Product, obj: dict[str, Any]) -> None:
+    # Removed from Stripe's API long ago; localstripe still renders them.
+    obj.pop("caption", None)
+    obj.pop("attributes", None)
+    obj["images"] = list(getattr(self, "_images", []))
+    obj["marketing_features"] = list(getattr(self, "_marketing_features", []))
+    obj["updated"] = getattr(self, "_updated", self.created)
+    obj["tax_code"] = getattr(self, "_tax_code", None)
+    obj["unit_label"] = getattr(self, "_unit_label", None)
+    obj["package_dimensions"] = None
+    obj.setdefault("default_price", None)
+
+
+Product.__init__ = _product_init  # type: ignore[method-assign]
 Product._api_update = classmethod(_product_update)  # type: ignore[method-assign,assignment]
+Product._devstripe_fixup = _product_fixup  # type: ignore[attr-defined]
 
 
 def _product_features(id: str, **kwargs: Any) -> List:

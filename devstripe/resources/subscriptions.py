@@ -4,11 +4,16 @@
   updated item by item, ``cancel_at_period_end``, cancel with ``canceled_at``;
 - correct tiered amounts (``devstripe.pricing``);
 - ``subscription``/``price`` on subscription items, ``[]`` instead of ``null`` for
-  ``default_tax_rates``;
+  ``default_tax_rates``; ``GET /v1/subscription_items?subscription=<id>``;
 - ``customer.subscription.updated`` whenever localstripe changes a status silently, and
   payment failures at subscription creation reported as ``invoice.payment_failed``;
 - the current period is stored on the subscription (``_period_start``/``_period_end``), so
-  renewals (``test_clocks.py``) can move it; during a trial it is the trial, as in Stripe;
+  renewals (``test_clocks.py``) can move it; during a trial it is the trial, as in Stripe.
+  Stripe renders it on each item (``items.data[].current_period_start``/``end``), not on the
+  subscription; localstripe's ``current_period_*``/``plan``/``quantity`` properties stay for
+  the fake's own code but are not rendered;
+- a coupon applied with ``discounts=[{"coupon": id}]`` is a Discount (``di_``), listed by id
+  in ``discounts`` (``expand=["discounts.source.coupon"]`` gives the objects);
 - everything runs on the customer's test clock time when it has one (``base.customer_time``).
 """
 
@@ -37,7 +42,7 @@ from localstripe.resources import (
 )
 
 from ..pricing import tiered_amount
-from .base import _changed, _require, customer_time, emit, now
+from .base import _changed, _require, clock_of, customer_time, emit, now
 from .catalog import _plan_for_item, _price_for_plan
 from .invoices import billing_reason
 
@@ -120,14 +125,37 @@ def _si_fixup(self: SubscriptionItem, obj: dict[str, Any]) -> None:
     period = self._current_period()
     obj["current_period_start"] = period["start"]
     obj["current_period_end"] = period["end"]
+    # Not fields of a subscription item.
+    obj.pop("livemode", None)
+    obj.pop("invoice", None)
     if self.plan.usage_type == "metered":
         obj.pop("quantity", None)
+
+
+def _si_list(
+    cls: type[SubscriptionItem],
+    url: str,
+    subscription: str | None = None,
+    limit: Any = None,
+    starting_after: str | None = None,
+    **kwargs: Any,
+) -> List:
+    """``GET /v1/subscription_items?subscription=<id>``: the subscription's items, in order."""
+    if kwargs:
+        raise UserError(400, "Received unknown parameter: " + ", ".join(kwargs))
+    if not isinstance(subscription, str) or not subscription:
+        raise UserError(400, "Missing required param: subscription.", {"param": "subscription"})
+    sub = Subscription._api_retrieve(subscription)
+    li = List(url, limit=limit, starting_after=starting_after)
+    li._list = list(sub.items._list)
+    return li
 
 
 SubscriptionItem.__init__ = _si_init  # type: ignore[method-assign]
 SubscriptionItem._current_period = _si_current_period  # type: ignore[method-assign]
 SubscriptionItem._calculate_amount = _si_amount  # type: ignore[method-assign]
 SubscriptionItem._devstripe_fixup = _si_fixup  # type: ignore[attr-defined]
+SubscriptionItem._api_list_all = classmethod(_si_list)  # type: ignore[method-assign,assignment]
 
 
 # --- subscriptions ------------------------------------------------------------------------
@@ -367,26 +395,44 @@ def _coupon_for(discounts: Any) -> Any:
     return ls.Coupon._api_retrieve(discounts[0]["coupon"])
 
 
-def _discount(sub: Subscription, coupon: Any) -> dict[str, Any] | None:
-    """Stripe's ``discount`` object for ``coupon`` on ``sub``, starting now."""
+class Discount(StripeObject):
+    """A coupon applied to a subscription (Stripe's ``discount``; not retrievable on its own)."""
+
+    object = "discount"
+    _id_prefix = "di_"
+
+    def __init__(self, coupon: Any, customer: str, subscription: str) -> None:
+        super().__init__()
+        start = now()
+        end = None
+        if coupon.duration == "repeating":
+            begin = datetime.fromtimestamp(start, tz=UTC)
+            end = calendar.timegm(
+                (begin + relativedelta(months=coupon.duration_in_months)).utctimetuple()
+            )
+        self.source = {"type": "coupon", "coupon": coupon.id}
+        self.customer = customer
+        self.subscription = subscription
+        self.start = start
+        self.end = end
+        self.checkout_session = None
+        self.customer_account = None
+        self.invoice = None
+        self.invoice_item = None
+        self.promotion_code = None
+        self.subscription_item = None
+
+    def _devstripe_fixup(self, obj: dict[str, Any]) -> None:
+        # Not fields of a discount.
+        obj.pop("created", None)
+        obj.pop("livemode", None)
+
+
+def _discount(sub: Subscription, coupon: Any) -> Discount | None:
+    """A discount of ``coupon`` on ``sub``, starting now."""
     if coupon is None:
         return None
-    start = now()
-    end = None
-    if coupon.duration == "repeating":
-        begin = datetime.fromtimestamp(start, tz=UTC)
-        end = calendar.timegm(
-            (begin + relativedelta(months=coupon.duration_in_months)).utctimetuple()
-        )
-    return {
-        "id": "di_" + sub.id[4:],
-        "object": "discount",
-        "coupon": coupon._export(),
-        "customer": sub.customer,
-        "subscription": sub.id,
-        "start": start,
-        "end": end,
-    }
+    return Discount(coupon, customer=sub.customer, subscription=sub.id)
 
 
 def _subscription_delete(cls: type[Subscription], id: str, **kwargs: Any) -> Subscription:
@@ -401,14 +447,56 @@ def _subscription_delete(cls: type[Subscription], id: str, **kwargs: Any) -> Sub
     return obj
 
 
+# localstripe's (and older API versions') fields that Stripe no longer renders on a subscription:
+# the period lives on each item, the discount in ``discounts``.
+_REMOVED_SUBSCRIPTION_FIELDS = (
+    "current_period_start",
+    "current_period_end",
+    "discount",
+    "plan",
+    "quantity",
+    "tax_percent",
+    "trial_from_plan",
+    "trial_period_days",
+)
+
+
 def _subscription_fixup(self: Subscription, obj: dict[str, Any]) -> None:
+    for removed in _REMOVED_SUBSCRIPTION_FIELDS:
+        obj.pop(removed, None)
+    discount = getattr(self, "discount", None)
+    obj["discounts"] = [discount.id] if isinstance(discount, Discount) else []
     obj["default_tax_rates"] = obj.get("default_tax_rates") or []
-    obj["discounts"] = []
     obj.setdefault("default_payment_method", None)
     obj["currency"] = self.items._list[0].plan.currency if self.items._list else None
-    single = len(self.items._list) == 1
-    obj["plan"] = obj["plan"] if single else None
-    obj["quantity"] = self.items._list[0].quantity if single else None
+    obj["test_clock"] = getattr(clock_of(self.customer), "id", None)
+    obj["automatic_tax"] = {"enabled": False, "disabled_reason": None, "liability": None}
+    # New subscriptions bill in flexible mode by default since 2025-10-29.clover.
+    obj["billing_mode"] = {
+        "type": "flexible",
+        "flexible": {"proration_discounts": "included"},
+        "updated_at": None,
+    }
+    obj["billing_schedules"] = []
+    obj["invoice_settings"] = {"account_tax_ids": None, "issuer": {"type": "self"}}
+    obj["cancellation_details"] = {
+        "comment": None,
+        "feedback": None,
+        "reason": "cancellation_requested" if self.status == "canceled" else None,
+    }
+    obj["payment_settings"] = {
+        "payment_method_options": None,
+        "payment_method_types": None,
+        "save_default_payment_method": "off",
+    }
+    obj["trial_settings"] = {"end_behavior": {"missing_payment_method": "create_invoice"}}
+    for key in (
+        "billing_cycle_anchor_config", "billing_thresholds", "days_until_due",
+        "default_source", "next_pending_invoice_item_invoice", "on_behalf_of",
+        "pause_collection", "pending_invoice_item_interval", "pending_setup_intent",
+        "pending_update", "schedule", "transfer_data",
+    ):  # fmt: skip
+        obj.setdefault(key, None)
 
 
 def _emitting_status_change(method: Any) -> Any:

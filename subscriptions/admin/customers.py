@@ -336,10 +336,8 @@ class BillingCustomerAdmin(admin.ModelAdmin):
                     data.get("status"),
                     prices,
                     quantity,
-                    _ts(
-                        data.get("current_period_end")
-                        or (items[0] if items else {}).get("current_period_end")
-                    ),
+                    # The period lives on each item at our API version.
+                    _ts((items[0] if items else {}).get("current_period_end")),
                     "yes" if data.get("cancel_at_period_end") else "",
                     _money(state.mrr, state.currency) if state else "—",
                     links,

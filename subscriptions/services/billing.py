@@ -35,7 +35,9 @@ from revenue_site.stripe_errors import (  # noqa: F401 - the error kinds, re-exp
     stripe_errors,
     stripe_failure,
 )
+from revenue_site.stripe_ids import stripe_id
 from subscriptions.models import BillingCustomer, PlanPrice
+from subscriptions.stripe_expand import SUBSCRIPTION_EXPAND
 
 PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
 # Statuses from which a subscription can still be changed or resumed.
@@ -73,7 +75,7 @@ def _state_key(purpose: str, subscription: Any, params: dict[str, Any]) -> str:
         "items": [
             (i.get("id"), (i.get("price") or {}).get("id"), i.get("quantity")) for i in items
         ],
-        "discount": bool(subscription.get("discount") or subscription.get("discounts")),
+        "discounts": sorted(stripe_id(d) for d in subscription.get("discounts") or []),
     }
     return f"subscription-{purpose}-{subscription['id']}-{_digest(params, state)}"
 
@@ -101,7 +103,9 @@ def _sync_subscription(subscription: Any) -> djstripe_models.Subscription:
 
 def _retrieve_subscription(subscription_id: str) -> Any:
     try:
-        return stripe.Subscription.retrieve(subscription_id, api_key=_api_key())
+        return stripe.Subscription.retrieve(
+            subscription_id, api_key=_api_key(), expand=SUBSCRIPTION_EXPAND
+        )
     except stripe.InvalidRequestError as exc:
         if exc.http_status == 404:
             raise BillingInputError("No such subscription.", field="subscription") from exc
@@ -262,6 +266,7 @@ def subscription_create(
         subscription = stripe.Subscription.create(
             **params,
             api_key=_api_key(),
+            expand=SUBSCRIPTION_EXPAND,
             idempotency_key=f"subscription-create-{billing_customer.pk}-{_digest(params, nonce)}",
         )
     except stripe.StripeError as exc:
@@ -306,6 +311,7 @@ def subscription_change(
             subscription_id,
             **params,
             api_key=_api_key(),
+            expand=SUBSCRIPTION_EXPAND,
             idempotency_key=_state_key("change", subscription, params),
         )
     except stripe.StripeError as exc:
@@ -329,6 +335,7 @@ def subscription_cancel(
             subscription_id,
             **params,
             api_key=_api_key(),
+            expand=SUBSCRIPTION_EXPAND,
             idempotency_key=_state_key("cancel-at-period-end", subscription, params),
         )
     else:
@@ -354,6 +361,7 @@ def subscription_resume(*, subscription_id: str) -> djstripe_models.Subscription
         subscription_id,
         **params,
         api_key=_api_key(),
+        expand=SUBSCRIPTION_EXPAND,
         idempotency_key=_state_key("resume", subscription, params),
     )
     return _sync_subscription(updated)
@@ -380,6 +388,7 @@ def subscription_extend_trial(
             subscription_id,
             **params,
             api_key=_api_key(),
+            expand=SUBSCRIPTION_EXPAND,
             idempotency_key=_state_key("extend-trial", subscription, params),
         )
     except stripe.StripeError as exc:
@@ -401,6 +410,7 @@ def subscription_end_trial(*, subscription_id: str) -> djstripe_models.Subscript
         subscription_id,
         **params,
         api_key=_api_key(),
+        expand=SUBSCRIPTION_EXPAND,
         idempotency_key=_state_key("end-trial", subscription, params),
     )
     return _sync_subscription(updated)
@@ -423,6 +433,7 @@ def subscription_apply_coupon(
             subscription_id,
             **params,
             api_key=_api_key(),
+            expand=SUBSCRIPTION_EXPAND,
             idempotency_key=_state_key("apply-coupon", subscription, params),
         )
     except stripe.StripeError as exc:

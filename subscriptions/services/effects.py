@@ -62,6 +62,7 @@ from subscriptions.services.invoice_payments import (
     invoice_id_for_payment_intent,
     invoice_payment_intent_id,
 )
+from subscriptions.stripe_expand import subscription_discounts_expanded
 
 logger = logging.getLogger(__name__)
 
@@ -375,6 +376,8 @@ def subscription_state_apply(
     sub_id = stripe_id(subscription.get("id"))
     customer_id = stripe_id(subscription.get("customer"))
     status = str(subscription.get("status") or "")
+    # An event lists discounts by id; their coupons come from the mirror.
+    subscription = subscription_discounts_expanded(subscription=subscription)
     currency, mrr = subscription_mrr(subscription, at=occurred_at)
     # Serialise MRR changes per customer: a movement's kind depends on the customer's total.
     list(djm.Customer.objects.select_for_update().filter(id=customer_id).values_list("pk"))

@@ -21,10 +21,21 @@ def _price(unit_amount, interval="month", count=1, usage_type="licensed", curren
 
 
 def _sub(*items, status="active", discount=None, currency="usd"):
+    """A subscription; ``discount`` ({coupon, end}) becomes an expanded entry of ``discounts``."""
+    discounts = []
+    if discount is not None:
+        discounts.append(
+            {
+                "id": "di_test",
+                "object": "discount",
+                "source": {"type": "coupon", "coupon": discount["coupon"]},
+                "end": discount["end"],
+            }
+        )
     return {
         "status": status,
         "currency": currency,
-        "discount": discount,
+        "discounts": discounts,
         "items": {"data": [{"price": p, "quantity": q} for p, q in items]},
     }
 
@@ -77,6 +88,11 @@ def test_forever_and_running_repeating_discounts_apply_once_and_expired_do_not()
     assert subscription_mrr(_sub((_price(10_000), 1), discount=expired), at=NOW)[1] == 10_000
     once = {"coupon": {"duration": "once", "percent_off": 50}, "end": None}
     assert subscription_mrr(_sub((_price(10_000), 1), discount=once), at=NOW)[1] == 10_000
+
+
+def test_a_discount_listed_by_id_only_cannot_be_valued():
+    sub = {**_sub((_price(10_000), 1)), "discounts": ["di_unexpanded"]}
+    assert subscription_mrr(sub, at=NOW)[1] == 10_000
 
 
 def test_discount_never_makes_mrr_negative():

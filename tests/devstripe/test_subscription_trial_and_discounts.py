@@ -41,11 +41,13 @@ def test_trial_end_puts_an_active_subscription_into_trial(subscription):
 
 def test_discount_from_a_coupon_is_recorded_and_counts_in_mrr(subscription):
     stripe.Coupon.create(id="HALF", percent_off=50, duration="forever")
-    updated = stripe.Subscription.modify(subscription.id, discounts=[{"coupon": "HALF"}])
-    assert updated.discount["coupon"]["id"] == "HALF"
+    updated = stripe.Subscription.modify(
+        subscription.id, discounts=[{"coupon": "HALF"}], expand=["discounts.source.coupon"]
+    )
+    assert updated.discounts[0]["source"]["coupon"]["id"] == "HALF"
     assert subscription_mrr(updated.to_dict(), at=timezone.now()) == ("usd", 1000)
     removed = stripe.Subscription.modify(subscription.id, discounts="")
-    assert removed.discount is None
+    assert removed.discounts == []
 
 
 def test_unknown_coupon_is_resource_missing_and_changes_nothing(subscription):
@@ -54,7 +56,7 @@ def test_unknown_coupon_is_resource_missing_and_changes_nothing(subscription):
     # Stripe answers 400 when a parameter names the missing object (404 is for the URL's).
     assert excinfo.value.http_status == 400
     assert (excinfo.value.code, excinfo.value.param) == ("resource_missing", "discounts[0][coupon]")
-    assert stripe.Subscription.retrieve(subscription.id).discount is None
+    assert stripe.Subscription.retrieve(subscription.id).discounts == []
 
 
 @pytest.mark.parametrize(

@@ -87,7 +87,6 @@ def test_advancing_renews_each_period_with_a_paid_invoice(stripe_fake):
     assert (clock.frozen_time, clock.status) == (MAR_1 + DAY, "ready")
     renewed = stripe.Subscription.retrieve(sub.id)
     assert renewed.status == "active"
-    assert (renewed.current_period_start, renewed.current_period_end) == (MAR_1, APR_1)
     item = renewed["items"].data[0]
     assert (item.current_period_start, item.current_period_end) == (MAR_1, APR_1)
     assert renewed.billing_cycle_anchor == JAN_1
@@ -124,9 +123,13 @@ def test_advancing_renews_each_period_with_a_paid_invoice(stripe_fake):
     assert [e["created"] for e in new if e["type"] == "invoice.paid"] == [FEB_1, MAR_1]
     updated = next(e for e in new if e["type"] == "customer.subscription.updated")
     assert updated["created"] == FEB_1
-    assert updated["data"]["object"]["current_period_start"] == FEB_1
+    assert updated["data"]["object"]["items"]["data"][0]["current_period_start"] == FEB_1
     previous = updated["data"]["previous_attributes"]
-    assert (previous["current_period_start"], previous["current_period_end"]) == (JAN_1, FEB_1)
+    [previous_item] = previous["items"]["data"]
+    assert (previous_item["current_period_start"], previous_item["current_period_end"]) == (
+        JAN_1,
+        FEB_1,
+    )
     assert previous["latest_invoice"] == bills[0]["id"]
 
 
@@ -135,7 +138,8 @@ def test_a_trial_end_activates_and_invoices_the_first_period(stripe_fake):
     customer, pm = clock_customer(clock)
     sub = subscribe(customer, pm, make_price(3000), trial_period_days=14)
     assert sub.status == "trialing"
-    assert (sub.current_period_start, sub.current_period_end) == (JAN_1, JAN_1 + 14 * DAY)
+    item = sub["items"].data[0]
+    assert (item.current_period_start, item.current_period_end) == (JAN_1, JAN_1 + 14 * DAY)
     assert invoices(sub) == []
 
     advance(clock, JAN_1 + 20 * DAY)
@@ -143,7 +147,8 @@ def test_a_trial_end_activates_and_invoices_the_first_period(stripe_fake):
     active = stripe.Subscription.retrieve(sub.id)
     trial_end = JAN_1 + 14 * DAY
     assert (active.status, active.billing_cycle_anchor) == ("active", trial_end)
-    assert (active.current_period_start, active.current_period_end) == (trial_end, FEB_1 + 14 * DAY)
+    item = active["items"].data[0]
+    assert (item.current_period_start, item.current_period_end) == (trial_end, FEB_1 + 14 * DAY)
     (bill,) = invoices(sub)
     assert (bill["created"], bill["amount_paid"], bill["billing_reason"]) == (
         trial_end,
@@ -205,7 +210,7 @@ def test_subscriptions_of_customers_without_a_clock_do_not_move(stripe_fake):
 
     advance(clock, JAN_1 + 90 * DAY)
 
-    assert stripe.Subscription.retrieve(unclocked.id).current_period_end == (
-        unclocked.current_period_end
+    assert stripe.Subscription.retrieve(unclocked.id)["items"].data[0].current_period_end == (
+        unclocked["items"].data[0].current_period_end
     )
     assert len(invoices(unclocked)) == 1

@@ -70,7 +70,7 @@ def test_extend_trial_apply_coupon_and_resync(catalog):
 
     stripe.Coupon.create(id="TENOFF", amount_off=100, currency="usd", duration="forever")
     discounted = billing.subscription_apply_coupon(subscription_id=sub.id, coupon_id="TENOFF")
-    assert discounted.stripe_data["discount"]["coupon"]["id"] == "TENOFF"
+    assert discounted.stripe_data["discounts"][0]["source"]["coupon"]["id"] == "TENOFF"
     with pytest.raises(billing.BillingInputError) as excinfo:
         billing.subscription_apply_coupon(subscription_id=sub.id, coupon_id="NOPE")
     assert excinfo.value.field == "coupon"

@@ -296,3 +296,21 @@ def test_cancelling_closes_open_dunning_cases(stripe_fake):
     assert case.status == DunningCase.Status.CLOSED
     assert SubscriptionState.objects.get(stripe_subscription_id=sub.id).status == "canceled"
     assert not MRRMovement.objects.exists()  # never had MRR
+
+
+def test_a_coupon_applied_in_stripe_lowers_mrr_through_its_event(stripe_fake):
+    """The event lists the discount by id; its coupon's terms come from dj-stripe's mirror."""
+    feed = EventFeed()
+    price = make_price(unit_amount=3000)
+    customer, pm = make_customer()
+    sub = subscribe(customer, pm, price)
+    feed.process_new()
+    stripe.Coupon.create(id="EFFECTS_THIRD", percent_off=33, duration="forever")
+
+    stripe.Subscription.modify(sub.id, discounts=[{"coupon": "EFFECTS_THIRD"}])
+    [event] = [e for e in feed.process_new() if e["type"] == "customer.subscription.updated"]
+
+    assert all(isinstance(d, str) for d in event["data"]["object"]["discounts"])
+    state = SubscriptionState.objects.get(stripe_subscription_id=sub.id)
+    assert state.mrr == 2010  # 3000 less 33 %
+    assert _movements(sub.id) == [("new", 0, 3000), ("contraction", 3000, 2010)]

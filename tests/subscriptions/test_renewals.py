@@ -97,7 +97,11 @@ def test_renewal_proration_and_churn_through_the_webhook_inbox(
         (invoice_paid_key(second), [-1000, 1000]),
     ]
     mirrored = djm.Subscription.objects.get(id=sub_id)
-    assert (mirrored.current_period_start, mirrored.current_period_end) == (_at(FEB_1), _at(MAR_1))
+    item = mirrored.stripe_data["items"]["data"][0]
+    assert (_at(item["current_period_start"]), _at(item["current_period_end"])) == (
+        _at(FEB_1),
+        _at(MAR_1),
+    )
     state = SubscriptionState.objects.get(stripe_subscription_id=sub_id)
     assert (state.status, state.mrr, state.as_of) == ("active", 1000, _at(FEB_1))
 
