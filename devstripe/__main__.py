@@ -20,8 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
-    from . import resources
+    from . import install, resources
     from .server import build_app
+
+    install()
 
     resources.STATE_FILE = args.state_file
     resources.store.try_load_from_disk()

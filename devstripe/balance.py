@@ -84,7 +84,7 @@ def _paid_by_card(charge_id: str) -> bool:
     return getattr(pm, "type", "card") == "card"
 
 
-_orig_init = BalanceTransaction.__init__
+_orig_init: Any = None  # the original, captured by install()
 
 
 def _init(self: BalanceTransaction, **kwargs: Any) -> None:
@@ -152,7 +152,7 @@ def _dispute_transaction(
     )
 
 
-_orig_dispute_init = disputes.Dispute.__init__
+_orig_dispute_init: Any = None  # the original, captured by install()
 
 
 def _dispute_init(self: disputes.Dispute, charge: Any, reason: str = "fraudulent") -> None:
@@ -169,7 +169,7 @@ def _dispute_init(self: disputes.Dispute, charge: Any, reason: str = "fraudulent
         )
 
 
-_orig_close = disputes.Dispute._close
+_orig_close: Any = None  # the original, captured by install()
 
 
 def _close(self: disputes.Dispute, status: str) -> None:
@@ -262,13 +262,20 @@ def _balance_retrieve(cls: type[ls.Balance], **kwargs: Any) -> Balance:
     told = store.get(_TOLD_KEY)
     if getattr(told, "available", None) != balance.available:
         store[_TOLD_KEY] = balance
-        emit("balance.available", balance)  # type: ignore[arg-type]
+        emit("balance.available", balance)
     return balance
 
 
-ls.Balance._api_retrieve = classmethod(_balance_retrieve)  # type: ignore[method-assign,assignment]
-BalanceTransaction.__init__ = _init  # type: ignore[method-assign]
-BalanceTransaction._devstripe_fixup = _fixup  # type: ignore[attr-defined]
-BalanceTransaction._api_list_all = classmethod(_list_all)  # type: ignore[method-assign,assignment]
-disputes.Dispute.__init__ = _dispute_init  # type: ignore[method-assign]
-disputes.Dispute._close = _close  # type: ignore[method-assign]
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    global _orig_init, _orig_dispute_init, _orig_close
+    _orig_init = BalanceTransaction.__init__
+    _orig_dispute_init = disputes.Dispute.__init__
+    _orig_close = disputes.Dispute._close
+    ls.Balance._api_retrieve = classmethod(_balance_retrieve)
+    BalanceTransaction.__init__ = _init
+    BalanceTransaction._devstripe_fixup = _fixup
+    BalanceTransaction._api_list_all = classmethod(_list_all)
+    disputes.Dispute.__init__ = _dispute_init  # type: ignore[method-assign]
+    disputes.Dispute._close = _close  # type: ignore[method-assign]

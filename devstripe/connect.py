@@ -213,7 +213,7 @@ def platform_account() -> Account:
     """The platform account (re-created after a data flush, as every key still belongs to it)."""
     found = store.get(f"{Account.object}:{ACCOUNT_ID}")
     if found is not None:
-        return found  # type: ignore[no-any-return]
+        return found
     account = Account(
         type="standard",
         country="US",
@@ -240,7 +240,7 @@ def _retrieve_account(id: str | None = None, **kwargs: Any) -> Account:
     found = store.get(f"{Account.object}:{id}")
     if found is None:
         raise UserError(404, f"No such account: '{id}'")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def _list_accounts(limit: Any = None, starting_after: Any = None, **kwargs: Any) -> List:
@@ -376,7 +376,7 @@ def _transfer(id: str) -> Transfer:
     found = store.get(f"{Transfer.object}:{id}")
     if found is None:
         raise UserError(404, f"No such transfer: '{id}'")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def _create_reversal(

@@ -242,7 +242,7 @@ def _disputes_automatically(charge: Charge) -> bool:
     return getattr(pm, "_card_number", None) == DISPUTE_CARD_NUMBER
 
 
-_prev_trigger_payment = Charge._trigger_payment
+_prev_trigger_payment: Any = None  # the original, captured by install()
 
 
 def _trigger_payment(self: Charge, on_success: Any = None) -> None:
@@ -255,7 +255,7 @@ def _trigger_payment(self: Charge, on_success: Any = None) -> None:
     _prev_trigger_payment(self, on_success=succeeded)
 
 
-_prev_canonical = PaymentMethod._try_get_canonical_test_article
+_prev_canonical: Any = None  # the original, captured by install()
 
 
 def _canonical_test_article(cls: type[PaymentMethod], id: str) -> PaymentMethod | None:
@@ -272,9 +272,6 @@ def _canonical_test_article(cls: type[PaymentMethod], id: str) -> PaymentMethod 
     return _prev_canonical(id)
 
 
-Charge._trigger_payment = _trigger_payment  # type: ignore[method-assign]
-PaymentMethod._try_get_canonical_test_article = classmethod(_canonical_test_article)  # type: ignore[method-assign,assignment]
-
 read_only_classes: list[type[StripeObject]] = [Dispute]
 # server.build_app routes localstripe's extra APIs before the CRUD ones.
 extra_apis.extend(
@@ -283,3 +280,13 @@ extra_apis.extend(
         ("POST", "/v1/disputes/{id}", Dispute._api_update),
     )
 )
+
+
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    global _prev_trigger_payment, _prev_canonical
+    _prev_trigger_payment = Charge._trigger_payment
+    _prev_canonical = PaymentMethod._try_get_canonical_test_article
+    Charge._trigger_payment = _trigger_payment
+    PaymentMethod._try_get_canonical_test_article = classmethod(_canonical_test_article)

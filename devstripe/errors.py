@@ -86,8 +86,8 @@ def resource_missing(object_type: str, object_id: str, *, param: str = "id") -> 
     return stripe_error(404, f"No such {name}: '{object_id}'", code="resource_missing", param=param)
 
 
-_orig_retrieve = StripeObject.__dict__["_api_retrieve"].__func__
-_orig_delete = StripeObject.__dict__["_api_delete"].__func__
+_orig_retrieve: Any = None  # the original, captured by install()
+_orig_delete: Any = None  # the original, captured by install()
 
 
 def _api_retrieve(cls: type[StripeObject], id: Any) -> StripeObject:
@@ -100,10 +100,6 @@ def _api_delete(cls: type[StripeObject], id: Any) -> StripeObject:
     if not isinstance(id, str) or store.get(f"{cls.object}:{id}") is None:
         raise resource_missing(str(cls.object), str(id))
     return _orig_delete(cls, id)
-
-
-StripeObject._api_retrieve = classmethod(_api_retrieve)  # type: ignore[method-assign,assignment]
-StripeObject._api_delete = classmethod(_api_delete)  # type: ignore[method-assign,assignment]
 
 
 # --- test cards and declines ---------------------------------------------------------------
@@ -182,7 +178,7 @@ def _card_number(obj: Any) -> str | None:
     return number if isinstance(number, str) else None
 
 
-_orig_canonical = PaymentMethod.__dict__["_try_get_canonical_test_article"].__func__
+_orig_canonical: Any = None  # the original, captured by install()
 
 
 def _canonical(cls: type[PaymentMethod], id: str) -> PaymentMethod | None:
@@ -194,8 +190,8 @@ def _canonical(cls: type[PaymentMethod], id: str) -> PaymentMethod | None:
     )
 
 
-_orig_attaching_is_declined = PaymentMethod._attaching_is_declined
-_orig_charging_is_declined = PaymentMethod._charging_is_declined
+_orig_attaching_is_declined: Any = None  # the original, captured by install()
+_orig_charging_is_declined: Any = None  # the original, captured by install()
 
 
 def _attaching_is_declined(self: Any) -> bool:
@@ -218,11 +214,6 @@ def _charging_is_declined(self: Any) -> bool:
     return declined
 
 
-PaymentMethod._try_get_canonical_test_article = classmethod(_canonical)  # type: ignore[method-assign,assignment]
-PaymentMethod._attaching_is_declined = _attaching_is_declined  # type: ignore[method-assign]
-PaymentMethod._charging_is_declined = _charging_is_declined  # type: ignore[method-assign]
-
-
 def _decline_for(charge: Any) -> Decline:
     number = _declined_card.get()
     if number is None and charge is not None:
@@ -231,12 +222,12 @@ def _decline_for(charge: Any) -> Decline:
     return DECLINES.get(number or "", GENERIC_DECLINE)
 
 
-_orig_last_payment_error = PaymentIntent.last_payment_error
+_orig_last_payment_error: Any = None  # the original, captured by install()
 
 
 def _last_payment_error(self: PaymentIntent) -> dict[str, Any] | None:
     """Stripe's ``last_payment_error``: a card error with its decline code and doc_url."""
-    error = _orig_last_payment_error.fget(self)  # type: ignore[attr-defined]
+    error = _orig_last_payment_error.fget(self)
     if not error:
         return error
     error = {**error, "type": "card_error"}
@@ -262,9 +253,7 @@ def _export_or_none(key: str) -> dict[str, Any] | None:
     return obj._export() if obj is not None else None
 
 
-PaymentIntent.last_payment_error = property(_last_payment_error)  # type: ignore[method-assign,assignment]
-
-_orig_report_failure = PaymentIntent._report_failure
+_orig_report_failure: Any = None  # the original, captured by install()
 
 
 def _report_failure(self: PaymentIntent) -> None:
@@ -288,9 +277,6 @@ def _report_failure(self: PaymentIntent) -> None:
             payment_intent=self._export(),
             payment_method=_export_or_none(f"payment_method:{self.payment_method}"),
         ) from None
-
-
-PaymentIntent._report_failure = _report_failure  # type: ignore[method-assign]
 
 
 # --- reading localstripe's "Bad request" back ----------------------------------------------
@@ -553,3 +539,30 @@ def warm_up() -> None:
 
 
 __all__ = ["DECLINES", "TEST_CARDS", "resource_missing", "stripe_error", "stripe_errors"]
+
+
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    global \
+        _orig_retrieve, \
+        _orig_delete, \
+        _orig_canonical, \
+        _orig_attaching_is_declined, \
+        _orig_charging_is_declined, \
+        _orig_last_payment_error, \
+        _orig_report_failure
+    _orig_retrieve = StripeObject.__dict__["_api_retrieve"].__func__
+    _orig_delete = StripeObject.__dict__["_api_delete"].__func__
+    StripeObject._api_retrieve = classmethod(_api_retrieve)
+    StripeObject._api_delete = classmethod(_api_delete)
+    _orig_canonical = PaymentMethod.__dict__["_try_get_canonical_test_article"].__func__
+    _orig_attaching_is_declined = PaymentMethod._attaching_is_declined
+    _orig_charging_is_declined = PaymentMethod._charging_is_declined
+    PaymentMethod._try_get_canonical_test_article = classmethod(_canonical)
+    PaymentMethod._attaching_is_declined = _attaching_is_declined
+    PaymentMethod._charging_is_declined = _charging_is_declined
+    _orig_last_payment_error = PaymentIntent.last_payment_error
+    PaymentIntent.last_payment_error = property(_last_payment_error)
+    _orig_report_failure = PaymentIntent._report_failure
+    PaymentIntent._report_failure = _report_failure

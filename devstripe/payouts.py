@@ -86,7 +86,7 @@ def bank_account_for(currency: str) -> PlatformBankAccount:
     """The platform's bank account in ``currency``, opened on first use."""
     for key, value in store.items():
         if key.startswith("bank_account:") and value.currency == currency:
-            return value  # type: ignore[no-any-return]
+            return value
     return PlatformBankAccount(currency)
 
 
@@ -212,7 +212,7 @@ def _external_account(id: str, source_id: str, **kwargs: Any) -> PlatformBankAcc
     found = store.get("bank_account:" + source_id)
     if id != ACCOUNT_ID or found is None:
         raise UserError(404, f"No such external account: '{source_id}'")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def _external_accounts(
@@ -227,11 +227,14 @@ def _external_accounts(
     return li
 
 
-Payout.__init__ = _payout_init  # type: ignore[method-assign]
-Payout._api_cancel = classmethod(_payout_cancel)  # type: ignore[method-assign,assignment]
-ls.extra_apis.extend(
-    [
-        ("GET", "/v1/accounts/{id}/external_accounts/{source_id}", _external_account),
-        ("GET", "/v1/accounts/{id}/external_accounts", _external_accounts),
-    ]
-)
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    Payout.__init__ = _payout_init
+    Payout._api_cancel = classmethod(_payout_cancel)
+    ls.extra_apis.extend(
+        [
+            ("GET", "/v1/accounts/{id}/external_accounts/{source_id}", _external_account),
+            ("GET", "/v1/accounts/{id}/external_accounts", _external_accounts),
+        ]
+    )

@@ -18,6 +18,7 @@ from . import (  # noqa: F401
     disputes,
     errors,
     idempotency,
+    install,
     payouts,
     resources,
     tax,
@@ -167,6 +168,7 @@ async def idempotent_requests(request: web.Request, handler: Any) -> web.StreamR
 
 
 def build_app() -> web.Application:
+    install()
     errors.warm_up()
     app = web.Application(
         middlewares=[

@@ -68,8 +68,8 @@ def _line_tax_amounts(invoice: Invoice, line: InvoiceLineItem) -> list[dict[str,
     return [tr._tax_amount(line.amount) for tr in invoice.default_tax_rates or []]
 
 
-_prev_invoice_fixup = getattr(Invoice, "_devstripe_fixup", None)
-_prev_line_fixup = getattr(InvoiceLineItem, "_devstripe_fixup", None)
+_prev_invoice_fixup: Any = None  # the original, captured by install()
+_prev_line_fixup: Any = None  # the original, captured by install()
 
 
 def _invoice_fixup(self: Invoice, obj: dict[str, Any]) -> None:
@@ -93,7 +93,13 @@ def _line_fixup(self: InvoiceLineItem, obj: dict[str, Any]) -> None:
     obj.setdefault("taxes", _line_taxes(self.amount, list(self.tax_amounts)))
 
 
-TaxRate._tax_amount = _tax_amount  # type: ignore[method-assign]
-Invoice.total = property(_total)  # type: ignore[method-assign,assignment]
-Invoice._devstripe_fixup = _invoice_fixup  # type: ignore[attr-defined]
-InvoiceLineItem._devstripe_fixup = _line_fixup  # type: ignore[attr-defined]
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    global _prev_invoice_fixup, _prev_line_fixup
+    _prev_invoice_fixup = getattr(Invoice, "_devstripe_fixup", None)
+    _prev_line_fixup = getattr(InvoiceLineItem, "_devstripe_fixup", None)
+    TaxRate._tax_amount = _tax_amount
+    Invoice.total = property(_total)
+    Invoice._devstripe_fixup = _invoice_fixup
+    InvoiceLineItem._devstripe_fixup = _line_fixup

@@ -200,9 +200,9 @@ def _advance(id: str, frozen_time: Any = None, **kwargs: Any) -> TestClock:
 
 
 # --- customers on a clock -----------------------------------------------------------------
-_orig_customer_init = Customer.__init__
-_orig_customer_update = Customer._api_update
-_orig_pm_attach = PaymentMethod._api_attach
+_orig_customer_init: Any = None  # the original, captured by install()
+_orig_customer_update: Any = None  # the original, captured by install()
+_orig_pm_attach: Any = None  # the original, captured by install()
 
 
 def _customer_init(self: Customer, test_clock: Any = None, **kwargs: Any) -> None:
@@ -228,10 +228,6 @@ def _pm_attach(cls: type[PaymentMethod], id: str, customer: Any = None, **kwargs
         return _orig_pm_attach(id, customer=customer, **kwargs)
 
 
-Customer.__init__ = _customer_init  # type: ignore[method-assign]
-Customer._api_update = classmethod(_customer_update)  # type: ignore[method-assign,assignment]
-PaymentMethod._api_attach = classmethod(_pm_attach)  # type: ignore[method-assign,assignment]
-
 extra_routes: list[tuple[str, str, Any]] = [
     ("POST", BASE_URL, _create),
     ("GET", BASE_URL, _list),
@@ -239,3 +235,15 @@ extra_routes: list[tuple[str, str, Any]] = [
     ("DELETE", BASE_URL + "/{id}", _delete),
     ("POST", BASE_URL + "/{id}/advance", _advance),
 ]
+
+
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    global _orig_customer_init, _orig_customer_update, _orig_pm_attach
+    _orig_customer_init = Customer.__init__
+    _orig_customer_update = Customer._api_update
+    _orig_pm_attach = PaymentMethod._api_attach
+    Customer.__init__ = _customer_init
+    Customer._api_update = classmethod(_customer_update)
+    PaymentMethod._api_attach = classmethod(_pm_attach)

@@ -1,24 +1,23 @@
-"""What dj-stripe 2.11 needs from localstripe 1.15 and localstripe lacks.
+"""localstripe 1.15's resources as Stripe has them at the pinned API version.
 
-Importing this package patches localstripe's resource classes in place (their routes and
-their internal calls go through the class attributes, so patching is the smallest change).
-The modules, imported in this order (later ones wrap what earlier ones patched):
+Each module changes localstripe's resource classes in place in its ``install()`` (their routes
+and their internal calls go through the class attributes, so changing them is the smallest
+change); ``devstripe.install`` applies them in this order, later ones wrapping earlier ones:
 
-- ``base``: events (``emit``; the ones localstripe never emits are emitted where they
-  happen) and export (lenient ``expand``, per-class fix-ups, ids instead of nested objects
-  where Stripe returns ids);
+- ``base``: time (test clocks), events (``emit``; the ones localstripe never emits are
+  emitted where they happen) and export (lenient ``expand``, per-class fix-ups, ids instead
+  of nested objects where Stripe returns ids);
 - ``catalog``: prices, plans, products;
 - ``invoices``: paying invoices, invoice payments, invoice and line fix-ups, customer credit;
 - ``customers``: customers and payment methods as Stripe renders them, a customer's payment
   methods;
+- ``payments``: charges, payment intents, payment methods, refunds;
 - ``subscriptions``: multi-item subscriptions and their items;
 - ``prorations``: prorations when a subscription's items change mid-period;
-- ``payments``: charges, payment intents, payment methods, refunds;
-- ``webhook_endpoints``: ``/v1/webhook_endpoints``.
+- ``webhook_endpoints``: ``/v1/webhook_endpoints`` (a new resource: nothing to install).
 
 Here: the on-disk pickle (shared ``/tmp/localstripe.pickle``) only when a state file is
-given; it also holds the saved idempotent responses (``idempotency.py``). Disputes
-(``disputes.py``) and Connect (``connect.py``, also the accounts) patch on top of this package.
+given; it also holds the saved idempotent responses (``idempotency.py``).
 """
 
 from __future__ import annotations
@@ -95,10 +94,6 @@ def _load_from_disk(self: Store) -> None:
     )
 
 
-Store.dump_to_disk = _dump_to_disk  # type: ignore[method-assign]
-Store.try_load_from_disk = _load_from_disk  # type: ignore[method-assign]
-
-
 # Served in addition to localstripe's own routes (and before them).
 extra_routes: list[tuple[str, str, Any]] = [
     ("GET", "/v1/products/{id}/features", catalog._product_features),
@@ -108,3 +103,10 @@ extra_routes: list[tuple[str, str, Any]] = [
     *customers.extra_routes,
 ]
 crud_classes: list[type[StripeObject]] = [catalog.Price, webhook_endpoints.WebhookEndpoint]
+
+
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    Store.dump_to_disk = _dump_to_disk
+    Store.try_load_from_disk = _load_from_disk

@@ -58,7 +58,6 @@ class _ClockTime:
 
 
 clock_time = _ClockTime()
-ls.time = clock_time  # type: ignore[assignment]
 
 
 @contextmanager
@@ -90,9 +89,8 @@ def customer_time(customer_id: str | None) -> Iterator[None]:
 
 
 # --- events -------------------------------------------------------------------------------
-ls.schedule_webhook = webhooks.schedule  # resources.py looks the name up at call time
 
-_orig_event_init = Event.__init__
+_orig_event_init: Any = None  # the original, captured by install()
 
 
 def _event_init(self: Event, type: str, data: StripeObject) -> None:
@@ -107,9 +105,6 @@ def _event_init(self: Event, type: str, data: StripeObject) -> None:
     )
 
 
-Event.__init__ = _event_init  # type: ignore[method-assign]
-
-
 def emit(event_type: str, obj: StripeObject, previous: dict[str, Any] | None = None) -> None:
     event = Event(event_type, obj)
     if previous:
@@ -122,7 +117,7 @@ def _changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- export: lenient expand and per-class fix-ups -----------------------------------------
-_orig_export = StripeObject._export
+_orig_export: Any = None  # the original, captured by install()
 
 
 def _find(key: str, object_id: str) -> StripeObject | None:
@@ -184,9 +179,6 @@ def _export(self: StripeObject, expand: Any = None) -> dict[str, Any]:
     return obj
 
 
-StripeObject._export = _export  # type: ignore[method-assign]
-
-
 def _require(condition: object) -> None:
     """localstripe's validation idiom (callers turn AssertionError into a 400), minus `assert`."""
     if not condition:
@@ -195,3 +187,15 @@ def _require(condition: object) -> None:
 
 def _id_of(value: Any) -> Any:
     return value["id"] if isinstance(value, dict) and "id" in value else value
+
+
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    global _orig_event_init, _orig_export
+    ls.time = clock_time
+    ls.schedule_webhook = webhooks.schedule  # resources.py looks the name up at call time
+    _orig_event_init = Event.__init__
+    Event.__init__ = _event_init
+    _orig_export = StripeObject._export
+    StripeObject._export = _export

@@ -304,12 +304,9 @@ def _plan_fixup(self: Plan, obj: dict[str, Any]) -> None:
     obj["transform_usage"] = None
 
 
-Plan._devstripe_fixup = _plan_fixup  # type: ignore[attr-defined]
-
-
 # --- products -----------------------------------------------------------------------------
-_orig_product_init = Product.__init__
-_orig_product_update = Product._api_update
+_orig_product_init: Any = None  # the original, captured by install()
+_orig_product_update: Any = None  # the original, captured by install()
 # Stripe's product parameters localstripe does not know; stored and rendered as given.
 _PRODUCT_EXTRAS = ("images", "marketing_features", "tax_code", "unit_label")
 
@@ -374,12 +371,19 @@ def _product_fixup(self: Product, obj: dict[str, Any]) -> None:
     obj.setdefault("default_price", None)
 
 
-Product.__init__ = _product_init  # type: ignore[method-assign]
-Product._api_update = classmethod(_product_update)  # type: ignore[method-assign,assignment]
-Product._devstripe_fixup = _product_fixup  # type: ignore[attr-defined]
-
-
 def _product_features(id: str, **kwargs: Any) -> List:
     """dj-stripe syncs entitlements features with every product; there are none here."""
     Product._api_retrieve(id)
     return List(f"/v1/products/{id}/features")
+
+
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    global _orig_product_init, _orig_product_update
+    Plan._devstripe_fixup = _plan_fixup
+    _orig_product_init = Product.__init__
+    _orig_product_update = Product._api_update
+    Product.__init__ = _product_init
+    Product._api_update = classmethod(_product_update)
+    Product._devstripe_fixup = _product_fixup

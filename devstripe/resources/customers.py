@@ -18,7 +18,7 @@ from localstripe.resources import Customer, List, PaymentMethod, StripeObject, s
 # ``invoices`` renders a customer's ``balance``; this module's fix-up runs after its one.
 from . import invoices  # noqa: F401
 
-_prev_customer_fixup = getattr(Customer, "_devstripe_fixup", None)
+_prev_customer_fixup: Any = None  # the original, captured by install()
 
 
 def _customer_fixup(self: Customer, obj: dict[str, Any]) -> None:
@@ -95,7 +95,7 @@ def _list_payment_methods(
     return li
 
 
-_prev_pm_fixup = getattr(PaymentMethod, "_devstripe_fixup", None)
+_prev_pm_fixup: Any = None  # the original, captured by install()
 
 
 def _payment_method_fixup(self: PaymentMethod, obj: dict[str, Any]) -> None:
@@ -104,10 +104,17 @@ def _payment_method_fixup(self: PaymentMethod, obj: dict[str, Any]) -> None:
     obj.setdefault("allow_redisplay", "unspecified")
 
 
-Customer._devstripe_fixup = _customer_fixup  # type: ignore[attr-defined]
-Customer._export = _customer_export  # type: ignore[method-assign]
-PaymentMethod._devstripe_fixup = _payment_method_fixup  # type: ignore[attr-defined]
-
 extra_routes: list[tuple[str, str, Any]] = [
     ("GET", "/v1/customers/{id}/payment_methods", _list_payment_methods),
 ]
+
+
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    global _prev_customer_fixup, _prev_pm_fixup
+    _prev_customer_fixup = getattr(Customer, "_devstripe_fixup", None)
+    _prev_pm_fixup = getattr(PaymentMethod, "_devstripe_fixup", None)
+    Customer._devstripe_fixup = _customer_fixup
+    Customer._export = _customer_export
+    PaymentMethod._devstripe_fixup = _payment_method_fixup

@@ -61,7 +61,7 @@ def billing_reason(reason: str) -> Iterator[None]:
         _billing_reasons.pop()
 
 
-_orig_invoice_init = Invoice.__init__
+_orig_invoice_init: Any = None  # the original, captured by install()
 
 
 def _invoice_init(self: Invoice, *args: Any, **kwargs: Any) -> None:
@@ -267,8 +267,8 @@ def _pay_invoice_route(id: str, **kwargs: Any) -> Invoice:
     return obj
 
 
-_orig_finalize = Invoice._finalize
-_orig_invoice_paid = Invoice._on_payment_success
+_orig_finalize: Any = None  # the original, captured by install()
+_orig_invoice_paid: Any = None  # the original, captured by install()
 
 
 def _finalize(self: Invoice) -> None:
@@ -474,10 +474,17 @@ def _customer_fixup(self: Customer, obj: dict[str, Any]) -> None:
     obj["balance"] = -self.account_balance
 
 
-Invoice.__init__ = _invoice_init  # type: ignore[method-assign]
-Invoice._api_pay_invoice = classmethod(_pay_invoice_on_clock)  # type: ignore[method-assign,assignment]
-Invoice._finalize = _finalize  # type: ignore[method-assign]
-Invoice._on_payment_success = _on_payment_success  # type: ignore[method-assign]
-Invoice._devstripe_fixup = _invoice_fixup  # type: ignore[attr-defined]
-InvoiceLineItem._devstripe_fixup = _line_fixup  # type: ignore[attr-defined]
-Customer._devstripe_fixup = _customer_fixup  # type: ignore[attr-defined]
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    global _orig_invoice_init, _orig_finalize, _orig_invoice_paid
+    _orig_invoice_init = Invoice.__init__
+    _orig_finalize = Invoice._finalize
+    _orig_invoice_paid = Invoice._on_payment_success
+    Invoice.__init__ = _invoice_init
+    Invoice._api_pay_invoice = classmethod(_pay_invoice_on_clock)
+    Invoice._finalize = _finalize
+    Invoice._on_payment_success = _on_payment_success
+    Invoice._devstripe_fixup = _invoice_fixup
+    InvoiceLineItem._devstripe_fixup = _line_fixup
+    Customer._devstripe_fixup = _customer_fixup

@@ -30,8 +30,8 @@ from .base import _id_of, emit, includable
 DECLINE_CODE = "generic_decline"
 
 # --- charges, payment intents, payment methods, refunds -----------------------------------
-_orig_trigger_payment = Charge._trigger_payment
-_orig_set_auth_failure = Charge._set_auth_failure
+_orig_trigger_payment: Any = None  # the original, captured by install()
+_orig_set_auth_failure: Any = None  # the original, captured by install()
 
 
 def _trigger_payment(self: Charge, on_success: Any = None) -> None:
@@ -183,8 +183,8 @@ def _refund_fixup(self: Refund, obj: dict[str, Any]) -> None:
 includable[("charge", "refunds")] = _refunds_included
 
 
-_orig_attach = PaymentMethod._api_attach
-_orig_detach = PaymentMethod._api_detach
+_orig_attach: Any = None  # the original, captured by install()
+_orig_detach: Any = None  # the original, captured by install()
 
 
 def _attach(cls: type[PaymentMethod], id: str, **kwargs: Any) -> PaymentMethod:
@@ -199,7 +199,7 @@ def _detach(cls: type[PaymentMethod], id: str, **kwargs: Any) -> PaymentMethod:
     return obj
 
 
-_orig_refund_init = Refund.__init__
+_orig_refund_init: Any = None  # the original, captured by install()
 
 
 def _refund_init(
@@ -248,11 +248,25 @@ def _refund_init(
     emit("charge.refunded", charge_obj)
 
 
-Charge._trigger_payment = _trigger_payment  # type: ignore[method-assign]
-Charge._set_auth_failure = _set_auth_failure  # type: ignore[method-assign]
-Charge._devstripe_fixup = _charge_fixup  # type: ignore[attr-defined]
-PaymentIntent._devstripe_fixup = _payment_intent_fixup  # type: ignore[attr-defined]
-Refund._devstripe_fixup = _refund_fixup  # type: ignore[attr-defined]
-PaymentMethod._api_attach = classmethod(_attach)  # type: ignore[method-assign,assignment]
-PaymentMethod._api_detach = classmethod(_detach)  # type: ignore[method-assign,assignment]
-Refund.__init__ = _refund_init  # type: ignore[method-assign]
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    global \
+        _orig_trigger_payment, \
+        _orig_set_auth_failure, \
+        _orig_attach, \
+        _orig_detach, \
+        _orig_refund_init
+    _orig_trigger_payment = Charge._trigger_payment
+    _orig_set_auth_failure = Charge._set_auth_failure
+    _orig_attach = PaymentMethod._api_attach
+    _orig_detach = PaymentMethod._api_detach
+    _orig_refund_init = Refund.__init__
+    Charge._trigger_payment = _trigger_payment
+    Charge._set_auth_failure = _set_auth_failure
+    Charge._devstripe_fixup = _charge_fixup
+    PaymentIntent._devstripe_fixup = _payment_intent_fixup
+    Refund._devstripe_fixup = _refund_fixup
+    PaymentMethod._api_attach = classmethod(_attach)
+    PaymentMethod._api_detach = classmethod(_detach)
+    Refund.__init__ = _refund_init

@@ -118,7 +118,7 @@ def invoice_now(sub: Subscription) -> Invoice:
     return Invoice._api_pay_invoice(invoice.id)
 
 
-_update_without_prorations = Subscription._update
+_update_without_prorations: Any = None  # the original, captured by install()
 
 
 def _update(
@@ -150,4 +150,9 @@ def _update(
             invoice_now(self)
 
 
-Subscription._update = _update  # type: ignore[method-assign]
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    global _update_without_prorations
+    _update_without_prorations = Subscription._update
+    Subscription._update = _update

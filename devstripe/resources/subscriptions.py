@@ -47,7 +47,7 @@ from .catalog import _plan_for_item, _price_for_plan
 from .invoices import billing_reason
 
 # --- subscription items -------------------------------------------------------------------
-_orig_si_init = SubscriptionItem.__init__
+_orig_si_init: Any = None  # the original, captured by install()
 
 
 def _si_init(
@@ -149,13 +149,6 @@ def _si_list(
     li = List(url, limit=limit, starting_after=starting_after)
     li._list = list(sub.items._list)
     return li
-
-
-SubscriptionItem.__init__ = _si_init  # type: ignore[method-assign]
-SubscriptionItem._current_period = _si_current_period  # type: ignore[method-assign]
-SubscriptionItem._calculate_amount = _si_amount  # type: ignore[method-assign]
-SubscriptionItem._devstripe_fixup = _si_fixup  # type: ignore[attr-defined]
-SubscriptionItem._api_list_all = classmethod(_si_list)  # type: ignore[method-assign,assignment]
 
 
 # --- subscriptions ------------------------------------------------------------------------
@@ -549,7 +542,17 @@ def _delete_on_clock(cls: type[Subscription], id: str, **kwargs: Any) -> Subscri
         return _subscription_delete(cls, id, **kwargs)
 
 
-Subscription.__init__ = _on_customer_clock(_subscription_init)  # type: ignore[method-assign]
-Subscription._update = _on_subscription_clock(_subscription_update)  # type: ignore[method-assign]
-Subscription._api_delete = classmethod(_delete_on_clock)  # type: ignore[method-assign,assignment]
-Subscription._devstripe_fixup = _subscription_fixup  # type: ignore[attr-defined]
+def install() -> None:
+    """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
+    in order)."""
+    global _orig_si_init
+    _orig_si_init = SubscriptionItem.__init__
+    SubscriptionItem.__init__ = _si_init
+    SubscriptionItem._current_period = _si_current_period
+    SubscriptionItem._calculate_amount = _si_amount
+    SubscriptionItem._devstripe_fixup = _si_fixup
+    SubscriptionItem._api_list_all = classmethod(_si_list)
+    Subscription.__init__ = _on_customer_clock(_subscription_init)
+    Subscription._update = _on_subscription_clock(_subscription_update)
+    Subscription._api_delete = classmethod(_delete_on_clock)
+    Subscription._devstripe_fixup = _subscription_fixup

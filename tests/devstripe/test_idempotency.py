@@ -7,6 +7,7 @@ import uuid
 import pytest
 import stripe
 
+import devstripe
 from devstripe import idempotency, resources
 from tests.subscriptions.effects_helpers import make_customer, make_price
 
@@ -116,6 +117,7 @@ def test_a_flush_forgets_the_keys(stripe_fake):
 
 
 def test_saved_responses_travel_with_the_state_file(tmp_path, monkeypatch):
+    devstripe.install()  # the state file is an extension of localstripe's store
     saved = idempotency.SavedResponse(
         fingerprint="f", status=200, body=b"{}", content_type="application/json", saved_at=1.0
     )
