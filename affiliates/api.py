@@ -39,7 +39,7 @@ class AffiliateAPIView(APIView):
 
     @property
     def affiliate(self) -> Affiliate:
-        return self.request.affiliate  # type: ignore[attr-defined,no-any-return]
+        return self.request.affiliate  # type: ignore[attr-defined]
 
 
 # --- serializers -----------------------------------------------------------------------------

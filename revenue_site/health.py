@@ -93,10 +93,10 @@ class HealthCheckMiddleware:
     ALLOWED_HOSTS rightly does not list; the probe must still get the real answer.
     """
 
-    def __init__(self, get_response):  # type: ignore[no-untyped-def]
+    def __init__(self, get_response):
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def __call__(self, request: HttpRequest):
         if request.path == "/health" and request.method == "GET":
             return health(request)
         return self.get_response(request)

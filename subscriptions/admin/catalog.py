@@ -69,7 +69,7 @@ def validate_tiers(tiers: Any) -> list[dict[str, int | None]]:
     return cleaned
 
 
-class PlanPriceForm(forms.ModelForm):  # type: ignore[type-arg]
+class PlanPriceForm(forms.ModelForm):
     class Meta:
         model = PlanPrice
         fields = [
@@ -125,7 +125,7 @@ class PlanPriceForm(forms.ModelForm):  # type: ignore[type-arg]
         return data
 
 
-class PlanPriceInline(admin.StackedInline):  # type: ignore[type-arg]
+class PlanPriceInline(admin.StackedInline):
     model = PlanPrice
     form = PlanPriceForm
     extra = 0
@@ -155,7 +155,7 @@ class PlanPriceInline(admin.StackedInline):  # type: ignore[type-arg]
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PlanAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "slug",
