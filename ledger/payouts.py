@@ -55,6 +55,7 @@ from ledger.selectors import payee_balance_list
 from ledger.services import Line, account_for_payee, ledger_post, system_account
 from revenue_site.money import from_minor
 from revenue_site.stripe_errors import StripeUnavailable, stripe_failure
+from revenue_site.stripe_ids import stripe_api_key
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ def payout_execute(*, payout: Payout) -> Payout:
                 description=f"Payout {payout.pk} ({payout.batch})",
                 metadata={"payout": str(payout.pk), "batch": str(payout.batch_id)},
                 transfer_group=f"payout-batch-{payout.batch_id}",
+                api_key=stripe_api_key(),
                 idempotency_key=f"{payout.idempotency_key}:{destination}",
             )
         except stripe.StripeError as exc:

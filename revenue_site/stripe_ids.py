@@ -1,9 +1,17 @@
-"""Reading Stripe payloads shared by every app's receivers."""
+"""Reading Stripe payloads, and the API key calls to Stripe use, shared by every app."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from djstripe.settings import djstripe_settings
+
+
+def stripe_api_key(livemode: bool | None = None) -> str:
+    """The secret key for a call to Stripe: dj-stripe's default for ``livemode`` (None: the
+    configured mode). Every call passes it; nothing sets ``stripe.api_key`` globally."""
+    return str(djstripe_settings.get_default_api_key(livemode))
 
 
 def stripe_id(value: Any) -> str:

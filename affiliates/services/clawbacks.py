@@ -34,7 +34,7 @@ from affiliates.services.commissions import (
 )
 from ledger.models import Account, Entry, Transaction
 from ledger.services import Line, ledger_post
-from revenue_site.stripe_ids import dispute_is_inquiry, stripe_id
+from revenue_site.stripe_ids import dispute_is_inquiry, stripe_api_key, stripe_id
 from subscriptions.services.invoice_payments import (
     invoice_id_for_charge,
     invoice_id_for_payment_intent,
@@ -106,7 +106,10 @@ def commission_refunds_record(
     if refunds is None:
         refunds = [
             r.to_dict()
-            for r in stripe.Refund.list(charge=stripe_id(charge.get("id"))).auto_paging_iter()
+            for r in stripe.Refund.list(
+                charge=stripe_id(charge.get("id")),
+                api_key=stripe_api_key(charge.get("livemode")),
+            ).auto_paging_iter()
         ]
     changed: list[Commission] = []
     for refund in sorted(refunds, key=lambda r: (r.get("created") or 0, r["id"])):
@@ -130,7 +133,9 @@ def _dispute_invoice(dispute: Mapping[str, Any]) -> tuple[str, int]:
     charge_id = stripe_id(dispute.get("charge"))
     data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
     if data is None:
-        data = stripe.Charge.retrieve(charge_id).to_dict()
+        data = stripe.Charge.retrieve(
+            charge_id, api_key=stripe_api_key(dispute.get("livemode"))
+        ).to_dict()
     invoice_id = invoice_id_for_payment_intent(
         payment_intent_id=stripe_id(dispute.get("payment_intent") or data.get("payment_intent")),
         charge_id=charge_id,

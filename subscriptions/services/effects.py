@@ -55,7 +55,7 @@ from ledger.chart import SystemAccount
 from ledger.models import Transaction
 from ledger.services import Line, ledger_post, ledger_reverse_in_order, system_account
 from revenue_site.money import apply_rate
-from revenue_site.stripe_ids import dispute_is_inquiry, stripe_id
+from revenue_site.stripe_ids import dispute_is_inquiry, stripe_api_key, stripe_id
 from subscriptions.models import DunningCase, SubscriptionState
 from subscriptions.services.invoice_payments import (
     invoice_id_for_charge,
@@ -245,7 +245,12 @@ def charge_refund_record(*, charge: Mapping[str, Any], occurred_at: datetime) ->
     charged = int(charge.get("amount") or 0)
     refunds = (charge.get("refunds") or {}).get("data")
     if refunds is None:
-        refunds = [r.to_dict() for r in stripe.Refund.list(charge=charge_id).auto_paging_iter()]
+        refunds = [
+            r.to_dict()
+            for r in stripe.Refund.list(
+                charge=charge_id, api_key=stripe_api_key(charge.get("livemode"))
+            ).auto_paging_iter()
+        ]
     parts = [
         (f"stripe:refund:{r['id']}", int(r["amount"]))
         for r in sorted(refunds, key=lambda r: (r.get("created") or 0, r["id"]))
@@ -276,7 +281,9 @@ def _dispute_invoice_id(dispute: Mapping[str, Any]) -> str:
     if not pi_id:
         data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
         if data is None:
-            data = stripe.Charge.retrieve(charge_id).to_dict()
+            data = stripe.Charge.retrieve(
+                charge_id, api_key=stripe_api_key(dispute.get("livemode"))
+            ).to_dict()
         pi_id = stripe_id(data.get("payment_intent"))
     return invoice_id_for_payment_intent(
         payment_intent_id=pi_id, charge_id=charge_id, livemode=dispute.get("livemode")
@@ -506,7 +513,8 @@ def charge_refund(
     if request_key:
         key = f"refund:{charge_id}:{request_key}"
     else:
-        already = int(stripe.Charge.retrieve(charge_id)["amount_refunded"] or 0)
+        charge = stripe.Charge.retrieve(charge_id, api_key=stripe_api_key())
+        already = int(charge["amount_refunded"] or 0)
         key = f"refund:{charge_id}:{already}:{amount if amount is not None else 'rest'}"
     # Stripe replays an idempotent request; this also tells staff it was a double submit.
     if request_key and not cache.add(f"subscriptions:{key}", "1", timeout=24 * 3600):
@@ -515,7 +523,7 @@ def charge_refund(
     if amount is not None:
         params["amount"] = amount
     try:
-        refund = stripe.Refund.create(**params, idempotency_key=key)
+        refund = stripe.Refund.create(**params, idempotency_key=key, api_key=stripe_api_key())
     except stripe.InvalidRequestError as exc:
         raise RefundError(exc.user_message or str(exc)) from exc
     logger.info("refund %s of charge %s created (amount %s)", refund.id, charge_id, amount)

@@ -30,7 +30,7 @@ from djstripe import models as djm
 from ledger.chart import SystemAccount
 from ledger.models import Transaction
 from ledger.services import Line, ledger_post, system_account
-from revenue_site.stripe_ids import dispute_is_inquiry, stripe_id
+from revenue_site.stripe_ids import dispute_is_inquiry, stripe_api_key, stripe_id
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _charge_balance_transaction(charge: Mapping[str, Any]) -> Mapping[str, Any] 
     data = mirrored.first()
     if data:
         return data
-    return stripe.BalanceTransaction.retrieve(txn_id).to_dict()
+    return stripe.BalanceTransaction.retrieve(txn_id, api_key=stripe_api_key()).to_dict()
 
 
 @transaction.atomic
