@@ -1,6 +1,6 @@
 """Affiliate link redirects: `GET /r/<code>` against a plain 302, and is any click lost?
 
-Against same-run baselines (issue 4's targets in brackets), through gunicorn (2 workers, DEBUG
+Against same-run baselines (the targets in brackets), through gunicorn (2 workers, DEBUG
 off, plain HTTP on 127.0.0.1, PostgreSQL, REDIS_URL set so clicks are buffered in Redis):
 - rate: ``/r/<code>`` (link lookup, landing URL, signed cookie, click pushed to Redis) against a
   view under the same server answering a plain 302 with no tracking (ratio >= 0.8);

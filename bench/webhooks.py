@@ -1,6 +1,6 @@
 """Webhook inbox: how fast are signed Stripe events acknowledged, and how fast is a backlog drained?
 
-Against same-run baselines (issue 3's targets in brackets):
+Against same-run baselines (the targets in brackets):
 - acks: signed events POSTed to ``/stripe/webhook/<uuid>/`` through gunicorn (2 workers, the
   production command line, DEBUG off, plain HTTP on 127.0.0.1) against a bare Django view under
   the same server that parses the body and inserts one row (rate >= 0.6x bare, p99 < 100 ms);

@@ -1,4 +1,4 @@
-"""The payout engine shared by affiliates, creators and providers (issue 4 §6).
+"""The payout engine shared by affiliates, creators and providers.
 
 ``payout_batch_run`` pays each payee of one type their *payable* balance as of the end of a
 day (UTC): the current credit balance of their ledger payable account (so every earlier payout

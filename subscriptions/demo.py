@@ -161,8 +161,8 @@ def _ensure_subscription(customer: DemoCustomer, price: PlanPrice) -> str:
         user=user,
         price_id=price.stripe_price_id,
         quantity=customer.quantity,
-        # The fake has no renewals: a past-due customer is a trial whose conversion payment
-        # is declined (ended below), as when a real trial's card fails.
+        # Demo customers live on real time, not a test clock: a past-due customer is a trial
+        # ended at once (below) whose conversion payment is declined, as when a card fails.
         payment_method_id="pm_card_chargeCustomerFail" if past_due else "pm_card_visa",
         trial_days=TRIAL_DAYS if customer.state in ("trialing", "past_due") else 0,
     )

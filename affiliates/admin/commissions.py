@@ -1,4 +1,4 @@
-"""Staff console: commissions and the flagged-commission review queue (issue 4 §8).
+"""Staff console: commissions and the flagged-commission review queue.
 
 Money fields and statuses are read-only; approve / reject on review are actions calling
 ``commission_review`` and leave a log entry. The "Review queue" filter shows HELD commissions

@@ -1,4 +1,4 @@
-"""Staff console: programs, the approval queue, links, clicks, referrals (issue 4 §1-3, §8).
+"""Staff console: programs, the approval queue, links, clicks, referrals.
 
 Programs edit their allow-list as hosts, one per line (validated bare hostnames; the landing
 URL's host must be among them) and their tiers as JSON (validated). Affiliates are the approval

@@ -1,4 +1,4 @@
-"""Attribution: which affiliate referred a Stripe customer (issue 4 §3).
+"""Attribution: which affiliate referred a Stripe customer.
 
 Candidates, in precedence order (the first that resolves to an eligible link wins):
 

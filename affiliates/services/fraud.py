@@ -1,4 +1,4 @@
-"""Fraud rules for referrals and commissions (issue 4 §5).
+"""Fraud rules for referrals and commissions.
 
 Each rule is a small named function taking a referral and returning a reason (a short string
 staff read in the review queue) or None. ``referral_flags`` runs the referral rules,
