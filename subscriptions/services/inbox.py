@@ -50,8 +50,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 from djstripe import models as djm
-from djstripe.settings import djstripe_settings
 
+from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import MirrorEvent, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -89,9 +89,6 @@ class WebhookRejectedError(Exception):
 class WebhookEventProcessingError(Exception):
     """Processing raised; the row is FAILED with the error and a next attempt time."""
 
-
-def _api_key(livemode: bool | None) -> str:
-    return djstripe_settings.get_default_api_key(livemode)
 
 
 def _parse_event(payload: bytes) -> dict[str, Any]:
@@ -293,7 +290,7 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     try:
         try:
             with transaction.atomic():
-                mirror = MirrorEvent.store(event.payload, api_key=_api_key(event.livemode))
+                mirror = MirrorEvent.store(event.payload, api_key=stripe_api_key(event.livemode))
                 mirror.invoke_webhook_handlers()
                 processed_at = timezone.now()
                 ours.update(processed_at=processed_at, **succeeded)
@@ -428,7 +425,7 @@ def stripe_reconcile(*, now: datetime | None = None) -> ReconcileResult:
     listing = stripe.Event.list(
         created={"gte": int(since.timestamp())},
         limit=100,
-        api_key=_api_key(settings.STRIPE_LIVE_MODE),
+        api_key=stripe_api_key(settings.STRIPE_LIVE_MODE),
     )
     events = sorted(
         (event.to_dict(for_json=True) for event in listing.auto_paging_iter()),

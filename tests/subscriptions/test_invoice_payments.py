@@ -13,7 +13,7 @@ from djstripe import models as djm
 from ledger.models import Transaction
 from subscriptions.models import DunningCase, InvoicePayment, WebhookEvent
 from subscriptions.services import inbox
-from subscriptions.services.effects import REFUND_SOURCE
+from subscriptions.services.invoice_postings import REFUND_SOURCE
 from tests.stripe_paths import invoice_charge_id, invoice_payment_intent_id
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
 
