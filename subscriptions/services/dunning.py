@@ -1,4 +1,4 @@
-"""Dunning: one case per invoice whose payment failed, until it is paid or given up.
+"""Dunning: one case per invoice whose payment failed, until it is paid or its subscription ends.
 
 A case opens (or is updated) on ``invoice.payment_failed`` (``invoice_payment_failed_record``),
 becomes RECOVERED when the invoice is paid (``dunning_cases_recover``, from the invoice
