@@ -24,7 +24,6 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from djstripe import models as djstripe_models
-from djstripe.settings import djstripe_settings
 
 from accounts.models import User
 from affiliates.models import Affiliate, Click, Commission, Program, ReferralLink
@@ -40,8 +39,9 @@ from affiliates.services.commissions import commissions_approve_due
 from ledger.models import Account, PayeeProfile, Payout
 from ledger.payouts import payout_batch_run
 from revenue_site.demo import DEMO_ADMIN_EMAIL, DEMO_PASSWORD
-from revenue_site.stripe_ids import stripe_id
-from subscriptions.services.effects import charge_refund_record
+from revenue_site.stripe_payloads import stripe_id
+from revenue_site.stripe_setup import stripe_api_key
+from subscriptions.services.invoice_postings import charge_refund_record
 
 ORDER = 30
 
@@ -223,10 +223,10 @@ def _statuses(affiliates: dict[str, Affiliate]) -> None:
         stripe.Refund.create(
             charge=charge_id,
             reason="requested_by_customer",
-            api_key=_api_key(),
+            api_key=stripe_api_key(),
             idempotency_key=f"demo:refund:{charge_id}",
         )
-        response = stripe.Charge.retrieve(charge_id, api_key=_api_key()).last_response
+        response = stripe.Charge.retrieve(charge_id, api_key=stripe_api_key()).last_response
         if response is None:
             continue
         charge = cast(dict[str, Any], response.data)  # raw JSON, as webhooks carry it
@@ -234,17 +234,13 @@ def _statuses(affiliates: dict[str, Affiliate]) -> None:
         commission_refunds_record(charge=charge, occurred_at=timezone.now())
 
 
-def _api_key() -> str:
-    return djstripe_settings.STRIPE_SECRET_KEY
-
-
 def _invoice_charge_id(invoice_id: str) -> str | None:
     """The charge that paid the invoice: its paid invoice payment's payment intent's."""
-    payments = stripe.InvoicePayment.list(invoice=invoice_id, api_key=_api_key())
+    payments = stripe.InvoicePayment.list(invoice=invoice_id, api_key=stripe_api_key())
     for payment in payments.auto_paging_iter():
         pi_id = stripe_id(payment.payment.payment_intent) if payment.status == "paid" else ""
         if pi_id:
-            intent = stripe.PaymentIntent.retrieve(pi_id, api_key=_api_key())
+            intent = stripe.PaymentIntent.retrieve(pi_id, api_key=stripe_api_key())
             return str(intent.latest_charge) if intent.latest_charge else None
     return None
 

@@ -55,7 +55,7 @@ from ledger.selectors import payee_balance_list
 from ledger.services import Line, account_for_payee, ledger_post, system_account
 from revenue_site.money import from_minor
 from revenue_site.stripe_errors import StripeUnavailable, stripe_failure
-from revenue_site.stripe_ids import stripe_api_key
+from revenue_site.stripe_setup import stripe_api_key
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,7 @@
-"""Set up dj-stripe's own rows for this site's Stripe account: API key, account, webhook.
+"""This site's Stripe account: the API key our calls use, and dj-stripe's own rows for it.
+
+Every service that calls Stripe passes :func:`stripe_api_key` (dj-stripe's default key for the
+object's mode). The rest sets up dj-stripe's rows: API key, account, webhook.
 
 dj-stripe 2.11 reads the secret key from its ``APIKey`` rows and each webhook's signing
 secret from its ``WebhookEndpoint`` row; the webhook route is
@@ -37,6 +40,15 @@ class WebhookSetup:
     webhook_url: str
     secret: str
     created: bool
+
+
+def stripe_api_key(livemode: bool | None = None) -> str:
+    """The secret key to call Stripe with: dj-stripe's default key for ``livemode``.
+
+    None (mode unknown, or our own calls) is ``STRIPE_SECRET_KEY``; a live or test object's
+    mode picks that mode's key when one is configured (dj-stripe's ``get_default_api_key``).
+    """
+    return str(djstripe_settings.get_default_api_key(livemode))
 
 
 def stripe_api_key_sync(*, secret_key: str) -> APIKey:

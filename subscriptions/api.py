@@ -10,7 +10,7 @@ unavailable 503 with Retry-After (revenue_site.stripe_errors).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from revenue_site.errors import ErrorSerializer, billing_error_response
+from revenue_site.stripe_payloads import stripe_time
 from subscriptions import selectors
 from subscriptions.models import Plan, PlanPrice
 from subscriptions.services import billing
@@ -106,10 +107,6 @@ class PlanSerializer(serializers.ModelSerializer[Plan]):
         }
 
 
-def _timestamp(value: Any) -> datetime | None:
-    return None if value in (None, "") else datetime.fromtimestamp(int(value), tz=UTC)
-
-
 class SubscriptionSerializer(serializers.Serializer[djstripe_models.Subscription]):
     """A subscription as the customer sees it (read from the dj-stripe mirror)."""
 
@@ -138,7 +135,7 @@ class SubscriptionSerializer(serializers.Serializer[djstripe_models.Subscription
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_current_period_end(self, obj: djstripe_models.Subscription) -> datetime | None:
         # Stripe keeps the period on each item (not on the subscription since 2025-03-31).
-        return _timestamp(self._item(obj).get("current_period_end"))
+        return stripe_time(self._item(obj).get("current_period_end"))
 
     @extend_schema_field(serializers.BooleanField())
     def get_cancel_at_period_end(self, obj: djstripe_models.Subscription) -> bool:
@@ -146,7 +143,7 @@ class SubscriptionSerializer(serializers.Serializer[djstripe_models.Subscription
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_trial_end(self, obj: djstripe_models.Subscription) -> datetime | None:
-        return _timestamp(obj.stripe_data.get("trial_end"))
+        return stripe_time(obj.stripe_data.get("trial_end"))
 
 
 class InvoiceSerializer(serializers.Serializer[djstripe_models.Invoice]):

@@ -3,7 +3,8 @@
 dj-stripe fires these from ``Event.process`` inside the transaction that syncs the mirror, after
 its own handlers, so the mirror already holds the object; a receiver that raises rolls the
 whole event back and it is retried. Connected in ``SubscriptionsConfig.ready()``; an event
-type may have several receivers (``effects`` and ``stripe_fees``), called in the order listed.
+type may have several receivers (``invoice_postings`` and ``stripe_fees``), called in the order
+listed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from djstripe.signals import WEBHOOK_SIGNALS
 from subscriptions.services import (
     bank_payouts,
     catalog_pull,
-    effects,
+    dunning,
     invoice_payments,
+    invoice_postings,
     stripe_fees,
+    subscription_state,
 )
 
 
@@ -30,7 +33,7 @@ def _object(event: Event) -> dict[str, Any]:
 def on_invoice_paid(sender: Any, event: Event, **kwargs: Any) -> None:
     invoice = _object(event)
     invoice_payments.invoice_payments_record_from_invoice(invoice=invoice)
-    effects.invoice_paid_record(invoice=invoice, occurred_at=event.created)
+    invoice_postings.invoice_paid_record(invoice=invoice, occurred_at=event.created)
 
 
 def on_invoice_payment_paid(sender: Any, event: Event, **kwargs: Any) -> None:
@@ -38,23 +41,23 @@ def on_invoice_payment_paid(sender: Any, event: Event, **kwargs: Any) -> None:
 
 
 def on_invoice_payment_failed(sender: Any, event: Event, **kwargs: Any) -> None:
-    effects.invoice_payment_failed_record(invoice=_object(event), occurred_at=event.created)
+    dunning.invoice_payment_failed_record(invoice=_object(event), occurred_at=event.created)
 
 
 def on_charge_refunded(sender: Any, event: Event, **kwargs: Any) -> None:
-    effects.charge_refund_record(charge=_object(event), occurred_at=event.created)
+    invoice_postings.charge_refund_record(charge=_object(event), occurred_at=event.created)
 
 
 def on_dispute_created(sender: Any, event: Event, **kwargs: Any) -> None:
-    effects.dispute_record(dispute=_object(event), occurred_at=event.created)
+    invoice_postings.dispute_record(dispute=_object(event), occurred_at=event.created)
 
 
 def on_dispute_funds_reinstated(sender: Any, event: Event, **kwargs: Any) -> None:
-    effects.dispute_won_record(dispute=_object(event), occurred_at=event.created)
+    invoice_postings.dispute_won_record(dispute=_object(event), occurred_at=event.created)
 
 
 def on_dispute_closed(sender: Any, event: Event, **kwargs: Any) -> None:
-    effects.dispute_closed_record(dispute=_object(event), occurred_at=event.created)
+    invoice_postings.dispute_closed_record(dispute=_object(event), occurred_at=event.created)
 
 
 def on_charge_succeeded(sender: Any, event: Event, **kwargs: Any) -> None:
@@ -74,7 +77,7 @@ def on_payout_failed(sender: Any, event: Event, **kwargs: Any) -> None:
 
 
 def on_subscription_changed(sender: Any, event: Event, **kwargs: Any) -> None:
-    effects.subscription_state_apply(
+    subscription_state.subscription_state_apply(
         subscription=_object(event), event_id=event.id, occurred_at=event.created
     )
 
@@ -126,9 +129,7 @@ RECEIVERS: dict[str, tuple[Receiver, ...]] = {
 
 
 def _dispatch_uid(event_type: str, position: int) -> str:
-    # The first receiver keeps the uid it had when each type had one receiver.
-    uid = f"subscriptions.effects:{event_type}"
-    return uid if position == 0 else f"{uid}:{position}"
+    return f"subscriptions.receivers:{event_type}:{position}"
 
 
 def connect() -> None:

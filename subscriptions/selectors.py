@@ -17,7 +17,7 @@ from django.http import Http404
 from djstripe import models as djstripe_models
 
 from ledger.models import Entry, Transaction
-from revenue_site.stripe_ids import stripe_id
+from revenue_site.stripe_payloads import stripe_id
 from subscriptions.models import (
     BillingCustomer,
     DunningCase,
@@ -26,7 +26,7 @@ from subscriptions.models import (
     PlanPrice,
     SubscriptionState,
 )
-from subscriptions.services.effects import (
+from subscriptions.services.invoice_postings import (
     DISPUTE_SOURCE,
     DISPUTE_WON_SOURCE,
     dispute_key,

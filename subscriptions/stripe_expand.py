@@ -16,7 +16,7 @@ from typing import Any
 
 from djstripe import models as djstripe_models
 
-from revenue_site.stripe_ids import stripe_id
+from revenue_site.stripe_payloads import stripe_id
 
 SUBSCRIPTION_EXPAND = ["discounts.source.coupon"]
 

@@ -1,7 +1,8 @@
 """``POST /stripe/webhook/<uuid>/``: Stripe's deliveries, acknowledged once stored.
 
 Routed before dj-stripe's own view (same path). It parses the request and calls
-``subscriptions.services.inbox.webhook_event_receive``; processing happens in a Celery task.
+``subscriptions.services.inbox.webhook_event_receive``; processing happens in a Celery task,
+queued once the row is stored (``tasks.webhook_event_process_on_commit``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from revenue_site.errors import error_body
 from subscriptions.services import inbox
+from subscriptions.tasks import webhook_event_process_on_commit
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -31,6 +33,7 @@ class StripeWebhookView(View):
                 endpoint_uuid=uuid,
                 payload=request.body,
                 signature_header=request.headers.get("Stripe-Signature"),
+                enqueue=webhook_event_process_on_commit,
             )
         except inbox.WebhookEndpointUnknownError:
             return _error(404, "not_found", "Unknown webhook endpoint.")

@@ -17,7 +17,7 @@ dispute changes nothing more: its clawback stands.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import stripe
@@ -34,7 +34,8 @@ from affiliates.services.commissions import (
 )
 from ledger.models import Account, Entry, Transaction
 from ledger.services import Line, ledger_post
-from revenue_site.stripe_ids import dispute_is_inquiry, stripe_api_key, stripe_id
+from revenue_site.stripe_payloads import dispute_is_inquiry, stripe_id, stripe_time
+from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.services.invoice_payments import (
     invoice_id_for_charge,
     invoice_id_for_payment_intent,
@@ -195,10 +196,9 @@ def commission_dispute_won_record(
     if not invoice_id:
         return []
     dispute_id = dispute["id"]
-    opened = dispute.get("created")
     commission_dispute_record(
         dispute=dispute,
-        occurred_at=datetime.fromtimestamp(int(opened), tz=UTC) if opened else occurred_at,
+        occurred_at=stripe_time(dispute.get("created")) or occurred_at,
     )
     changed = []
     commissions = (
@@ -261,9 +261,8 @@ def commission_dispute_closed_record(
     if status == "won":
         return commission_dispute_won_record(dispute=dispute, occurred_at=occurred_at)
     if status == "lost":
-        opened = dispute.get("created")
         commission_dispute_record(
             dispute=dispute,
-            occurred_at=datetime.fromtimestamp(int(opened), tz=UTC) if opened else occurred_at,
+            occurred_at=stripe_time(dispute.get("created")) or occurred_at,
         )
     return []

@@ -54,7 +54,7 @@ from ledger.services import (
     system_account,
 )
 from revenue_site.money import apply_rate, format_money
-from revenue_site.stripe_ids import stripe_id
+from revenue_site.stripe_payloads import invoice_paid_at, invoice_tax, stripe_id
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +66,6 @@ PAYEE_TYPE = "affiliate"
 
 def commission_key(commission: Commission) -> str:
     return f"affiliate-commission:{commission.pk}"
-
-
-def _tax(invoice: Mapping[str, Any]) -> int:
-    return sum(int(row.get("amount") or 0) for row in invoice.get("total_taxes") or [])
 
 
 def _add_months(moment: datetime, months: int) -> datetime:
@@ -95,11 +91,6 @@ def _tier_rate(program: Program, month_revenue: int) -> tuple[Decimal, dict[str,
     return Decimal(str(chosen["rate"])), chosen
 
 
-def _paid_at(invoice: Mapping[str, Any], occurred_at: datetime) -> datetime:
-    paid = (invoice.get("status_transitions") or {}).get("paid_at")
-    return datetime.fromtimestamp(int(paid), tz=UTC) if paid else occurred_at
-
-
 @transaction.atomic
 def commission_accrue(*, invoice: Mapping[str, Any], occurred_at: datetime) -> Commission | None:
     """Create the HELD commission a referred customer's paid invoice earns, once per invoice.
@@ -119,7 +110,7 @@ def commission_accrue(*, invoice: Mapping[str, Any], occurred_at: datetime) -> C
     if referral is None or not invoice_id:
         return None
     paid = int(invoice.get("amount_paid") or 0)
-    base = paid - min(_tax(invoice), paid)
+    base = paid - min(invoice_tax(invoice), paid)
     if base <= 0:
         return None
     # Serialise accruals per affiliate: tiers read this month's earlier commissions.
@@ -132,7 +123,7 @@ def commission_accrue(*, invoice: Mapping[str, Any], occurred_at: datetime) -> C
         return None
     program = referral.affiliate.program
     currency = str(invoice["currency"]).lower()
-    paid_at = _paid_at(invoice, occurred_at)
+    paid_at = invoice_paid_at(invoice) or occurred_at
 
     first = referral.commissions.order_by("paid_at_invoice", "pk").first()
     is_first = first is None
@@ -227,7 +218,7 @@ def commissions_accrue_for_referral(*, referral: Referral) -> list[Commission]:
     paid.sort(key=lambda d: ((d.get("status_transitions") or {}).get("paid_at") or 0, d["id"]))
     made = []
     for data in paid:
-        paid_at = _paid_at(data, referral.referred_at)
+        paid_at = invoice_paid_at(data) or referral.referred_at
         if paid_at < referral.referred_at - timedelta(minutes=5):
             continue
         commission = commission_accrue(invoice=data, occurred_at=paid_at)

@@ -48,7 +48,6 @@ from subscriptions.models import (
 )
 from subscriptions.selectors import CustomerOverview, customer_overview
 from subscriptions.services import billing
-from subscriptions.services.effects import RefundError, charge_refund
 
 # --- the Stripe mirror is read-only for everybody ------------------------------------------
 # Staff configure webhook endpoints and API keys through dj-stripe's admin; everything else
@@ -188,7 +187,7 @@ def _cancel(sub_id: str, data: dict[str, Any]) -> str:
 
 
 def _refund(charge_id: str, data: dict[str, Any]) -> str:
-    refund_id = charge_refund(
+    refund_id = billing.charge_refund(
         charge_id=charge_id,
         amount=data.get("amount"),
         reason=data["reason"],
@@ -220,7 +219,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "apply-coupon": ("Apply coupon", CouponForm, _apply_coupon),
 }
 # Every action calls Stripe: its refusals and outages are shown to staff, never a 500.
-SERVICE_ERRORS = (billing.BillingError, RefundError, stripe.StripeError)
+SERVICE_ERRORS = (billing.BillingError, stripe.StripeError)
 
 
 def _error_message(exc: Exception) -> str:

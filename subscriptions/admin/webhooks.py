@@ -14,6 +14,7 @@ from django.utils.safestring import SafeString
 from revenue_site.admin import EstimatedCountPaginator, ReadOnlyAdmin
 from subscriptions.models import WebhookEvent
 from subscriptions.services.inbox import webhook_event_reprocess
+from subscriptions.tasks import webhook_event_process_on_commit
 
 
 @admin.register(WebhookEvent)
@@ -68,6 +69,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         queued = webhook_event_reprocess(
             event_ids=list(queryset.values_list("pk", flat=True)),
             actor_id=cast(int, request.user.pk),  # the admin site only lets staff in
+            enqueue=webhook_event_process_on_commit,
         )
         self.message_user(
             request,

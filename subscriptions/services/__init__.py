@@ -2,7 +2,14 @@
 
 - catalog.py   plans and prices made in our admin, pushed to Stripe
 - catalog_pull.py  plans and prices pulled from Stripe (sync and product/price webhooks)
-- billing.py   billing customers, subscribe / change / cancel / resume, checkout and portal
+- billing/     billing customers, subscribe / change / cancel / resume, checkout and portal,
+               the staff refund (a package: customers, subscriptions, refunds)
 - inbox.py     the webhook inbox: accept, process, retry, reconcile
-- effects.py   what events do: ledger postings, subscription state, MRR movements, dunning
+What events do (called by ``subscriptions.receivers``):
+- invoice_postings.py   ledger postings of paid invoices, refunds and disputes
+- stripe_fees.py        Stripe's fees from balance transactions
+- bank_payouts.py       Stripe payouts to the bank
+- invoice_payments.py   which invoice a payment intent paid (refunds and disputes need it)
+- subscription_state.py a subscription's state and its MRR movements
+- dunning.py            dunning cases of invoices whose payment failed
 """

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -29,7 +29,7 @@ from djstripe import models as djm
 from ledger.chart import SystemAccount
 from ledger.models import Transaction
 from ledger.services import Line, ledger_post, ledger_reverse, system_account
-from revenue_site.stripe_ids import stripe_id
+from revenue_site.stripe_payloads import stripe_id, stripe_time
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,7 @@ def payout_failed_key(payout_id: str) -> str:
 
 
 def _arrival(payout: Mapping[str, Any], fallback: datetime) -> datetime:
-    arrival = payout.get("arrival_date")
-    return datetime.fromtimestamp(int(arrival), tz=UTC) if arrival else fallback
+    return stripe_time(payout.get("arrival_date")) or fallback
 
 
 def _mirrored_status(payout_id: str) -> str | None:

@@ -19,17 +19,13 @@ from typing import Any
 import stripe
 from django.db import transaction
 from djstripe import models as djstripe_models
-from djstripe.settings import djstripe_settings
 
+from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import Plan, PlanPrice
 
 
 class CatalogError(Exception):
     """The plan cannot be pushed as it stands (e.g. a price without amount or tiers)."""
-
-
-def _api_key() -> str:
-    return str(djstripe_settings.STRIPE_SECRET_KEY)
 
 
 def _digest(value: Any) -> str:
@@ -125,7 +121,7 @@ def _create_params(price: PlanPrice, terms: dict[str, Any]) -> dict[str, Any]:
 
 def _retrieve_price(price_id: str) -> Any | None:
     try:
-        return stripe.Price.retrieve(price_id, expand=["tiers"], api_key=_api_key())
+        return stripe.Price.retrieve(price_id, expand=["tiers"], api_key=stripe_api_key())
     except stripe.InvalidRequestError as exc:
         if exc.http_status == 404:
             return None
@@ -134,7 +130,7 @@ def _retrieve_price(price_id: str) -> Any | None:
 
 def _price_by_lookup_key(lookup_key: str) -> Any | None:
     found = stripe.Price.list(
-        lookup_keys=[lookup_key], expand=["data.tiers"], limit=1, api_key=_api_key()
+        lookup_keys=[lookup_key], expand=["data.tiers"], limit=1, api_key=stripe_api_key()
     )
     return found.data[0] if found.data else None
 
@@ -145,7 +141,7 @@ def _set_active(price: PlanPrice, stripe_price: Any, active: bool) -> Any:
     return stripe.Price.modify(
         stripe_price["id"],
         active=active,
-        api_key=_api_key(),
+        api_key=stripe_api_key(),
         idempotency_key=f"planprice-{price.pk}-{stripe_price['id']}-active-{int(active)}",
     )
 
@@ -175,7 +171,7 @@ def _push_price(price: PlanPrice, *, product_id: str, plan_live: bool) -> list[A
             current = stripe.Price.modify(
                 current["id"],
                 **updates,
-                api_key=_api_key(),
+                api_key=stripe_api_key(),
                 idempotency_key=f"planprice-{price.pk}-{current['id']}-update-{_digest(updates)}",
             )
         touched.append(current)
@@ -185,7 +181,7 @@ def _push_price(price: PlanPrice, *, product_id: str, plan_live: bool) -> list[A
         new = stripe.Price.create(
             product=product_id,
             **params,
-            api_key=_api_key(),
+            api_key=stripe_api_key(),
             idempotency_key=f"planprice-{price.pk}-create-{_digest(params)}",
         )
         touched.append(new)
@@ -200,9 +196,9 @@ def _push_price(price: PlanPrice, *, product_id: str, plan_live: bool) -> list[A
 
 
 def _mirror(product: Any, prices: list[Any]) -> None:
-    djstripe_models.Product.sync_from_stripe_data(product, api_key=_api_key())
+    djstripe_models.Product.sync_from_stripe_data(product, api_key=stripe_api_key())
     for obj in prices:
-        djstripe_models.Price.sync_from_stripe_data(obj, api_key=_api_key())
+        djstripe_models.Price.sync_from_stripe_data(obj, api_key=stripe_api_key())
 
 
 def plan_push_to_stripe(*, plan: Plan) -> Plan:
@@ -228,14 +224,14 @@ def plan_push_to_stripe(*, plan: Plan) -> Plan:
             "metadata": {"plan": plan.slug, "plan_id": str(plan.pk)},
         }
         try:
-            product: Any = stripe.Product.retrieve(product_id, api_key=_api_key())
+            product: Any = stripe.Product.retrieve(product_id, api_key=stripe_api_key())
         except stripe.InvalidRequestError as exc:
             if exc.http_status != 404:
                 raise
             product = stripe.Product.create(
                 id=product_id,
                 **product_fields,
-                api_key=_api_key(),
+                api_key=stripe_api_key(),
                 idempotency_key=f"plan-{plan.pk}-product-create",
             )
         else:
@@ -253,7 +249,7 @@ def plan_push_to_stripe(*, plan: Plan) -> Plan:
                 product = stripe.Product.modify(
                     product_id,
                     **changed,
-                    api_key=_api_key(),
+                    api_key=stripe_api_key(),
                     idempotency_key=f"plan-{plan.pk}-product-update-{_digest(changed)}",
                 )
         if plan.stripe_product_id != product_id:
@@ -287,7 +283,7 @@ def plan_archive(*, plan: Plan) -> Plan:
             product = stripe.Product.modify(
                 plan.stripe_product_id,
                 active=False,
-                api_key=_api_key(),
+                api_key=stripe_api_key(),
                 idempotency_key=f"plan-{plan.pk}-archive",
             )
         if not plan.is_archived:

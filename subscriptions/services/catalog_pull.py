@@ -44,8 +44,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from djstripe import models as djstripe_models
-from djstripe.settings import djstripe_settings
 
+from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import Plan, PlanPrice
 
 logger = logging.getLogger(__name__)
@@ -102,10 +102,6 @@ class _Report:
     def refuse(self, message: str) -> None:
         logger.warning("stripe catalog pull: %s", message)
         self.refused.append(message)
-
-
-def _api_key() -> str:
-    return str(djstripe_settings.STRIPE_SECRET_KEY)
 
 
 def _metadata(obj: Mapping[str, Any]) -> dict[str, str]:
@@ -387,7 +383,7 @@ def _price_pull(
 
 def _product_retrieve(product_id: str) -> Any | None:
     try:
-        return stripe.Product.retrieve(product_id, api_key=_api_key())
+        return stripe.Product.retrieve(product_id, api_key=stripe_api_key())
     except stripe.InvalidRequestError as exc:
         if exc.http_status == 404:
             return None
@@ -397,7 +393,7 @@ def _product_retrieve(product_id: str) -> Any | None:
 def _pull_new_plan_prices(plan: Plan, report: _Report) -> None:
     """A plan made now (e.g. its metadata was just fixed) gets the prices it already has."""
     listing: Any = stripe.Price.list(
-        product=plan.stripe_product_id, limit=100, expand=["data.tiers"], api_key=_api_key()
+        product=plan.stripe_product_id, limit=100, expand=["data.tiers"], api_key=stripe_api_key()
     )
     for price in listing.auto_paging_iter():
         _price_pull(price, report)
@@ -486,19 +482,21 @@ def stripe_catalog_sync() -> CatalogSyncResult:
     Idempotent: a second run changes nothing. Raises stripe.StripeError.
     """
     products: list[Any] = list(
-        stripe.Product.list(limit=100, api_key=_api_key()).auto_paging_iter()
+        stripe.Product.list(limit=100, api_key=stripe_api_key()).auto_paging_iter()
     )
     prices: list[Any] = list(
-        stripe.Price.list(limit=100, expand=["data.tiers"], api_key=_api_key()).auto_paging_iter()
+        stripe.Price.list(
+            limit=100, expand=["data.tiers"], api_key=stripe_api_key()
+        ).auto_paging_iter()
     )
     products.sort(key=lambda p: (p.get("created") or 0, p["id"]))
     prices.sort(key=lambda p: (p.get("created") or 0, p["id"]))
     report = _Report()
     with transaction.atomic():
         for product in products:
-            djstripe_models.Product.sync_from_stripe_data(product, api_key=_api_key())
+            djstripe_models.Product.sync_from_stripe_data(product, api_key=stripe_api_key())
         for obj in prices:
-            djstripe_models.Price.sync_from_stripe_data(obj, api_key=_api_key())
+            djstripe_models.Price.sync_from_stripe_data(obj, api_key=stripe_api_key())
         for product in products:
             _product_pull(product, report)
         for obj in prices:

@@ -9,7 +9,7 @@ Lifecycle of a :class:`~subscriptions.models.WebhookEvent` row::
 - The view calls :func:`webhook_event_receive`: signature checked against the dj-stripe
   ``WebhookEndpoint``'s secret (Stripe's scheme, 300 s tolerance), the raw event inserted under
   the unique ``stripe_event_id`` (a duplicate delivery finds the existing row; no
-  check-then-insert), and processing queued with ``transaction.on_commit``.
+  check-then-insert), and processing queued through ``enqueue``.
 - :func:`webhook_event_process` claims the row with one conditional ``UPDATE … RETURNING``
   (two workers never process one event at once; a lost claim is a no-op; the payload comes
   back with the claim, no re-read), stores dj-stripe's ``Event`` row and sends its signal
@@ -28,6 +28,16 @@ Lifecycle of a :class:`~subscriptions.models.WebhookEvent` row::
   receivers must still see every event (they keep their own ``as_of`` guard).
 - :func:`stripe_reconcile` heals missed webhooks from Stripe's Events API through the same
   record-then-process path.
+
+Retries are the inbox's alone: a failed row records its attempts, its error and its next
+attempt time (exponential backoff, up to MAX_ATTEMPTS), and the beat sweep
+(:func:`webhook_events_retry_due`) queues it again, so a retry survives a lost worker or broker
+and staff see it in the admin. The Celery task does not retry by itself.
+
+The services that queue processing take ``enqueue``, called with the row's pk:
+``subscriptions.tasks.webhook_event_process_on_commit`` (the view, the tasks and the admin pass
+it), which queues the task once the current transaction commits. The inbox does not import the
+tasks, which import it.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,8 +60,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 from djstripe import models as djm
-from djstripe.settings import djstripe_settings
 
+from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import MirrorEvent, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -78,6 +88,10 @@ RECONCILE_WATERMARK_KEY = "subscriptions:stripe_reconcile:watermark"
 ERROR_MAX_CHARS = 4000
 
 
+# Queues processing of a row (by pk) once the current transaction commits.
+Enqueue = Callable[[int], None]
+
+
 class WebhookEndpointUnknownError(Exception):
     """No dj-stripe WebhookEndpoint has this uuid (the view answers 404)."""
 
@@ -88,10 +102,6 @@ class WebhookRejectedError(Exception):
 
 class WebhookEventProcessingError(Exception):
     """Processing raised; the row is FAILED with the error and a next attempt time."""
-
-
-def _api_key(livemode: bool | None) -> str:
-    return djstripe_settings.get_default_api_key(livemode)
 
 
 def _parse_event(payload: bytes) -> dict[str, Any]:
@@ -141,23 +151,6 @@ def webhook_event_record(*, data: dict[str, Any]) -> tuple[WebhookEvent, bool]:
         return existing, False
 
 
-def webhook_event_enqueue(*, event_id: int) -> None:
-    """Queue processing of the row once the current transaction commits.
-
-    A broker failure is logged, not raised: the row is stored, and the retry sweep queues
-    RECEIVED rows that nobody picked up.
-    """
-    from subscriptions.tasks import webhook_event_process as process_task
-
-    def send() -> None:
-        try:
-            process_task.delay(event_id)
-        except Exception:
-            logger.exception("could not queue webhook event %s; the retry sweep will", event_id)
-
-    transaction.on_commit(send)
-
-
 # uuid -> (secret, monotonic expiry): one query per endpoint per process per TTL instead of
 # one per delivery. A rotated secret or a deleted endpoint takes effect within the TTL.
 ENDPOINT_SECRET_TTL_SECONDS = 30.0
@@ -182,7 +175,7 @@ def _endpoint_secret(endpoint_uuid: uuid.UUID) -> str | None:
 
 
 def webhook_event_receive(
-    *, endpoint_uuid: uuid.UUID, payload: bytes, signature_header: str | None
+    *, endpoint_uuid: uuid.UUID, payload: bytes, signature_header: str | None, enqueue: Enqueue
 ) -> tuple[WebhookEvent, bool]:
     """Verify a delivery to ``/stripe/webhook/<endpoint_uuid>/``, store it, queue processing.
 
@@ -208,7 +201,7 @@ def webhook_event_receive(
     data = _parse_event(payload)
     event, inserted = webhook_event_record(data=data)
     if inserted or event.status in (WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED):
-        webhook_event_enqueue(event_id=event.pk)
+        enqueue(event.pk)
     return event, inserted
 
 
@@ -280,8 +273,8 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     together (a crash between them cannot leave processed work looking unprocessed), and the
     mark only applies to our own claim (same ``attempts``), never to a later worker's.
     On failure the row becomes FAILED with the error text and, until MAX_ATTEMPTS, a
-    ``next_attempt_at`` by exponential backoff; then WebhookEventProcessingError is raised
-    so the Celery task retries too.
+    ``next_attempt_at`` by exponential backoff (the retry sweep queues it again then); then
+    WebhookEventProcessingError is raised.
     """
     event = _claim(event_id=event_id, now=timezone.now())
     if event is None:
@@ -293,7 +286,7 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     try:
         try:
             with transaction.atomic():
-                mirror = MirrorEvent.store(event.payload, api_key=_api_key(event.livemode))
+                mirror = MirrorEvent.store(event.payload, api_key=stripe_api_key(event.livemode))
                 mirror.invoke_webhook_handlers()
                 processed_at = timezone.now()
                 ours.update(processed_at=processed_at, **succeeded)
@@ -331,7 +324,7 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     return event
 
 
-def webhook_events_retry_due(*, now: datetime | None = None) -> int:
+def webhook_events_retry_due(*, enqueue: Enqueue, now: datetime | None = None) -> int:
     """Queue again what is due: FAILED past ``next_attempt_at``, RECEIVED rows whose enqueue
     was lost, and PROCESSING rows whose worker died (lease expired; failed first).
 
@@ -360,11 +353,11 @@ def webhook_events_retry_due(*, now: datetime | None = None) -> int:
         )
         WebhookEvent.objects.filter(pk__in=ids).update(next_attempt_at=now + REENQUEUE_GRACE)
         for pk in ids:
-            webhook_event_enqueue(event_id=pk)
+            enqueue(pk)
     return len(ids)
 
 
-def webhook_event_reprocess(*, event_ids: Iterable[int], actor_id: int) -> int:
+def webhook_event_reprocess(*, event_ids: Iterable[int], actor_id: int, enqueue: Enqueue) -> int:
     """Staff reprocess: FAILED rows go back to RECEIVED and are queued (RECEIVED ones are
     queued again); SUCCEEDED and PROCESSING rows are left alone. Leaves an admin LogEntry per
     row. Returns how many rows were queued.
@@ -398,7 +391,7 @@ def webhook_event_reprocess(*, event_ids: Iterable[int], actor_id: int) -> int:
             ]
         )
         for row in rows:
-            webhook_event_enqueue(event_id=row.pk)
+            enqueue(row.pk)
     return len(rows)
 
 
@@ -409,7 +402,7 @@ class ReconcileResult:
     recorded: int
 
 
-def stripe_reconcile(*, now: datetime | None = None) -> ReconcileResult:
+def stripe_reconcile(*, enqueue: Enqueue, now: datetime | None = None) -> ReconcileResult:
     """Feed Stripe events we never received through the inbox (missed webhooks).
 
     Lists ``/v1/events`` created since the last sweep's start (less RECONCILE_OVERLAP; the first
@@ -428,7 +421,7 @@ def stripe_reconcile(*, now: datetime | None = None) -> ReconcileResult:
     listing = stripe.Event.list(
         created={"gte": int(since.timestamp())},
         limit=100,
-        api_key=_api_key(settings.STRIPE_LIVE_MODE),
+        api_key=stripe_api_key(settings.STRIPE_LIVE_MODE),
     )
     events = sorted(
         (event.to_dict(for_json=True) for event in listing.auto_paging_iter()),
@@ -440,7 +433,7 @@ def stripe_reconcile(*, now: datetime | None = None) -> ReconcileResult:
             row, inserted = webhook_event_record(data=data)
             if inserted:
                 recorded += 1
-                webhook_event_enqueue(event_id=row.pk)
+                enqueue(row.pk)
     cache.set(RECONCILE_WATERMARK_KEY, int(started.timestamp()), timeout=None)
     if recorded:
         logger.warning("stripe reconcile recorded %s missed events since %s", recorded, since)

@@ -24,17 +24,13 @@ from typing import Any
 
 import stripe
 from django.db import transaction
-from djstripe.settings import djstripe_settings
 
-from revenue_site.stripe_ids import stripe_id
+from revenue_site.stripe_payloads import stripe_id
+from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import InvoicePayment
 
 # A later status never goes back to an earlier one (events may come out of order).
 _STATUS_RANK = {"open": 0, "canceled": 1, "paid": 2}
-
-
-def _api_key(livemode: bool | None) -> str:
-    return str(djstripe_settings.get_default_api_key(livemode))
 
 
 @transaction.atomic
@@ -104,7 +100,7 @@ def invoice_id_for_payment_intent(
     if row is None:
         listing = stripe.InvoicePayment.list(
             payment={"type": "payment_intent", "payment_intent": payment_intent_id},
-            api_key=_api_key(livemode),
+            api_key=stripe_api_key(livemode),
         )
         for data in listing.auto_paging_iter():
             row = invoice_payment_record(invoice_payment=data.to_dict(), charge_id=charge_id)
@@ -158,7 +154,7 @@ def invoice_payment_intent_id(*, invoice: Mapping[str, Any]) -> str:
     if not invoice_id:
         return ""
     listing = stripe.InvoicePayment.list(
-        invoice=invoice_id, api_key=_api_key(invoice.get("livemode"))
+        invoice=invoice_id, api_key=stripe_api_key(invoice.get("livemode"))
     )
     for listed_payment in listing.auto_paging_iter():
         data = listed_payment.to_dict()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import stripe
@@ -30,7 +30,8 @@ from djstripe import models as djm
 from ledger.chart import SystemAccount
 from ledger.models import Transaction
 from ledger.services import Line, ledger_post, system_account
-from revenue_site.stripe_ids import dispute_is_inquiry, stripe_api_key, stripe_id
+from revenue_site.stripe_payloads import dispute_is_inquiry, stripe_id, stripe_time
+from revenue_site.stripe_setup import stripe_api_key
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,7 @@ def dispute_fee_key(balance_transaction_id: str) -> str:
 
 
 def _posted_at(txn: Mapping[str, Any], fallback: datetime) -> datetime:
-    created = txn.get("created")
-    return datetime.fromtimestamp(int(created), tz=UTC) if created else fallback
+    return stripe_time(txn.get("created")) or fallback
 
 
 def _charge_balance_transaction(charge: Mapping[str, Any]) -> Mapping[str, Any] | None:

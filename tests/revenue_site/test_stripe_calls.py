@@ -1,7 +1,7 @@
 """Every call our application makes to Stripe names its API key.
 
 Nothing sets ``stripe.api_key`` globally in the application (keys come from dj-stripe's
-settings, ``revenue_site.stripe_ids.stripe_api_key``); the test harness does set it, for the
+settings, ``revenue_site.stripe_setup.stripe_api_key``); the test harness does set it, for the
 tests' own calls, so a call that forgets its key passes every test and fails on a real
 server (``make run`` caught one). This reads the code instead.
 """

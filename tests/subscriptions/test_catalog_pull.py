@@ -22,7 +22,7 @@ from ledger.models import Transaction
 from subscriptions.models import Plan, PlanPrice, WebhookEvent
 from subscriptions.services.catalog import plan_push_to_stripe
 from subscriptions.services.catalog_pull import stripe_catalog_sync
-from subscriptions.services.effects import invoice_paid_key
+from subscriptions.services.invoice_postings import invoice_paid_key
 from tests.stripe_harness import make_webhook_endpoint, post_signed_event
 from tests.subscriptions.api_helpers import (  # noqa: F401 (fixtures)
     _clear_throttles,

@@ -22,7 +22,7 @@ from ledger.chart import SystemAccount
 from ledger.models import Transaction
 from ledger.selectors import account_balance, trial_balance
 from ledger.services import system_account
-from subscriptions.services.effects import (
+from subscriptions.services.invoice_postings import (
     DISPUTE_SOURCE,
     DISPUTE_WON_SOURCE,
     REFUND_SOURCE,

@@ -22,7 +22,7 @@ from ledger.models import Transaction
 from ledger.selectors import account_balance
 from ledger.services import system_account
 from subscriptions.models import DunningCase, SubscriptionState
-from subscriptions.services.effects import DISPUTE_SOURCE, REFUND_SOURCE, invoice_paid_key
+from subscriptions.services.invoice_postings import DISPUTE_SOURCE, REFUND_SOURCE, invoice_paid_key
 from subscriptions.services.stripe_fees import DISPUTE_FEE_SOURCE, STRIPE_FEE_SOURCE
 from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import (

@@ -22,6 +22,7 @@ from djstripe.signals import WEBHOOK_SIGNALS
 
 from subscriptions.models import WebhookEvent
 from subscriptions.services import inbox
+from subscriptions.tasks import webhook_event_process_on_commit
 from tests.stripe_harness import (
     make_webhook_endpoint,
     post_signed_event,
@@ -273,7 +274,12 @@ def test_failures_back_off_exponentially_and_stop_for_staff_after_max_attempts(
     assert max(delays) <= inbox.BACKOFF_MAX.total_seconds()
     assert row.attempts == inbox.MAX_ATTEMPTS
     assert row.next_attempt_at is None  # waits for "Reprocess selected"
-    assert inbox.webhook_events_retry_due(now=timezone.now() + timedelta(days=1)) == 0
+    assert (
+        inbox.webhook_events_retry_due(
+            enqueue=webhook_event_process_on_commit, now=timezone.now() + timedelta(days=1)
+        )
+        == 0
+    )
 
 
 def test_out_of_order_delivery_never_writes_the_older_state(
@@ -331,11 +337,15 @@ def test_retry_sweep_queues_due_failures_lost_enqueues_and_dead_workers(
     )
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert inbox.webhook_events_retry_due(now=now) == 0  # nothing due yet
+        assert (
+            inbox.webhook_events_retry_due(enqueue=webhook_event_process_on_commit, now=now) == 0
+        )  # nothing due yet
     assert WebhookEvent.objects.get(pk=failed.pk).status == WebhookEvent.Status.FAILED
 
     with django_capture_on_commit_callbacks(execute=True):
-        queued = inbox.webhook_events_retry_due(now=now + timedelta(minutes=6))
+        queued = inbox.webhook_events_retry_due(
+            enqueue=webhook_event_process_on_commit, now=now + timedelta(minutes=6)
+        )
 
     assert queued == 3
     statuses = dict(WebhookEvent.objects.values_list("pk", "status"))
@@ -367,7 +377,7 @@ def test_reconciliation_picks_up_an_event_that_was_never_delivered(
     assert stripe_fake.deliveries() == []
 
     with django_capture_on_commit_callbacks(execute=True):
-        result = inbox.stripe_reconcile()
+        result = inbox.stripe_reconcile(enqueue=webhook_event_process_on_commit)
 
     assert result.recorded >= 1
     row = WebhookEvent.objects.get(stripe_event_id=missed["id"])
@@ -377,7 +387,7 @@ def test_reconciliation_picks_up_an_event_that_was_never_delivered(
 
     # The next sweep overlaps the window but records nothing twice.
     with django_capture_on_commit_callbacks(execute=True):
-        again = inbox.stripe_reconcile()
+        again = inbox.stripe_reconcile(enqueue=webhook_event_process_on_commit)
     assert again.listed >= 1 and again.recorded == 0
     assert WebhookEvent.objects.filter(stripe_event_id=missed["id"]).count() == 1
     assert recorder.calls.count(missed["id"]) == 1

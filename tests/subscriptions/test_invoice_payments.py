@@ -13,7 +13,8 @@ from djstripe import models as djm
 from ledger.models import Transaction
 from subscriptions.models import DunningCase, InvoicePayment, WebhookEvent
 from subscriptions.services import inbox
-from subscriptions.services.effects import REFUND_SOURCE
+from subscriptions.services.invoice_postings import REFUND_SOURCE
+from subscriptions.tasks import webhook_event_process_on_commit
 from tests.stripe_paths import invoice_charge_id, invoice_payment_intent_id
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
 
@@ -119,7 +120,7 @@ def test_reconciliation_replays_a_missed_invoice_payment_event(
     sub = subscribe(customer, pm, make_price(unit_amount=2500))  # no webhook was delivered
 
     with django_capture_on_commit_callbacks(execute=True):
-        inbox.stripe_reconcile()
+        inbox.stripe_reconcile(enqueue=webhook_event_process_on_commit)
 
     row = WebhookEvent.objects.get(type="invoice_payment.paid")
     assert row.status == WebhookEvent.Status.SUCCEEDED

@@ -20,7 +20,7 @@ from djstripe import models as djm
 from analytics.models import MRRMovement
 from ledger.models import Transaction
 from subscriptions.models import BillingCustomer, SubscriptionState, WebhookEvent
-from subscriptions.services.effects import INVOICE_PAID_SOURCE, invoice_paid_key
+from subscriptions.services.invoice_postings import INVOICE_PAID_SOURCE, invoice_paid_key
 from tests.devstripe.clock_helpers import APR_1, DAY, FEB_1, JAN_1, MAR_1, advance, make_clock
 from tests.stripe_harness import make_webhook_endpoint
 from tests.subscriptions.api_helpers import (  # noqa: F401 (fixtures)

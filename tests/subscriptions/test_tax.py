@@ -20,14 +20,14 @@ from ledger.chart import SystemAccount
 from ledger.models import Transaction
 from ledger.selectors import trial_balance
 from ledger.services import Line, ledger_post, system_account
-from subscriptions.services.effects import (
+from subscriptions.services.invoice_payments import invoice_payment_record
+from subscriptions.services.invoice_postings import (
     INVOICE_PAID_SOURCE,
     REFUND_SOURCE,
     charge_refund_record,
     invoice_paid_key,
     invoice_paid_record,
 )
-from subscriptions.services.invoice_payments import invoice_payment_record
 from tests.affiliates.factories import AffiliateFactory, ProgramFactory
 from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe

@@ -1,22 +1,19 @@
-"""What Stripe events do to our side (issue 3 §4), and the staff refund action.
+"""What invoice, refund and dispute events post to the ledger.
 
 Each service takes the Stripe object as the event carries it (a dict, already synced into
 dj-stripe's mirror by the time a receiver calls us) and the event's ``created`` time, and is
-idempotent on the Stripe ids involved, so a redelivered or reprocessed event has one effect:
-
-- ledger postings go through ``ledger_post`` / ``ledger_reverse`` with keys derived from Stripe
-  ids (``stripe:invoice.paid:<in_…>``, ``stripe:refund:<re_…>``, ``stripe:dispute:<dp_…>``,
-  ``stripe:dispute.won:<dp_…>``);
-- subscription state is guarded by the event time (older events never overwrite newer state);
-- MRR movements are unique per (event, subscription); dunning cases per invoice.
+idempotent on the Stripe ids involved: postings go through ``ledger_post`` /
+``ledger_reverse_in_order`` with keys derived from Stripe ids (``stripe:invoice.paid:<in_…>``,
+``stripe:refund:<re_…>``, ``stripe:dispute:<dp_…>``, ``stripe:dispute.won:<dp_…>``), so a
+redelivered or reprocessed event has one effect.
 
 Accounting (minor units, the invoice's currency):
 
 - invoice paid: Dr ``asset.stripe_clearing`` ``amount_paid`` / Cr ``revenue.subscriptions``
   ``amount_paid - tax`` / Cr ``liability.sales_tax_payable`` ``tax`` (the tax line only when
-  there is tax). Tax is what the invoice reports (``total_taxes``; inclusive and exclusive
-  alike, as both are inside ``amount_paid``), capped at ``amount_paid``. Invoices booked
-  before tax went to the ledger keep their two-line posting.
+  there is tax). Tax is what the invoice reports (``stripe_payloads.invoice_tax``; inclusive
+  and exclusive alike, as both are inside ``amount_paid``), capped at ``amount_paid``.
+  Invoices booked before tax went to the ledger keep their two-line posting.
 - refund / dispute: the charge's invoice is found through its payment intent's invoice
   payment (``subscriptions.services.invoice_payments``; charges name no invoice at our API
   version); a partial reversal of that invoice posting (``ledger_reverse(amount=…)``),
@@ -39,30 +36,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import stripe
-from django.core.cache import cache
 from django.db import transaction
 from djstripe import models as djm
-from djstripe.settings import djstripe_settings
 
-from analytics.mrr import subscription_mrr
-from analytics.services import mrr_movement_record
 from ledger.chart import SystemAccount
 from ledger.models import Transaction
 from ledger.services import Line, ledger_post, ledger_reverse_in_order, system_account
 from revenue_site.money import apply_rate
-from revenue_site.stripe_ids import dispute_is_inquiry, stripe_api_key, stripe_id
-from subscriptions.models import DunningCase, SubscriptionState
+from revenue_site.stripe_payloads import (
+    dispute_is_inquiry,
+    invoice_paid_at,
+    invoice_tax,
+    stripe_id,
+    stripe_time,
+)
+from revenue_site.stripe_setup import stripe_api_key
+from subscriptions.services.dunning import dunning_cases_recover
 from subscriptions.services.invoice_payments import (
     invoice_id_for_charge,
     invoice_id_for_payment_intent,
-    invoice_payment_intent_id,
 )
-from subscriptions.stripe_expand import subscription_discounts_expanded
 
 logger = logging.getLogger(__name__)
 
@@ -91,19 +89,6 @@ def dispute_won_key(dispute_id: str) -> str:
     return f"stripe:dispute.won:{dispute_id}"
 
 
-def _timestamp(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(int(value), tz=UTC) if value else None
-
-
-def _invoice_subscription_id(invoice: Mapping[str, Any]) -> str:
-    details = (invoice.get("parent") or {}).get("subscription_details") or {}
-    return stripe_id(details.get("subscription"))
-
-
-def _invoice_tax(invoice: Mapping[str, Any]) -> int:
-    return sum(int(row.get("amount") or 0) for row in invoice.get("total_taxes") or [])
-
-
 # --- invoice paid -------------------------------------------------------------------------
 @transaction.atomic
 def invoice_paid_record(*, invoice: Mapping[str, Any], occurred_at: datetime) -> Transaction | None:
@@ -115,9 +100,7 @@ def invoice_paid_record(*, invoice: Mapping[str, Any], occurred_at: datetime) ->
     dunning case for the invoice becomes RECOVERED at ``occurred_at``.
     """
     invoice_id = stripe_id(invoice.get("id"))
-    DunningCase.objects.filter(stripe_invoice_id=invoice_id, status=DunningCase.Status.OPEN).update(
-        status=DunningCase.Status.RECOVERED, resolved_at=occurred_at
-    )
+    dunning_cases_recover(invoice_id=invoice_id, at=occurred_at)
 
     paid = int(invoice.get("amount_paid") or 0)
     if paid <= 0:
@@ -129,7 +112,7 @@ def invoice_paid_record(*, invoice: Mapping[str, Any], occurred_at: datetime) ->
     ).first()
     if booked is not None:
         return booked
-    tax = min(_invoice_tax(invoice), paid)
+    tax = min(invoice_tax(invoice), paid)
     currency = str(invoice["currency"]).lower()
     lines = [Line.debit(system_account(SystemAccount.STRIPE_CLEARING), paid, currency)]
     if paid > tax:
@@ -160,14 +143,14 @@ def _invoice_posting(invoice_id: str, *, occurred_at: datetime) -> Transaction:
     mirrored = djm.Invoice.objects.filter(id=invoice_id).values_list("stripe_data", flat=True)
     data = mirrored.first()
     if data is None:
-        api_key = djstripe_settings.get_default_api_key(None)
+        api_key = stripe_api_key()
         invoice = djm.Invoice.sync_from_stripe_data(
             stripe.Invoice.retrieve(invoice_id, api_key=api_key), api_key=api_key
         )
         data = invoice.stripe_data
     if data and data.get("status") == "paid":
-        paid_at = _timestamp((data.get("status_transitions") or {}).get("paid_at"))
-        posting = invoice_paid_record(invoice=data, occurred_at=paid_at or occurred_at)
+        paid_at = invoice_paid_at(data) or occurred_at
+        posting = invoice_paid_record(invoice=data, occurred_at=paid_at)
         if posting is not None:
             return posting
     raise EffectNotReadyError(f"invoice {invoice_id} has no revenue posting yet")
@@ -330,7 +313,7 @@ def dispute_won_record(*, dispute: Mapping[str, Any], occurred_at: datetime) -> 
     invoices, an invoice refunded in full before). Raises EffectNotReadyError like
     ``dispute_record``.
     """
-    opened_at = _timestamp(dispute.get("created")) or occurred_at
+    opened_at = stripe_time(dispute.get("created")) or occurred_at
     reversal = dispute_record(dispute=dispute, occurred_at=opened_at)
     if reversal is None:
         return None
@@ -362,169 +345,6 @@ def dispute_closed_record(
         return dispute_won_record(dispute=dispute, occurred_at=occurred_at)
     if status == "lost":
         dispute_record(
-            dispute=dispute, occurred_at=_timestamp(dispute.get("created")) or occurred_at
+            dispute=dispute, occurred_at=stripe_time(dispute.get("created")) or occurred_at
         )
     return None
-
-
-# --- subscription state and MRR -----------------------------------------------------------
-@transaction.atomic
-def subscription_state_apply(
-    *, subscription: Mapping[str, Any], event_id: str, occurred_at: datetime
-) -> SubscriptionState:
-    """Apply a subscription as of ``occurred_at`` (the event's ``created``) to our state.
-
-    Older events never overwrite newer state: an event created before the state's ``as_of``
-    changes nothing. Stripe's ``created`` has one-second resolution, so an event of the same
-    second is applied (in delivery order), except that it cannot bring a canceled subscription
-    back. When the subscription's MRR changes an MRR movement is recorded (once per event);
-    when it becomes canceled its open dunning cases are CLOSED.
-    """
-    sub_id = stripe_id(subscription.get("id"))
-    customer_id = stripe_id(subscription.get("customer"))
-    status = str(subscription.get("status") or "")
-    # An event lists discounts by id; their coupons come from the mirror.
-    subscription = subscription_discounts_expanded(subscription=subscription)
-    currency, mrr = subscription_mrr(subscription, at=occurred_at)
-    # Serialise MRR changes per customer: a movement's kind depends on the customer's total.
-    list(djm.Customer.objects.select_for_update().filter(id=customer_id).values_list("pk"))
-    state, created = SubscriptionState.objects.select_for_update().get_or_create(
-        stripe_subscription_id=sub_id,
-        defaults={
-            "stripe_customer_id": customer_id,
-            "status": status,
-            "currency": currency,
-            "mrr": mrr,
-            "as_of": occurred_at,
-        },
-    )
-    old_mrr = 0
-    if not created:
-        stale = occurred_at < state.as_of or (
-            occurred_at == state.as_of and state.status == "canceled" and status != "canceled"
-        )
-        if stale:
-            return state
-        old_mrr = state.mrr
-        state.stripe_customer_id = customer_id
-        state.status = status
-        state.currency = currency or state.currency
-        state.mrr = mrr
-        state.as_of = occurred_at
-        state.save()
-    if mrr != old_mrr:
-        mrr_movement_record(
-            stripe_customer_id=customer_id,
-            stripe_subscription_id=sub_id,
-            currency=state.currency,
-            old_mrr=old_mrr,
-            new_mrr=mrr,
-            occurred_at=occurred_at,
-            source_event_id=event_id,
-        )
-    if status == "canceled":
-        DunningCase.objects.filter(
-            stripe_subscription_id=sub_id, status=DunningCase.Status.OPEN
-        ).update(status=DunningCase.Status.CLOSED, resolved_at=occurred_at)
-    return state
-
-
-# --- dunning ------------------------------------------------------------------------------
-def _payment_error(invoice: Mapping[str, Any]) -> dict[str, str]:
-    """Why the invoice's payment failed: its payment intent's ``last_payment_error``.
-
-    The payment intent is the invoice's default invoice payment's (``invoice_payments``);
-    it is read from the mirror (``payment_intent.payment_failed`` comes before
-    ``invoice.payment_failed``), else from Stripe. An invoice that could not even be
-    finalized reports ``last_finalization_error`` instead.
-    """
-    error: Mapping[str, Any] = invoice.get("last_finalization_error") or {}
-    pi_id = invoice_payment_intent_id(invoice=invoice)
-    if pi_id:
-        data = djm.PaymentIntent.objects.filter(id=pi_id).values_list("stripe_data", flat=True)
-        intent = data.first()
-        if intent is None:
-            intent = stripe.PaymentIntent.retrieve(
-                pi_id, api_key=djstripe_settings.get_default_api_key(invoice.get("livemode"))
-            ).to_dict()
-        error = intent.get("last_payment_error") or error
-    return {
-        "last_failure_code": str(error.get("code") or "")[:64],
-        "last_decline_code": str(error.get("decline_code") or "")[:64],
-        "last_failure_message": str(error.get("message") or "")[:500],
-    }
-
-
-@transaction.atomic
-def invoice_payment_failed_record(
-    *, invoice: Mapping[str, Any], occurred_at: datetime
-) -> DunningCase:
-    """Open (or update) the dunning case of an invoice whose payment failed.
-
-    One case per invoice (unique ``stripe_invoice_id``): a repeated failure updates the
-    attempt count, the next retry time and the failure (the payment intent's
-    ``last_payment_error``: code, decline code, message); a case already RECOVERED or
-    CLOSED keeps its status (a late failure event does not reopen it).
-    """
-    invoice_id = stripe_id(invoice.get("id"))
-    attempts = int(invoice.get("attempt_count") or 0)
-    fields: dict[str, Any] = {
-        "stripe_subscription_id": _invoice_subscription_id(invoice),
-        "stripe_customer_id": stripe_id(invoice.get("customer")),
-        "amount_due": int(invoice.get("amount_due") or 0),
-        "currency": str(invoice.get("currency") or "").lower(),
-        "attempt_count": attempts,
-        "next_payment_attempt": _timestamp(invoice.get("next_payment_attempt")),
-        **_payment_error(invoice),
-    }
-    case, created = DunningCase.objects.select_for_update().get_or_create(
-        stripe_invoice_id=invoice_id, defaults={**fields, "opened_at": occurred_at}
-    )
-    if not created and attempts >= case.attempt_count:
-        for name, value in fields.items():
-            setattr(case, name, value)
-        case.save()
-    return case
-
-
-# --- staff actions ------------------------------------------------------------------------
-class RefundError(ValueError):
-    """Stripe refused the refund (already refunded, amount too large, …); message says why."""
-
-
-def charge_refund(
-    *,
-    charge_id: str,
-    amount: int | None = None,
-    reason: str = "requested_by_customer",
-    request_key: str | None = None,
-) -> str:
-    """Refund ``amount`` minor units of a charge (all that is left when None) at Stripe.
-
-    Returns the Stripe refund id. The ledger effect comes from the ``charge.refunded`` webhook
-    (``charge_refund_record``), keyed by that refund id, so it is posted exactly once however
-    often either side runs. The Stripe idempotency key is derived from the charge and
-    ``request_key`` (the staff form's one-time token, so a double-submitted form refunds once)
-    or, without one, from the amount and how much was refunded before. Raises RefundError
-    when Stripe refuses.
-    """
-    if amount is not None and amount <= 0:
-        raise RefundError("the amount must be positive")
-    if request_key:
-        key = f"refund:{charge_id}:{request_key}"
-    else:
-        charge = stripe.Charge.retrieve(charge_id, api_key=stripe_api_key())
-        already = int(charge["amount_refunded"] or 0)
-        key = f"refund:{charge_id}:{already}:{amount if amount is not None else 'rest'}"
-    # Stripe replays an idempotent request; this also tells staff it was a double submit.
-    if request_key and not cache.add(f"subscriptions:{key}", "1", timeout=24 * 3600):
-        raise RefundError("This refund was already submitted.")
-    params: dict[str, Any] = {"charge": charge_id, "reason": reason}
-    if amount is not None:
-        params["amount"] = amount
-    try:
-        refund = stripe.Refund.create(**params, idempotency_key=key, api_key=stripe_api_key())
-    except stripe.InvalidRequestError as exc:
-        raise RefundError(exc.user_message or str(exc)) from exc
-    logger.info("refund %s of charge %s created (amount %s)", refund.id, charge_id, amount)
-    return str(refund.id)

@@ -1,42 +1,27 @@
-"""Customer billing writes: the user's Stripe Customer, subscribe / change / cancel / resume, and
-the staff operations (extend trial, apply coupon, resync).
-
-Stripe is the source of truth: every service writes to Stripe first (with an idempotency key
-derived from our row or the Stripe object and the purpose), then syncs the object Stripe
-returned into dj-stripe's mirror so the API can answer from the database at once, without
-waiting for the webhook (which syncs the same object again, harmlessly).
-
-Errors are `BillingError` subclasses, Stripe's included: every service maps `stripe.StripeError`
-through `revenue_site.stripe_errors` (declined 402, invalid request 400 naming the field, Stripe
-unavailable 503); `SubscriptionStateError` is 409. Nothing from Stripe leaves as a 500.
-"""
+"""A customer's subscriptions: subscribe (directly or through Checkout), change, cancel,
+resume, trials, coupons, resync."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from datetime import datetime
 from typing import Any
 
 import stripe
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from djstripe import models as djstripe_models
-from djstripe.settings import djstripe_settings
 
 from affiliates.services.attribution import referral_attribute
-from revenue_site.stripe_errors import (  # noqa: F401 - the error kinds, re-exported
+from revenue_site.stripe_errors import (
     BillingError,
     BillingInputError,
-    PaymentDeclined,
-    StripeUnavailable,
     stripe_errors,
-    stripe_failure,
 )
-from revenue_site.stripe_ids import stripe_id
-from subscriptions.models import BillingCustomer, PlanPrice
+from revenue_site.stripe_payloads import stripe_id
+from revenue_site.stripe_setup import stripe_api_key
+from subscriptions.models import PlanPrice
+from subscriptions.services.billing.customers import billing_customer_ensure, request_digest
 from subscriptions.stripe_expand import SUBSCRIPTION_EXPAND
 
 PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
@@ -49,15 +34,6 @@ class SubscriptionStateError(BillingError):
 
     code = "conflict"
     http_status = 409
-
-
-def _api_key() -> str:
-    return str(djstripe_settings.STRIPE_SECRET_KEY)
-
-
-def _digest(*parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
 def _state_key(purpose: str, subscription: Any, params: dict[str, Any]) -> str:
@@ -77,34 +53,29 @@ def _state_key(purpose: str, subscription: Any, params: dict[str, Any]) -> str:
         ],
         "discounts": sorted(stripe_id(d) for d in subscription.get("discounts") or []),
     }
-    return f"subscription-{purpose}-{subscription['id']}-{_digest(params, state)}"
-
-
-def _translate_stripe_error(exc: stripe.StripeError, *, param_fields: dict[str, str]) -> None:
-    """Raise the BillingError matching a Stripe error (``stripe_failure``)."""
-    raise stripe_failure(exc, param_fields=param_fields) from exc
+    return f"subscription-{purpose}-{subscription['id']}-{request_digest(params, state)}"
 
 
 def _sync_subscription(subscription: Any) -> djstripe_models.Subscription:
     """Mirror a Stripe subscription (and its latest invoice) into dj-stripe."""
     with transaction.atomic():
         mirrored = djstripe_models.Subscription.sync_from_stripe_data(
-            subscription, api_key=_api_key()
+            subscription, api_key=stripe_api_key()
         )
     invoice_id = subscription.get("latest_invoice")
     if isinstance(invoice_id, dict):
         invoice_id = invoice_id.get("id")
     if invoice_id:
-        invoice = stripe.Invoice.retrieve(invoice_id, api_key=_api_key())
+        invoice = stripe.Invoice.retrieve(invoice_id, api_key=stripe_api_key())
         with transaction.atomic():
-            djstripe_models.Invoice.sync_from_stripe_data(invoice, api_key=_api_key())
+            djstripe_models.Invoice.sync_from_stripe_data(invoice, api_key=stripe_api_key())
     return mirrored
 
 
 def _retrieve_subscription(subscription_id: str) -> Any:
     try:
         return stripe.Subscription.retrieve(
-            subscription_id, api_key=_api_key(), expand=SUBSCRIPTION_EXPAND
+            subscription_id, api_key=stripe_api_key(), expand=SUBSCRIPTION_EXPAND
         )
     except stripe.InvalidRequestError as exc:
         if exc.http_status == 404:
@@ -123,50 +94,6 @@ def _active_price(price_id: str) -> PlanPrice:
     if price is None:
         raise BillingInputError("Unknown or inactive price.", field="price")
     return price
-
-
-@stripe_errors()
-def billing_customer_ensure(*, user: Any) -> tuple[BillingCustomer, djstripe_models.Customer]:
-    """The user's Stripe Customer, created exactly once, mirrored with `subscriber=user`.
-
-    The BillingCustomer row is claimed first (OneToOne on user: concurrent callers meet on the
-    unique constraint), then locked with select_for_update while the Stripe Customer is
-    created, so a concurrent subscribe waits and finds the id. The create's idempotency key
-    is the row's pk, so a retried request after a crash gets the same Stripe Customer back.
-    """
-    BillingCustomer.objects.get_or_create(
-        user=user, defaults={"livemode": bool(settings.STRIPE_LIVE_MODE)}
-    )
-    with transaction.atomic():
-        billing_customer = BillingCustomer.objects.select_for_update().get(user=user)
-        if billing_customer.stripe_customer_id:
-            mirrored = djstripe_models.Customer.objects.filter(
-                id=billing_customer.stripe_customer_id
-            ).first()
-            if mirrored is not None:
-                return billing_customer, mirrored
-            customer = stripe.Customer.retrieve(
-                billing_customer.stripe_customer_id, api_key=_api_key()
-            )
-        else:
-            customer = stripe.Customer.create(
-                email=user.email,
-                name=user.get_full_name() or "",
-                metadata={
-                    djstripe_settings.SUBSCRIBER_CUSTOMER_KEY: str(user.pk),
-                    "billing_customer": str(billing_customer.pk),
-                },
-                api_key=_api_key(),
-                idempotency_key=f"customer-create-{billing_customer.pk}",
-            )
-            billing_customer.stripe_customer_id = customer.id
-            billing_customer.livemode = bool(customer["livemode"])
-            billing_customer.save(update_fields=["stripe_customer_id", "livemode"])
-        mirrored = djstripe_models.Customer.sync_from_stripe_data(customer, api_key=_api_key())
-        if mirrored.subscriber_id != user.pk:
-            mirrored.subscriber = user
-            mirrored.save(update_fields=["subscriber"])
-    return billing_customer, mirrored
 
 
 @stripe_errors()
@@ -225,21 +152,18 @@ def subscription_create(
         "coupon": "coupon",
         "trial_period_days": "trial_days",
     }
-    try:
-        method = stripe.PaymentMethod.attach(
-            payment_method_id,
-            customer=customer.id,
-            api_key=_api_key(),
-            idempotency_key=f"pm-attach-{billing_customer.pk}-{payment_method_id}",
-        )
-    except stripe.InvalidRequestError as exc:
-        raise BillingInputError(
-            exc.user_message or "Unknown payment method.", field="payment_method"
-        ) from exc
-    except stripe.StripeError as exc:
-        _translate_stripe_error(exc, param_fields=fields)
-        raise
-    try:
+    with stripe_errors(param_fields=fields):
+        try:
+            method = stripe.PaymentMethod.attach(
+                payment_method_id,
+                customer=customer.id,
+                api_key=stripe_api_key(),
+                idempotency_key=f"pm-attach-{billing_customer.pk}-{payment_method_id}",
+            )
+        except stripe.InvalidRequestError as exc:
+            raise BillingInputError(
+                exc.user_message or "Unknown payment method.", field="payment_method"
+            ) from exc
         metadata = {"billing_customer": str(billing_customer.pk)}
         if referral_code:
             metadata["referral_code"] = referral_code
@@ -247,7 +171,7 @@ def subscription_create(
                 stripe.Customer.modify(
                     customer.id,
                     metadata={"referral_code": referral_code},
-                    api_key=_api_key(),
+                    api_key=stripe_api_key(),
                     idempotency_key=f"customer-referral-{billing_customer.pk}",
                 )
         params: dict[str, Any] = {
@@ -262,16 +186,13 @@ def subscription_create(
             params["trial_period_days"] = days
         if coupon:
             params["discounts"] = [{"coupon": coupon}]
-        nonce = request_key or uuid.uuid4().hex
+        digest = request_digest(params, request_key or uuid.uuid4().hex)
         subscription = stripe.Subscription.create(
             **params,
-            api_key=_api_key(),
+            api_key=stripe_api_key(),
             expand=SUBSCRIPTION_EXPAND,
-            idempotency_key=f"subscription-create-{billing_customer.pk}-{_digest(params, nonce)}",
+            idempotency_key=f"subscription-create-{billing_customer.pk}-{digest}",
         )
-    except stripe.StripeError as exc:
-        _translate_stripe_error(exc, param_fields=fields)
-        raise
     return _sync_subscription(subscription)
 
 
@@ -306,17 +227,14 @@ def subscription_change(
     if quantity is not None:
         change["quantity"] = quantity
     params: dict[str, Any] = {"items": [change], "proration_behavior": proration_behavior}
-    try:
+    with stripe_errors(param_fields={"items": "price", "price": "price"}):
         updated = stripe.Subscription.modify(
             subscription_id,
             **params,
-            api_key=_api_key(),
+            api_key=stripe_api_key(),
             expand=SUBSCRIPTION_EXPAND,
             idempotency_key=_state_key("change", subscription, params),
         )
-    except stripe.StripeError as exc:
-        _translate_stripe_error(exc, param_fields={"items": "price", "price": "price"})
-        raise
     return _sync_subscription(updated)
 
 
@@ -334,14 +252,14 @@ def subscription_cancel(
         updated = stripe.Subscription.modify(
             subscription_id,
             **params,
-            api_key=_api_key(),
+            api_key=stripe_api_key(),
             expand=SUBSCRIPTION_EXPAND,
             idempotency_key=_state_key("cancel-at-period-end", subscription, params),
         )
     else:
         updated = stripe.Subscription.cancel(
             subscription_id,
-            api_key=_api_key(),
+            api_key=stripe_api_key(),
             idempotency_key=_state_key("cancel", subscription, {}),
         )
     return _sync_subscription(updated)
@@ -360,7 +278,7 @@ def subscription_resume(*, subscription_id: str) -> djstripe_models.Subscription
     updated = stripe.Subscription.modify(
         subscription_id,
         **params,
-        api_key=_api_key(),
+        api_key=stripe_api_key(),
         expand=SUBSCRIPTION_EXPAND,
         idempotency_key=_state_key("resume", subscription, params),
     )
@@ -383,17 +301,14 @@ def subscription_extend_trial(
     if subscription["status"] not in LIVE_STATUSES:
         raise SubscriptionStateError("The subscription is canceled.")
     params: dict[str, Any] = {"trial_end": int(trial_end.timestamp()), "proration_behavior": "none"}
-    try:
+    with stripe_errors(param_fields={"trial_end": "trial_end"}):
         updated = stripe.Subscription.modify(
             subscription_id,
             **params,
-            api_key=_api_key(),
+            api_key=stripe_api_key(),
             expand=SUBSCRIPTION_EXPAND,
             idempotency_key=_state_key("extend-trial", subscription, params),
         )
-    except stripe.StripeError as exc:
-        _translate_stripe_error(exc, param_fields={"trial_end": "trial_end"})
-        raise
     return _sync_subscription(updated)
 
 
@@ -409,7 +324,7 @@ def subscription_end_trial(*, subscription_id: str) -> djstripe_models.Subscript
     updated = stripe.Subscription.modify(
         subscription_id,
         **params,
-        api_key=_api_key(),
+        api_key=stripe_api_key(),
         expand=SUBSCRIPTION_EXPAND,
         idempotency_key=_state_key("end-trial", subscription, params),
     )
@@ -428,17 +343,14 @@ def subscription_apply_coupon(
     if subscription["status"] not in LIVE_STATUSES:
         raise SubscriptionStateError("The subscription is canceled.")
     params: dict[str, Any] = {"discounts": [{"coupon": coupon_id}]}
-    try:
+    with stripe_errors(param_fields={"discounts": "coupon", "coupon": "coupon"}):
         updated = stripe.Subscription.modify(
             subscription_id,
             **params,
-            api_key=_api_key(),
+            api_key=stripe_api_key(),
             expand=SUBSCRIPTION_EXPAND,
             idempotency_key=_state_key("apply-coupon", subscription, params),
         )
-    except stripe.StripeError as exc:
-        _translate_stripe_error(exc, param_fields={"discounts": "coupon", "coupon": "coupon"})
-        raise
     return _sync_subscription(updated)
 
 
@@ -478,34 +390,11 @@ def checkout_session_create(
     }
     if price.trial_days:
         params["subscription_data"]["trial_period_days"] = price.trial_days
-    nonce = request_key or uuid.uuid4().hex
-    try:
+    digest = request_digest(params, request_key or uuid.uuid4().hex)
+    with stripe_errors(param_fields={"line_items": "price", "price": "price"}):
         session = stripe.checkout.Session.create(
             **params,
-            api_key=_api_key(),
-            idempotency_key=f"checkout-session-{billing_customer.pk}-{_digest(params, nonce)}",
+            api_key=stripe_api_key(),
+            idempotency_key=f"checkout-session-{billing_customer.pk}-{digest}",
         )
-    except stripe.StripeError as exc:
-        _translate_stripe_error(exc, param_fields={"line_items": "price", "price": "price"})
-        raise
     return {"id": session["id"], "url": session["url"], "expires_at": session["expires_at"]}
-
-
-@stripe_errors()
-def billing_portal_session_create(
-    *, user: Any, return_url: str, request_key: str | None = None
-) -> dict[str, Any]:
-    """A Stripe Billing Portal session for the user's Stripe Customer: `{"id", "url"}`."""
-    billing_customer, customer = billing_customer_ensure(user=user)
-    params: dict[str, Any] = {"customer": customer.id, "return_url": return_url}
-    nonce = request_key or uuid.uuid4().hex
-    try:
-        session = stripe.billing_portal.Session.create(
-            **params,
-            api_key=_api_key(),
-            idempotency_key=f"portal-session-{billing_customer.pk}-{_digest(params, nonce)}",
-        )
-    except stripe.StripeError as exc:
-        _translate_stripe_error(exc, param_fields={"return_url": "return_url"})
-        raise
-    return {"id": session["id"], "url": session["url"]}
