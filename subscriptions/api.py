@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 from revenue_site.errors import ErrorSerializer, billing_error_response
 from subscriptions import selectors
 from subscriptions.models import Plan, PlanPrice
+from subscriptions.pricing import Tier, tiers_normalised
 from subscriptions.services import billing
 
 # --- serializers (output) ------------------------------------------------------------------
@@ -76,17 +77,10 @@ class PlanPriceSerializer(serializers.ModelSerializer[PlanPrice]):
         return obj.tiers_mode or None
 
     @extend_schema_field(PriceTierSerializer(many=True))
-    def get_tiers(self, obj: PlanPrice) -> list[dict[str, Any]]:
+    def get_tiers(self, obj: PlanPrice) -> list[Tier]:
         if obj.billing_scheme != PlanPrice.BillingScheme.TIERED:
             return []
-        return [
-            {
-                "up_to": None if t.get("up_to") in (None, "inf") else int(t["up_to"]),
-                "unit_amount": int(t.get("unit_amount") or 0),
-                "flat_amount": int(t.get("flat_amount") or 0),
-            }
-            for t in obj.tiers or []
-        ]
+        return tiers_normalised(obj.tiers)
 
 
 class PlanSerializer(serializers.ModelSerializer[Plan]):
