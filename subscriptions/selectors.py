@@ -8,10 +8,21 @@ indistinguishable from one that does not exist (Http404).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet, Value
+from django.db.models import (
+    Count,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Replace
 from django.http import Http404
 from djstripe import models as djstripe_models
@@ -134,6 +145,62 @@ def customer_entitlements(*, user: Any) -> Entitlements:
     )
 
 
+# --- the staff console's customer list -----------------------------------------------------
+
+
+def customer_list_admin() -> QuerySet[BillingCustomer]:
+    """Every billing customer with `mrr_total` (the sum of its subscriptions' MRR in minor
+    units, None without any) and `past_due` (a past-due subscription or an open dunning
+    case): one query, both correlated subqueries on indexed Stripe customer ids."""
+    mrr = (
+        SubscriptionState.objects.filter(stripe_customer_id=OuterRef("stripe_customer_id"))
+        .order_by()
+        .values("stripe_customer_id")
+        .annotate(total=Sum("mrr"))
+        .values("total")[:1]
+    )
+    past_due = Exists(
+        SubscriptionState.objects.filter(
+            stripe_customer_id=OuterRef("stripe_customer_id"), status="past_due"
+        )
+    ) | Exists(
+        DunningCase.objects.filter(
+            stripe_customer_id=OuterRef("stripe_customer_id"), status=DunningCase.Status.OPEN
+        )
+    )
+    return BillingCustomer.objects.annotate(mrr_total=Subquery(mrr), past_due=past_due)
+
+
+def stripe_customer_ids_with_status(*, status: str) -> QuerySet[SubscriptionState, Any]:
+    """Stripe customer ids with a subscription in `status` (a subquery for `__in`)."""
+    return SubscriptionState.objects.filter(status=status).values("stripe_customer_id")
+
+
+def stripe_customer_ids_on_plan(*, plan_id: int | str) -> QuerySet[Any, Any]:
+    """Stripe customer ids with a subscription (not canceled) on one of the plan's prices,
+    found through the product, so a re-priced plan still counts (a subquery for `__in`)."""
+    product = Plan.objects.filter(pk=plan_id).values("stripe_product_id")
+    return (
+        djstripe_models.SubscriptionItem.objects.filter(price__product__id__in=product)
+        .exclude(subscription__stripe_data__status="canceled")
+        .values("subscription__customer__id")
+    )
+
+
+def plan_list_pushed() -> QuerySet[Plan]:
+    """Plans that are in Stripe (a product id), in tier order: the customer list's filter."""
+    return Plan.objects.exclude(stripe_product_id="").order_by("tier_rank", "name")
+
+
+def charge_refundable_amount(*, charge: Mapping[str, Any]) -> int:
+    """What staff may still refund of a Stripe charge, in minor units: a succeeded charge's
+    amount less what was refunded already; 0 for any other charge (failed, pending, refunded
+    in full)."""
+    if charge.get("status") != "succeeded":
+        return 0
+    return max(int(charge.get("amount") or 0) - int(charge.get("amount_refunded") or 0), 0)
+
+
 # --- the staff console's customer page: one query per section, whatever the rows ---
 
 SECTION_LIMIT = 100  # rows per section on the page; older ones are in the mirror's own admin
@@ -178,6 +245,8 @@ class CustomerOverview:
     # charge id -> the invoice its payment intent paid (charges name no invoice at our API
     # version; the invoice payment index does)
     charge_invoices: dict[str, str] = field(default_factory=dict)
+    # charge id -> what staff may still refund of it (charge_refundable_amount); 0: nothing
+    refundable: dict[str, int] = field(default_factory=dict)
     ledger_entries: list[Entry] = field(default_factory=list)
     dunning_cases: list[DunningCase] = field(default_factory=list)
 
@@ -218,6 +287,10 @@ def customer_overview(*, customer: BillingCustomer) -> CustomerOverview:
             :SECTION_LIMIT
         ]
     )
+    overview.refundable = {
+        charge.id: charge_refundable_amount(charge=charge.stripe_data)
+        for charge in overview.charges
+    }
     intents = {
         charge.id: stripe_id(charge.stripe_data.get("payment_intent"))
         for charge in overview.charges
