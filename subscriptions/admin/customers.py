@@ -1,4 +1,5 @@
-"""Staff console: the customer page, the dunning list, and the Stripe mirror made read-only.
+"""Staff console: the customer page and the dunning list. (dj-stripe's mirror admins are made
+read-only by the site: ``revenue_site.admin_site``.)
 
 The customer page is our ``BillingCustomer`` (user ↔ Stripe customer): its change view shows
 the subscriptions, invoices, payments, ledger lines, dunning cases and referral in a fixed
@@ -43,26 +44,6 @@ from subscriptions.models import (
 )
 from subscriptions.services import billing
 from subscriptions.services.effects import RefundError, charge_refund
-
-# --- the Stripe mirror is read-only for everybody ------------------------------------------
-# Staff configure webhook endpoints and API keys through dj-stripe's admin; everything else
-# there is a copy of Stripe, changed only by Stripe (webhooks, resync).
-_EDITABLE_DJSTRIPE = {djm.WebhookEndpoint, djm.APIKey}
-
-
-def _no(*args: Any, **kwargs: Any) -> bool:
-    return False
-
-
-def make_mirror_read_only(site: admin.AdminSite = admin.site) -> None:
-    for model, model_admin in list(site._registry.items()):
-        if model._meta.app_label == "djstripe" and model not in _EDITABLE_DJSTRIPE:
-            model_admin.has_add_permission = _no  # type: ignore[method-assign]
-            model_admin.has_change_permission = _no  # type: ignore[method-assign]
-            model_admin.has_delete_permission = _no  # type: ignore[method-assign]
-
-
-make_mirror_read_only()
 
 
 # --- helpers --------------------------------------------------------------------------------
