@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.selectors import request_user
 from revenue_site.errors import ErrorSerializer, billing_error_response
 from subscriptions import selectors
 from subscriptions.models import Plan, PlanPrice
@@ -305,7 +306,7 @@ class SubscriptionListCreateView(generics.ListAPIView[djstripe_models.Subscripti
     serializer_class = SubscriptionSerializer
 
     def get_queryset(self) -> Any:
-        return selectors.customer_subscription_list(user=self.request.user)
+        return selectors.customer_subscription_list(user=request_user(self.request))
 
     @extend_schema(
         request=SubscriptionCreateInput,
@@ -320,9 +321,10 @@ class SubscriptionListCreateView(generics.ListAPIView[djstripe_models.Subscripti
         data = SubscriptionCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
+        user = request_user(request)
         result = _call_service(
             lambda: billing.subscription_create(
-                user=request.user,
+                user=user,
                 price_id=v["price"],
                 quantity=v["quantity"],
                 payment_method_id=v["payment_method"],
@@ -342,7 +344,7 @@ class SubscriptionDetailView(APIView):
     @extend_schema(responses={200: SubscriptionSerializer, **ERROR_RESPONSES})
     def get(self, request: Request, subscription_id: str) -> Response:
         subscription = selectors.customer_subscription_get(
-            user=request.user, subscription_id=subscription_id
+            user=request_user(request), subscription_id=subscription_id
         )
         return Response(SubscriptionSerializer(subscription).data)
 
@@ -350,7 +352,9 @@ class SubscriptionDetailView(APIView):
 class _SubscriptionActionView(APIView):
     def _run(self, request: Request, subscription_id: str, call: Callable[[], Any]) -> Response:
         # Ownership first: another customer's subscription is a 404 before any Stripe call.
-        selectors.customer_subscription_get(user=request.user, subscription_id=subscription_id)
+        selectors.customer_subscription_get(
+            user=request_user(request), subscription_id=subscription_id
+        )
         result = _call_service(call)
         if isinstance(result, Response):
             return result
@@ -418,7 +422,7 @@ class InvoiceListView(generics.ListAPIView[djstripe_models.Invoice]):
     serializer_class = InvoiceSerializer
 
     def get_queryset(self) -> Any:
-        return selectors.customer_invoice_list(user=self.request.user)
+        return selectors.customer_invoice_list(user=request_user(self.request))
 
 
 class EntitlementsView(APIView):
@@ -427,7 +431,7 @@ class EntitlementsView(APIView):
         """Effective limits across the caller's active, trialing and past-due subscriptions:
         the highest seats and API quota of those plans (null = unlimited; not summed) and every
         feature any of them enables."""
-        entitlements = selectors.customer_entitlements(user=request.user)
+        entitlements = selectors.customer_entitlements(user=request_user(request))
         return Response(CustomerEntitlementsSerializer(entitlements).data)
 
 
@@ -440,9 +444,10 @@ class CheckoutSessionView(APIView):
         data = CheckoutSessionInput(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         v = data.validated_data
+        user = request_user(request)
         result = _call_service(
             lambda: billing.checkout_session_create(
-                user=request.user,
+                user=user,
                 price_id=v["price"],
                 quantity=v["quantity"],
                 success_url=v["success_url"],
@@ -464,9 +469,10 @@ class BillingPortalSessionView(APIView):
         data = PortalSessionInput(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         return_url = data.validated_data["return_url"]
+        user = request_user(request)
         result = _call_service(
             lambda: billing.billing_portal_session_create(
-                user=request.user, return_url=return_url, request_key=_request_key(request)
+                user=user, return_url=return_url, request_key=_request_key(request)
             )
         )
         if isinstance(result, Response):

@@ -27,6 +27,7 @@ from django.db.models.functions import Replace
 from django.http import Http404
 from djstripe import models as djstripe_models
 
+from accounts.models import User
 from ledger.models import Entry, Transaction
 from revenue_site.stripe_ids import stripe_id
 from subscriptions.models import (
@@ -68,7 +69,7 @@ def plan_list_admin() -> QuerySet[Plan]:
     return Plan.objects.annotate(price_count=Count("prices"))
 
 
-def customer_subscription_list(*, user: Any) -> QuerySet[djstripe_models.Subscription]:
+def customer_subscription_list(*, user: User) -> QuerySet[djstripe_models.Subscription]:
     return (
         djstripe_models.Subscription.objects.filter(customer__subscriber=user)
         .select_related("customer")
@@ -76,7 +77,7 @@ def customer_subscription_list(*, user: Any) -> QuerySet[djstripe_models.Subscri
     )
 
 
-def customer_subscription_get(*, user: Any, subscription_id: str) -> djstripe_models.Subscription:
+def customer_subscription_get(*, user: User, subscription_id: str) -> djstripe_models.Subscription:
     """The user's subscription `subscription_id`; Http404 if missing or someone else's."""
     subscription = customer_subscription_list(user=user).filter(id=subscription_id).first()
     if subscription is None:
@@ -84,7 +85,7 @@ def customer_subscription_get(*, user: Any, subscription_id: str) -> djstripe_mo
     return subscription
 
 
-def customer_invoice_list(*, user: Any) -> QuerySet[djstripe_models.Invoice]:
+def customer_invoice_list(*, user: User) -> QuerySet[djstripe_models.Invoice]:
     return djstripe_models.Invoice.objects.filter(customer__subscriber=user).order_by(
         "-created", "-djstripe_id"
     )
@@ -106,7 +107,7 @@ def _best(current: int | None, candidate: int | None) -> int | None:
     return max(current, candidate)
 
 
-def customer_entitlements(*, user: Any) -> Entitlements:
+def customer_entitlements(*, user: User) -> Entitlements:
     """The limits of the customer's current plans (active, trialing or past-due subscriptions).
 
     Limits are the best across plans, not a sum: holding two plans (say the old and new one
