@@ -26,6 +26,7 @@ from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
 
+from accounts.models import User
 from affiliates.services.attribution import referral_attribute
 from revenue_site.stripe_errors import (  # noqa: F401 - the error kinds, re-exported
     BillingError,
@@ -126,7 +127,7 @@ def _active_price(price_id: str) -> PlanPrice:
 
 
 @stripe_errors()
-def billing_customer_ensure(*, user: Any) -> tuple[BillingCustomer, djstripe_models.Customer]:
+def billing_customer_ensure(*, user: User) -> tuple[BillingCustomer, djstripe_models.Customer]:
     """The user's Stripe Customer, created exactly once, mirrored with `subscriber=user`.
 
     The BillingCustomer row is claimed first (OneToOne on user: concurrent callers meet on the
@@ -172,7 +173,7 @@ def billing_customer_ensure(*, user: Any) -> tuple[BillingCustomer, djstripe_mod
 @stripe_errors()
 def subscription_create(
     *,
-    user: Any,
+    user: User,
     price_id: str,
     quantity: int = 1,
     payment_method_id: str,
@@ -451,7 +452,7 @@ def subscription_resync(*, subscription_id: str) -> djstripe_models.Subscription
 @stripe_errors()
 def checkout_session_create(
     *,
-    user: Any,
+    user: User,
     price_id: str,
     quantity: int = 1,
     success_url: str,
@@ -493,7 +494,7 @@ def checkout_session_create(
 
 @stripe_errors()
 def billing_portal_session_create(
-    *, user: Any, return_url: str, request_key: str | None = None
+    *, user: User, return_url: str, request_key: str | None = None
 ) -> dict[str, Any]:
     """A Stripe Billing Portal session for the user's Stripe Customer: `{"id", "url"}`."""
     billing_customer, customer = billing_customer_ensure(user=user)
