@@ -61,9 +61,9 @@ def register_read_only(site: admin.AdminSite, model: type[Model]) -> None:
     subclass of its own class behind ReadOnlyAdminMixin, so it keeps its columns, filters and
     search (dj-stripe's mirror admins, see ``admin_site``)."""
     model_admin = site.get_model_admin(model)
-    admin_class = type(model_admin)
     if isinstance(model_admin, ReadOnlyAdminMixin):
         return
+    admin_class = type(model_admin)
     read_only = type(
         f"ReadOnly{admin_class.__name__}",
         (ReadOnlyAdminMixin, admin_class),

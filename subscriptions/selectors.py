@@ -1,5 +1,5 @@
-"""Reads for the catalog, the customer API and the staff console's customer page.
-Query shapes are decided here.
+"""Reads for the catalog, the customer API and the staff console's customer list and page,
+and what of a charge can still be refunded. Query shapes are decided here.
 
 Customer-scoped selectors filter through dj-stripe's `Customer.subscriber`, so a customer
 only ever sees objects of its own Stripe Customer; an id that belongs to someone else is
