@@ -18,20 +18,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
 
+from accounts.models import User
 from affiliates.models import Affiliate, Click, Commission, Program, Referral, ReferralLink
 from ledger.models import Account, PayeeProfile, Payout
 
 EARNING_STATUSES = ("held", "approved", "paid", "reversed")
 
 
-def affiliate_for_user(*, user: Any) -> Affiliate | None:
+def affiliate_for_user(*, user: User | AnonymousUser | None) -> Affiliate | None:
     """The user's affiliate row (with program), or None for a non-affiliate/anonymous user."""
     if user is None or not user.is_authenticated:
         return None

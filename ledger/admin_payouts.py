@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from accounts.selectors import request_user
 from ledger.models import PayeeProfile, Payout, PayoutBatch
 from ledger.payouts import (
     PayoutError,
@@ -76,7 +77,7 @@ class PayoutBatchAdmin(ReadOnlyAdmin):
     @admin.action(description="Approve selected draft batches", permissions=["run"])
     def approve(self, request: HttpRequest, queryset: QuerySet[PayoutBatch]) -> None:
         for batch in queryset.order_by("pk"):
-            batch = payout_batch_approve(batch=batch, actor=request.user)
+            batch = payout_batch_approve(batch=batch, actor=request_user(request))
             self.log_change(request, batch, f"approved ({batch.status})")
         self.message_user(request, "Batches approved.", messages.SUCCESS)
 

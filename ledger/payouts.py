@@ -49,6 +49,7 @@ import stripe
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from ledger.chart import SystemAccount
 from ledger.models import PayeeProfile, Payout, PayoutBatch
 from ledger.selectors import payee_balance_list
@@ -106,7 +107,7 @@ def _minimum_for(payee_type: str, payee_id: int, minimum: Callable[[int], int] |
 
 @transaction.atomic
 def _batch_create(
-    *, payee_type: str, as_of: date, actor: Any, minimum: Callable[[int], int] | int | None
+    *, payee_type: str, as_of: date, actor: User | None, minimum: Callable[[int], int] | int | None
 ) -> PayoutBatch:
     try:
         with transaction.atomic():
@@ -151,7 +152,7 @@ def _batch_create(
 
 
 @transaction.atomic
-def payout_batch_approve(*, batch: PayoutBatch, actor: Any = None) -> PayoutBatch:
+def payout_batch_approve(*, batch: PayoutBatch, actor: User | None = None) -> PayoutBatch:
     """DRAFT → APPROVED (a no-op once approved or later). Returns the batch."""
     batch = PayoutBatch.objects.select_for_update().get(pk=batch.pk)
     if batch.status == PayoutBatch.Status.DRAFT:
@@ -254,7 +255,7 @@ def payout_batch_run(
     *,
     payee_type: str,
     as_of: date,
-    actor: Any = None,
+    actor: User | None = None,
     minimum: Callable[[int], int] | int | None = None,
     execute: bool = True,
 ) -> PayoutBatch:

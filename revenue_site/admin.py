@@ -54,3 +54,20 @@ class ReadOnlyAdminMixin:
 
 class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     pass
+
+
+def register_read_only(site: admin.AdminSite, model: type[Model]) -> None:
+    """Make the admin another package registered for `model` read-only: re-registered as a
+    subclass of its own class behind ReadOnlyAdminMixin, so it keeps its columns, filters and
+    search (dj-stripe's mirror admins, see ``admin_site``)."""
+    model_admin = site.get_model_admin(model)
+    if isinstance(model_admin, ReadOnlyAdminMixin):
+        return
+    admin_class = type(model_admin)
+    read_only = type(
+        f"ReadOnly{admin_class.__name__}",
+        (ReadOnlyAdminMixin, admin_class),
+        {"__module__": __name__, "__doc__": admin_class.__doc__},
+    )
+    site.unregister(model)
+    site.register(model, read_only)

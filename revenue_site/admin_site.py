@@ -11,6 +11,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from revenue_site.admin import register_read_only
+
 # Apps on the index in this order; apps not named here come after them, Stripe's mirror last.
 APP_ORDER = (
     "subscriptions",
@@ -38,6 +40,9 @@ STRIPE_MIRROR_MODELS = (
     "Price",
     "Product",
 )
+# The mirror is Stripe's copy, changed only by Stripe (webhooks, resync), so its admins are
+# read-only (`StaffConsoleSite.lock_stripe_mirror`), but for what staff configure there.
+STRIPE_EDITABLE_MODELS = ("WebhookEndpoint", "APIKey")
 # Credential-bearing rows: superusers reach them by URL, nobody needs them on the index.
 HIDDEN_APPS = ("authtoken",)
 
@@ -46,6 +51,16 @@ class StaffConsoleSite(admin.AdminSite):
     site_header = "Revenue Agent System"
     site_title = "Revenue Agent System staff console"
     index_title = "Staff console"
+
+    def lock_stripe_mirror(self) -> None:
+        """dj-stripe's admins made read-only (ReadOnlyAdminMixin), webhook endpoints and API
+        keys excepted. Run once every admin module is loaded (StaffConsoleAdminConfig)."""
+        for model in list(self._registry):
+            if (
+                model._meta.app_label == STRIPE_MIRROR_APP
+                and model.__name__ not in STRIPE_EDITABLE_MODELS
+            ):
+                register_read_only(self, model)
 
     def get_app_list(
         self, request: HttpRequest, app_label: str | None = None

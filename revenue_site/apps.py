@@ -8,6 +8,15 @@ class StaffConsoleAdminConfig(admin_apps.AdminConfig):
     default = False  # named explicitly in INSTALLED_APPS; RevenueSiteConfig is this module's
     default_site = "revenue_site.admin_site.StaffConsoleSite"
 
+    def ready(self) -> None:
+        super().ready()  # autodiscover: every app's admin module, dj-stripe's included
+        from django.contrib import admin
+
+        from revenue_site.admin_site import StaffConsoleSite
+
+        if isinstance(admin.site, StaffConsoleSite):
+            admin.site.lock_stripe_mirror()
+
 
 class RevenueSiteConfig(AppConfig):
     """Project-wide pieces: management commands, templates."""

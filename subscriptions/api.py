@@ -25,10 +25,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.selectors import request_user
 from revenue_site.errors import ErrorSerializer, billing_error_response
 from revenue_site.stripe_payloads import stripe_time
 from subscriptions import selectors
 from subscriptions.models import Plan, PlanPrice
+from subscriptions.pricing import Tier, tiers_normalised
 from subscriptions.services import billing
 
 # --- serializers (output) ------------------------------------------------------------------
@@ -77,17 +79,10 @@ class PlanPriceSerializer(serializers.ModelSerializer[PlanPrice]):
         return obj.tiers_mode or None
 
     @extend_schema_field(PriceTierSerializer(many=True))
-    def get_tiers(self, obj: PlanPrice) -> list[dict[str, Any]]:
+    def get_tiers(self, obj: PlanPrice) -> list[Tier]:
         if obj.billing_scheme != PlanPrice.BillingScheme.TIERED:
             return []
-        return [
-            {
-                "up_to": None if t.get("up_to") in (None, "inf") else int(t["up_to"]),
-                "unit_amount": int(t.get("unit_amount") or 0),
-                "flat_amount": int(t.get("flat_amount") or 0),
-            }
-            for t in obj.tiers or []
-        ]
+        return tiers_normalised(obj.tiers)
 
 
 class PlanSerializer(serializers.ModelSerializer[Plan]):
@@ -308,7 +303,7 @@ class SubscriptionListCreateView(generics.ListAPIView[djstripe_models.Subscripti
     serializer_class = SubscriptionSerializer
 
     def get_queryset(self) -> Any:
-        return selectors.customer_subscription_list(user=self.request.user)
+        return selectors.customer_subscription_list(user=request_user(self.request))
 
     @extend_schema(
         request=SubscriptionCreateInput,
@@ -323,9 +318,10 @@ class SubscriptionListCreateView(generics.ListAPIView[djstripe_models.Subscripti
         data = SubscriptionCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
+        user = request_user(request)
         result = _call_service(
             lambda: billing.subscription_create(
-                user=request.user,
+                user=user,
                 price_id=v["price"],
                 quantity=v["quantity"],
                 payment_method_id=v["payment_method"],
@@ -345,7 +341,7 @@ class SubscriptionDetailView(APIView):
     @extend_schema(responses={200: SubscriptionSerializer, **ERROR_RESPONSES})
     def get(self, request: Request, subscription_id: str) -> Response:
         subscription = selectors.customer_subscription_get(
-            user=request.user, subscription_id=subscription_id
+            user=request_user(request), subscription_id=subscription_id
         )
         return Response(SubscriptionSerializer(subscription).data)
 
@@ -353,7 +349,9 @@ class SubscriptionDetailView(APIView):
 class _SubscriptionActionView(APIView):
     def _run(self, request: Request, subscription_id: str, call: Callable[[], Any]) -> Response:
         # Ownership first: another customer's subscription is a 404 before any Stripe call.
-        selectors.customer_subscription_get(user=request.user, subscription_id=subscription_id)
+        selectors.customer_subscription_get(
+            user=request_user(request), subscription_id=subscription_id
+        )
         result = _call_service(call)
         if isinstance(result, Response):
             return result
@@ -421,7 +419,7 @@ class InvoiceListView(generics.ListAPIView[djstripe_models.Invoice]):
     serializer_class = InvoiceSerializer
 
     def get_queryset(self) -> Any:
-        return selectors.customer_invoice_list(user=self.request.user)
+        return selectors.customer_invoice_list(user=request_user(self.request))
 
 
 class EntitlementsView(APIView):
@@ -430,7 +428,7 @@ class EntitlementsView(APIView):
         """Effective limits across the caller's active, trialing and past-due subscriptions:
         the highest seats and API quota of those plans (null = unlimited; not summed) and every
         feature any of them enables."""
-        entitlements = selectors.customer_entitlements(user=request.user)
+        entitlements = selectors.customer_entitlements(user=request_user(request))
         return Response(CustomerEntitlementsSerializer(entitlements).data)
 
 
@@ -443,9 +441,10 @@ class CheckoutSessionView(APIView):
         data = CheckoutSessionInput(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         v = data.validated_data
+        user = request_user(request)
         result = _call_service(
             lambda: billing.checkout_session_create(
-                user=request.user,
+                user=user,
                 price_id=v["price"],
                 quantity=v["quantity"],
                 success_url=v["success_url"],
@@ -467,9 +466,10 @@ class BillingPortalSessionView(APIView):
         data = PortalSessionInput(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         return_url = data.validated_data["return_url"]
+        user = request_user(request)
         result = _call_service(
             lambda: billing.billing_portal_session_create(
-                user=request.user, return_url=return_url, request_key=_request_key(request)
+                user=user, return_url=return_url, request_key=_request_key(request)
             )
         )
         if isinstance(result, Response):

@@ -1,5 +1,5 @@
-"""Reads for the catalog, the customer API and the staff console's customer page.
-Query shapes are decided here.
+"""Reads for the catalog, the customer API and the staff console's customer list and page,
+and what of a charge can still be refunded. Query shapes are decided here.
 
 Customer-scoped selectors filter through dj-stripe's `Customer.subscriber`, so a customer
 only ever sees objects of its own Stripe Customer; an id that belongs to someone else is
@@ -8,14 +8,26 @@ indistinguishable from one that does not exist (Http404).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet, Value
+from django.db.models import (
+    Count,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Replace
 from django.http import Http404
 from djstripe import models as djstripe_models
 
+from accounts.models import User
 from ledger.models import Entry, Transaction
 from revenue_site.stripe_payloads import stripe_id
 from subscriptions.models import (
@@ -57,7 +69,7 @@ def plan_list_admin() -> QuerySet[Plan]:
     return Plan.objects.annotate(price_count=Count("prices"))
 
 
-def customer_subscription_list(*, user: Any) -> QuerySet[djstripe_models.Subscription]:
+def customer_subscription_list(*, user: User) -> QuerySet[djstripe_models.Subscription]:
     return (
         djstripe_models.Subscription.objects.filter(customer__subscriber=user)
         .select_related("customer")
@@ -65,7 +77,7 @@ def customer_subscription_list(*, user: Any) -> QuerySet[djstripe_models.Subscri
     )
 
 
-def customer_subscription_get(*, user: Any, subscription_id: str) -> djstripe_models.Subscription:
+def customer_subscription_get(*, user: User, subscription_id: str) -> djstripe_models.Subscription:
     """The user's subscription `subscription_id`; Http404 if missing or someone else's."""
     subscription = customer_subscription_list(user=user).filter(id=subscription_id).first()
     if subscription is None:
@@ -73,7 +85,7 @@ def customer_subscription_get(*, user: Any, subscription_id: str) -> djstripe_mo
     return subscription
 
 
-def customer_invoice_list(*, user: Any) -> QuerySet[djstripe_models.Invoice]:
+def customer_invoice_list(*, user: User) -> QuerySet[djstripe_models.Invoice]:
     return djstripe_models.Invoice.objects.filter(customer__subscriber=user).order_by(
         "-created", "-djstripe_id"
     )
@@ -95,7 +107,7 @@ def _best(current: int | None, candidate: int | None) -> int | None:
     return max(current, candidate)
 
 
-def customer_entitlements(*, user: Any) -> Entitlements:
+def customer_entitlements(*, user: User) -> Entitlements:
     """The limits of the customer's current plans (active, trialing or past-due subscriptions).
 
     Limits are the best across plans, not a sum: holding two plans (say the old and new one
@@ -132,6 +144,62 @@ def customer_entitlements(*, user: Any) -> Entitlements:
         features=features,
         plans=[plan.slug for plan in plans],
     )
+
+
+# --- the staff console's customer list -----------------------------------------------------
+
+
+def customer_list_admin() -> QuerySet[BillingCustomer]:
+    """Every billing customer with `mrr_total` (the sum of its subscriptions' MRR in minor
+    units, None without any) and `past_due` (a past-due subscription or an open dunning
+    case): one query, both correlated subqueries on indexed Stripe customer ids."""
+    mrr = (
+        SubscriptionState.objects.filter(stripe_customer_id=OuterRef("stripe_customer_id"))
+        .order_by()
+        .values("stripe_customer_id")
+        .annotate(total=Sum("mrr"))
+        .values("total")[:1]
+    )
+    past_due = Exists(
+        SubscriptionState.objects.filter(
+            stripe_customer_id=OuterRef("stripe_customer_id"), status="past_due"
+        )
+    ) | Exists(
+        DunningCase.objects.filter(
+            stripe_customer_id=OuterRef("stripe_customer_id"), status=DunningCase.Status.OPEN
+        )
+    )
+    return BillingCustomer.objects.annotate(mrr_total=Subquery(mrr), past_due=past_due)
+
+
+def stripe_customer_ids_with_status(*, status: str) -> QuerySet[SubscriptionState, Any]:
+    """Stripe customer ids with a subscription in `status` (a subquery for `__in`)."""
+    return SubscriptionState.objects.filter(status=status).values("stripe_customer_id")
+
+
+def stripe_customer_ids_on_plan(*, plan_id: int | str) -> QuerySet[Any, Any]:
+    """Stripe customer ids with a subscription (not canceled) on one of the plan's prices,
+    found through the product, so a re-priced plan still counts (a subquery for `__in`)."""
+    product = Plan.objects.filter(pk=plan_id).values("stripe_product_id")
+    return (
+        djstripe_models.SubscriptionItem.objects.filter(price__product__id__in=product)
+        .exclude(subscription__stripe_data__status="canceled")
+        .values("subscription__customer__id")
+    )
+
+
+def plan_list_pushed() -> QuerySet[Plan]:
+    """Plans that are in Stripe (a product id), in tier order: the customer list's filter."""
+    return Plan.objects.exclude(stripe_product_id="").order_by("tier_rank", "name")
+
+
+def charge_refundable_amount(*, charge: Mapping[str, Any]) -> int:
+    """What staff may still refund of a Stripe charge, in minor units: a succeeded charge's
+    amount less what was refunded already; 0 for any other charge (failed, pending, refunded
+    in full)."""
+    if charge.get("status") != "succeeded":
+        return 0
+    return max(int(charge.get("amount") or 0) - int(charge.get("amount_refunded") or 0), 0)
 
 
 # --- the staff console's customer page: one query per section, whatever the rows ---
@@ -178,6 +246,8 @@ class CustomerOverview:
     # charge id -> the invoice its payment intent paid (charges name no invoice at our API
     # version; the invoice payment index does)
     charge_invoices: dict[str, str] = field(default_factory=dict)
+    # charge id -> what staff may still refund of it (charge_refundable_amount); 0: nothing
+    refundable: dict[str, int] = field(default_factory=dict)
     ledger_entries: list[Entry] = field(default_factory=list)
     dunning_cases: list[DunningCase] = field(default_factory=list)
 
@@ -218,6 +288,10 @@ def customer_overview(*, customer: BillingCustomer) -> CustomerOverview:
             :SECTION_LIMIT
         ]
     )
+    overview.refundable = {
+        charge.id: charge_refundable_amount(charge=charge.stripe_data)
+        for charge in overview.charges
+    }
     intents = {
         charge.id: stripe_id(charge.stripe_data.get("payment_intent"))
         for charge in overview.charges

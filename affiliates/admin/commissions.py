@@ -13,6 +13,7 @@ from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from accounts.selectors import request_user
 from affiliates.models import Commission
 from affiliates.services.commissions import CommissionReviewError, commission_review
 from revenue_site.admin import ReadOnlyAdmin
@@ -99,7 +100,7 @@ class CommissionAdmin(ReadOnlyAdmin):
         for commission in queryset.order_by("pk"):
             try:
                 commission_review(
-                    commission=commission, actor=request.user, approve=approve, note=verb
+                    commission=commission, actor=request_user(request), approve=approve, note=verb
                 )
             except CommissionReviewError as exc:
                 self.message_user(request, str(exc), messages.WARNING)

@@ -18,6 +18,7 @@ from django.contrib import admin, messages
 from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest
 
+from accounts.selectors import request_user
 from affiliates.models import Affiliate, Click, Program, Referral, ReferralLink
 from affiliates.services import applications, tracking
 from revenue_site.admin import EstimatedCountPaginator, ReadOnlyAdmin
@@ -171,7 +172,7 @@ class AffiliateAdmin(admin.ModelAdmin):
         done = 0
         for affiliate in queryset.order_by("pk"):
             try:
-                service(affiliate=affiliate, actor=request.user)
+                service(affiliate=affiliate, actor=request_user(request))
             except applications.IllegalTransition as exc:
                 self.message_user(request, str(exc), level=messages.WARNING)
                 continue

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from accounts.services import email_queue
 from affiliates.models import Affiliate, Program, ReferralLink
 from ledger.models import Account, PayeeProfile
@@ -49,7 +49,7 @@ def _email_affiliate(*, affiliate: Affiliate, subject: str, body: str, purpose: 
 
 @transaction.atomic
 def affiliate_apply(
-    *, user: Any, program: Program, website: str = "", promotion_plan: str = ""
+    *, user: User, program: Program, website: str = "", promotion_plan: str = ""
 ) -> Affiliate:
     """Create a PENDING affiliate application for ``user`` in ``program``.
 
@@ -80,7 +80,7 @@ def affiliate_apply(
     return affiliate
 
 
-def _decide(*, affiliate: Affiliate, target: str, actor: Any, note: str) -> Affiliate:
+def _decide(*, affiliate: Affiliate, target: str, actor: User | None, note: str) -> Affiliate:
     locked = Affiliate.objects.select_for_update().select_related("user", "program")
     affiliate_row = locked.get(pk=affiliate.pk)
     if affiliate_row.status not in _ALLOWED_FROM[target]:
@@ -98,7 +98,7 @@ def _decide(*, affiliate: Affiliate, target: str, actor: Any, note: str) -> Affi
 
 
 @transaction.atomic
-def affiliate_approve(*, affiliate: Affiliate, actor: Any, note: str = "") -> Affiliate:
+def affiliate_approve(*, affiliate: Affiliate, actor: User | None, note: str = "") -> Affiliate:
     """Approve a pending (or previously rejected/suspended) affiliate.
 
     Creates a first referral link when the affiliate has none, and emails them.
@@ -122,7 +122,7 @@ def affiliate_approve(*, affiliate: Affiliate, actor: Any, note: str = "") -> Af
 
 
 @transaction.atomic
-def affiliate_reject(*, affiliate: Affiliate, actor: Any, note: str = "") -> Affiliate:
+def affiliate_reject(*, affiliate: Affiliate, actor: User | None, note: str = "") -> Affiliate:
     """Reject a pending application and email the applicant. Raises IllegalTransition."""
     row = _decide(affiliate=affiliate, target=Status.REJECTED, actor=actor, note=note)
     _email_affiliate(
@@ -135,7 +135,7 @@ def affiliate_reject(*, affiliate: Affiliate, actor: Any, note: str = "") -> Aff
 
 
 @transaction.atomic
-def affiliate_suspend(*, affiliate: Affiliate, actor: Any, note: str = "") -> Affiliate:
+def affiliate_suspend(*, affiliate: Affiliate, actor: User | None, note: str = "") -> Affiliate:
     """Suspend an approved affiliate and email them. Raises IllegalTransition.
 
     Their links stop counting as active in the portal; existing commissions are untouched.

@@ -21,10 +21,10 @@ explicit one) so the fraud rules can look at the click. Fraud rules are
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from accounts.models import User
 from affiliates.models import Affiliate, Referral, ReferralLink
 from affiliates.services import commissions, fraud, tracking
 
@@ -52,7 +52,7 @@ def _cookie_candidate(cookie_value: str | None, *, at: datetime) -> tuple[Referr
 def referral_attribute(
     *,
     stripe_customer_id: str,
-    user: Any = None,
+    user: User | None = None,
     referral_code: str | None = None,
     cookie_value: str | None = None,
     metadata_code: str | None = None,
@@ -93,7 +93,7 @@ def referral_attribute(
                 affiliate=affiliate,
                 link=link,
                 stripe_customer_id=stripe_customer_id,
-                user=user if getattr(user, "pk", None) else None,
+                user=user if user is not None and user.pk else None,
                 source=source,
                 click_uid=click_uid,
                 referred_at=at,

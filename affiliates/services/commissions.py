@@ -40,6 +40,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from djstripe import models as djm
 
+from accounts.models import User
 from accounts.services import email_queue
 from affiliates.models import Affiliate, Commission, Program, Referral
 from affiliates.services.fraud import commission_flags
@@ -258,7 +259,7 @@ class CommissionReviewError(ValueError):
 
 @transaction.atomic
 def commission_review(
-    *, commission: Commission, actor: Any, approve: bool, note: str = ""
+    *, commission: Commission, actor: User | None, approve: bool, note: str = ""
 ) -> Commission:
     """Staff decision on a (usually flagged) HELD commission.
 

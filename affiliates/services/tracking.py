@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from django.conf import settings
 from django.core import signing
 
-from affiliates.models import Affiliate, Click, ReferralLink
+from affiliates.models import Affiliate, Click, Program, ReferralLink
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def host_normalise(host: str) -> str | None:
     return ascii_host
 
 
-def allowed_hosts_of(program: Any) -> set[str]:
+def allowed_hosts_of(program: Program) -> set[str]:
     hosts = program.allowed_hosts if isinstance(program.allowed_hosts, list) else []
     return {h for h in (host_normalise(str(x)) for x in hosts) if h}
 

@@ -1,5 +1,6 @@
 """Staff console for the plan catalog: plans with their prices inline, pushed and archived
-through the catalog services (each action leaves a message and an admin log entry)."""
+through the catalog services (each action leaves a message and an admin log entry). A price's
+completeness (amount or tiers) is checked by ``PlanPrice.clean``, which the inline's form runs."""
 
 from __future__ import annotations
 
@@ -15,58 +16,6 @@ from revenue_site.stripe_errors import stripe_failure
 from subscriptions import selectors
 from subscriptions.models import Plan, PlanPrice
 from subscriptions.services.catalog import CatalogError, plan_archive, plan_push_to_stripe
-
-
-def validate_tiers(tiers: Any) -> list[dict[str, int | None]]:
-    """Stripe-shaped tiers: a non-empty list of {up_to, unit_amount, flat_amount}, `up_to`
-    strictly ascending positive integers and null (open-ended) for the last tier only; amounts
-    non-negative integers (minor units), at least one of them per tier."""
-    if not isinstance(tiers, list) or not tiers:
-        raise forms.ValidationError("Tiers must be a non-empty JSON list.")
-    cleaned: list[dict[str, int | None]] = []
-    previous = 0
-    for number, tier in enumerate(tiers, start=1):
-        if not isinstance(tier, dict):
-            raise forms.ValidationError(f"Tier {number} must be an object.")
-        unknown = set(tier) - {"up_to", "unit_amount", "flat_amount"}
-        if unknown:
-            raise forms.ValidationError(f"Tier {number}: unknown keys {sorted(unknown)}.")
-        last = number == len(tiers)
-        up_to = tier.get("up_to")
-        if up_to in (None, "inf"):
-            if not last:
-                raise forms.ValidationError(
-                    f"Only the last tier may be open-ended (tier {number})."
-                )
-            up_to = None
-        else:
-            if not isinstance(up_to, int) or isinstance(up_to, bool) or up_to <= previous:
-                raise forms.ValidationError(
-                    f"Tier {number}: up_to must be an integer above {previous} (ascending)."
-                )
-            if last:
-                raise forms.ValidationError("The last tier must be open-ended (up_to: null).")
-            previous = up_to
-        amounts = {}
-        for key in ("unit_amount", "flat_amount"):
-            value = tier.get(key)
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 0
-            ):
-                raise forms.ValidationError(
-                    f"Tier {number}: {key} must be a non-negative integer (minor units)."
-                )
-            amounts[key] = value
-        if amounts["unit_amount"] is None and amounts["flat_amount"] is None:
-            raise forms.ValidationError(f"Tier {number} needs a unit_amount or a flat_amount.")
-        cleaned.append(
-            {
-                "up_to": up_to,
-                "unit_amount": amounts["unit_amount"] or 0,
-                "flat_amount": amounts["flat_amount"] or 0,
-            }
-        )
-    return cleaned
 
 
 class PlanPriceForm(forms.ModelForm):
@@ -87,32 +36,10 @@ class PlanPriceForm(forms.ModelForm):
             "active",
         ]
 
-    def clean_currency(self) -> str:
-        currency = str(self.cleaned_data["currency"]).lower()
-        if len(currency) != 3 or not currency.isalpha():
-            raise forms.ValidationError("A three-letter ISO 4217 code, e.g. usd.")
-        return currency
-
     def clean(self) -> dict[str, Any]:
+        # What makes a price complete is the model's rule (PlanPrice.clean, run by the
+        # ModelForm); what the admin adds is who may change the row.
         data = super().clean() or {}
-        scheme = data.get("billing_scheme")
-        if scheme == PlanPrice.BillingScheme.TIERED:
-            if data.get("unit_amount") is not None:
-                self.add_error("unit_amount", "A tiered price takes its amounts from the tiers.")
-            if not data.get("tiers_mode"):
-                self.add_error("tiers_mode", "Choose graduated or volume.")
-            try:
-                data["tiers"] = validate_tiers(data.get("tiers"))
-            except forms.ValidationError as exc:
-                self.add_error("tiers", exc)
-        elif scheme == PlanPrice.BillingScheme.PER_UNIT:
-            if data.get("unit_amount") is None:
-                self.add_error("unit_amount", "A per-unit price needs an amount (minor units).")
-            if data.get("tiers"):
-                self.add_error("tiers", "Only tiered prices have tiers.")
-            if data.get("tiers_mode"):
-                self.add_error("tiers_mode", "Only tiered prices have a tiers mode.")
-            data["tiers"] = []
         # Compared as cleaned values: the unchanged form of an admin plan's inline is clean.
         stripe_made = self.instance.pk and self.instance.source == PlanPrice.Source.STRIPE
         if stripe_made and any(

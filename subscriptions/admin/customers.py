@@ -1,4 +1,5 @@
-"""Staff console: the customer page, the dunning list, and the Stripe mirror made read-only.
+"""Staff console: the customer page and the dunning list. (dj-stripe's mirror admins are made
+read-only by the site: ``revenue_site.admin_site``.)
 
 The customer page is our ``BillingCustomer`` (user ↔ Stripe customer): its change view shows
 the subscriptions, invoices, payments, ledger lines, dunning cases and referral in a fixed
@@ -19,12 +20,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import (
     Case,
-    Exists,
     IntegerField,
-    OuterRef,
     QuerySet,
-    Subquery,
-    Sum,
     Value,
     When,
 )
@@ -39,35 +36,13 @@ from djstripe import models as djm
 from revenue_site.admin import EstimatedCountPaginator, ReadOnlyAdmin
 from revenue_site.money import format_money
 from revenue_site.stripe_errors import stripe_failure
+from subscriptions import selectors
 from subscriptions.models import (
     BillingCustomer,
     DunningCase,
     InvoicePayment,
-    Plan,
-    SubscriptionState,
 )
-from subscriptions.selectors import CustomerOverview, customer_overview
 from subscriptions.services import billing
-
-# --- the Stripe mirror is read-only for everybody ------------------------------------------
-# Staff configure webhook endpoints and API keys through dj-stripe's admin; everything else
-# there is a copy of Stripe, changed only by Stripe (webhooks, resync).
-_EDITABLE_DJSTRIPE = {djm.WebhookEndpoint, djm.APIKey}
-
-
-def _no(*args: Any, **kwargs: Any) -> bool:
-    return False
-
-
-def make_mirror_read_only(site: admin.AdminSite = admin.site) -> None:
-    for model, model_admin in list(site._registry.items()):
-        if model._meta.app_label == "djstripe" and model not in _EDITABLE_DJSTRIPE:
-            model_admin.has_add_permission = _no  # type: ignore[method-assign]
-            model_admin.has_change_permission = _no  # type: ignore[method-assign]
-            model_admin.has_delete_permission = _no  # type: ignore[method-assign]
-
-
-make_mirror_read_only()
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -96,10 +71,6 @@ def _table(headers: list[str], rows: list[list[Any]]) -> SafeString:
 
 
 # --- filters --------------------------------------------------------------------------------
-def _customers_with_state(**filters: Any) -> QuerySet[SubscriptionState, Any]:
-    return SubscriptionState.objects.filter(**filters).values("stripe_customer_id")
-
-
 class SubscriptionStatusFilter(admin.SimpleListFilter):
     title = "subscription status"
     parameter_name = "subscription_status"
@@ -111,7 +82,9 @@ class SubscriptionStatusFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value():
             return queryset.filter(
-                stripe_customer_id__in=_customers_with_state(status=self.value())
+                stripe_customer_id__in=selectors.stripe_customer_ids_with_status(
+                    status=str(self.value())
+                )
             )
         return queryset
 
@@ -121,18 +94,12 @@ class PlanFilter(admin.SimpleListFilter):
     parameter_name = "plan"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        plans = Plan.objects.exclude(stripe_product_id="").order_by("tier_rank", "name")
-        return [(str(p.pk), p.name) for p in plans]
+        return [(str(p.pk), p.name) for p in selectors.plan_list_pushed()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if not self.value():
             return queryset
-        product = Plan.objects.filter(pk=str(self.value())).values("stripe_product_id")
-        customers = (
-            djm.SubscriptionItem.objects.filter(price__product__id__in=product)
-            .exclude(subscription__stripe_data__status="canceled")
-            .values("subscription__customer__id")
-        )
+        customers = selectors.stripe_customer_ids_on_plan(plan_id=str(self.value()))
         return queryset.filter(stripe_customer_id__in=customers)
 
 
@@ -257,24 +224,7 @@ class BillingCustomerAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BillingCustomer]:
-        mrr = (
-            SubscriptionState.objects.filter(stripe_customer_id=OuterRef("stripe_customer_id"))
-            .order_by()
-            .values("stripe_customer_id")
-            .annotate(total=Sum("mrr"))
-            .values("total")[:1]
-        )
-        past_due = Exists(
-            SubscriptionState.objects.filter(
-                stripe_customer_id=OuterRef("stripe_customer_id"), status="past_due"
-            )
-        ) | Exists(
-            DunningCase.objects.filter(
-                stripe_customer_id=OuterRef("stripe_customer_id"),
-                status=DunningCase.Status.OPEN,
-            )
-        )
-        return super().get_queryset(request).annotate(mrr_total=Subquery(mrr), past_due=past_due)
+        return selectors.customer_list_admin()
 
     @admin.display(description="MRR (minor units)", ordering="mrr_total")
     def mrr_display(self, obj: Any) -> int:
@@ -285,10 +235,10 @@ class BillingCustomerAdmin(admin.ModelAdmin):
         return bool(obj.past_due)
 
     # The sections read one overview per request (one query per section).
-    def _overview(self, obj: BillingCustomer) -> CustomerOverview:
+    def _overview(self, obj: BillingCustomer) -> selectors.CustomerOverview:
         cached = getattr(obj, "_overview", None)
         if cached is None:
-            cached = customer_overview(customer=obj)
+            cached = selectors.customer_overview(customer=obj)
             obj._overview = cached  # type: ignore[attr-defined]
         return cached
 
@@ -367,9 +317,7 @@ class BillingCustomerAdmin(admin.ModelAdmin):
         overview = self._overview(obj)
         for charge in overview.charges:
             data = charge.stripe_data
-            refundable = data.get("status") == "succeeded" and int(
-                data.get("amount_refunded") or 0
-            ) < int(data.get("amount") or 0)
+            refundable = overview.refundable.get(charge.id, 0) > 0
             rows.append(
                 [
                     charge.id,

@@ -5,8 +5,12 @@ its metadata and its Prices). `source` says which, and so who may change the row
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+from revenue_site.money import MoneyError, normalize_currency
+from subscriptions.pricing import TiersError, tiers_parse
 
 
 class Source(models.TextChoices):
@@ -136,3 +140,34 @@ class PlanPrice(models.Model):
 
     def __str__(self) -> str:
         return self.nickname or self.lookup_key
+
+    def clean(self) -> None:
+        """What makes a price complete, whoever writes it (the staff form, the catalog push):
+        a per-unit price has an amount and no tiers, a tiered price has a tiers mode and valid
+        tiers (`pricing.tiers_parse`) and no amount of its own. Normalises the currency to
+        lowercase and the tiers to their stored shape. Raises ValidationError by field."""
+        errors: dict[str, str] = {}
+        try:
+            self.currency = normalize_currency(self.currency)
+        except MoneyError:
+            errors["currency"] = "A three-letter ISO 4217 code, e.g. usd."
+        if self.billing_scheme == self.BillingScheme.TIERED:
+            if self.unit_amount is not None:
+                errors["unit_amount"] = "A tiered price takes its amounts from the tiers."
+            if not self.tiers_mode:
+                errors["tiers_mode"] = "Choose graduated or volume."
+            try:
+                self.tiers = tiers_parse(self.tiers)
+            except TiersError as exc:
+                errors["tiers"] = str(exc)
+        elif self.billing_scheme == self.BillingScheme.PER_UNIT:
+            if self.unit_amount is None:
+                errors["unit_amount"] = "A per-unit price needs an amount (minor units)."
+            if self.tiers:
+                errors["tiers"] = "Only tiered prices have tiers."
+            else:
+                self.tiers = []
+            if self.tiers_mode:
+                errors["tiers_mode"] = "Only tiered prices have a tiers mode."
+        if errors:
+            raise ValidationError(errors)

@@ -17,11 +17,13 @@ import json
 from typing import Any
 
 import stripe
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from djstripe import models as djstripe_models
 
 from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import Plan, PlanPrice
+from subscriptions.pricing import tiers_normalised
 
 
 class CatalogError(Exception):
@@ -38,18 +40,13 @@ def product_id_for(plan: Plan) -> str:
     return plan.stripe_product_id or f"prod_plan_{plan.pk}"
 
 
-def _normalised_tiers(tiers: Any) -> list[dict[str, int | None]]:
-    out = []
-    for tier in tiers or []:
-        up_to = tier.get("up_to")
-        out.append(
-            {
-                "up_to": None if up_to in (None, "inf") else int(up_to),
-                "unit_amount": int(tier.get("unit_amount") or 0),
-                "flat_amount": int(tier.get("flat_amount") or 0),
-            }
-        )
-    return out
+def _check_complete(price: PlanPrice) -> None:
+    """The model's rule for a complete price (amount or valid tiers), as a CatalogError: rows
+    written around the admin form (older rows, the shell) are refused here, not by Stripe."""
+    try:
+        price.clean()
+    except ValidationError as exc:
+        raise CatalogError(f"price {price.lookup_key}: {' '.join(exc.messages)}") from None
 
 
 def _price_terms(price: PlanPrice) -> dict[str, Any]:
@@ -63,7 +60,7 @@ def _price_terms(price: PlanPrice) -> dict[str, Any]:
     }
     if price.billing_scheme == PlanPrice.BillingScheme.TIERED:
         terms["tiers_mode"] = price.tiers_mode
-        terms["tiers"] = _normalised_tiers(price.tiers)
+        terms["tiers"] = tiers_normalised(price.tiers)
     else:
         terms["unit_amount"] = price.unit_amount
     return terms
@@ -80,7 +77,7 @@ def _stripe_terms(obj: Any) -> dict[str, Any]:
     }
     if obj.get("billing_scheme") == "tiered":
         terms["tiers_mode"] = obj.get("tiers_mode")
-        terms["tiers"] = _normalised_tiers(obj.get("tiers"))
+        terms["tiers"] = tiers_normalised(obj.get("tiers"))
     else:
         terms["unit_amount"] = obj.get("unit_amount")
     return terms
@@ -101,8 +98,6 @@ def _create_params(price: PlanPrice, terms: dict[str, Any]) -> dict[str, Any]:
         "metadata": {"plan_price": str(price.pk), "plan": price.plan.slug},
     }
     if terms["billing_scheme"] == PlanPrice.BillingScheme.TIERED:
-        if not terms["tiers"]:
-            raise CatalogError(f"price {price.lookup_key}: a tiered price needs tiers")
         params["tiers_mode"] = terms["tiers_mode"]
         params["tiers"] = [
             {
@@ -113,8 +108,6 @@ def _create_params(price: PlanPrice, terms: dict[str, Any]) -> dict[str, Any]:
             for t in terms["tiers"]
         ]
     else:
-        if terms["unit_amount"] is None:
-            raise CatalogError(f"price {price.lookup_key}: a per-unit price needs an amount")
         params["unit_amount"] = terms["unit_amount"]
     return params
 
@@ -148,6 +141,7 @@ def _set_active(price: PlanPrice, stripe_price: Any, active: bool) -> Any:
 
 def _push_price(price: PlanPrice, *, product_id: str, plan_live: bool) -> list[Any]:
     """Make Stripe hold `price`; returns every Stripe Price touched (for the mirror)."""
+    _check_complete(price)
     terms = _price_terms(price)
     wanted_active = price.active and plan_live
     current = _retrieve_price(price.stripe_price_id) if price.stripe_price_id else None

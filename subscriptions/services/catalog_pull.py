@@ -47,6 +47,7 @@ from djstripe import models as djstripe_models
 
 from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import Plan, PlanPrice
+from subscriptions.pricing import TiersError, tiers_parse
 
 logger = logging.getLogger(__name__)
 
@@ -271,25 +272,24 @@ def _price_fields(price: Mapping[str, Any]) -> dict[str, Any]:
         tiers = price.get("tiers")
         if not tiers or price.get("tiers_mode") not in PlanPrice.TiersMode.values:
             raise PullRefused("a tiered price without its tiers (retrieve with expand=tiers)")
-        fields.update(
-            unit_amount=None,
-            tiers_mode=price["tiers_mode"],
-            tiers=[
-                {
-                    # The open-ended last tier: null at this API version ("inf" when sent).
-                    "up_to": None if t.get("up_to") in (None, "inf") else int(t["up_to"]),
-                    "unit_amount": _minor(
-                        t.get("unit_amount"), t.get("unit_amount_decimal"), "tier amount"
-                    )
-                    or 0,
-                    "flat_amount": _minor(
-                        t.get("flat_amount"), t.get("flat_amount_decimal"), "tier flat amount"
-                    )
-                    or 0,
-                }
-                for t in tiers
-            ],
-        )
+        try:
+            parsed = tiers_parse(
+                [
+                    {
+                        "up_to": t.get("up_to"),
+                        "unit_amount": _minor(
+                            t.get("unit_amount"), t.get("unit_amount_decimal"), "tier amount"
+                        ),
+                        "flat_amount": _minor(
+                            t.get("flat_amount"), t.get("flat_amount_decimal"), "tier flat amount"
+                        ),
+                    }
+                    for t in tiers
+                ]
+            )
+        except TiersError as exc:
+            raise PullRefused(str(exc)) from None
+        fields.update(unit_amount=None, tiers_mode=price["tiers_mode"], tiers=parsed)
     else:
         raise PullRefused(f"billing scheme {scheme!r} is not supported")
     interval = recurring.get("interval")

@@ -36,3 +36,26 @@ def test_the_mirror_app_page_still_lists_every_mirror_model(client):
     assert response.status_code == 200
     [mirror] = response.context["app_list"]
     assert len(mirror["models"]) > 30
+
+
+def test_the_stripe_mirror_admins_are_read_only_through_the_one_mixin(rf):
+    from django.contrib import admin
+    from djstripe import models as djm
+    from djstripe.admin import admin as djstripe_admin
+
+    from revenue_site.admin import ReadOnlyAdminMixin
+
+    request = rf.get("/admin/")
+    request.user = UserFactory(is_staff=True, is_superuser=True)
+    mirror = [m for m in admin.site._registry if m._meta.app_label == "djstripe"]
+    assert len(mirror) > 30
+    for model in mirror:
+        model_admin = admin.site._registry[model]
+        editable = model in (djm.WebhookEndpoint, djm.APIKey)
+        assert isinstance(model_admin, ReadOnlyAdminMixin) is not editable, model
+        assert model_admin.has_change_permission(request) is editable, model
+        assert model_admin.has_view_permission(request), model
+    # dj-stripe's own admin stays underneath: its columns and search are kept.
+    customers = admin.site._registry[djm.Customer]
+    assert isinstance(customers, djstripe_admin.CustomerAdmin)
+    assert "email" in customers.search_fields

@@ -9,6 +9,7 @@ from djstripe import models as djm
 
 from ledger.models import Transaction
 from subscriptions.models import BillingCustomer, DunningCase
+from subscriptions.selectors import customer_overview
 from tests.accounts.factories import UserFactory
 from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, make_customer, make_price, subscribe
@@ -205,3 +206,23 @@ def test_customer_page_shows_a_won_dispute_and_its_booking_back(
         f"stripe:dispute.won:{dispute.id}",
     ):
         assert key in body
+
+
+def test_customer_page_offers_a_refund_while_something_is_left(stripe_fake, staff_client):
+    feed = EventFeed()
+    customer = _paying_customers(1, feed, make_price(unit_amount=2000))[0]
+    charge = djm.Charge.objects.get(customer__id=customer.stripe_customer_id)
+    page = reverse("admin:subscriptions_billingcustomer_change", args=[customer.pk])
+    refund_url = reverse(
+        "admin:subscriptions_billingcustomer_action", args=[customer.pk, "refund", charge.id]
+    )
+
+    stripe.Refund.create(charge=charge.id, amount=1500)
+    feed.process_new()
+    assert customer_overview(customer=customer).refundable == {charge.id: 500}
+    assert refund_url in staff_client.get(page).content.decode()
+
+    stripe.Refund.create(charge=charge.id)
+    feed.process_new()
+    assert customer_overview(customer=customer).refundable == {charge.id: 0}
+    assert refund_url not in staff_client.get(page).content.decode()

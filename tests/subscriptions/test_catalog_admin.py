@@ -10,8 +10,8 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.urls import reverse
 from djstripe import models as djm
 
-from subscriptions.admin.catalog import validate_tiers
 from subscriptions.models import Plan, PlanPrice
+from subscriptions.pricing import tiers_parse
 from tests.subscriptions.factories import PlanFactory, PlanPriceFactory
 
 CHANGELIST = "admin:subscriptions_plan_changelist"
@@ -110,8 +110,8 @@ def test_per_unit_price_needs_an_amount_and_no_tiers(admin_client):
     assert "A per-unit price needs an amount" in response.content.decode()
 
 
-def test_validate_tiers_accepts_stripe_inf():
-    assert validate_tiers([{"up_to": "inf", "flat_amount": 100}]) == [
+def test_tiers_parse_accepts_stripe_inf():
+    assert tiers_parse([{"up_to": "inf", "flat_amount": 100}]) == [
         {"up_to": None, "unit_amount": 0, "flat_amount": 100}
     ]
 

@@ -13,6 +13,7 @@ from django.db import transaction
 from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
 
+from accounts.models import User
 from revenue_site.stripe_errors import stripe_errors
 from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import BillingCustomer
@@ -25,7 +26,7 @@ def request_digest(*parts: Any) -> str:
 
 
 @stripe_errors()
-def billing_customer_ensure(*, user: Any) -> tuple[BillingCustomer, djstripe_models.Customer]:
+def billing_customer_ensure(*, user: User) -> tuple[BillingCustomer, djstripe_models.Customer]:
     """The user's Stripe Customer, created exactly once, mirrored with `subscriber=user`.
 
     The BillingCustomer row is claimed first (OneToOne on user: concurrent callers meet on the
@@ -72,7 +73,7 @@ def billing_customer_ensure(*, user: Any) -> tuple[BillingCustomer, djstripe_mod
 
 @stripe_errors()
 def billing_portal_session_create(
-    *, user: Any, return_url: str, request_key: str | None = None
+    *, user: User, return_url: str, request_key: str | None = None
 ) -> dict[str, Any]:
     """A Stripe Billing Portal session for the user's Stripe Customer: `{"id", "url"}`."""
     billing_customer, customer = billing_customer_ensure(user=user)

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
+from accounts.models import User
 from affiliates.services.attribution import referral_attribute
 from revenue_site.stripe_errors import (
     BillingError,
@@ -99,7 +100,7 @@ def _active_price(price_id: str) -> PlanPrice:
 @stripe_errors()
 def subscription_create(
     *,
-    user: Any,
+    user: User,
     price_id: str,
     quantity: int = 1,
     payment_method_id: str,
@@ -363,7 +364,7 @@ def subscription_resync(*, subscription_id: str) -> djstripe_models.Subscription
 @stripe_errors()
 def checkout_session_create(
     *,
-    user: Any,
+    user: User,
     price_id: str,
     quantity: int = 1,
     success_url: str,
