@@ -12,58 +12,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import stripe
 
 from tests.devstripe import conformance
 from tests.devstripe.clock_helpers import FEB_1, JAN_1, advance, make_clock
+from tests.devstripe.recording import all_events
 
 pytestmark = pytest.mark.django_db
 
 
-class RecordingClient(stripe.RequestsClient):
-    """The stripe client's own HTTP client, keeping every JSON body it receives."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bodies: list[tuple[str, str, int, Any]] = []
-
-    def request(self, method: str, url: str, headers: Any, post_data: Any = None) -> Any:
-        content, status, response_headers = super().request(method, url, headers, post_data)
-        try:
-            body = json.loads(content)
-        except ValueError:
-            body = None
-        self.bodies.append((method.upper(), url, status, body))
-        return content, status, response_headers
-
-
-@pytest.fixture
-def recorder(stripe_fake: Any) -> Iterator[RecordingClient]:
-    saved = stripe.default_http_client
-    client = RecordingClient()
-    stripe.default_http_client = client
-    try:
-        yield client
-    finally:
-        stripe.default_http_client = saved
-
-
 def _key() -> str:
     return "conformance-" + uuid.uuid4().hex
-
-
-def _all_events() -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    page = stripe.Event.list(limit=100)
-    while True:
-        events.extend(page.last_response.data["data"])
-        if not page.has_more:
-            return events
-        page = stripe.Event.list(limit=100, starting_after=events[-1]["id"])
 
 
 def _run_flow() -> None:
@@ -188,7 +149,7 @@ def _run_flow() -> None:
 
 def test_every_object_the_fake_returns_conforms_to_the_pinned_api_version(recorder):
     _run_flow()
-    events = _all_events()
+    events = all_events()
 
     bodies = [body for _m, _u, status, body in recorder.bodies if status < 400 and body]
     found = conformance.all_violations([*bodies, *events])
@@ -208,7 +169,7 @@ def test_every_object_the_fake_returns_conforms_to_the_pinned_api_version(record
 
 def test_events_carry_the_api_version_we_speak(recorder):
     _run_flow()
-    versions = {event["api_version"] for event in _all_events()}
+    versions = {event["api_version"] for event in all_events()}
     assert versions == {stripe.api_version}
 
 

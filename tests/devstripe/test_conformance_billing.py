@@ -15,7 +15,7 @@ import stripe
 
 from tests.devstripe import conformance
 from tests.devstripe.clock_helpers import FEB_1, JAN_1, advance, clock_customer, make_clock
-from tests.devstripe.test_conformance import RecordingClient
+from tests.devstripe.recording import all_events
 from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import key, make_customer, make_price, subscribe
 
@@ -24,33 +24,12 @@ pytestmark = pytest.mark.django_db
 OURS = {"invoice", "line_item", "invoice_payment", "charge", "payment_intent", "refund"}
 
 
-@pytest.fixture
-def recorder(stripe_fake: Any) -> Any:
-    saved = stripe.default_http_client
-    client = RecordingClient()
-    stripe.default_http_client = client
-    try:
-        yield client
-    finally:
-        stripe.default_http_client = saved
-
-
 def _ours(body: Any) -> list[dict[str, Any]]:
     if not isinstance(body, dict):
         return []
     if body.get("object") == "list":
         return [item for item in body.get("data") or [] if item.get("object") in OURS]
     return [body] if body.get("object") in OURS else []
-
-
-def _events() -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    page = stripe.Event.list(limit=100)
-    while True:
-        events.extend(page.last_response.data["data"])
-        if not page.has_more:
-            return events
-        page = stripe.Event.list(limit=100, starting_after=events[-1]["id"])
 
 
 def _flow() -> None:
@@ -106,7 +85,7 @@ def invoice_payment_intent(invoice_id: str) -> str:
 
 def test_invoices_and_payments_conform_to_the_pinned_api_version(recorder):
     _flow()
-    events = [e for e in _events() if e["data"]["object"].get("object") in OURS]
+    events = [e for e in all_events() if e["data"]["object"].get("object") in OURS]
 
     bodies = [o for _m, _u, status, body in recorder.bodies if status < 400 for o in _ours(body)]
     found = conformance.all_violations([*bodies, *events])
@@ -152,7 +131,7 @@ def test_an_invoice_payment_links_the_invoice_to_its_payment_intent(stripe_fake)
 def test_invoice_payment_paid_comes_between_the_payment_and_invoice_paid(stripe_fake):
     customer, pm = make_customer()
     subscribe(customer, pm, make_price())
-    types = [e["type"] for e in _events()]  # the fake lists oldest first
+    types = [e["type"] for e in all_events()]  # the fake lists oldest first
     paying = [
         t
         for t in types

@@ -11,7 +11,6 @@ the other billing objects the flow creates are another suite's business (``test_
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ import stripe
 
 from tests.devstripe import conformance
 from tests.devstripe.clock_helpers import DAY, FEB_1, JAN_1, MAR_1, advance, key, make_clock
-from tests.devstripe.test_conformance import RecordingClient
+from tests.devstripe.recording import all_events
 
 pytestmark = pytest.mark.django_db
 
@@ -36,27 +35,6 @@ OUR_TYPES = {
     "discount",
     "event",
 }
-
-
-@pytest.fixture
-def recorder(stripe_fake: Any) -> Iterator[RecordingClient]:
-    saved = stripe.default_http_client
-    client = RecordingClient()
-    stripe.default_http_client = client
-    try:
-        yield client
-    finally:
-        stripe.default_http_client = saved
-
-
-def _all_events() -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    page = stripe.Event.list(limit=100)
-    while True:
-        events.extend(page.last_response.data["data"])
-        if not page.has_more:
-            return events
-        page = stripe.Event.list(limit=100, starting_after=events[-1]["id"])
 
 
 def _objects(body: Any) -> list[dict[str, Any]]:
@@ -162,7 +140,7 @@ def _run_flow() -> dict[str, Any]:
 
 def test_our_objects_and_their_events_conform_to_the_pinned_api_version(recorder):
     _run_flow()
-    events = _all_events()
+    events = all_events()
     bodies = [
         obj for _m, _u, status, body in recorder.bodies if status < 400 for obj in _objects(body)
     ]
@@ -177,7 +155,7 @@ def test_our_objects_and_their_events_conform_to_the_pinned_api_version(recorder
 
 def test_every_event_envelope_conforms_and_speaks_our_api_version(recorder):
     _run_flow()
-    events = _all_events()
+    events = all_events()
     envelopes = [conformance.violations(e, f"event {e['type']}") for e in events]
     assert sorted({p for problems in envelopes for p in problems}) == []
     assert {e["api_version"] for e in events} == {stripe.api_version}

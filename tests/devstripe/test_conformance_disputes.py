@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ import stripe
 
 from devstripe.resources import ACCOUNT_ID
 from tests.devstripe import conformance
-from tests.devstripe.test_conformance import RecordingClient
+from tests.devstripe.recording import all_events
 
 pytestmark = pytest.mark.django_db
 
@@ -34,17 +33,6 @@ OUR_TYPES = {
     "transfer",
     "transfer_reversal",
 }
-
-
-@pytest.fixture
-def recorder(stripe_fake: Any) -> Iterator[RecordingClient]:
-    saved = stripe.default_http_client
-    client = RecordingClient()
-    stripe.default_http_client = client
-    try:
-        yield client
-    finally:
-        stripe.default_http_client = saved
 
 
 def _key() -> str:
@@ -128,19 +116,9 @@ def _ours(body: Any) -> list[dict[str, Any]]:
     return [body] if body.get("object") in OUR_TYPES else []
 
 
-def _events() -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    page = stripe.Event.list(limit=100)
-    while True:
-        events.extend(page.last_response.data["data"])
-        if not page.has_more:
-            return events
-        page = stripe.Event.list(limit=100, starting_after=events[-1]["id"])
-
-
 def test_disputes_balance_payouts_and_connect_conform(recorder):
     _run_flow()
-    events = _events()
+    events = all_events()
 
     bodies = [body for _m, _u, status, body in recorder.bodies if status < 400]
     objects = [obj for body in bodies for obj in _ours(body)]

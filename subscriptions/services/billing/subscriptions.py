@@ -84,6 +84,29 @@ def _retrieve_subscription(subscription_id: str) -> Any:
         raise
 
 
+def _modify(
+    subscription: Any,
+    purpose: str,
+    params: dict[str, Any],
+    *,
+    param_fields: dict[str, str] | None = None,
+) -> djstripe_models.Subscription:
+    """Apply ``params`` to a subscription at Stripe and mirror the result.
+
+    The idempotency key comes from the purpose, the parameters and the subscription's state
+    (``_state_key``); ``param_fields`` names our input fields for Stripe's parameters.
+    """
+    with stripe_errors(param_fields=param_fields):
+        updated = stripe.Subscription.modify(
+            subscription["id"],
+            **params,
+            api_key=stripe_api_key(),
+            expand=SUBSCRIPTION_EXPAND,
+            idempotency_key=_state_key(purpose, subscription, params),
+        )
+    return _sync_subscription(updated)
+
+
 def _active_price(price_id: str) -> PlanPrice:
     price = (
         PlanPrice.objects.select_related("plan")
@@ -228,15 +251,9 @@ def subscription_change(
     if quantity is not None:
         change["quantity"] = quantity
     params: dict[str, Any] = {"items": [change], "proration_behavior": proration_behavior}
-    with stripe_errors(param_fields={"items": "price", "price": "price"}):
-        updated = stripe.Subscription.modify(
-            subscription_id,
-            **params,
-            api_key=stripe_api_key(),
-            expand=SUBSCRIPTION_EXPAND,
-            idempotency_key=_state_key("change", subscription, params),
-        )
-    return _sync_subscription(updated)
+    return _modify(
+        subscription, "change", params, param_fields={"items": "price", "price": "price"}
+    )
 
 
 @stripe_errors()
@@ -249,20 +266,12 @@ def subscription_cancel(
     if subscription["status"] == "canceled":
         raise SubscriptionStateError("The subscription is already canceled.")
     if at_period_end:
-        params: dict[str, Any] = {"cancel_at_period_end": True}
-        updated = stripe.Subscription.modify(
-            subscription_id,
-            **params,
-            api_key=stripe_api_key(),
-            expand=SUBSCRIPTION_EXPAND,
-            idempotency_key=_state_key("cancel-at-period-end", subscription, params),
-        )
-    else:
-        updated = stripe.Subscription.cancel(
-            subscription_id,
-            api_key=stripe_api_key(),
-            idempotency_key=_state_key("cancel", subscription, {}),
-        )
+        return _modify(subscription, "cancel-at-period-end", {"cancel_at_period_end": True})
+    updated = stripe.Subscription.cancel(
+        subscription_id,
+        api_key=stripe_api_key(),
+        idempotency_key=_state_key("cancel", subscription, {}),
+    )
     return _sync_subscription(updated)
 
 
@@ -276,14 +285,7 @@ def subscription_resume(*, subscription_id: str) -> djstripe_models.Subscription
     if not subscription.get("cancel_at_period_end"):
         raise SubscriptionStateError("The subscription has no pending cancellation.")
     params: dict[str, Any] = {"cancel_at_period_end": False}
-    updated = stripe.Subscription.modify(
-        subscription_id,
-        **params,
-        api_key=stripe_api_key(),
-        expand=SUBSCRIPTION_EXPAND,
-        idempotency_key=_state_key("resume", subscription, params),
-    )
-    return _sync_subscription(updated)
+    return _modify(subscription, "resume", params)
 
 
 @stripe_errors()
@@ -302,15 +304,7 @@ def subscription_extend_trial(
     if subscription["status"] not in LIVE_STATUSES:
         raise SubscriptionStateError("The subscription is canceled.")
     params: dict[str, Any] = {"trial_end": int(trial_end.timestamp()), "proration_behavior": "none"}
-    with stripe_errors(param_fields={"trial_end": "trial_end"}):
-        updated = stripe.Subscription.modify(
-            subscription_id,
-            **params,
-            api_key=stripe_api_key(),
-            expand=SUBSCRIPTION_EXPAND,
-            idempotency_key=_state_key("extend-trial", subscription, params),
-        )
-    return _sync_subscription(updated)
+    return _modify(subscription, "extend-trial", params, param_fields={"trial_end": "trial_end"})
 
 
 @stripe_errors()
@@ -322,14 +316,7 @@ def subscription_end_trial(*, subscription_id: str) -> djstripe_models.Subscript
     if subscription["status"] != "trialing":
         raise SubscriptionStateError("The subscription is not in a trial.")
     params: dict[str, Any] = {"trial_end": "now"}
-    updated = stripe.Subscription.modify(
-        subscription_id,
-        **params,
-        api_key=stripe_api_key(),
-        expand=SUBSCRIPTION_EXPAND,
-        idempotency_key=_state_key("end-trial", subscription, params),
-    )
-    return _sync_subscription(updated)
+    return _modify(subscription, "end-trial", params)
 
 
 @stripe_errors()
@@ -344,15 +331,12 @@ def subscription_apply_coupon(
     if subscription["status"] not in LIVE_STATUSES:
         raise SubscriptionStateError("The subscription is canceled.")
     params: dict[str, Any] = {"discounts": [{"coupon": coupon_id}]}
-    with stripe_errors(param_fields={"discounts": "coupon", "coupon": "coupon"}):
-        updated = stripe.Subscription.modify(
-            subscription_id,
-            **params,
-            api_key=stripe_api_key(),
-            expand=SUBSCRIPTION_EXPAND,
-            idempotency_key=_state_key("apply-coupon", subscription, params),
-        )
-    return _sync_subscription(updated)
+    return _modify(
+        subscription,
+        "apply-coupon",
+        params,
+        param_fields={"discounts": "coupon", "coupon": "coupon"},
+    )
 
 
 @stripe_errors()
