@@ -95,7 +95,7 @@ def _deliver_when_the_server_answers(smtp: SmtpServer) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_portal_signup_with_smtp_down_succeeds_and_mails_later(client, smtp):
+def test_portal_signup_with_smtp_down_succeeds_and_mails_later(client, smtp, celery_eager):
     program = ProgramFactory(name="Partners")
     response = client.post(
         reverse("portal:signup"),
@@ -127,7 +127,7 @@ def test_portal_signup_with_smtp_down_succeeds_and_mails_later(client, smtp):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_staff_approval_with_smtp_down_succeeds_and_mails_later(client, smtp):
+def test_staff_approval_with_smtp_down_succeeds_and_mails_later(client, smtp, celery_eager):
     staff = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(staff)
     affiliate = AffiliateFactory(status="pending")
@@ -151,7 +151,7 @@ def test_staff_approval_with_smtp_down_succeeds_and_mails_later(client, smtp):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_password_reset_with_smtp_down_answers_as_usual(client, smtp):
+def test_password_reset_with_smtp_down_answers_as_usual(client, smtp, celery_eager):
     affiliate = AffiliateFactory()
     response = client.post(reverse("portal:password-reset"), {"email": affiliate.user.email})
     assert response.status_code == 302
@@ -164,7 +164,7 @@ def test_password_reset_with_smtp_down_answers_as_usual(client, smtp):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_payout_batch_with_smtp_down_pays_and_mails_the_remittance_later(smtp):
+def test_a_payout_batch_with_smtp_down_pays_and_mails_the_remittance_later(smtp, celery_eager):
     program = ProgramFactory(minimum_payout=100, hold_days=30, duration="lifetime")
     affiliate = AffiliateFactory(program=program)
     PayeeProfile.objects.create(
@@ -203,7 +203,9 @@ def test_a_payout_batch_with_smtp_down_pays_and_mails_the_remittance_later(smtp)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_message_is_given_up_after_the_last_attempt_and_staff_can_send_it_again(smtp):
+def test_a_message_is_given_up_after_the_last_attempt_and_staff_can_send_it_again(
+    smtp, celery_eager
+):
     email = email_queue(to=["x@example.com"], subject="Hi", body="Body", purpose="test")
     for _ in range(MAX_ATTEMPTS - 1):
         _time_passes()

@@ -102,7 +102,9 @@ def test_approval_queue_lists_pending_first(client, staff, django_assert_max_num
     assert approved[0] in rows
 
 
-def test_approve_action_calls_the_service(client, staff, django_capture_on_commit_callbacks):
+def test_approve_action_calls_the_service(
+    client, staff, django_capture_on_commit_callbacks, celery_eager
+):
     affiliate = AffiliateFactory(status=Affiliate.Status.PENDING)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(

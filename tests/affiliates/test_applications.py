@@ -20,7 +20,7 @@ from tests.affiliates.factories import AffiliateFactory, ProgramFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_apply_creates_pending_once_and_emails(django_capture_on_commit_callbacks):
+def test_apply_creates_pending_once_and_emails(django_capture_on_commit_callbacks, celery_eager):
     user = UserFactory(email="ann@example.com")
     program = ProgramFactory()
     with django_capture_on_commit_callbacks(execute=True):
@@ -42,7 +42,9 @@ def test_apply_refuses_inactive_program():
         affiliate_apply(user=UserFactory(), program=ProgramFactory(is_active=False))
 
 
-def test_approve_records_decision_creates_link_and_emails(django_capture_on_commit_callbacks):
+def test_approve_records_decision_creates_link_and_emails(
+    django_capture_on_commit_callbacks, celery_eager
+):
     staff = StaffUserFactory()
     affiliate = AffiliateFactory(status=Affiliate.Status.PENDING)
     with django_capture_on_commit_callbacks(execute=True):
@@ -89,7 +91,7 @@ def test_illegal_transitions_raise_and_change_nothing(start, service):
     assert not mail.outbox
 
 
-def test_reject_emails(django_capture_on_commit_callbacks):
+def test_reject_emails(django_capture_on_commit_callbacks, celery_eager):
     affiliate = AffiliateFactory(status=Affiliate.Status.PENDING)
     with django_capture_on_commit_callbacks(execute=True):
         affiliate_reject(affiliate=affiliate, actor=StaffUserFactory())

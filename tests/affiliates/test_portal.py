@@ -123,7 +123,7 @@ def test_login_and_lockout(client, settings):
     assert response["Location"] == reverse("portal:dashboard")
 
 
-def test_password_reset_sends_portal_link(client, django_capture_on_commit_callbacks):
+def test_password_reset_sends_portal_link(client, django_capture_on_commit_callbacks, celery_eager):
     affiliate = AffiliateFactory()
     with django_capture_on_commit_callbacks(execute=True):  # mail goes out after commit
         response = client.post(reverse("portal:password-reset"), {"email": affiliate.user.email})

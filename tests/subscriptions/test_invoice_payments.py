@@ -113,7 +113,7 @@ def test_the_invoice_payment_event_is_idempotent_and_never_goes_back(stripe_fake
 
 
 def test_reconciliation_replays_a_missed_invoice_payment_event(
-    stripe_fake, lookups, django_capture_on_commit_callbacks
+    stripe_fake, lookups, django_capture_on_commit_callbacks, celery_eager
 ):
     cache.delete(inbox.RECONCILE_WATERMARK_KEY)
     customer, pm = make_customer()
