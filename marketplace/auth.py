@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -79,3 +80,17 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         if not isinstance(api_key, ApiKey):
             return None
         return self.cache_format % {"scope": self.scope, "ident": api_key.pk}
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """The API key in the OpenAPI schema (an HTTP bearer scheme)."""
+
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from POST /api/v1/api-keys/: `Bearer rk_live_…`.",
+        }

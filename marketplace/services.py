@@ -155,6 +155,18 @@ def _timestamp(value: Any, now: datetime) -> tuple[datetime | None, str | None]:
     return parsed, None
 
 
+def _json_plain(value: Any) -> Any:
+    """JSON as parsed with exact Decimals, back to plain JSON types for storage (a Decimal of
+    up to 15 significant digits survives the float exactly)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _json_plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_plain(item) for item in value]
+    return value
+
+
 def _event_parse(
     raw: Any, meters: dict[str, Meter], now: datetime, errors: dict[str, list[str]], at: str
 ) -> usage_store.NewEvent | None:
@@ -193,13 +205,14 @@ def _event_parse(
         properties = {}
     if meter is None or quantity is None:
         return None
-    counted = all(properties.get(key) == value for key, value in meter.filters.items())
+    plain = _json_plain(properties)  # what is stored; the aggregated value stays exact
+    counted = all(plain.get(key) == value for key, value in meter.filters.items())
     value_micros, distinct_value = 0, None
     if counted and meter.property and meter.aggregation != Meter.Aggregation.COUNT:
         if meter.property not in properties:
             fail(f"properties.{meter.property}", f"Required by the metric {meter.code}.")
         elif meter.aggregation == Meter.Aggregation.UNIQUE_COUNT:
-            distinct_value = properties[meter.property]
+            distinct_value = plain[meter.property]
         else:
             number, message = _exact_number(
                 properties[meter.property], f"properties.{meter.property}"
@@ -218,7 +231,7 @@ def _event_parse(
         meter=meter,
         quantity=quantity,
         timestamp=timestamp,
-        properties=properties,
+        properties=plain,
         counted=counted,
         value_micros=value_micros,
         distinct_value=distinct_value,
