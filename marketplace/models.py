@@ -108,9 +108,6 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})"
 
-    def is_usable(self, *, at: datetime) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > at)
-
 
 class UsageEvent(models.Model):
     """One reported unit of usage, stored once per (customer, event id) whatever the retries.

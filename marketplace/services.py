@@ -39,6 +39,22 @@ _PREFIX_CHARS = 8
 _SECRET_BYTES = 24
 
 
+# --- meters -------------------------------------------------------------------------------
+
+API_CALLS = "api_calls"
+
+
+def meter_api_calls_ensure(*, using: str = "default") -> Meter:
+    """The `api_calls` meter (a sum of quantities), which the catalog always has: any
+    customer's key may report it, and plans' API-call entitlements will become allowances on
+    it. Created by the data migration, and again after a flush."""
+    meter, _ = Meter.objects.using(using).get_or_create(
+        code=API_CALLS,
+        defaults={"name": "API calls", "unit": "call", "aggregation": Meter.Aggregation.SUM},
+    )
+    return meter
+
+
 # --- API keys ------------------------------------------------------------------------------
 
 

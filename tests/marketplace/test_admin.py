@@ -80,3 +80,12 @@ def test_the_api_calls_meter_always_exists_and_a_meters_definition_is_fixed(admi
     )
     assert add.status_code == 200  # refused: a unique count needs a property
     assert not Meter.objects.filter(code="seats").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_calls_meter_comes_back_after_a_flush():
+    from django.core.management import call_command
+
+    call_command("flush", interactive=False, verbosity=0)
+    meter = Meter.objects.get(code="api_calls")
+    assert (meter.aggregation, meter.unit) == ("sum", "call")
