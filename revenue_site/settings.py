@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "ledger",
     "subscriptions",
     "affiliates",
+    "marketplace",
     "analytics",
 ]
 
@@ -292,6 +293,8 @@ REST_FRAMEWORK = {
         "auth_ip": env.str("API_THROTTLE_AUTH_IP", default="20/min"),
         "auth_email": env.str("API_THROTTLE_AUTH_EMAIL", default="10/min"),
         "signup": env.str("API_THROTTLE_SIGNUP", default="10/hour"),
+        # Usage endpoints, per API key (marketplace.auth.ApiKeyRateThrottle).
+        "usage": env.str("API_THROTTLE_USAGE", default="6000/min"),
     },
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
 }

@@ -11,7 +11,15 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("accounts", "affiliates", "analytics", "ledger", "revenue_site", "subscriptions")
+APPS = (
+    "accounts",
+    "affiliates",
+    "analytics",
+    "ledger",
+    "marketplace",
+    "revenue_site",
+    "subscriptions",
+)
 
 
 def _modules(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:

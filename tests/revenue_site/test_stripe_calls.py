@@ -12,7 +12,15 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("accounts", "affiliates", "analytics", "ledger", "revenue_site", "subscriptions")
+APPS = (
+    "accounts",
+    "affiliates",
+    "analytics",
+    "ledger",
+    "marketplace",
+    "revenue_site",
+    "subscriptions",
+)
 # Local computations that never reach Stripe's servers.
 OFFLINE = {"WebhookSignature"}
 

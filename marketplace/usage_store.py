@@ -1,0 +1,320 @@
+"""The one module that reads and writes usage events and their rollups.
+
+Everything else (services, selectors, admin, tests) goes through these functions, so the storage
+can change (monthly partitions on PostgreSQL, a column store such as ClickHouse past one machine)
+without touching the API. Today: one `UsageEvent` table, `UsageRollup` per customer, meter and
+hour, and `UsageDistinctValue` for unique-count meters, on PostgreSQL or SQLite alike.
+
+Writes: one multi-row `INSERT … ON CONFLICT (customer, event id) DO NOTHING RETURNING event_id`
+(both backends support it; `bulk_create(ignore_conflicts=True)` cannot say which rows went in),
+then the rollups of exactly the returned rows are upserted (`ON CONFLICT … DO UPDATE` adding to
+the hour's row) in the same transaction. A duplicate therefore never reaches a rollup, and two
+processes storing the same batch at once wait on the unique index: one inserts, the other finds
+the rows there. Rows are written in a fixed order (event id, then meter and hour) so concurrent
+batches take their locks in the same order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, Max, Sum
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+
+from marketplace.models import (
+    QUANTITY_DECIMAL_PLACES,
+    Meter,
+    UsageDistinctValue,
+    UsageEvent,
+    UsageRollup,
+    hour_floor,
+)
+
+MICROS = 10**QUANTITY_DECIMAL_PLACES
+
+
+def to_micros(value: Decimal | int) -> int:
+    """An exact quantity (at most six decimal places, checked by the caller) in micro-units."""
+    return int(Decimal(value).scaleb(QUANTITY_DECIMAL_PLACES))
+
+
+def from_micros(micros: int) -> Decimal:
+    return Decimal(micros).scaleb(-QUANTITY_DECIMAL_PLACES).quantize(Decimal(1).scaleb(-6))
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """A validated event, ready to store: `value` is what the meter aggregates (the quantity
+    or the meter's property; for unique counts the property's JSON), `counted` whether the
+    meter's filters let it into the rollups."""
+
+    event_id: str
+    meter: Meter
+    quantity: Decimal
+    timestamp: datetime
+    properties: dict[str, Any]
+    counted: bool
+    value_micros: int
+    distinct_value: Any = None
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    accepted: int
+    duplicates: int
+
+
+def distinct_hash(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _table(model: Any) -> str:
+    return str(connection.ops.quote_name(model._meta.db_table))
+
+
+def _prep(model: Any, field: str, value: Any) -> Any:
+    return model._meta.get_field(field).get_db_prep_save(value, connection)
+
+
+def _col(model: Any, field: str) -> str:
+    return str(connection.ops.quote_name(model._meta.get_field(field).column))
+
+
+@transaction.atomic
+def events_store(*, customer_id: int, events: Sequence[NewEvent]) -> StoreResult:
+    """Store the events a customer reported (ids unique within `events`) and roll them up.
+    Returns how many were new and how many were already stored (earlier batch or a concurrent
+    one); the caller counts duplicates within its batch itself."""
+    if not events:
+        return StoreResult(accepted=0, duplicates=0)
+    received_at = timezone.now()
+    ordered = sorted(events, key=lambda e: e.event_id)
+    fields = ["customer", "event_id", "meter", "quantity", "timestamp", "properties"]
+    fields.append("received_at")
+    json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    row_sql = "(" + ", ".join(["%s"] * 5 + [f"%s{json_cast}", "%s"]) + ")"
+    params: list[Any] = []
+    for event in ordered:
+        params += [
+            _prep(UsageEvent, "customer", customer_id),
+            event.event_id,
+            event.meter.pk,
+            _prep(UsageEvent, "quantity", event.quantity),
+            _prep(UsageEvent, "timestamp", event.timestamp),
+            _prep(UsageEvent, "properties", event.properties),
+            _prep(UsageEvent, "received_at", received_at),
+        ]
+    columns = ", ".join(_col(UsageEvent, name) for name in fields)
+    sql = (
+        f"INSERT INTO {_table(UsageEvent)} ({columns}) VALUES "  # noqa: S608 (names from _meta)
+        + ", ".join([row_sql] * len(ordered))
+        + f" ON CONFLICT ({_col(UsageEvent, 'customer')}, {_col(UsageEvent, 'event_id')})"
+        + f" DO NOTHING RETURNING {_col(UsageEvent, 'event_id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted_ids = {row[0] for row in cursor.fetchall()}
+    inserted = [event for event in ordered if event.event_id in inserted_ids]
+    _rollups_add(customer_id=customer_id, events=inserted)
+    _distinct_add(customer_id=customer_id, events=inserted)
+    return StoreResult(accepted=len(inserted), duplicates=len(ordered) - len(inserted))
+
+
+@dataclass
+class _Delta:
+    count: int
+    sum_micros: int
+    max_micros: int
+    latest_micros: int
+    latest_at: datetime
+
+
+def _rollups_add(*, customer_id: int, events: Iterable[NewEvent]) -> None:
+    deltas: dict[tuple[int, datetime], _Delta] = {}
+    for event in events:
+        if not event.counted:
+            continue
+        key = (event.meter.pk, hour_floor(event.timestamp.astimezone(UTC)))
+        delta = deltas.get(key)
+        if delta is None:
+            deltas[key] = _Delta(
+                1, event.value_micros, event.value_micros, event.value_micros, event.timestamp
+            )
+            continue
+        delta.count += 1
+        delta.sum_micros += event.value_micros
+        delta.max_micros = max(delta.max_micros, event.value_micros)
+        if event.timestamp >= delta.latest_at:
+            delta.latest_micros, delta.latest_at = event.value_micros, event.timestamp
+    if not deltas:
+        return
+    params: list[Any] = []
+    for (meter_id, hour), delta in sorted(deltas.items()):
+        params += [
+            _prep(UsageRollup, "customer", customer_id),
+            meter_id,
+            _prep(UsageRollup, "hour", hour),
+            delta.count,
+            delta.sum_micros,
+            delta.max_micros,
+            delta.latest_micros,
+            _prep(UsageRollup, "latest_at", delta.latest_at),
+        ]
+    names = ["customer", "meter", "hour", "count", "sum_micros", "max_micros", "latest_micros"]
+    names.append("latest_at")
+    c = {name: _col(UsageRollup, name) for name in names}
+    table = _table(UsageRollup)
+    newer = f"EXCLUDED.{c['latest_at']} >= {table}.{c['latest_at']}"
+    sql = (
+        f"INSERT INTO {table} ({', '.join(c.values())}) VALUES "  # noqa: S608 (names from _meta)
+        + ", ".join(["(" + ", ".join(["%s"] * len(names)) + ")"] * len(deltas))
+        + f" ON CONFLICT ({c['customer']}, {c['meter']}, {c['hour']}) DO UPDATE SET"
+        f" {c['count']} = {table}.{c['count']} + EXCLUDED.{c['count']},"
+        f" {c['sum_micros']} = {table}.{c['sum_micros']} + EXCLUDED.{c['sum_micros']},"
+        f" {c['max_micros']} = CASE WHEN EXCLUDED.{c['max_micros']} > {table}.{c['max_micros']}"
+        f" THEN EXCLUDED.{c['max_micros']} ELSE {table}.{c['max_micros']} END,"
+        f" {c['latest_micros']} = CASE WHEN {newer}"
+        f" THEN EXCLUDED.{c['latest_micros']} ELSE {table}.{c['latest_micros']} END,"
+        f" {c['latest_at']} = CASE WHEN {newer}"
+        f" THEN EXCLUDED.{c['latest_at']} ELSE {table}.{c['latest_at']} END"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _distinct_add(*, customer_id: int, events: Iterable[NewEvent]) -> None:
+    rows = sorted(
+        {
+            (
+                event.meter.pk,
+                hour_floor(event.timestamp.astimezone(UTC)),
+                distinct_hash(event.distinct_value),
+            )
+            for event in events
+            if event.counted and event.meter.aggregation == Meter.Aggregation.UNIQUE_COUNT
+        }
+    )
+    if not rows:
+        return
+    names = ["customer", "meter", "hour", "value_hash"]
+    c = [_col(UsageDistinctValue, name) for name in names]
+    params: list[Any] = []
+    for meter_id, hour, value_hash in rows:
+        customer = _prep(UsageDistinctValue, "customer", customer_id)
+        params += [customer, meter_id, _prep(UsageDistinctValue, "hour", hour), value_hash]
+    sql = (
+        f"INSERT INTO {_table(UsageDistinctValue)} ({', '.join(c)}) VALUES "  # noqa: S608
+        + ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+        + f" ON CONFLICT ({', '.join(c)}) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+def event_get(*, customer_id: int, event_id: str) -> UsageEvent | None:
+    return (
+        UsageEvent.objects.select_related("meter")
+        .filter(customer_id=customer_id, event_id=event_id)
+        .first()
+    )
+
+
+def events_for_customer(*, customer_id: int) -> list[UsageEvent]:
+    """Every stored event of a customer (for recounts and checks; not for serving summaries)."""
+    return list(
+        UsageEvent.objects.select_related("meter").filter(customer_id=customer_id).order_by("pk")
+    )
+
+
+@dataclass(frozen=True)
+class HourRollup:
+    hour: datetime
+    count: int
+    sum: Decimal
+    max: Decimal
+    latest: Decimal
+    latest_at: datetime
+
+
+def rollups_read(
+    *, customer_id: int, meter: Meter, start: datetime, end: datetime
+) -> list[HourRollup]:
+    """The hourly rollups of a customer and meter for the hours starting in [start, end)."""
+    rows = UsageRollup.objects.filter(
+        customer_id=customer_id, meter=meter, hour__gte=start, hour__lt=end
+    ).order_by("hour")
+    return [
+        HourRollup(
+            hour=row.hour,
+            count=row.count,
+            sum=from_micros(row.sum_micros),
+            max=from_micros(row.max_micros),
+            latest=from_micros(row.latest_micros),
+            latest_at=row.latest_at,
+        )
+        for row in rows
+    ]
+
+
+def distinct_counts(
+    *, customer_id: int, meter: Meter, start: datetime, end: datetime, group_by: str
+) -> tuple[int, dict[datetime, int]]:
+    """For a unique-count meter: distinct values over the hours in [start, end), in total and
+    per bucket (`day` or `hour`, UTC)."""
+    rows = UsageDistinctValue.objects.filter(
+        customer_id=customer_id, meter=meter, hour__gte=start, hour__lt=end
+    )
+    total = rows.aggregate(n=Count("value_hash", distinct=True))["n"] or 0
+    trunc = TruncDay("hour", tzinfo=UTC) if group_by == "day" else TruncHour("hour", tzinfo=UTC)
+    buckets = (
+        rows.annotate(bucket=trunc)
+        .values("bucket")
+        .annotate(n=Count("value_hash", distinct=True))
+        .order_by("bucket")
+    )
+    return total, {row["bucket"]: row["n"] for row in buckets}
+
+
+def rollup_totals(*, customer_id: int) -> dict[int, dict[str, Any]]:
+    """Per meter id: the rollups' count, sum and max over all time (for recount checks)."""
+    rows = (
+        UsageRollup.objects.filter(customer_id=customer_id)
+        .values("meter_id")
+        .annotate(count=Sum("count"), sum=Sum("sum_micros"), max=Max("max_micros"))
+    )
+    return {
+        row["meter_id"]: {
+            "count": row["count"],
+            "sum": from_micros(row["sum"]),
+            "max": from_micros(row["max"]),
+        }
+        for row in rows
+    }
+
+
+__all__ = [
+    "HourRollup",
+    "NewEvent",
+    "StoreResult",
+    "distinct_counts",
+    "distinct_hash",
+    "event_get",
+    "events_for_customer",
+    "events_store",
+    "from_micros",
+    "rollup_totals",
+    "rollups_read",
+    "to_micros",
+]

@@ -1,0 +1,1 @@
+from tests.marketplace.helpers import _clear_throttles  # noqa: F401 (autouse fixture)
