@@ -205,3 +205,37 @@ def test_the_command_and_the_monthly_task_run_the_batch():
     assert PayoutBatch.objects.get(pk=batch_id).payouts.get().amount == 5000
     with pytest.raises(Exception, match="as-of"):
         call_command("run_payouts", "--as-of", "2026-02-30")
+
+
+def test_stripe_unreachable_leaves_a_connect_payout_pending_and_the_rerun_pays_it_once(
+    stripe_fake, monkeypatch
+):
+    import socket
+
+    from revenue_site.stripe_errors import StripeUnavailable
+
+    account = stripe.Account.create(type="express", country="US")
+    affiliate = _affiliate(method="stripe_connect", stripe_account_id=account.id)
+    _earn(affiliate, 6000)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    monkeypatch.setattr(stripe, "api_base", f"http://127.0.0.1:{closed}")
+    monkeypatch.setattr(stripe, "max_network_retries", 0)
+
+    with pytest.raises(StripeUnavailable):
+        payout_batch_run(payee_type="affiliate", as_of=AS_OF)
+
+    payout = Payout.objects.get(payee_id=affiliate.pk)
+    assert (payout.status, payout.failure_message, payout.stripe_transfer_id) == ("pending", "", "")
+    assert _owed(affiliate) == 6000
+    assert not Transaction.objects.filter(source="ledger.payout").exists()
+
+    monkeypatch.setattr(stripe, "api_base", stripe_fake.api_base)  # Stripe is back
+    batch = payout_batch_run(payee_type="affiliate", as_of=AS_OF)
+
+    assert batch.status == PayoutBatch.Status.COMPLETED
+    payout.refresh_from_db()
+    assert payout.status == "paid"
+    assert [t.amount for t in stripe.Transfer.list(destination=account.id).data] == [6000]
+    assert _owed(affiliate) == 0
