@@ -24,6 +24,7 @@ import importlib
 import re
 import typing
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, NotRequired, Required, Union, get_args, get_origin
@@ -198,9 +199,9 @@ def _check_member(value: Any, t: Any, name: str) -> ParamError | None:
         if isinstance(value, int | float):
             return None
         try:
-            float(value)
+            Decimal(value)
             return None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, InvalidOperation):
             return ParamError(f"Invalid decimal: {value}", name, "parameter_invalid_decimal")
     if t is bool:
         if isinstance(value, bool) or value in ("true", "false"):
