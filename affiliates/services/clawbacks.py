@@ -37,6 +37,7 @@ from ledger.services import Line, ledger_post
 from revenue_site.stripe_payloads import dispute_is_inquiry, stripe_id, stripe_time
 from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.services.invoice_payments import (
+    charge_refund_list,
     invoice_id_for_charge,
     invoice_id_for_payment_intent,
 )
@@ -103,19 +104,8 @@ def commission_refunds_record(
     if not Commission.objects.filter(stripe_invoice_id=invoice_id).exists():
         return []
     charged = int(charge.get("amount") or 0)
-    refunds = (charge.get("refunds") or {}).get("data")
-    if refunds is None:
-        refunds = [
-            r.to_dict()
-            for r in stripe.Refund.list(
-                charge=stripe_id(charge.get("id")),
-                api_key=stripe_api_key(charge.get("livemode")),
-            ).auto_paging_iter()
-        ]
     changed: list[Commission] = []
-    for refund in sorted(refunds, key=lambda r: (r.get("created") or 0, r["id"])):
-        if refund.get("status") not in (None, "succeeded", "pending") or not refund.get("amount"):
-            continue
+    for refund in charge_refund_list(charge=charge):
         changed += commission_clawback(
             invoice_id=invoice_id,
             refunded=int(refund["amount"]),

@@ -161,3 +161,29 @@ def invoice_payment_intent_id(*, invoice: Mapping[str, Any]) -> str:
         if data.get("is_default"):
             return stripe_id((data.get("payment") or {}).get("payment_intent"))
     return ""
+
+
+# Refunds that moved money: Stripe's statuses for a refund that is done or on its way.
+_REFUND_MOVES_MONEY = (None, "succeeded", "pending")
+
+
+def charge_refund_list(*, charge: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The refunds of ``charge`` that moved money (amount > 0), oldest first (by created, id).
+
+    At our API version a charge carries its refunds only when expanded; otherwise they are
+    listed from Stripe. The invoice postings and the affiliate clawbacks both read them here.
+    """
+    refunds = (charge.get("refunds") or {}).get("data")
+    if refunds is None:
+        refunds = [
+            refund.to_dict()
+            for refund in stripe.Refund.list(
+                charge=stripe_id(charge.get("id")),
+                api_key=stripe_api_key(charge.get("livemode")),
+            ).auto_paging_iter()
+        ]
+    return [
+        dict(refund)
+        for refund in sorted(refunds, key=lambda r: (r.get("created") or 0, r["id"]))
+        if refund.get("status") in _REFUND_MOVES_MONEY and int(refund.get("amount") or 0) > 0
+    ]

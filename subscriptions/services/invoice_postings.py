@@ -58,6 +58,7 @@ from revenue_site.stripe_payloads import (
 from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.services.dunning import dunning_cases_recover
 from subscriptions.services.invoice_payments import (
+    charge_refund_list,
     invoice_id_for_charge,
     invoice_id_for_payment_intent,
 )
@@ -226,23 +227,11 @@ def charge_refund_record(*, charge: Mapping[str, Any], occurred_at: datetime) ->
     posting = _invoice_posting(invoice_id, occurred_at=occurred_at)
     charge_id = stripe_id(charge.get("id"))
     charged = int(charge.get("amount") or 0)
-    refunds = (charge.get("refunds") or {}).get("data")
-    if refunds is None:
-        refunds = [
-            r.to_dict()
-            for r in stripe.Refund.list(
-                charge=charge_id, api_key=stripe_api_key(charge.get("livemode"))
-            ).auto_paging_iter()
-        ]
     parts = [
-        (f"stripe:refund:{r['id']}", int(r["amount"]))
-        for r in sorted(refunds, key=lambda r: (r.get("created") or 0, r["id"]))
-        if r.get("status") in (None, "succeeded", "pending")
+        (f"stripe:refund:{r['id']}", int(r["amount"])) for r in charge_refund_list(charge=charge)
     ]
     done = []
     for key, amount in parts:
-        if amount <= 0:
-            continue
         reversal = _reverse_part(
             posting=posting,
             amount=amount,
