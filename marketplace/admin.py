@@ -1,5 +1,6 @@
-"""Staff console for API billing: meters (defined here) and customers' API keys (listed,
-revoked through the service; secrets are never stored, so never shown)."""
+"""Staff console for API billing: meters and API plans (defined here), which plan a customer is
+rated on, and customers' API keys (listed, revoked through the service; secrets are never
+stored, so never shown)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from marketplace import selectors, services
-from marketplace.models import ApiKey, Meter
+from marketplace.models import ApiKey, ApiPlan, ApiPlanCharge, CustomerApiPlan, Meter
 
 # Fixed once a meter exists: events are rolled up under the definition they arrived with.
 _METER_DEFINITION = ("code", "aggregation", "property", "filters")
@@ -81,3 +82,43 @@ class ApiKeyAdmin(admin.ModelAdmin):
             self.log_change(request, api_key, "Revoked through the admin.")
             done += 1
         self.message_user(request, f"{done} API key(s) revoked.", level=messages.SUCCESS)
+
+
+class ApiPlanChargeInline(admin.StackedInline):
+    model = ApiPlanCharge
+    extra = 0
+    autocomplete_fields = ("meter",)
+    fields = (
+        ("meter", "price_model", "free_units"),
+        "unit_amount",
+        ("package_size", "package_amount", "package_round"),
+        "tiers",
+        "percent",
+    )
+
+
+@admin.register(ApiPlan)
+class ApiPlanAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "currency", "is_default", "is_active", "created_at")
+    list_filter = ("is_default", "is_active", "currency")
+    search_fields = ("code", "name")
+    ordering = ("code",)
+    list_select_related = ()
+    inlines = (ApiPlanChargeInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiPlan]:
+        return selectors.api_plan_list_for_admin()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # closed periods name their plan; deactivate instead
+
+
+@admin.register(CustomerApiPlan)
+class CustomerApiPlanAdmin(admin.ModelAdmin):
+    list_display = ("customer", "plan", "assigned_at")
+    list_filter = ("plan",)
+    search_fields = ("customer__email", "plan__code")
+    ordering = ("customer__email",)
+    list_select_related = ("customer", "plan")
+    raw_id_fields = ("customer",)
+    autocomplete_fields = ("plan",)

@@ -145,6 +145,42 @@ class UsageBucketSerializer(serializers.Serializer[Any]):
     value = serializers.DecimalField(max_digits=30, decimal_places=6)
 
 
+class ChargeLineSerializer(serializers.Serializer[Any]):
+    quantity = serializers.DecimalField(
+        max_digits=30, decimal_places=6, help_text="Units priced (packages for a package price)."
+    )
+    unit_amount = serializers.CharField(help_text='Minor units per unit, exact (e.g. "0.1").')
+    flat_amount = serializers.CharField(help_text="Minor units, exact.")
+    amount = serializers.IntegerField(help_text="Minor units; the lines add up to the charge.")
+    tier = serializers.IntegerField(allow_null=True)
+    up_to = serializers.IntegerField(allow_null=True)
+
+
+class UsageChargeSerializer(serializers.Serializer[Any]):
+    period = serializers.SerializerMethodField()
+    plan = serializers.CharField(source="plan.code")
+    currency = serializers.CharField(source="rating.currency")
+    quantity = serializers.DecimalField(max_digits=30, decimal_places=6)
+    free_units = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=6,
+        allow_null=True,
+        help_text="Free units this period; null: unlimited (your subscription plan).",
+    )
+    free_quantity = serializers.DecimalField(
+        source="rating.free_quantity", max_digits=30, decimal_places=6
+    )
+    billable_quantity = serializers.DecimalField(
+        source="rating.billable_quantity", max_digits=30, decimal_places=6
+    )
+    amount = serializers.IntegerField(source="rating.amount", help_text="Minor units so far.")
+    lines = ChargeLineSerializer(source="rating.lines", many=True)
+
+    @extend_schema_field(PeriodSerializer)
+    def get_period(self, obj: selectors.UsageCharge) -> dict[str, Any]:
+        return PeriodSerializer({"start": obj.period_start, "end": obj.period_end}).data
+
+
 class UsageSummarySerializer(serializers.Serializer[Any]):
     metric = serializers.CharField(source="meter.code")
     unit = serializers.CharField(source="meter.unit")
@@ -154,6 +190,15 @@ class UsageSummarySerializer(serializers.Serializer[Any]):
     group_by = serializers.CharField()
     value = serializers.DecimalField(max_digits=30, decimal_places=6)
     buckets = UsageBucketSerializer(many=True)
+    charge = serializers.SerializerMethodField(
+        help_text="The charge so far in the current period (calendar month, UTC), whatever "
+        "start and end are; null when your API plan does not price this metric."
+    )
+
+    @extend_schema_field(UsageChargeSerializer(allow_null=True))
+    def get_charge(self, obj: selectors.UsageSummary) -> dict[str, Any] | None:
+        charge = self.context.get("charge")
+        return None if charge is None else UsageChargeSerializer(charge).data
 
 
 # --- errors in the schema ------------------------------------------------------------------
@@ -346,22 +391,20 @@ class UsageSummaryView(_UsageView):
     )
     def get(self, request: Request) -> Response:
         """Your usage of one metric over whole hours (UTC) starting in [start, end), in total
-        and per day or hour, from the hourly rollups. Usage only: the charge comes with the
-        rating engine."""
+        and per day or hour, from the hourly rollups; and what the current period's usage
+        costs so far on your API plan (free units first, then the plan's price)."""
         data = UsageSummaryInput(data=request.query_params)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         meter = selectors.meter_get_active(code=v["metric"])
         if meter is None:
             raise exceptions.NotFound("Unknown metric.")
+        customer = request_user(request)
         summary = selectors.usage_summary(
-            customer=request_user(request),
-            meter=meter,
-            start=v["start"],
-            end=v["end"],
-            group_by=v["group_by"],
+            customer=customer, meter=meter, start=v["start"], end=v["end"], group_by=v["group_by"]
         )
-        return Response(UsageSummarySerializer(summary).data)
+        charge = selectors.usage_charge(customer=customer, meter=meter, at=timezone.now())
+        return Response(UsageSummarySerializer(summary, context={"charge": charge}).data)
 
 
 __all__ = [

@@ -9,15 +9,23 @@ arithmetic (its NUMERIC columns hold floats). `usage_store` converts between the
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
+from marketplace import rating
+
 SCOPE_USAGE_WRITE = "usage:write"
 SCOPE_USAGE_READ = "usage:read"
 SCOPES = (SCOPE_USAGE_WRITE, SCOPE_USAGE_READ)
+
+# The meter the catalog always has: any key may report it, and a subscription plan's "API calls
+# per month" is a free allowance on it.
+API_CALLS = "api_calls"
 
 QUANTITY_DECIMAL_PLACES = 6
 # 9 integer digits + 6 decimals: 15 significant digits, exact through every backend.
@@ -107,6 +115,178 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})"
+
+
+class ApiPlan(models.Model):
+    """A usage price list: what each meter costs a customer on this plan, in one currency.
+
+    Customers without a plan of their own (`CustomerApiPlan`) are rated on the default plan;
+    with no default plan, their usage is recorded but not charged."""
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    currency = models.CharField(
+        max_length=3,
+        validators=[RegexValidator(r"^[a-z]{3}$", "A lowercase ISO 4217 code, e.g. usd.")],
+    )
+    is_default = models.BooleanField(
+        default=False, help_text="Rates every customer without a plan of their own (one plan)."
+    )
+    is_active = models.BooleanField(
+        default=True, help_text="Inactive: not offered; customers already on it keep it."
+    )
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = "API plan"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="marketplace_apiplan_one_default",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class ApiPlanCharge(models.Model):
+    """How an API plan prices one meter's usage in a period: a price model, its amounts in
+    minor units (sub-minor allowed, as Stripe's `unit_amount_decimal`), and free units per
+    period taken off the usage first. `price()` is the rating engine's view of it."""
+
+    class PriceModel(models.TextChoices):
+        PER_UNIT = "per_unit", "Per unit"
+        PACKAGE = "package", "Per package of N units"
+        GRADUATED = "graduated", "Graduated tiers"
+        VOLUME = "volume", "Volume tiers"
+        PERCENTAGE = "percentage", "Percentage of the usage (an amount in minor units)"
+
+    class PackageRound(models.TextChoices):
+        UP = "up", "Every started package"
+        DOWN = "down", "Completed packages only"
+
+    plan = models.ForeignKey(ApiPlan, on_delete=models.CASCADE, related_name="charges")
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="charges")
+    price_model = models.CharField(max_length=20, choices=PriceModel.choices)
+    unit_amount = models.DecimalField(
+        max_digits=24,
+        decimal_places=12,
+        null=True,
+        blank=True,
+        help_text="Per unit: minor units per unit (0.1 = a tenth of a cent).",
+    )
+    package_size = models.PositiveIntegerField(null=True, blank=True)
+    package_amount = models.DecimalField(
+        max_digits=24, decimal_places=12, null=True, blank=True, help_text="Minor units."
+    )
+    package_round = models.CharField(
+        max_length=4, choices=PackageRound.choices, default=PackageRound.UP
+    )
+    tiers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Graduated or volume: Stripe's shape, e.g. "
+        '[{"up_to": 10000, "unit_amount_decimal": "0.1"}, {"up_to": null, "unit_amount": 0, '
+        '"flat_amount": 500}]; up_to inclusive, null for the last tier.',
+    )
+    percent = models.DecimalField(
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Percentage: 2.5 is 2.5 % of the metered amount (minor units).",
+    )
+    free_units = models.DecimalField(
+        max_digits=21,
+        decimal_places=QUANTITY_DECIMAL_PLACES,
+        default=0,
+        help_text="Units free every period before the price applies.",
+    )
+
+    class Meta:
+        ordering = ["plan", "meter"]
+        verbose_name = "API plan charge"
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "meter"], name="marketplace_charge_key"),
+            models.CheckConstraint(
+                condition=models.Q(free_units__gte=0), name="marketplace_charge_free_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan_id}: {self.meter_id} ({self.price_model})"
+
+    def price(self, *, currency: str, extra_free_units: Decimal = Decimal(0)) -> rating.Price:
+        """The rating engine's price; raises rating.RatingError (naming the field) when the
+        row does not make one."""
+        return rating.Price(
+            model=self._model(),
+            currency=currency,
+            free_units=Decimal(self.free_units) + extra_free_units,
+        )
+
+    def _model(self) -> rating.PriceModel:
+        def need(name: str) -> Any:
+            value = getattr(self, name)
+            if value is None:
+                raise rating.RatingError(f"{name}: required by a {self.price_model} price.")
+            return value
+
+        match self.price_model:
+            case self.PriceModel.PER_UNIT:
+                return rating.PerUnit(unit_amount=need("unit_amount"))
+            case self.PriceModel.PACKAGE:
+                return rating.Package(
+                    package_size=need("package_size"),
+                    package_amount=need("package_amount"),
+                    round=self.package_round,  # type: ignore[arg-type]
+                )
+            case self.PriceModel.GRADUATED | self.PriceModel.VOLUME:
+                if not isinstance(self.tiers, list) or not self.tiers:
+                    raise rating.RatingError("tiers: required by a tiered price.")
+                try:
+                    tiers = rating.tiers_from_stripe(self.tiers)
+                except (AttributeError, TypeError, ValueError) as exc:
+                    raise rating.RatingError(f"tiers: {exc}") from exc
+                if self.price_model == self.PriceModel.VOLUME:
+                    return rating.Volume(tiers=tiers)
+                return rating.Graduated(tiers=tiers)
+            case self.PriceModel.PERCENTAGE:
+                return rating.Percentage(rate=Decimal(need("percent")) / 100)
+        raise rating.RatingError(f"price_model: unknown model {self.price_model!r}.")
+
+    def clean(self) -> None:
+        if self.price_model not in self.PriceModel.values:
+            return  # the field's own choices validation names it
+        try:
+            self._model()
+        except rating.RatingError as exc:
+            field, _, message = str(exc).partition(": ")
+            names = {f.name for f in self._meta.fields}
+            raise ValidationError(
+                {field: message} if field in names else {"price_model": str(exc)}
+            ) from exc
+
+
+class CustomerApiPlan(models.Model):
+    """The API plan a customer is rated on (instead of the default plan). A change applies to
+    every period not yet closed."""
+
+    customer = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_plan"
+    )
+    plan = models.ForeignKey(ApiPlan, on_delete=models.PROTECT, related_name="customers")
+    assigned_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "customer API plan"
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} → {self.plan_id}"
 
 
 class UsageEvent(models.Model):

@@ -11,8 +11,18 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from accounts.models import User
-from marketplace import usage_store
-from marketplace.models import ApiKey, Meter, UsageEvent, month_bounds
+from marketplace import rating, usage_store
+from marketplace.models import (
+    API_CALLS,
+    ApiKey,
+    ApiPlan,
+    ApiPlanCharge,
+    CustomerApiPlan,
+    Meter,
+    UsageEvent,
+    month_bounds,
+)
+from subscriptions.selectors import customer_entitlements
 
 
 def api_key_list(*, user: User) -> QuerySet[ApiKey]:
@@ -101,8 +111,7 @@ def usage_summary(
     number of distinct values, or the latest value). Read from the hourly rollups only, never
     from raw events, so its cost depends on the range, not on the traffic.
 
-    Usage only: what it costs (prices, free allowances, the charge so far) is rated by the
-    rating engine, which this summary does not call yet."""
+    Usage only: what it costs is `usage_charge`."""
     if meter.aggregation == Meter.Aggregation.UNIQUE_COUNT:
         total, per_bucket = usage_store.distinct_counts(
             customer_id=customer.pk, meter=meter, start=start, end=end, group_by=group_by
@@ -116,3 +125,107 @@ def usage_summary(
         grouped.setdefault(bucket, []).append(row)
     buckets = [Bucket(start=at, value=_aggregate(meter, group)) for at, group in grouped.items()]
     return UsageSummary(meter, start, end, group_by, _aggregate(meter, rows), buckets)
+
+
+# --- prices ---------------------------------------------------------------------------------
+
+
+def api_plan_for_customer(*, customer: User) -> ApiPlan | None:
+    """The plan a customer is rated on: their own, else the default plan, else None (usage
+    recorded, not charged)."""
+    own = CustomerApiPlan.objects.select_related("plan").filter(customer=customer).first()
+    if own is not None:
+        return own.plan
+    return ApiPlan.objects.filter(is_default=True).first()
+
+
+@dataclass(frozen=True)
+class UsageCharge:
+    """What a customer's usage of one meter costs in one period so far: the usage, the free
+    units (the plan's charge plus, on `api_calls`, the subscription plan's "API calls per
+    month"; None: unlimited), and the rating (lines add up to the amount)."""
+
+    meter: Meter
+    plan: ApiPlan
+    charge: ApiPlanCharge
+    period_start: datetime
+    period_end: datetime
+    quantity: Decimal
+    free_units: Decimal | None
+    rating: rating.Rating
+
+
+def _plan_charges(plan: ApiPlan) -> dict[int, ApiPlanCharge]:
+    return {charge.meter_id: charge for charge in plan.charges.select_related("meter")}
+
+
+def _entitled_calls(customer: User) -> Decimal | None:
+    """The subscription plans' API calls per month (the best across plans; None: unlimited)."""
+    calls = customer_entitlements(user=customer).api_calls_per_month
+    return None if calls is None else Decimal(calls)
+
+
+def _charge_rate(
+    *,
+    customer: User,
+    plan: ApiPlan,
+    charge: ApiPlanCharge,
+    start: datetime,
+    end: datetime,
+    entitled: Decimal | None,
+) -> UsageCharge:
+    summary = usage_summary(
+        customer=customer, meter=charge.meter, start=start, end=end, group_by="day"
+    )
+    extra = Decimal(0)
+    free: Decimal | None = Decimal(charge.free_units)
+    if charge.meter.code == API_CALLS and entitled is None:
+        extra, free = summary.value, None  # unlimited calls on the subscription: all free
+    elif charge.meter.code == API_CALLS and entitled is not None:
+        extra = entitled
+        free = Decimal(charge.free_units) + entitled
+    priced = rating.rate(
+        charge.price(currency=plan.currency, extra_free_units=extra), summary.value
+    )
+    return UsageCharge(charge.meter, plan, charge, start, end, summary.value, free, priced)
+
+
+def usage_charge(
+    *, customer: User, meter: Meter, at: datetime, plan: ApiPlan | None = None
+) -> UsageCharge | None:
+    """The charge so far for `meter` in the period (calendar month, UTC) containing `at`, on
+    the customer's plan (or `plan`); None when that plan does not price the meter."""
+    plan = plan or api_plan_for_customer(customer=customer)
+    if plan is None:
+        return None
+    charge = _plan_charges(plan).get(meter.pk)
+    if charge is None:
+        return None
+    start, end = month_bounds(at)
+    entitled = _entitled_calls(customer) if meter.code == API_CALLS else Decimal(0)
+    return _charge_rate(
+        customer=customer, plan=plan, charge=charge, start=start, end=end, entitled=entitled
+    )
+
+
+def usage_charges_for_period(
+    *, customer: User, plan: ApiPlan, start: datetime, end: datetime
+) -> list[UsageCharge]:
+    """Every meter the plan prices, rated for the customer over [start, end), by meter code
+    (the period close's lines; zero-usage meters included, with amount 0)."""
+    charges = sorted(_plan_charges(plan).values(), key=lambda charge: charge.meter.code)
+    entitled = (
+        _entitled_calls(customer)
+        if any(charge.meter.code == API_CALLS for charge in charges)
+        else Decimal(0)
+    )
+    return [
+        _charge_rate(
+            customer=customer, plan=plan, charge=charge, start=start, end=end, entitled=entitled
+        )
+        for charge in charges
+    ]
+
+
+def api_plan_list_for_admin() -> QuerySet[ApiPlan]:
+    return ApiPlan.objects.all()

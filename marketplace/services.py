@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import User
 from marketplace import usage_store
 from marketplace.models import (
+    API_CALLS,
     QUANTITY_DECIMAL_PLACES,
     QUANTITY_MAX_DIGITS,
     SCOPES,
@@ -40,8 +41,6 @@ _SECRET_BYTES = 24
 
 
 # --- meters -------------------------------------------------------------------------------
-
-API_CALLS = "api_calls"
 
 
 def meter_api_calls_ensure(*, using: str = "default") -> Meter:
