@@ -15,6 +15,8 @@ Beyond Stripe's ``/v1`` API (see ``resources/`` for what is added to localstripe
   deliveries attempted (event id, type, endpoint, HTTP status);
 - ``DELETE /_config/data`` forgets every object, queued event and saved idempotent
   response;
+- ``POST /_config/faults`` makes the next matching requests fail (before or after they run;
+  ``faults.py``), ``DELETE /_config/faults`` forgets them;
 - ``GET /_config/health`` answers ``{"status": "ok"}``.
 
 How it extends localstripe: importing a module of this package changes nothing; each module

@@ -17,6 +17,7 @@ from . import (  # noqa: F401
     connect,
     disputes,
     errors,
+    faults,
     idempotency,
     install,
     payouts,
@@ -71,6 +72,7 @@ async def flush_store(request: web.Request) -> web.Response:
     ls.store.clear()
     webhooks.drop_pending()
     idempotency.forget_all()
+    faults.faults.clear()
     ls.store.dump_to_disk()
     return web.Response()
 
@@ -176,6 +178,7 @@ def build_app() -> web.Application:
             json_not_found,
             ls_server.auth_middleware,
             idempotent_requests,
+            faults.injected_faults,
             errors.stripe_errors,
         ]
     )
@@ -188,6 +191,8 @@ def build_app() -> web.Application:
     router.add_delete("/_config/webhooks", delete_all_webhooks)
     router.add_get("/_config/deliveries", list_deliveries)
     router.add_delete("/_config/data", flush_store)
+    router.add_post("/_config/faults", faults.config_faults)
+    router.add_delete("/_config/faults", faults.clear_faults)
     router.add_get("/js.stripe.com/v3/", ls_server.localstripe_js)
 
     # Specific routes first: `/v1/invoices/{id}/pay` must win over localstripe's; the

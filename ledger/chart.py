@@ -21,6 +21,7 @@ class SystemAccount(StrEnum):
     REVENUE_AFFILIATES = "revenue.affiliates"
     REVENUE_CONTENT = "revenue.content"
     REVENUE_MARKETPLACE = "revenue.marketplace"
+    REVENUE_API_USAGE = "revenue.api_usage"
     # Refunds given back to customers: contra-revenue (debit balance).
     REFUNDS = "revenue.refunds"
     # Money Stripe holds for us: charges land here, fees, refunds and payouts leave from here.
@@ -59,6 +60,9 @@ SYSTEM_ACCOUNTS: dict[SystemAccount, AccountSpec] = {
     SystemAccount.REVENUE_CONTENT: AccountSpec("Platform revenue: content", Account.Type.REVENUE),
     SystemAccount.REVENUE_MARKETPLACE: AccountSpec(
         "Platform revenue: marketplace", Account.Type.REVENUE
+    ),
+    SystemAccount.REVENUE_API_USAGE: AccountSpec(
+        "Platform revenue: API usage", Account.Type.REVENUE
     ),
     SystemAccount.REFUNDS: AccountSpec("Refunds (contra-revenue)", Account.Type.REVENUE),
     SystemAccount.STRIPE_CLEARING: AccountSpec("Stripe clearing", Account.Type.ASSET),

@@ -10,8 +10,18 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from marketplace import selectors, services
-from marketplace.models import ApiKey, ApiPlan, ApiPlanCharge, CustomerApiPlan, Meter
+from marketplace import period_close, selectors, services
+from marketplace.models import (
+    ApiKey,
+    ApiPlan,
+    ApiPlanCharge,
+    CustomerApiPlan,
+    Meter,
+    UsageChargeLine,
+    UsagePeriodClose,
+)
+from revenue_site.admin import EstimatedCountPaginator, ReadOnlyAdmin
+from revenue_site.money import format_money
 
 # Fixed once a meter exists: events are rolled up under the definition they arrived with.
 _METER_DEFINITION = ("code", "aggregation", "property", "filters")
@@ -122,3 +132,68 @@ class CustomerApiPlanAdmin(admin.ModelAdmin):
     list_select_related = ("customer", "plan")
     raw_id_fields = ("customer",)
     autocomplete_fields = ("plan",)
+
+
+class UsageChargeLineInline(admin.TabularInline):
+    model = UsageChargeLine
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "meter", "quantity", "free_quantity", "billable_quantity", "amount", "description",
+        "stripe_invoice_item_id",
+    )  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(UsagePeriodClose)
+class UsagePeriodCloseAdmin(ReadOnlyAdmin):
+    """Period closes: which customer's period was billed, for how much, with which Stripe
+    invoice, and which are waiting for a retry (and why). Read-only; "Retry now" resumes."""
+
+    list_display = (
+        "customer", "period_start", "status", "amount_display", "attempts", "next_attempt_at",
+        "stripe_invoice_id", "updated_at",
+    )  # fmt: skip
+    list_filter = ("status", "period_start")
+    search_fields = ("customer__email", "stripe_invoice_id")
+    ordering = ("-period_start", "customer__email")
+    list_select_related = ("customer", "plan")
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    inlines = (UsageChargeLineInline,)
+    actions = ("retry_now",)
+    fields = readonly_fields = (
+        "customer", "period_start", "period_end", "status", "plan", "currency", "amount",
+        "stripe_invoice_id", "attempts", "last_error", "next_attempt_at", "created_at",
+        "updated_at",
+    )  # fmt: skip
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[UsagePeriodClose]:
+        return selectors.period_close_list_for_admin()
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, obj: UsagePeriodClose) -> str:
+        if obj.amount is None:
+            return "—"
+        return format_money(obj.amount, obj.currency, with_code=True) if obj.currency else "0"
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("marketplace.change_usageperiodclose")
+
+    @admin.action(description="Retry now (closes not finished)", permissions=["retry"])
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[UsagePeriodClose]) -> None:
+        done = 0
+        for close in queryset.filter(
+            status__in=[UsagePeriodClose.Status.RATING, UsagePeriodClose.Status.INVOICING]
+        ).order_by("pk"):
+            result = period_close.usage_period_close_retry(close=close)
+            self.log_change(request, close, f"Retried through the admin: {result.status}.")
+            if result.last_error:
+                self.message_user(request, f"{close}: {result.last_error}", level=messages.WARNING)
+            done += 1
+        self.message_user(request, f"{done} close(s) retried.", level=messages.SUCCESS)

@@ -339,13 +339,13 @@ class UsageEventsView(_UsageView):
             raise Unprocessable(f"The body is not valid JSON: {exc}") from exc
         try:
             events = services.usage_batch_parse(payload=payload)
+            result = services.usage_events_record(customer=request_user(request), events=events)
         except services.UsageBatchTooLarge as exc:
             raise PayloadTooLarge(str(exc)) from exc
         except services.UsageBatchInvalid as exc:
             first = next(iter(exc.fields.items()))
             body_out = error_body("validation_error", f"{first[0]}: {first[1][0]}", exc.fields)
             return Response(body_out, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-        result = services.usage_events_record(customer=request_user(request), events=events)
         out = UsageAcceptedSerializer(
             {"accepted": result.accepted, "duplicates": result.duplicates}
         )

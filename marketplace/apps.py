@@ -15,6 +15,10 @@ class MarketplaceConfig(AppConfig):
     verbose_name = "Marketplace"
 
     def ready(self) -> None:
+        from marketplace import receivers
+
+        # After djstripe and subscriptions (INSTALLED_APPS order): the invoice is booked first.
+        receivers.connect()
         # The data migration creates `api_calls`; `flush` (and transactional tests) empty the
         # table and then send post_migrate, which brings it back.
         post_migrate.connect(

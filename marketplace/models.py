@@ -289,6 +289,96 @@ class CustomerApiPlan(models.Model):
         return f"{self.customer_id} → {self.plan_id}"
 
 
+class UsagePeriodClose(models.Model):
+    """Closing one customer's usage period: rate it, bill it through Stripe, book it when paid.
+
+    A multi-step job with a status, so a crash or a Stripe outage resumes where it stopped:
+    RATING (claimed) → INVOICING (lines rated and fixed; Stripe draft invoice and its items
+    being created, each with an idempotency key) → FINALIZED (Stripe collects) → PAID (the
+    invoice's `invoice.paid`; the revenue is booked by the invoice postings). A period whose
+    charge is zero ends NOTHING_TO_BILL without an invoice. A failed attempt keeps its step,
+    counts the attempt, records the error and is retried from there."""
+
+    class Status(models.TextChoices):
+        RATING = "rating", "Rating"
+        INVOICING = "invoicing", "Invoicing in Stripe"
+        FINALIZED = "finalized", "Invoice finalized"
+        PAID = "paid", "Paid"
+        NOTHING_TO_BILL = "nothing_to_bill", "Nothing to bill"
+
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_period_closes"
+    )
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RATING)
+    plan = models.ForeignKey(
+        ApiPlan, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    currency = models.CharField(max_length=3, blank=True)
+    amount = models.BigIntegerField(null=True, blank=True, help_text="Minor units.")
+    stripe_invoice_id = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-period_start", "customer_id"]
+        verbose_name = "usage period close"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "period_start"], name="marketplace_periodclose_key"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amount__isnull=True) | models.Q(amount__gte=0),
+                name="marketplace_periodclose_amount_gte_0",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["stripe_invoice_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.period_start:%Y-%m} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        """Still accepting late events: not rated yet."""
+        return self.status == self.Status.RATING
+
+
+class UsageChargeLine(models.Model):
+    """One meter's rated charge in a closed period; becomes one Stripe invoice item."""
+
+    period_close = models.ForeignKey(
+        UsagePeriodClose, on_delete=models.CASCADE, related_name="lines"
+    )
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(max_digits=30, decimal_places=QUANTITY_DECIMAL_PLACES)
+    free_quantity = models.DecimalField(max_digits=30, decimal_places=QUANTITY_DECIMAL_PLACES)
+    billable_quantity = models.DecimalField(max_digits=30, decimal_places=QUANTITY_DECIMAL_PLACES)
+    amount = models.BigIntegerField(help_text="Minor units.")
+    description = models.CharField(max_length=500)
+    stripe_invoice_item_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["period_close", "meter__code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period_close", "meter"], name="marketplace_chargeline_key"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amount__gte=0), name="marketplace_chargeline_amount_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id}: {self.amount}"
+
+
 class UsageEvent(models.Model):
     """One reported unit of usage, stored once per (customer, event id) whatever the retries.
     Read and written only through `marketplace.usage_store`."""

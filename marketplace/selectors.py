@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
@@ -20,9 +21,10 @@ from marketplace.models import (
     CustomerApiPlan,
     Meter,
     UsageEvent,
+    UsagePeriodClose,
     month_bounds,
 )
-from subscriptions.selectors import customer_entitlements
+from subscriptions.selectors import customer_entitlements, customer_subscription_list
 
 
 def api_key_list(*, user: User) -> QuerySet[ApiKey]:
@@ -229,3 +231,24 @@ def usage_charges_for_period(
 
 def api_plan_list_for_admin() -> QuerySet[ApiPlan]:
     return ApiPlan.objects.all()
+
+
+def period_close_list_for_admin() -> QuerySet[UsagePeriodClose]:
+    return UsagePeriodClose.objects.select_related("customer", "plan")
+
+
+def usage_payment_method(*, customer: User, stripe_customer: dict[str, Any] | None) -> str | None:
+    """The payment method a usage invoice is charged to: the Stripe customer's invoice default,
+    else the one their newest current subscription is charged to; None: neither (the
+    invoice waits open for the customer to pay it)."""
+    settings_ = (stripe_customer or {}).get("invoice_settings") or {}
+    chosen = settings_.get("default_payment_method")
+    if chosen:
+        return str(chosen if isinstance(chosen, str) else chosen.get("id"))
+    for subscription in customer_subscription_list(user=customer).filter(
+        stripe_data__status__in=["active", "trialing", "past_due"]
+    )[:5]:
+        method = subscription.stripe_data.get("default_payment_method")
+        if method:
+            return str(method if isinstance(method, str) else method.get("id"))
+    return None

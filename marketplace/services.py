@@ -21,7 +21,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
-from marketplace import usage_store
+from marketplace import period_close, usage_store
 from marketplace.models import (
     API_CALLS,
     QUANTITY_DECIMAL_PLACES,
@@ -29,6 +29,7 @@ from marketplace.models import (
     SCOPES,
     ApiKey,
     Meter,
+    month_bounds,
 )
 
 MAX_EVENTS_PER_BATCH = 1000
@@ -280,11 +281,44 @@ def usage_events_record(
     *, customer: User, events: list[usage_store.NewEvent]
 ) -> usage_store.StoreResult:
     """Store a validated batch for `customer`. Repeated ids within the batch count as
-    duplicates (the first one is kept), as do ids already stored."""
+    duplicates (the first one is kept), as do ids already stored.
+
+    Events stamped inside a period that is already closed (rated and billed) are refused with
+    the batch (UsageBatchInvalid naming them), unless they are duplicates of stored events (a
+    client retrying a batch sent before the close gets its 202)."""
     unique: dict[str, usage_store.NewEvent] = {}
     for event in events:
         unique.setdefault(event.event_id, event)
-    stored = usage_store.events_store(customer_id=customer.pk, events=list(unique.values()))
+    periods = {month_bounds(event.timestamp)[0] for event in unique.values()}
+    with transaction.atomic():
+        # Locks those periods' closes (if any) so none can rate them while this batch lands.
+        closed = period_close.usage_periods_closed(customer_id=customer.pk, period_starts=periods)
+        if closed:
+            _refuse_closed(customer=customer, events=events, closed=closed)
+        stored = usage_store.events_store(customer_id=customer.pk, events=list(unique.values()))
     return usage_store.StoreResult(
         accepted=stored.accepted, duplicates=stored.duplicates + len(events) - len(unique)
     )
+
+
+def _refuse_closed(
+    *, customer: User, events: list[usage_store.NewEvent], closed: set[datetime]
+) -> None:
+    late = {
+        index: event
+        for index, event in enumerate(events)
+        if month_bounds(event.timestamp)[0] in closed
+    }
+    stored = usage_store.event_ids_stored(
+        customer_id=customer.pk, event_ids={event.event_id for event in late.values()}
+    )
+    errors = {
+        f"events[{index}].timestamp": [
+            f"The period {month_bounds(event.timestamp)[0]:%Y-%m} is closed and invoiced; "
+            "usage stamped inside it can no longer be added."
+        ]
+        for index, event in late.items()
+        if event.event_id not in stored
+    }
+    if errors:
+        raise UsageBatchInvalid(errors)

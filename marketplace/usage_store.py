@@ -231,6 +231,17 @@ def event_get(*, customer_id: int, event_id: str) -> UsageEvent | None:
     )
 
 
+def event_ids_stored(*, customer_id: int, event_ids: set[str]) -> set[str]:
+    """Which of these event ids the customer already has stored."""
+    if not event_ids:
+        return set()
+    return set(
+        UsageEvent.objects.filter(customer_id=customer_id, event_id__in=event_ids).values_list(
+            "event_id", flat=True
+        )
+    )
+
+
 def events_for_customer(*, customer_id: int) -> list[UsageEvent]:
     """Every stored event of a customer (for recounts and checks; not for serving summaries)."""
     return list(
@@ -311,6 +322,7 @@ __all__ = [
     "distinct_counts",
     "distinct_hash",
     "event_get",
+    "event_ids_stored",
     "events_for_customer",
     "events_store",
     "from_micros",

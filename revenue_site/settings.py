@@ -161,6 +161,9 @@ CELERY_TIMEZONE = "UTC"
 # Celery's Django fixup closes every DB connection after each task unless this is set; keep
 # them for this many tasks (CONN_HEALTH_CHECKS still drops broken ones).
 CELERY_DB_REUSE_MAX = 100
+# API billing: a usage period (calendar month, UTC) is closed and billed this long after its
+# end; events stamped inside it are accepted until then.
+USAGE_CLOSE_GRACE_SECONDS = env.int("USAGE_CLOSE_GRACE_SECONDS", default=3600)
 # The beat schedule lives in code; each issue adds its periodic tasks here.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "ledger-trial-balance-check": {
@@ -186,6 +189,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "affiliates-commissions-approve-due": {
         "task": "affiliates.tasks.commissions.commissions_approve_due",
         "schedule": crontab(minute=5),  # hourly
+    },
+    "marketplace-usage-periods-close": {
+        "task": "marketplace.tasks.usage_periods_close_due",
+        "schedule": crontab(minute=7),  # hourly: periods past their end plus the grace
     },
     "affiliates-payouts-monthly": {
         "task": "affiliates.tasks.commissions.affiliate_payouts_run",

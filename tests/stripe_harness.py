@@ -196,6 +196,14 @@ class StripeFake:
             time.sleep(0.05)
         pytest.fail(f"no matching webhook delivery within {timeout}s: {self.deliveries()}")
 
+    def fail_next(
+        self, method: str, path: str, *, when: str = "before", status: int = 500, count: int = 1
+    ) -> None:
+        """The next ``count`` ``method path`` requests fail with ``status``: without running
+        (``before``) or after running (``after``: the write happened, the answer is lost)."""
+        form = {"method": method, "path": path, "when": when, "status": status, "count": count}
+        _request("POST", self.api_base + "/_config/faults", urllib.parse.urlencode(form).encode())
+
     def flush(self) -> None:
         """Forget every object, queued event, delivery record and webhook endpoint."""
         _request("DELETE", self.api_base + "/_config/data")

@@ -11,8 +11,10 @@ Accounting (minor units, the invoice's currency):
 
 - invoice paid: Dr ``asset.stripe_clearing`` ``amount_paid`` / Cr ``revenue.subscriptions``
   ``amount_paid - tax`` / Cr ``liability.sales_tax_payable`` ``tax`` (the tax line only when
-  there is tax). Tax is what the invoice reports (``stripe_payloads.invoice_tax``; inclusive
-  and exclusive alike, as both are inside ``amount_paid``), capped at ``amount_paid``.
+  there is tax). An invoice we created for another stream names its revenue account in
+  ``metadata.revenue_account`` (``revenue.api_usage`` for usage invoices) instead. Tax is
+  what the invoice reports (``stripe_payloads.invoice_tax``; inclusive and exclusive alike,
+  as both are inside ``amount_paid``), capped at ``amount_paid``.
   Invoices booked before tax went to the ledger keep their two-line posting.
 - refund / dispute: the charge's invoice is found through its payment intent's invoice
   payment (``subscriptions.services.invoice_payments``; charges name no invoice at our API
@@ -78,6 +80,21 @@ class EffectNotReadyError(RuntimeError):
     """
 
 
+# Revenue accounts an invoice may name in ``metadata.revenue_account`` (our own invoices for
+# other streams); anything else books as subscription revenue.
+INVOICE_REVENUE_ACCOUNTS = frozenset(
+    {SystemAccount.REVENUE_SUBSCRIPTIONS, SystemAccount.REVENUE_API_USAGE}
+)
+
+
+def invoice_revenue_account(invoice: Mapping[str, Any]) -> SystemAccount:
+    metadata = invoice.get("metadata")
+    named = metadata.get("revenue_account") if isinstance(metadata, Mapping) else None
+    if named in INVOICE_REVENUE_ACCOUNTS:
+        return SystemAccount(named)
+    return SystemAccount.REVENUE_SUBSCRIPTIONS
+
+
 def invoice_paid_key(invoice_id: str) -> str:
     return f"stripe:invoice.paid:{invoice_id}"
 
@@ -95,7 +112,8 @@ def dispute_won_key(dispute_id: str) -> str:
 def invoice_paid_record(*, invoice: Mapping[str, Any], occurred_at: datetime) -> Transaction | None:
     """Book a paid invoice's revenue and tax and mark its dunning case recovered.
 
-    Posts Dr stripe clearing ``amount_paid`` / Cr subscription revenue ``amount_paid - tax`` /
+    Posts Dr stripe clearing ``amount_paid`` / Cr revenue (``invoice_revenue_account``)
+    ``amount_paid - tax`` /
     Cr sales tax payable ``tax``, once per invoice (key ``stripe:invoice.paid:<invoice id>``);
     returns the posting, or None when nothing was paid (trial and 100 %-off invoices). An open
     dunning case for the invoice becomes RECOVERED at ``occurred_at``.
@@ -117,7 +135,7 @@ def invoice_paid_record(*, invoice: Mapping[str, Any], occurred_at: datetime) ->
     currency = str(invoice["currency"]).lower()
     lines = [Line.debit(system_account(SystemAccount.STRIPE_CLEARING), paid, currency)]
     if paid > tax:
-        revenue = system_account(SystemAccount.REVENUE_SUBSCRIPTIONS)
+        revenue = system_account(invoice_revenue_account(invoice))
         lines.append(Line.credit(revenue, paid - tax, currency))
     if tax > 0:
         lines.append(Line.credit(system_account(SystemAccount.SALES_TAX_PAYABLE), tax, currency))

@@ -1,0 +1,395 @@
+"""API billing writes: closing a customer's usage period and billing it through Stripe.
+
+A period is a calendar month (UTC). It closes once its end plus the grace period
+(``USAGE_CLOSE_GRACE``, default one hour) has passed: late events inside the grace still count,
+and from the close on, new events stamped inside the period are refused (the ingestion asks
+``usage_periods_closed``), so nothing is stored that is never billed.
+
+``usage_period_close`` runs the steps of a ``UsagePeriodClose`` (one row per customer and
+period; the unique constraint decides who closes it) and resumes wherever an earlier attempt
+stopped:
+
+1. **Rating** (one transaction, the row locked): every meter the customer's plan prices is
+   rated from the hourly rollups (``selectors.usage_charges_for_period``) and written as
+   ``UsageChargeLine`` rows with the total; from here the amounts are fixed. Zero → the close
+   ends ``NOTHING_TO_BILL``.
+2. **Invoicing** in Stripe: a draft invoice for the customer (``pending_invoice_items_behavior
+   = exclude``, so nothing else is swept in; ``metadata.revenue_account = revenue.api_usage``
+   so the invoice postings book it as API usage revenue), one invoice item per line with an
+   amount, then finalize with automatic collection and one payment attempt. Every write has an
+   idempotency key (the item's: customer, meter, period and attempt, see ``_key``); before
+   creating, the customer's invoices and the invoice's items are listed, so what an attempt
+   that died before saving an id created is found rather than created again, however long
+   ago that was (Stripe forgets idempotency keys after 24 hours).
+3. **Paid**: the invoice's ``invoice.paid`` books the revenue (``subscriptions`` invoice
+   postings, once per invoice) and marks the close ``PAID``; a refund or dispute of its charge
+   reverses that posting like any invoice's.
+
+A failure (Stripe unreachable or refusing) keeps the step, counts the attempt, records the
+error and schedules the next attempt with backoff; the hourly sweep and the staff console's
+"Retry now" resume it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from stripe.params import InvoiceCreateParams
+
+from accounts.models import User
+from ledger.chart import SystemAccount
+from marketplace import selectors
+from marketplace.models import UsageChargeLine, UsagePeriodClose, UsageRollup, month_bounds
+from revenue_site.stripe_errors import BillingError, stripe_errors
+from revenue_site.stripe_setup import stripe_api_key
+from subscriptions.services.billing import billing_customer_ensure
+
+logger = logging.getLogger(__name__)
+
+Status = UsagePeriodClose.Status
+RETRY_BASE = timedelta(minutes=5)
+RETRY_CAP = timedelta(hours=6)
+# Periods this far back are still closed by the sweep (a scheduler down for a while).
+LOOKBACK_PERIODS = 3
+
+
+def grace() -> timedelta:
+    return timedelta(seconds=settings.USAGE_CLOSE_GRACE_SECONDS)
+
+
+class PeriodNotOver(ValueError):
+    """The period (plus the grace) has not ended yet."""
+
+
+# --- which periods -------------------------------------------------------------------------
+
+
+def usage_periods_closed(*, customer_id: int, period_starts: Iterable[datetime]) -> set[datetime]:
+    """Of these period starts, those whose close has rated the usage (no longer accepting
+    events). Locks their rows (FOR NO KEY UPDATE) until the caller's transaction ends, so a
+    close cannot rate the period while the caller is storing events into it (the rating locks
+    the row FOR UPDATE). Rows exist only from the period's end plus the grace on, so batches of
+    current usage lock nothing."""
+    starts = set(period_starts)
+    if not starts:
+        return set()
+    rows = (
+        UsagePeriodClose.objects.select_for_update(no_key=True)
+        .filter(customer_id=customer_id, period_start__in=starts)
+        .order_by("pk")
+        .values_list("period_start", "status")
+    )
+    return {start for start, status in rows if status != Status.RATING}
+
+
+def periods_due(*, now: datetime) -> list[tuple[int, datetime]]:
+    """(customer id, period start) of every period past its end plus the grace, within the
+    look-back, in which the customer has usage and that is not closed yet (or whose close
+    is waiting for its next attempt and is due)."""
+    current_start, _ = month_bounds(now - grace())
+    starts: list[datetime] = []
+    start = current_start
+    for _ in range(LOOKBACK_PERIODS):
+        start, _ = month_bounds(start - timedelta(days=1))
+        starts.append(start)
+    due: set[tuple[int, datetime]] = set()
+    for start in starts:
+        _, end = month_bounds(start)
+        users = (
+            UsageRollup.objects.filter(hour__gte=start, hour__lt=end)
+            .values_list("customer_id", flat=True)
+            .distinct()
+        )
+        due.update((customer_id, start) for customer_id in users)
+    settled = UsagePeriodClose.objects.filter(period_start__in=starts).filter(
+        Q(status__in=[Status.FINALIZED, Status.PAID, Status.NOTHING_TO_BILL])
+        | Q(next_attempt_at__gt=now)
+    )
+    due -= set(settled.values_list("customer_id", "period_start"))
+    return sorted(due, key=lambda pair: (pair[1], pair[0]))
+
+
+# --- the close -----------------------------------------------------------------------------
+
+
+def _claim(*, customer: User, period_start: datetime) -> UsagePeriodClose:
+    _, period_end = month_bounds(period_start)
+    try:
+        with transaction.atomic():
+            close, _ = UsagePeriodClose.objects.get_or_create(
+                customer=customer,
+                period_start=period_start,
+                defaults={"period_end": period_end},
+            )
+    except IntegrityError:  # a concurrent claim won the unique constraint
+        close = UsagePeriodClose.objects.get(customer=customer, period_start=period_start)
+    return close
+
+
+def _description(line: selectors.UsageCharge) -> str:
+    meter = line.meter
+    quantity = f"{line.quantity.normalize():f}"
+    text = f"{meter.name}: {quantity} {meter.unit}"
+    if line.rating.free_quantity:
+        text += f" ({line.rating.free_quantity.normalize():f} free)"
+    period = f"{line.period_start:%Y-%m}"
+    return f"{text}, {period}"[:500]
+
+
+@transaction.atomic
+def _rate(*, close_id: int) -> UsagePeriodClose:
+    close = UsagePeriodClose.objects.select_for_update().select_related("customer").get(pk=close_id)
+    if close.status != Status.RATING:
+        return close  # rated by a concurrent attempt
+    plan = selectors.api_plan_for_customer(customer=close.customer)
+    charges = (
+        []
+        if plan is None
+        else selectors.usage_charges_for_period(
+            customer=close.customer, plan=plan, start=close.period_start, end=close.period_end
+        )
+    )
+    UsageChargeLine.objects.bulk_create(
+        UsageChargeLine(
+            period_close=close,
+            meter=charge.meter,
+            quantity=charge.rating.quantity,
+            free_quantity=charge.rating.free_quantity,
+            billable_quantity=charge.rating.billable_quantity,
+            amount=charge.rating.amount,
+            description=_description(charge),
+        )
+        for charge in charges
+    )
+    close.plan = plan
+    close.currency = plan.currency if plan is not None else ""
+    close.amount = sum(charge.rating.amount for charge in charges)
+    close.status = Status.INVOICING if close.amount > 0 else Status.NOTHING_TO_BILL
+    close.last_error, close.next_attempt_at = "", None
+    close.save()
+    return close
+
+
+def _key(close: UsagePeriodClose, step: str) -> str:
+    """The idempotency key of a Stripe write: the customer, the period and the step (an
+    invoice item's names its meter), and the attempt. Stripe replays a failed request's
+    answer (a 500 included) to a retry with the same key, so a new attempt takes a new key;
+    what an earlier attempt may have created is found by listing first (``_invoice_find``,
+    ``_items_add``), never created twice."""
+    return f"usage-{step}-{close.customer_id}-{close.period_start:%Y-%m}-a{close.attempts}"
+
+
+def _invoice_find(*, close: UsagePeriodClose, customer: str, api_key: str) -> Any:
+    """The invoice an earlier attempt created but did not record (it died first)."""
+    since = int(close.created_at.timestamp()) - 60
+    for invoice in stripe.Invoice.list(
+        customer=customer, created={"gte": since}, limit=100, api_key=api_key
+    ).auto_paging_iter():
+        metadata = invoice["metadata"].to_dict() if invoice["metadata"] else {}
+        if metadata.get("usage_period_close") == str(close.pk):
+            return invoice
+    return None
+
+
+@stripe_errors()
+def _invoice(*, close: UsagePeriodClose) -> UsagePeriodClose:
+    """The Stripe steps; each saved as soon as Stripe answers, so a retry skips what is done."""
+    api_key = stripe_api_key()
+    invoice: Any = None
+    billing_customer, mirrored = billing_customer_ensure(user=close.customer)
+    stripe_customer = billing_customer.stripe_customer_id
+    period = f"{close.period_start:%Y-%m}"
+    if not close.stripe_invoice_id:
+        invoice = _invoice_find(close=close, customer=stripe_customer, api_key=api_key)
+    if not close.stripe_invoice_id and invoice is None:
+        payment_method = selectors.usage_payment_method(
+            customer=close.customer, stripe_customer=mirrored.stripe_data
+        )
+        params: InvoiceCreateParams = {
+            "customer": stripe_customer,
+            "currency": close.currency,
+            "collection_method": "charge_automatically",
+            "auto_advance": False,  # we finalize once every item is on it
+            "pending_invoice_items_behavior": "exclude",
+            "description": f"API usage, {period}",
+            "metadata": {
+                "usage_period_close": str(close.pk),
+                "usage_period": period,
+                "revenue_account": SystemAccount.REVENUE_API_USAGE.value,
+            },
+        }
+        if payment_method:
+            # Stripe's own fallback is the customer's invoice default; a subscriber's card is
+            # on their subscription, so name it (Stripe's automatic retries use it too).
+            params["default_payment_method"] = payment_method
+        params["api_key"] = api_key
+        params["idempotency_key"] = _key(close, "invoice")
+        invoice = stripe.Invoice.create(**params)
+    elif invoice is None:
+        invoice = stripe.Invoice.retrieve(close.stripe_invoice_id, api_key=api_key)
+    if close.stripe_invoice_id != invoice.id:
+        close.stripe_invoice_id = invoice.id
+        close.save(update_fields=["stripe_invoice_id", "updated_at"])
+    if invoice.status == "draft":
+        _items_add(close=close, invoice_id=invoice.id, customer=stripe_customer, api_key=api_key)
+        invoice = stripe.Invoice.finalize_invoice(
+            invoice.id,
+            auto_advance=True,  # Stripe collects (and retries a failed payment) from here
+            api_key=api_key,
+            idempotency_key=_key(close, "finalize"),
+        )
+    close.status = Status.PAID if invoice.status == "paid" else Status.FINALIZED
+    close.last_error, close.next_attempt_at = "", None
+    close.save(update_fields=["status", "last_error", "next_attempt_at", "updated_at"])
+    if invoice.status == "open":
+        _pay(close=close, invoice_id=invoice.id, api_key=api_key)
+    return close
+
+
+def _items_add(*, close: UsagePeriodClose, invoice_id: str, customer: str, api_key: str) -> None:
+    lines = list(close.lines.select_related("meter").filter(amount__gt=0).order_by("meter__code"))
+    on_invoice = {
+        str(
+            item["metadata"].to_dict().get("usage_charge_line") if item["metadata"] else None
+        ): item.id
+        for item in stripe.InvoiceItem.list(
+            invoice=invoice_id, limit=100, api_key=api_key
+        ).auto_paging_iter()
+    }
+    for line in lines:
+        if line.stripe_invoice_item_id:
+            continue
+        item_id = on_invoice.get(str(line.pk))
+        if item_id is None:
+            item_id = stripe.InvoiceItem.create(
+                customer=customer,
+                invoice=invoice_id,
+                amount=line.amount,
+                currency=close.currency,
+                description=line.description,
+                period={
+                    "start": int(close.period_start.timestamp()),
+                    "end": int(close.period_end.timestamp()),
+                },
+                metadata={"usage_charge_line": str(line.pk), "meter": line.meter.code},
+                api_key=api_key,
+                idempotency_key=_key(close, f"item-{line.meter.code}"),
+            ).id
+        line.stripe_invoice_item_id = item_id
+        line.save(update_fields=["stripe_invoice_item_id"])
+
+
+def _pay(*, close: UsagePeriodClose, invoice_id: str, api_key: str) -> None:
+    """One payment attempt now; a decline is not the close's failure (the invoice is open,
+    Stripe's automatic collection and dunning take it from here)."""
+    try:
+        stripe.Invoice.pay(
+            invoice_id,
+            api_key=api_key,
+            idempotency_key=_key(close, "pay"),
+        )
+    except stripe.CardError as exc:
+        logger.info("usage invoice %s: payment declined (%s)", invoice_id, exc.code)
+    except stripe.InvalidRequestError as exc:  # e.g. no payment method on file yet
+        logger.info("usage invoice %s: not paid now: %s", invoice_id, exc.user_message or exc)
+
+
+def _failed(close: UsagePeriodClose, error: Exception, *, now: datetime) -> UsagePeriodClose:
+    attempts = close.attempts + 1
+    delay = min(RETRY_BASE * 2 ** (attempts - 1), RETRY_CAP)
+    UsagePeriodClose.objects.filter(pk=close.pk).update(
+        attempts=attempts,
+        last_error=str(error)[:2000],
+        next_attempt_at=now + delay,
+        updated_at=now,
+    )
+    close.refresh_from_db()
+    logger.warning("usage period close %s failed (attempt %s): %s", close.pk, attempts, error)
+    return close
+
+
+def usage_period_close(
+    *, customer: User, period_start: datetime, now: datetime | None = None
+) -> UsagePeriodClose:
+    """Close (or resume closing) one customer's period; returns the close in the state it
+    reached. A Stripe failure is recorded on the close (attempts, last error, next attempt),
+    not raised. Raises PeriodNotOver before the period's end plus the grace."""
+    now = now or timezone.now()
+    start, end = month_bounds(period_start)
+    if now < end + grace():
+        raise PeriodNotOver(f"The period {start:%Y-%m} closes at {end + grace():%Y-%m-%d %H:%M}.")
+    close = _claim(customer=customer, period_start=start)
+    if close.status == Status.RATING:
+        close = _rate(close_id=close.pk)
+    if close.status == Status.INVOICING:
+        try:
+            close = _invoice(close=close)
+        except BillingError as exc:
+            return _failed(close, exc, now=now)
+    return close
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    closed: int
+    failed: int
+    nothing_to_bill: int
+
+
+def usage_periods_close_due(*, now: datetime | None = None) -> SweepResult:
+    """Close every due period (the hourly beat task); one failing customer does not stop the
+    others."""
+    now = now or timezone.now()
+    closed = failed = nothing = 0
+    users = {
+        user.pk: user for user in User.objects.filter(pk__in={c for c, _ in periods_due(now=now)})
+    }
+    for customer_id, start in periods_due(now=now):
+        close = usage_period_close(customer=users[customer_id], period_start=start, now=now)
+        if close.status == Status.NOTHING_TO_BILL:
+            nothing += 1
+        elif close.status in (Status.FINALIZED, Status.PAID):
+            closed += 1
+        else:
+            failed += 1
+    return SweepResult(closed=closed, failed=failed, nothing_to_bill=nothing)
+
+
+def usage_period_close_retry(
+    *, close: UsagePeriodClose, now: datetime | None = None
+) -> UsagePeriodClose:
+    """Staff's "Retry now": resume a close at once, whatever its next attempt time."""
+    return usage_period_close(customer=close.customer, period_start=close.period_start, now=now)
+
+
+def usage_invoice_paid(*, invoice: dict[str, Any]) -> int:
+    """Mark the close whose Stripe invoice this is PAID (the revenue is booked by the invoice
+    postings on the same event). Returns how many closes changed (0 for other invoices)."""
+    invoice_id = invoice.get("id")
+    if not invoice_id:
+        return 0
+    return UsagePeriodClose.objects.filter(
+        stripe_invoice_id=invoice_id, status__in=[Status.INVOICING, Status.FINALIZED]
+    ).update(status=Status.PAID, updated_at=timezone.now())
+
+
+__all__ = [
+    "PeriodNotOver",
+    "SweepResult",
+    "grace",
+    "periods_due",
+    "usage_invoice_paid",
+    "usage_period_close",
+    "usage_period_close_retry",
+    "usage_periods_close_due",
+    "usage_periods_closed",
+]

@@ -1,0 +1,26 @@
+"""Celery tasks of API billing: take ids, re-read rows, call a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from marketplace import period_close
+from marketplace.models import UsagePeriodClose
+
+
+@shared_task(name="marketplace.tasks.usage_periods_close_due")
+def usage_periods_close_due() -> dict[str, int]:
+    """Hourly: close every customer's period past its end plus the grace, and resume closes
+    whose retry is due."""
+    result = period_close.usage_periods_close_due()
+    return {
+        "closed": result.closed,
+        "failed": result.failed,
+        "nothing_to_bill": result.nothing_to_bill,
+    }
+
+
+@shared_task(name="marketplace.tasks.usage_period_close_retry")
+def usage_period_close_retry(close_id: int) -> str:
+    close = UsagePeriodClose.objects.select_related("customer").get(pk=close_id)
+    return period_close.usage_period_close_retry(close=close).status
