@@ -327,7 +327,10 @@ def usage_period_close(
     start, end = month_bounds(period_start)
     if now < end + grace():
         raise PeriodNotOver(f"The period {start:%Y-%m} closes at {end + grace():%Y-%m-%d %H:%M}.")
-    close = _claim(customer=customer, period_start=start)
+    return _resume(_claim(customer=customer, period_start=start), now=now)
+
+
+def _resume(close: UsagePeriodClose, *, now: datetime) -> UsagePeriodClose:
     if close.status == Status.RATING:
         close = _rate(close_id=close.pk)
     if close.status == Status.INVOICING:
@@ -367,8 +370,9 @@ def usage_periods_close_due(*, now: datetime | None = None) -> SweepResult:
 def usage_period_close_retry(
     *, close: UsagePeriodClose, now: datetime | None = None
 ) -> UsagePeriodClose:
-    """Staff's "Retry now": resume a close at once, whatever its next attempt time."""
-    return usage_period_close(customer=close.customer, period_start=close.period_start, now=now)
+    """Staff's "Retry now": resume a close at once, whatever its next attempt time (a close
+    exists only once its period was over)."""
+    return _resume(close, now=now or timezone.now())
 
 
 def usage_invoice_paid(*, invoice: dict[str, Any]) -> int:
