@@ -311,3 +311,30 @@ def test_pending_items_are_swept_into_the_subscription_renewal(stripe_fake):
     )  # fmt: skip
     kinds = sorted(line.parent.type for line in stripe.Invoice.list_lines(renewal.id).data)
     assert kinds == ["invoice_item_details", "subscription_item_details"]
+
+
+def test_list_filters_and_an_update_that_reprices_the_line(stripe_fake):
+    clock = make_clock(JAN_1)
+    customer, _pm = clock_customer(clock)
+    draft = _draft(customer)
+    early = _item(customer, draft, quantity=10, unit_amount_decimal="2.5", currency="usd")
+    advance(clock, JAN_1 + 3600)
+    late = _item(customer, amount=100, currency="usd")
+
+    def ids(**filters: Any) -> list[str]:
+        return [i.id for i in stripe.InvoiceItem.list(customer=customer.id, **filters).data]
+
+    assert ids() == [late.id, early.id]  # newest first
+    assert ids(created={"gte": JAN_1 + 3600}) == [late.id]
+    assert ids(created={"lt": JAN_1 + 3600}) == [early.id]
+    assert ids(pending=False) == [early.id]
+    assert ids(invoice=draft.id) == [early.id]
+    assert ids(limit=1) == [late.id]
+    assert ids(starting_after=late.id) == [early.id]
+    assert ids(ending_before=early.id) == [late.id]
+
+    updated = stripe.InvoiceItem.modify(early.id, quantity=4, metadata={"meter": ""})
+    assert (updated.amount, updated.quantity, updated.metadata.to_dict()) == (10, 4, {})
+    [line] = stripe.Invoice.list_lines(draft.id).data
+    assert (line.amount, line.quantity) == (10, 4)
+    assert stripe.Invoice.retrieve(draft.id).total == 10
