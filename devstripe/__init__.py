@@ -40,6 +40,7 @@ EXTENSIONS = (
     "resources.payments",  # charges, payment intents, payment methods, refunds
     "resources.subscriptions",  # multi-item subscriptions and their items
     "resources.prorations",  # prorations on mid-period changes
+    "resources.invoice_items",  # invoice items, manual invoices, finalizing
     "resources",  # the state file
     "disputes",  # the dispute test card and disputes
     "balance",  # balance transactions and the balance

@@ -14,6 +14,7 @@ change); ``devstripe.install`` applies them in this order, later ones wrapping e
 - ``payments``: charges, payment intents, payment methods, refunds;
 - ``subscriptions``: multi-item subscriptions and their items;
 - ``prorations``: prorations when a subscription's items change mid-period;
+- ``invoice_items``: ``/v1/invoiceitems``, manual invoices, ``POST /v1/invoices/<id>/finalize``;
 - ``webhook_endpoints``: ``/v1/webhook_endpoints`` (a new resource: nothing to install).
 
 Here: the on-disk pickle (shared ``/tmp/localstripe.pickle``) only when a state file is
@@ -32,6 +33,7 @@ from . import (
     base,
     catalog,
     customers,
+    invoice_items,
     invoices,
     payments,
     prorations,
@@ -50,6 +52,7 @@ __all__ = [
     "customers",
     "emit",
     "extra_routes",
+    "invoice_items",
     "invoices",
     "payments",
     "prorations",
@@ -101,6 +104,7 @@ extra_routes: list[tuple[str, str, Any]] = [
     ("GET", "/v1/invoice_payments/{id}", invoices._retrieve_invoice_payment),
     ("GET", "/v1/invoice_payments", invoices._list_invoice_payments),
     *customers.extra_routes,
+    *invoice_items.extra_routes,
 ]
 crud_classes: list[type[StripeObject]] = [catalog.Price, webhook_endpoints.WebhookEndpoint]
 

@@ -239,7 +239,9 @@ def _pay_invoice(cls: type[Invoice], id: str, **kwargs: Any) -> Invoice:
         return obj
 
     sub = Subscription._api_retrieve(obj.subscription) if obj.subscription else None
-    pm_id = getattr(sub, "default_payment_method", None)
+    pm_id = getattr(obj, "_default_payment_method", None) or getattr(
+        sub, "default_payment_method", None
+    )
     if pm_id is None:
         source = Customer._api_retrieve(obj.customer)._get_default_payment_method_or_source()
         if source is None:

@@ -24,11 +24,13 @@ SCRIPT = textwrap.dedent(
     devstripe.install()
     after = (ls.StripeObject._export, ls.Invoice.__init__, ls.Charge._trigger_payment)
     assert all(a is not b for a, b in zip(after, before))
-    # The tax fix-up wraps the invoices' one: installed later, it holds the earlier one.
+    # The tax fix-up wraps the invoice items' one, which wraps the invoices' one: each
+    # installed later holds the earlier one.
     from devstripe import tax
-    from devstripe.resources import invoices
+    from devstripe.resources import invoice_items, invoices
     assert ls.Invoice._devstripe_fixup is tax._invoice_fixup
-    assert tax._prev_invoice_fixup is invoices._invoice_fixup
+    assert tax._prev_invoice_fixup is invoice_items._invoice_fixup
+    assert invoice_items._prev_invoice_fixup is invoices._invoice_fixup
 
     devstripe.install()  # a second call is a no-op
     assert (ls.StripeObject._export, ls.Invoice.__init__, ls.Charge._trigger_payment) == after

@@ -48,7 +48,7 @@ def setup(stripe_fake):
 
 
 def _pending_items(customer_id):
-    data = stripe.InvoiceItem.list(customer=customer_id).last_response.data["data"]
+    data = stripe.InvoiceItem.list(customer=customer_id, pending=True).last_response.data["data"]
     return sorted(
         [(i["amount"], i["proration"], i["period"]["start"], i["period"]["end"]) for i in data]
     )
