@@ -27,6 +27,8 @@ price), ``parent`` (``subscription_details`` for a subscription's prorations, el
 ``charge_automatically``. ``POST /v1/invoices/<id>/finalize`` finalizes a draft (a number
 is assigned): a total of zero or less is paid at once (``invoice.paid``), as Stripe does;
 with ``auto_advance`` the payment is attempted at once (Stripe: about an hour later).
+``GET /v1/invoices`` also takes ``created`` (exact or gt/gte/lt/lte) and ``status``, as
+Stripe's list does (localstripe: ``customer`` and ``subscription`` only).
 Not emulated: ``price_data``, ``quantity_decimal``, discounts, ``send_invoice``.
 """
 
@@ -678,6 +680,7 @@ def _finalize_numbered(self: Invoice) -> None:
 
 
 _prev_invoice_fixup: Any = None  # the original, captured by install()
+_prev_invoice_list: Any = None  # localstripe's list, captured by install()
 
 
 def _invoice_fixup(self: Invoice, obj: dict[str, Any]) -> None:
@@ -689,6 +692,30 @@ def _invoice_fixup(self: Invoice, obj: dict[str, Any]) -> None:
     obj["default_payment_method"] = getattr(self, "_default_payment_method", None)
 
 
+_INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
+
+
+def _invoice_list(
+    cls: type[Invoice],
+    url: str,
+    created: Any = None,
+    status: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    if status is not None and status not in _INVOICE_STATUSES:
+        raise stripe_error(
+            400,
+            f"Invalid status: must be one of {', '.join(_INVOICE_STATUSES)}",
+            param="status",
+        )
+    matches = _created_filter(created)
+    li = _prev_invoice_list(url, **kwargs)
+    li._list = [
+        i for i in li._list if matches(i.created) and (status is None or i.status == status)
+    ]
+    return li
+
+
 extra_routes: list[tuple[str, str, Any]] = [
     ("POST", "/v1/invoices/{id}/finalize", _finalize_route),
 ]
@@ -697,7 +724,9 @@ extra_routes: list[tuple[str, str, Any]] = [
 def install() -> None:
     """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
     in order)."""
-    global _prev_line_fixup, _prev_finalize, _prev_invoice_fixup
+    global _prev_line_fixup, _prev_finalize, _prev_invoice_fixup, _prev_invoice_list
+    _prev_invoice_list = Invoice._api_list_all
+    Invoice._api_list_all = classmethod(_invoice_list)
     InvoiceItem._api_create = classmethod(_ii_create)
     InvoiceItem._api_update = classmethod(_ii_update)
     InvoiceItem._api_delete = classmethod(_ii_delete)
