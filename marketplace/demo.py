@@ -29,6 +29,7 @@ from marketplace.models import (
     UsagePeriodClose,
     month_bounds,
 )
+from subscriptions.services.billing import billing_customer_ensure
 
 ORDER = 40
 
@@ -145,6 +146,8 @@ def seed(*, out: Callable[[str], None]) -> None:
         if created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
+        # Every API customer is a Stripe customer from the start (their usage is invoiced).
+        billing_customer_ensure(user=user)
         if not ApiKey.objects.filter(user=user).exists():
             new = services.api_key_create(user=user, name="demo")
             out(f"  API key for {email} (shown once): {new.key}")

@@ -1,10 +1,12 @@
 """seed_demo against the fake Stripe: the demo catalog and customers, synced back, idempotent."""
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from accounts.models import User
@@ -12,6 +14,16 @@ from affiliates.models import Affiliate, Click, Commission, Program, Referral, R
 from analytics.selectors import revenue_by_currency
 from ledger.models import Payout, Transaction
 from ledger.selectors import trial_balance
+from marketplace import demo, usage_store
+from marketplace.models import (
+    ApiKey,
+    ApiPlan,
+    Meter,
+    UsageChargeLine,
+    UsagePeriodClose,
+    month_bounds,
+)
+from tests.marketplace.helpers import api_calls as api_calls_meter
 
 
 def _counts():
@@ -29,7 +41,37 @@ def _counts():
         "referrals": Referral.objects.count(),
         "commissions": Commission.objects.count(),
         "payouts": Payout.objects.count(),
+        "api_keys": ApiKey.objects.count(),
+        "api_plans": ApiPlan.objects.count(),
+        "meters": Meter.objects.count(),
+        "usage_closes": UsagePeriodClose.objects.count(),
+        "usage_invoice_items": UsageChargeLine.objects.exclude(stripe_invoice_item_id="").count(),
     }
+
+
+def _assert_api_billing(first):
+    """Meters, the default plan, three API customers with a key each and three weeks of usage
+    (rollups equal to a recount); last month's periods closed iff the weeks reach into it."""
+    assert (first["meters"], first["api_plans"], first["api_keys"]) == (4, 1, 3)
+    assert ApiPlan.objects.get(is_default=True).code == "payg"
+    devon = User.objects.get(email="devon@api.demo.example")
+    assert ApiKey.objects.filter(user=devon).count() == 1
+    for user in User.objects.filter(api_keys__isnull=False):
+        stored = usage_store.events_for_customer(customer_id=user.pk)
+        assert len(stored) > 21 * 24
+        totals = usage_store.rollup_totals(customer_id=user.pk)
+        calls = api_calls_meter()
+        assert totals[calls.pk]["sum"] == sum(e.quantity for e in stored if e.meter_id == calls.pk)
+    three_weeks_ago = timezone.now() - timedelta(days=demo.DAYS)
+    spans_last_month = month_bounds(three_weeks_ago)[0] < month_bounds(timezone.now())[0]
+    assert (first["usage_closes"] == 3) is spans_last_month
+    if spans_last_month:
+        assert first["usage_invoice_items"] > 0
+        assert set(UsagePeriodClose.objects.values_list("status", flat=True)) <= {
+            "finalized",
+            "paid",
+            "nothing_to_bill",
+        }
 
 
 def test_seed_demo_builds_the_demo_business_once(stripe_fake):
@@ -40,7 +82,7 @@ def test_seed_demo_builds_the_demo_business_once(stripe_fake):
     assert _counts() == first
     assert first["products"] == 3
     assert first["prices"] == 4
-    assert first["customers"] == 8
+    assert first["customers"] == 9  # 8 subscribers and Devon (API only)
     assert first["subscriptions"] == 8
     assert first["invoices"] >= 6  # the trial has none yet; the canceled one was paid first
     statuses = sorted(s.status for s in djstripe_models.Subscription.objects.all())
@@ -63,6 +105,7 @@ def test_seed_demo_builds_the_demo_business_once(stripe_fake):
     assert figures == {"usd": (20_983, 5), "eur": (39_167, 1)}
     # affiliates: two programs, one affiliate per status, commissions in every status, a paid
     # batch
+    _assert_api_billing(first)
     assert first["programs"] == 2
     assert sorted(Affiliate.objects.values_list("status", flat=True)) == [
         "approved",
