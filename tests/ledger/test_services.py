@@ -434,7 +434,11 @@ def test_migration_seeds_the_chart_of_system_accounts():
     # Called directly: a transactional test's flush (with --reuse-db) may have emptied the
     # table since migrate ran, which is why system_account() also creates on demand.
     # Each seed migration copies the accounts added to the chart since the previous one.
-    seeds = ("0002_seed_system_accounts", "0005_seed_sales_tax_payable")
+    seeds = (
+        "0002_seed_system_accounts",
+        "0005_seed_sales_tax_payable",
+        "0007_seed_api_usage_revenue",
+    )
     Account.objects.filter(payee_id__isnull=True).delete()
     for name in seeds:
         migration = importlib.import_module(f"ledger.migrations.{name}")
