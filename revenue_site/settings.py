@@ -7,6 +7,7 @@ Embedded defaults (SQLite, local-memory cache, eager Celery, the local fake Stri
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -52,6 +53,7 @@ INSTALLED_APPS = [
     "subscriptions",
     "affiliates",
     "marketplace",
+    "content",
     "analytics",
 ]
 
@@ -206,6 +208,15 @@ AFFILIATE_REFERRAL_COOKIE = "ras_ref"
 # /r/<code> caches an eligible link's landing URL per process this long (0: off); disabling a
 # link or affiliate stops its redirect within this delay (attribution re-checks at once).
 AFFILIATE_LINK_CACHE_SECONDS = 30
+
+# --- Content ----------------------------------------------------------------------------
+# The platform's share (%) of a creator's sales, the default for new creators (each creator's
+# fee, and each item's override, is edited in the staff console).
+CONTENT_PLATFORM_FEE_PERCENT = Decimal(env.str("CONTENT_PLATFORM_FEE_PERCENT", default="20.00"))
+if not 0 <= CONTENT_PLATFORM_FEE_PERCENT <= 100:
+    raise ImproperlyConfigured("CONTENT_PLATFORM_FEE_PERCENT must be between 0 and 100.")
+# Creators are paid when their balance (minor units, per currency) reaches this.
+CONTENT_PAYOUT_MINIMUM = env.int("CONTENT_PAYOUT_MINIMUM", default=1000)
 
 # --- Auth -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

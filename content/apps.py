@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class ContentConfig(AppConfig):
+    name = "content"
+    verbose_name = "Content"
+
+    def ready(self) -> None:
+        from content import services
+        from ledger.payouts import PayeeHooks, payee_type_register
+
+        # Creators are payees of the shared payout engine (the hold period comes with sales).
+        payee_type_register(services.PAYEE_TYPE, PayeeHooks(minimum=services.creator_minimum))
