@@ -1,0 +1,130 @@
+"""Content reads. The APIs and the admin call these, so their query counts are decided here."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+from django.db.models import Prefetch, QuerySet, Sum
+
+from accounts.models import User
+from content.models import (
+    LIMIT_FOR_EVENT,
+    ContentItem,
+    ContentShare,
+    Creator,
+    License,
+    LicenseType,
+    LicenseUsage,
+)
+
+
+def creator_for_user(*, user: User) -> Creator | None:
+    return Creator.objects.filter(user=user).first()
+
+
+def creators_by_id(*, ids: list[int]) -> dict[int, Creator]:
+    return {creator.pk: creator for creator in Creator.objects.filter(pk__in=ids)}
+
+
+# --- catalog (public) --------------------------------------------------------------------
+
+
+def catalog_list(
+    *, kind: str | None = None, creator_id: int | None = None
+) -> QuerySet[ContentItem]:
+    """Published items, newest first, with their owner and active licence types (2 queries)."""
+    items = (
+        ContentItem.objects.filter(status=ContentItem.Status.PUBLISHED)
+        .select_related("owner")
+        .prefetch_related(
+            Prefetch(
+                "license_types",
+                queryset=LicenseType.objects.filter(is_active=True).order_by("pk"),
+                to_attr="active_license_types",
+            )
+        )
+        .order_by("-published_at", "-pk")
+    )
+    if kind:
+        items = items.filter(kind=kind)
+    if creator_id is not None:
+        items = items.filter(owner_id=creator_id)
+    return items
+
+
+def catalog_get(*, item_id: int) -> ContentItem:
+    """One published item; raises ContentItem.DoesNotExist otherwise."""
+    return catalog_list().get(pk=item_id)
+
+
+# --- a creator's own ---------------------------------------------------------------------
+
+
+def creator_item_list(*, creator: Creator) -> QuerySet[ContentItem]:
+    """The creator's items (owned), newest first, with licence types and shares prefetched."""
+    return (
+        ContentItem.objects.filter(owner=creator)
+        .select_related("owner")
+        .prefetch_related(
+            Prefetch("license_types", queryset=LicenseType.objects.order_by("pk")),
+            Prefetch(
+                "shares", queryset=ContentShare.objects.select_related("creator").order_by("pk")
+            ),
+        )
+        .order_by("-created_at", "-pk")
+    )
+
+
+def creator_item_get(*, creator: Creator, item_id: int) -> ContentItem:
+    """The creator's item; another creator's (or an unknown) id raises DoesNotExist (→ 404)."""
+    return creator_item_list(creator=creator).get(pk=item_id)
+
+
+def creator_license_type_get(
+    *, creator: Creator, item_id: int, license_type_id: int
+) -> LicenseType:
+    return LicenseType.objects.select_related("item").get(
+        pk=license_type_id, item_id=item_id, item__owner=creator
+    )
+
+
+def content_shares(*, item: ContentItem) -> list[tuple[Creator, Decimal]]:
+    """The item's revenue shares; an item without share rows is 100 % its owner's."""
+    rows = list(ContentShare.objects.filter(item=item).select_related("creator").order_by("pk"))
+    if not rows:
+        return [(item.owner, Decimal(100))]
+    return [(row.creator, row.percent) for row in rows]
+
+
+# --- licences and usage ------------------------------------------------------------------
+
+
+def license_usage_counts(*, license: License) -> dict[str, int]:
+    """Units used per event type (``view``, ``download``, ``api_call``), denied attempts
+    excluded; every event type is present (0 when unused)."""
+    used: dict[str, int] = defaultdict(int)
+    rows = (
+        LicenseUsage.objects.filter(license=license, denied=False)
+        .values("event")
+        .annotate(total=Sum("quantity"))
+        .order_by()
+    )
+    for row in rows:
+        used[row["event"]] = int(row["total"] or 0)
+    return {event: used[event] for event in LIMIT_FOR_EVENT}
+
+
+# --- admin -------------------------------------------------------------------------------
+
+
+def creator_list_for_admin() -> QuerySet[Creator]:
+    return Creator.objects.select_related("user")
+
+
+def content_item_list_for_admin() -> QuerySet[ContentItem]:
+    return ContentItem.objects.select_related("owner", "owner__user")
+
+
+def license_list_for_admin() -> QuerySet[License]:
+    return License.objects.select_related("content", "license_type", "holder")
