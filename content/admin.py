@@ -1,0 +1,192 @@
+"""Staff console for content: creators (with their payee profile), items and their moderation
+(unpublish / archive with a reason, republish: through the service, with a log entry),
+licence types inline, and licences (search by key prefix; money and keys read-only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from content import selectors, services
+from content.models import ContentItem, ContentShare, Creator, License, LicenseType
+from revenue_site.admin import EstimatedCountPaginator
+from revenue_site.money import format_money
+
+
+@admin.register(Creator)
+class CreatorAdmin(admin.ModelAdmin):
+    list_display = ("display_name", "user", "platform_fee_percent", "status", "created_at")
+    list_filter = ("status",)
+    search_fields = ("display_name", "user__email")
+    ordering = ("display_name",)
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+    readonly_fields = ("created_at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Creator]:
+        return selectors.creator_list_for_admin()
+
+    def save_model(self, request: HttpRequest, obj: Creator, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Staff-created creators are payees of the payout engine like API-created ones.
+        services.creator_payee_profile_ensure(creator=obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # items and licences point at creators; suspend instead
+
+
+class LicenseTypeInline(admin.StackedInline):
+    model = LicenseType
+    extra = 0
+    can_delete = False  # licences point at their type; deactivate instead
+    fields = (
+        ("kind", "pricing", "is_active"),
+        ("amount", "currency", "stripe_price_id"),
+        ("per_use_unit_amount", "term_days", "overage"),
+        "limits",
+    )
+
+
+class ContentShareInline(admin.TabularInline):
+    """Shares are set through the service (exactly 100 %); shown here, read-only."""
+
+    model = ContentShare
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("creator", "percent")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ModerationForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Shown to the creator.",
+        max_length=2000,
+    )
+
+
+@admin.register(ContentItem)
+class ContentItemAdmin(admin.ModelAdmin):
+    list_display = ("title", "owner", "kind", "status", "published_at", "moderation_note")
+    list_filter = ("status", "kind")
+    search_fields = ("title", "owner__display_name", "owner__user__email")
+    ordering = ("-created_at",)
+    list_select_related = ("owner", "owner__user")
+    raw_id_fields = ("owner",)
+    readonly_fields = ("status", "moderation_note", "published_at", "created_at", "updated_at")
+    fields = (
+        "owner",
+        "title",
+        "kind",
+        "description",
+        "platform_fee_percent",
+        "status",
+        "moderation_note",
+        "published_at",
+        "created_at",
+        "updated_at",
+    )
+    inlines = (LicenseTypeInline, ContentShareInline)
+    actions = ("unpublish", "archive", "republish")
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ContentItem]:
+        return selectors.content_item_list_for_admin()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # licences point at items; archive instead
+
+    def _moderate(
+        self, request: HttpRequest, queryset: QuerySet[ContentItem], action: str
+    ) -> HttpResponse | None:
+        reason = ""
+        if action != "republish":
+            form = ModerationForm(request.POST if "apply" in request.POST else None)
+            if not form.is_valid():
+                context = {
+                    **self.admin_site.each_context(request),
+                    "title": f"{action.capitalize()} content",
+                    "action": action,
+                    "form": form,
+                    "items": queryset,
+                    "opts": self.model._meta,
+                    "action_checkbox_name": ACTION_CHECKBOX_NAME,
+                }
+                return TemplateResponse(request, "content/admin/moderate.html", context)
+            reason = form.cleaned_data["reason"]
+        done = 0
+        for item in queryset.order_by("pk"):
+            try:
+                services.content_item_moderate(item=item, action=action, reason=reason)
+            except ValidationError as exc:
+                self.message_user(request, f"{item}: {'; '.join(exc.messages)}", messages.ERROR)
+                continue
+            note = f" ({reason})" if reason else ""
+            self.log_change(request, item, f"Moderation: {action}{note}.")
+            done += 1
+        self.message_user(request, f"{done} item(s): {action} done.", level=messages.SUCCESS)
+        return None
+
+    @admin.action(description="Unpublish (back to draft) with a reason", permissions=["change"])
+    def unpublish(self, request: HttpRequest, queryset: QuerySet[ContentItem]) -> Any:
+        return self._moderate(request, queryset, "unpublish")
+
+    @admin.action(description="Archive with a reason", permissions=["change"])
+    def archive(self, request: HttpRequest, queryset: QuerySet[ContentItem]) -> Any:
+        return self._moderate(request, queryset, "archive")
+
+    @admin.action(description="Republish (clears the moderation note)", permissions=["change"])
+    def republish(self, request: HttpRequest, queryset: QuerySet[ContentItem]) -> Any:
+        return self._moderate(request, queryset, "republish")
+
+
+@admin.register(License)
+class LicenseAdmin(admin.ModelAdmin):
+    list_display = (
+        "key_prefix",
+        "content",
+        "license_type",
+        "holder",
+        "status",
+        "amount_display",
+        "issued_at",
+        "expires_at",
+    )
+    list_filter = ("status", "exclusive", "license_type__kind")
+    search_fields = ("=key_prefix", "holder__email", "stripe_payment_intent_id")
+    ordering = ("-created_at",)
+    list_select_related = ("content", "license_type", "holder")
+    raw_id_fields = ("license_type", "content", "holder")
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    # Issued by the purchase flow; status changes (revoke, suspend) go through its services.
+    fields = readonly_fields = (
+        "key_prefix", "content", "license_type", "holder", "status", "exclusive", "amount",
+        "currency", "stripe_payment_intent_id", "issued_at", "expires_at", "created_at",
+    )  # fmt: skip
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[License]:
+        return selectors.license_list_for_admin()
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, obj: License) -> str:
+        return format_money(obj.amount, obj.currency, with_code=True)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

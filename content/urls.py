@@ -1,0 +1,30 @@
+from django.urls import path
+
+from content import api
+
+urlpatterns = [
+    path("content/", api.CatalogListView.as_view(), name="content-catalog"),
+    path("content/<int:item_id>/", api.CatalogDetailView.as_view(), name="content-catalog-item"),
+    path("creator/profile", api.CreatorProfileView.as_view(), name="creator-profile"),
+    path("creator/content/", api.CreatorItemListView.as_view(), name="creator-content"),
+    path(
+        "creator/content/<int:item_id>/",
+        api.CreatorItemDetailView.as_view(),
+        name="creator-content-item",
+    ),
+    path(
+        "creator/content/<int:item_id>/shares",
+        api.CreatorItemSharesView.as_view(),
+        name="creator-content-shares",
+    ),
+    path(
+        "creator/content/<int:item_id>/license-types/",
+        api.CreatorLicenseTypeListView.as_view(),
+        name="creator-license-types",
+    ),
+    path(
+        "creator/content/<int:item_id>/license-types/<int:license_type_id>/",
+        api.CreatorLicenseTypeDetailView.as_view(),
+        name="creator-license-type",
+    ),
+]
