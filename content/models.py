@@ -322,6 +322,8 @@ class LicenseType(models.Model):
             errors.setdefault("amount", []).append("A one-time or recurring price is above 0.")
         if self.pricing != self.Pricing.RECURRING and self.stripe_price_id:
             errors.setdefault("stripe_price_id", []).append("Only a recurring price has one.")
+        if self.term_days is not None and self.term_days <= 0:
+            errors.setdefault("term_days", []).append("At least 1 day (blank: perpetual).")
         if self.pricing == self.Pricing.RECURRING and self.term_days is not None:
             errors.setdefault("term_days", []).append(
                 "A recurring licence lasts while it is paid: leave the term blank."
