@@ -321,6 +321,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Subscriptions, affiliates, content, marketplace and analytics.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Choice sets that share a field name with another app's get a name of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "ContentKindEnum": "content.models.ContentItem.Kind",
+        "ContentStatusEnum": "content.models.ContentItem.Status",
+        "CreatorStatusEnum": "content.models.Creator.Status",
+        "LicenseKindEnum": "content.models.LicenseType.Kind",
+    },
 }
 
 # --- Stripe (dj-stripe 2.11) ------------------------------------------------------------

@@ -11,7 +11,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -20,226 +19,584 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ContentItem',
+            name="ContentItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=200)),
-                ('kind', models.CharField(choices=[('article', 'Article'), ('video', 'Video'), ('image', 'Image'), ('dataset', 'Dataset'), ('software', 'Software'), ('audio', 'Audio')], max_length=10)),
-                ('description', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('published', 'Published'), ('archived', 'Archived')], default='draft', max_length=10)),
-                ('platform_fee_percent', models.DecimalField(blank=True, decimal_places=2, help_text="Overrides the creator's platform fee for this item; blank: the creator's.", max_digits=5, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0')), django.core.validators.MaxValueValidator(Decimal('100'))])),
-                ('moderation_note', models.TextField(blank=True, help_text='Why staff unpublished or archived it (shown to the creator).')),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("article", "Article"),
+                            ("video", "Video"),
+                            ("image", "Image"),
+                            ("dataset", "Dataset"),
+                            ("software", "Software"),
+                            ("audio", "Audio"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("published", "Published"),
+                            ("archived", "Archived"),
+                        ],
+                        default="draft",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "platform_fee_percent",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        help_text="Overrides the creator's platform fee for this item; blank: the creator's.",
+                        max_digits=5,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(Decimal("0")),
+                            django.core.validators.MaxValueValidator(Decimal("100")),
+                        ],
+                    ),
+                ),
+                (
+                    "moderation_note",
+                    models.TextField(
+                        blank=True,
+                        help_text="Why staff unpublished or archived it (shown to the creator).",
+                    ),
+                ),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-published_at', '-pk'],
+                "ordering": ["-published_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='Creator',
+            name="Creator",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('display_name', models.CharField(max_length=100)),
-                ('platform_fee_percent', models.DecimalField(decimal_places=2, default=content.models.default_platform_fee_percent, help_text="The platform's share of this creator's sales (%), unless an item overrides it.", max_digits=5, validators=[django.core.validators.MinValueValidator(Decimal('0')), django.core.validators.MaxValueValidator(Decimal('100'))])),
-                ('status', models.CharField(choices=[('active', 'Active'), ('suspended', 'Suspended')], default='active', max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='creator', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("display_name", models.CharField(max_length=100)),
+                (
+                    "platform_fee_percent",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=content.models.default_platform_fee_percent,
+                        help_text="The platform's share of this creator's sales (%), unless an item overrides it.",
+                        max_digits=5,
+                        validators=[
+                            django.core.validators.MinValueValidator(Decimal("0")),
+                            django.core.validators.MaxValueValidator(Decimal("100")),
+                        ],
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("active", "Active"), ("suspended", "Suspended")],
+                        default="active",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="creator",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['display_name', 'pk'],
+                "ordering": ["display_name", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='ContentShare',
+            name="ContentShare",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('percent', models.DecimalField(decimal_places=4, max_digits=7)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='shares', to='content.contentitem')),
-                ('creator', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='shares', to='content.creator')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("percent", models.DecimalField(decimal_places=4, max_digits=7)),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="shares",
+                        to="content.contentitem",
+                    ),
+                ),
+                (
+                    "creator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="shares",
+                        to="content.creator",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['item', 'pk'],
+                "ordering": ["item", "pk"],
             },
         ),
         migrations.AddField(
-            model_name='contentitem',
-            name='owner',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='items', to='content.creator'),
+            model_name="contentitem",
+            name="owner",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="items",
+                to="content.creator",
+            ),
         ),
         migrations.CreateModel(
-            name='LicenseType',
+            name="LicenseType",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('personal', 'Personal'), ('commercial', 'Commercial'), ('editorial', 'Editorial'), ('exclusive', 'Exclusive (one active holder at a time)'), ('usage_royalty', 'Usage royalty')], max_length=16)),
-                ('pricing', models.CharField(choices=[('one_time', 'One-time'), ('recurring', 'Recurring (a Stripe Price)'), ('per_use', 'Per use (rated by the metering engine)')], default='one_time', max_length=10)),
-                ('amount', models.BigIntegerField(default=0, help_text='Minor units: the one-time or recurring price (0 for per-use).')),
-                ('currency', models.CharField(max_length=3, validators=[content.models.validate_currency])),
-                ('stripe_price_id', models.CharField(blank=True, help_text='Recurring: the Stripe Price billed.', max_length=255)),
-                ('per_use_unit_amount', models.DecimalField(blank=True, decimal_places=6, help_text='Minor units per use (fractions allowed): the per-use price, and the rate overage is billed at.', max_digits=19, null=True)),
-                ('term_days', models.PositiveIntegerField(blank=True, help_text='Blank: perpetual.', null=True)),
-                ('limits', models.JSONField(blank=True, default=dict, help_text='Absent: unlimited. E.g. {"downloads": 10, "seats": 3}.', validators=[content.models.validate_limits])),
-                ('overage', models.CharField(choices=[('block', 'Block at the limit'), ('allow_125', 'Allow up to 1.25x and bill the excess'), ('allow_150', 'Allow up to 1.5x and bill the excess'), ('allow_200', 'Allow up to 2x and bill the excess')], default='block', max_length=10)),
-                ('is_active', models.BooleanField(default=True, help_text='Inactive: no longer sold.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='license_types', to='content.contentitem')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("personal", "Personal"),
+                            ("commercial", "Commercial"),
+                            ("editorial", "Editorial"),
+                            ("exclusive", "Exclusive (one active holder at a time)"),
+                            ("usage_royalty", "Usage royalty"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "pricing",
+                    models.CharField(
+                        choices=[
+                            ("one_time", "One-time"),
+                            ("recurring", "Recurring (a Stripe Price)"),
+                            ("per_use", "Per use (rated by the metering engine)"),
+                        ],
+                        default="one_time",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "amount",
+                    models.BigIntegerField(
+                        default=0,
+                        help_text="Minor units: the one-time or recurring price (0 for per-use).",
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(max_length=3, validators=[content.models.validate_currency]),
+                ),
+                (
+                    "stripe_price_id",
+                    models.CharField(
+                        blank=True, help_text="Recurring: the Stripe Price billed.", max_length=255
+                    ),
+                ),
+                (
+                    "per_use_unit_amount",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=6,
+                        help_text="Minor units per use (fractions allowed): the per-use price, and the rate overage is billed at.",
+                        max_digits=19,
+                        null=True,
+                    ),
+                ),
+                (
+                    "term_days",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="Blank: perpetual.", null=True
+                    ),
+                ),
+                (
+                    "limits",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Absent: unlimited. E.g. {"downloads": 10, "seats": 3}.',
+                        validators=[content.models.validate_limits],
+                    ),
+                ),
+                (
+                    "overage",
+                    models.CharField(
+                        choices=[
+                            ("block", "Block at the limit"),
+                            ("allow_125", "Allow up to 1.25x and bill the excess"),
+                            ("allow_150", "Allow up to 1.5x and bill the excess"),
+                            ("allow_200", "Allow up to 2x and bill the excess"),
+                        ],
+                        default="block",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(default=True, help_text="Inactive: no longer sold."),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="license_types",
+                        to="content.contentitem",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['item', 'pk'],
+                "ordering": ["item", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='License',
+            name="License",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key_prefix', models.CharField(max_length=32, unique=True)),
-                ('key_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending payment'), ('active', 'Active'), ('expired', 'Expired'), ('revoked', 'Revoked'), ('suspended', 'Suspended')], default='pending', max_length=10)),
-                ('exclusive', models.BooleanField(default=False, help_text='A copy of license_type.kind == exclusive.')),
-                ('issued_at', models.DateTimeField(blank=True, null=True)),
-                ('expires_at', models.DateTimeField(blank=True, help_text='Blank: perpetual.', null=True)),
-                ('stripe_payment_intent_id', models.CharField(blank=True, max_length=255)),
-                ('amount', models.BigIntegerField(help_text='Minor units paid (net of tax).')),
-                ('currency', models.CharField(max_length=3)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('content', models.ForeignKey(help_text='A copy of license_type.item, for lookups and the exclusivity constraint.', on_delete=django.db.models.deletion.PROTECT, related_name='licenses', to='content.contentitem')),
-                ('holder', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='content_licenses', to=settings.AUTH_USER_MODEL)),
-                ('license_type', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='licenses', to='content.licensetype')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key_prefix", models.CharField(max_length=32, unique=True)),
+                ("key_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending payment"),
+                            ("active", "Active"),
+                            ("expired", "Expired"),
+                            ("revoked", "Revoked"),
+                            ("suspended", "Suspended"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "exclusive",
+                    models.BooleanField(
+                        default=False, help_text="A copy of license_type.kind == exclusive."
+                    ),
+                ),
+                ("issued_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "expires_at",
+                    models.DateTimeField(blank=True, help_text="Blank: perpetual.", null=True),
+                ),
+                ("stripe_payment_intent_id", models.CharField(blank=True, max_length=255)),
+                ("amount", models.BigIntegerField(help_text="Minor units paid (net of tax).")),
+                ("currency", models.CharField(max_length=3)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "content",
+                    models.ForeignKey(
+                        help_text="A copy of license_type.item, for lookups and the exclusivity constraint.",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="licenses",
+                        to="content.contentitem",
+                    ),
+                ),
+                (
+                    "holder",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="content_licenses",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "license_type",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="licenses",
+                        to="content.licensetype",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='LicenseUsage',
+            name="LicenseUsage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.CharField(choices=[('view', 'View'), ('download', 'Download'), ('api_call', 'API call')], max_length=10)),
-                ('quantity', models.PositiveIntegerField(default=1)),
-                ('event_id', models.CharField(max_length=255)),
-                ('denied', models.BooleanField(default=False)),
-                ('at', models.DateTimeField()),
-                ('license', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='usages', to='content.license')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "event",
+                    models.CharField(
+                        choices=[
+                            ("view", "View"),
+                            ("download", "Download"),
+                            ("api_call", "API call"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("quantity", models.PositiveIntegerField(default=1)),
+                ("event_id", models.CharField(max_length=255)),
+                ("denied", models.BooleanField(default=False)),
+                ("at", models.DateTimeField()),
+                (
+                    "license",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="usages",
+                        to="content.license",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at', '-pk'],
+                "ordering": ["-at", "-pk"],
             },
         ),
         migrations.AddConstraint(
-            model_name='creator',
-            constraint=models.CheckConstraint(condition=models.Q(('platform_fee_percent__gte', 0), ('platform_fee_percent__lte', 100)), name='content_creator_fee_0_100'),
+            model_name="creator",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("platform_fee_percent__gte", 0), ("platform_fee_percent__lte", 100)
+                ),
+                name="content_creator_fee_0_100",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='creator',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['active', 'suspended'])), name='content_creator_status_valid'),
+            model_name="creator",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["active", "suspended"])),
+                name="content_creator_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='contentshare',
-            constraint=models.UniqueConstraint(fields=('item', 'creator'), name='content_share_once'),
+            model_name="contentshare",
+            constraint=models.UniqueConstraint(
+                fields=("item", "creator"), name="content_share_once"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='contentshare',
-            constraint=models.CheckConstraint(condition=models.Q(('percent__gt', 0), ('percent__lte', 100)), name='content_share_percent_0_100'),
+            model_name="contentshare",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("percent__gt", 0), ("percent__lte", 100)),
+                name="content_share_percent_0_100",
+            ),
         ),
         migrations.AddIndex(
-            model_name='contentitem',
-            index=models.Index(fields=['status', '-published_at'], name='content_item_catalog_idx'),
+            model_name="contentitem",
+            index=models.Index(fields=["status", "-published_at"], name="content_item_catalog_idx"),
         ),
         migrations.AddIndex(
-            model_name='contentitem',
-            index=models.Index(fields=['status', 'kind', '-published_at'], name='content_item_kind_idx'),
+            model_name="contentitem",
+            index=models.Index(
+                fields=["status", "kind", "-published_at"], name="content_item_kind_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='contentitem',
-            index=models.Index(fields=['owner', 'status', '-published_at'], name='content_item_owner_idx'),
+            model_name="contentitem",
+            index=models.Index(
+                fields=["owner", "status", "-published_at"], name="content_item_owner_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='contentitem',
-            constraint=models.CheckConstraint(condition=models.Q(('platform_fee_percent__isnull', True), models.Q(('platform_fee_percent__gte', 0), ('platform_fee_percent__lte', 100)), _connector='OR'), name='content_item_fee_0_100'),
+            model_name="contentitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("platform_fee_percent__isnull", True),
+                    models.Q(("platform_fee_percent__gte", 0), ("platform_fee_percent__lte", 100)),
+                    _connector="OR",
+                ),
+                name="content_item_fee_0_100",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='contentitem',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'published'), _negated=True), ('published_at__isnull', False), _connector='OR'), name='content_item_published_has_date'),
+            model_name="contentitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "published"), _negated=True),
+                    ("published_at__isnull", False),
+                    _connector="OR",
+                ),
+                name="content_item_published_has_date",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='contentitem',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['article', 'video', 'image', 'dataset', 'software', 'audio'])), name='content_item_kind_valid'),
+            model_name="contentitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("kind__in", ["article", "video", "image", "dataset", "software", "audio"])
+                ),
+                name="content_item_kind_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='licensetype',
-            index=models.Index(fields=['item', 'is_active'], name='content_lt_item_active_idx'),
+            model_name="licensetype",
+            index=models.Index(fields=["item", "is_active"], name="content_lt_item_active_idx"),
         ),
         migrations.AddConstraint(
-            model_name='licensetype',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gte', 0)), name='content_licensetype_amount_gte_0'),
+            model_name="licensetype",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gte", 0)), name="content_licensetype_amount_gte_0"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='licensetype',
-            constraint=models.CheckConstraint(condition=models.Q(('per_use_unit_amount__isnull', True), ('per_use_unit_amount__gte', 0), _connector='OR'), name='content_licensetype_per_use_gte_0'),
+            model_name="licensetype",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("per_use_unit_amount__isnull", True),
+                    ("per_use_unit_amount__gte", 0),
+                    _connector="OR",
+                ),
+                name="content_licensetype_per_use_gte_0",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='licensetype',
-            constraint=models.CheckConstraint(condition=models.Q(('term_days__isnull', True), ('term_days__gt', 0), _connector='OR'), name='content_licensetype_term_gt_0'),
+            model_name="licensetype",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("term_days__isnull", True), ("term_days__gt", 0), _connector="OR"
+                ),
+                name="content_licensetype_term_gt_0",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='licensetype',
-            constraint=models.CheckConstraint(condition=models.Q(django.db.models.lookups.Exact(django.db.models.functions.text.Length('currency'), 3), ('currency', django.db.models.functions.text.Lower('currency'))), name='content_licensetype_currency_iso'),
+            model_name="licensetype",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    django.db.models.lookups.Exact(
+                        django.db.models.functions.text.Length("currency"), 3
+                    ),
+                    ("currency", django.db.models.functions.text.Lower("currency")),
+                ),
+                name="content_licensetype_currency_iso",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='licensetype',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('pricing', 'per_use'), _negated=True), models.Q(('amount', 0), ('per_use_unit_amount__gt', 0)), _connector='OR'), name='content_licensetype_per_use_has_rate'),
+            model_name="licensetype",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("pricing", "per_use"), _negated=True),
+                    models.Q(("amount", 0), ("per_use_unit_amount__gt", 0)),
+                    _connector="OR",
+                ),
+                name="content_licensetype_per_use_has_rate",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='licensetype',
-            constraint=models.CheckConstraint(condition=models.Q(('pricing', 'per_use'), ('amount__gt', 0), _connector='OR'), name='content_licensetype_priced'),
+            model_name="licensetype",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("pricing", "per_use"), ("amount__gt", 0), _connector="OR"),
+                name="content_licensetype_priced",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='licensetype',
-            constraint=models.CheckConstraint(condition=models.Q(('overage', 'block'), ('per_use_unit_amount__gt', 0), _connector='OR'), name='content_licensetype_overage_has_rate'),
+            model_name="licensetype",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("overage", "block"), ("per_use_unit_amount__gt", 0), _connector="OR"
+                ),
+                name="content_licensetype_overage_has_rate",
+            ),
         ),
         migrations.AddIndex(
-            model_name='license',
-            index=models.Index(fields=['holder', '-created_at'], name='content_license_holder_idx'),
+            model_name="license",
+            index=models.Index(fields=["holder", "-created_at"], name="content_license_holder_idx"),
         ),
         migrations.AddIndex(
-            model_name='license',
-            index=models.Index(fields=['content', 'status'], name='content_license_content_idx'),
+            model_name="license",
+            index=models.Index(fields=["content", "status"], name="content_license_content_idx"),
         ),
         migrations.AddIndex(
-            model_name='license',
-            index=models.Index(fields=['status', 'expires_at'], name='content_license_expiry_idx'),
+            model_name="license",
+            index=models.Index(fields=["status", "expires_at"], name="content_license_expiry_idx"),
         ),
         migrations.AddConstraint(
-            model_name='license',
-            constraint=models.UniqueConstraint(condition=models.Q(('exclusive', True), ('status', 'active')), fields=('content',), name='content_license_one_active_exclusive'),
+            model_name="license",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("exclusive", True), ("status", "active")),
+                fields=("content",),
+                name="content_license_one_active_exclusive",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='license',
-            constraint=models.UniqueConstraint(condition=models.Q(('stripe_payment_intent_id', ''), _negated=True), fields=('stripe_payment_intent_id',), name='content_license_payment_intent_once'),
+            model_name="license",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("stripe_payment_intent_id", ""), _negated=True),
+                fields=("stripe_payment_intent_id",),
+                name="content_license_payment_intent_once",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='license',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gte', 0)), name='content_license_amount_gte_0'),
+            model_name="license",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gte", 0)), name="content_license_amount_gte_0"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='license',
-            constraint=models.CheckConstraint(condition=models.Q(django.db.models.lookups.Exact(django.db.models.functions.text.Length('currency'), 3), ('currency', django.db.models.functions.text.Lower('currency'))), name='content_license_currency_iso'),
+            model_name="license",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    django.db.models.lookups.Exact(
+                        django.db.models.functions.text.Length("currency"), 3
+                    ),
+                    ("currency", django.db.models.functions.text.Lower("currency")),
+                ),
+                name="content_license_currency_iso",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='license',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'active', 'expired', 'revoked', 'suspended'])), name='content_license_status_valid'),
+            model_name="license",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("status__in", ["pending", "active", "expired", "revoked", "suspended"])
+                ),
+                name="content_license_status_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='licenseusage',
-            index=models.Index(fields=['license', 'event', 'denied'], name='content_usage_idx'),
+            model_name="licenseusage",
+            index=models.Index(fields=["license", "event", "denied"], name="content_usage_idx"),
         ),
         migrations.AddConstraint(
-            model_name='licenseusage',
-            constraint=models.UniqueConstraint(fields=('license', 'event_id'), name='content_usage_event_once'),
+            model_name="licenseusage",
+            constraint=models.UniqueConstraint(
+                fields=("license", "event_id"), name="content_usage_event_once"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='licenseusage',
-            constraint=models.CheckConstraint(condition=models.Q(('quantity__gt', 0)), name='content_usage_quantity_gt_0'),
+            model_name="licenseusage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("quantity__gt", 0)), name="content_usage_quantity_gt_0"
+            ),
         ),
     ]

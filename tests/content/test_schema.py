@@ -1,0 +1,53 @@
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_endpoints_and_their_errors_are_in_the_schema(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    paths = schema["paths"]
+    creator = {"401", "403", "429"}
+    expected = {
+        ("/api/v1/content/", "get"): {"200", "400", "429"},
+        ("/api/v1/content/{item_id}/", "get"): {"200", "404", "429"},
+        ("/api/v1/creator/profile", "get"): {"200", *creator},
+        ("/api/v1/creator/profile", "post"): {"201", "400", "401", "429"},
+        ("/api/v1/creator/content/", "get"): {"200", *creator},
+        ("/api/v1/creator/content/", "post"): {"201", "400", *creator},
+        ("/api/v1/creator/content/{item_id}/", "get"): {"200", "404", *creator},
+        ("/api/v1/creator/content/{item_id}/", "patch"): {"200", "400", "404", *creator},
+        ("/api/v1/creator/content/{item_id}/shares", "put"): {"200", "400", "404", *creator},
+        ("/api/v1/creator/content/{item_id}/license-types/", "post"): {
+            "201",
+            "400",
+            "404",
+            *creator,
+        },
+        ("/api/v1/creator/content/{item_id}/license-types/{license_type_id}/", "patch"): {
+            "200",
+            "400",
+            "404",
+            *creator,
+        },
+    }
+    for (path, method), statuses in expected.items():
+        responses = paths[path][method]["responses"]
+        assert set(responses) == statuses, (path, method)
+        for status in statuses - {"200", "201"}:
+            ref = responses[status]["content"]["application/json"]["schema"]["$ref"]
+            assert ref == "#/components/schemas/Error"
+    catalog = paths["/api/v1/content/"]["get"]
+    assert {p["name"] for p in catalog["parameters"]} >= {"kind", "creator", "limit", "offset"}
+    assert catalog.get("security") in (None, [], [{}])
+    item = schema["components"]["schemas"]["CatalogItem"]["properties"]
+    assert {
+        "id",
+        "title",
+        "kind",
+        "description",
+        "creator",
+        "published_at",
+        "license_types",
+    } <= set(item)
+    license_type = schema["components"]["schemas"]["CatalogLicenseType"]["properties"]
+    assert {"id", "kind", "price", "currency", "term_days", "limits"} <= set(license_type)
