@@ -15,6 +15,7 @@ APPS = (
     "accounts",
     "affiliates",
     "analytics",
+    "content",
     "ledger",
     "marketplace",
     "revenue_site",
