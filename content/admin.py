@@ -181,6 +181,15 @@ class LicenseAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[License]:
         return selectors.license_list_for_admin()
 
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[License], search_term: str
+    ) -> tuple[QuerySet[License], bool]:
+        # A customer may paste their whole key: search by its visible prefix (never by the key).
+        term = search_term.strip()
+        if term.startswith(services.LICENSE_KEY_PREFIX) and term.count("_") >= 2:
+            term = "_".join(term.split("_")[:2])
+        return super().get_search_results(request, queryset, term)
+
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: License) -> str:
         return format_money(obj.amount, obj.currency, with_code=True)

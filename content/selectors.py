@@ -33,9 +33,12 @@ def creators_by_id(*, ids: list[int]) -> dict[int, Creator]:
 def catalog_list(
     *, kind: str | None = None, creator_id: int | None = None
 ) -> QuerySet[ContentItem]:
-    """Published items, newest first, with their owner and active licence types (2 queries)."""
+    """Published items of active creators (a suspended creator's items are off sale), newest
+    first, with their owner and active licence types (2 queries)."""
     items = (
-        ContentItem.objects.filter(status=ContentItem.Status.PUBLISHED)
+        ContentItem.objects.filter(
+            status=ContentItem.Status.PUBLISHED, owner__status=Creator.Status.ACTIVE
+        )
         .select_related("owner")
         .prefetch_related(
             Prefetch(

@@ -55,6 +55,11 @@ def test_search_finds_an_item_by_creator_email_and_a_licence_by_key_prefix(admin
     license = item.licenses.first()
     page = admin_client.get(reverse("admin:content_license_changelist"), {"q": license.key_prefix})
     assert [row.pk for row in page.context["cl"].result_list] == [license.pk]
+    # A pasted whole key finds its licence by the prefix.
+    page = admin_client.get(
+        reverse("admin:content_license_changelist"), {"q": f"{license.key_prefix}_secretpart"}
+    )
+    assert [row.pk for row in page.context["cl"].result_list] == [license.pk]
 
 
 def test_the_item_page_shows_licence_types_and_the_licence_page_no_hash(admin_client, catalog):

@@ -79,6 +79,12 @@ def test_the_catalog_filters_by_kind_and_creator_and_paginates():
     assert error_of(client.get(CATALOG, {"creator": "x"}), 400)["fields"].keys() == {"creator"}
 
 
+def test_a_suspended_creators_items_are_off_the_catalog():
+    item = ContentItemFactory(owner__status=Creator.Status.SUSPENDED)
+    assert APIClient().get(CATALOG).json()["count"] == 0
+    error_of(APIClient().get(f"{CATALOG}{item.pk}/"), 404)
+
+
 def test_the_catalog_list_has_bounded_queries(django_assert_max_num_queries):
     for _ in range(20):
         item = ContentItemFactory()
