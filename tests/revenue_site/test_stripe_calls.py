@@ -16,6 +16,7 @@ APPS = (
     "accounts",
     "affiliates",
     "analytics",
+    "content",
     "ledger",
     "marketplace",
     "revenue_site",
