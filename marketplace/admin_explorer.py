@@ -96,8 +96,7 @@ def quantity_text(value: Decimal | None) -> str:
     """A quantity without trailing zeros (12.500000 → 12.5, 100.000000 → 100)."""
     if value is None:
         return "—"
-    text = f"{value.normalize():f}"
-    return text
+    return f"{value.normalize():f}"
 
 
 @dataclass(frozen=True)
