@@ -252,3 +252,29 @@ def usage_payment_method(*, customer: User, stripe_customer: dict[str, Any] | No
         if method:
             return str(method if isinstance(method, str) else method.get("id"))
     return None
+
+
+# --- the staff console's usage explorer ----------------------------------------------------
+
+USAGE_EXPLORER_SUGGESTIONS = 10
+
+
+def usage_explorer_customer_get(*, email: str) -> User | None:
+    """The customer the staff usage explorer shows, by email (case-insensitive, as logins)."""
+    return User.objects.filter(email__iexact=email.strip()).first()
+
+
+def usage_explorer_customer_search(*, text: str) -> list[User]:
+    """Customers whose email contains `text`, for the explorer to offer when no email
+    matched exactly; at most USAGE_EXPLORER_SUGGESTIONS, by email."""
+    text = text.strip()
+    if not text:
+        return []
+    return list(
+        User.objects.filter(email__icontains=text).order_by("email")[:USAGE_EXPLORER_SUGGESTIONS]
+    )
+
+
+def usage_explorer_api_key_count(*, customer: User) -> int:
+    """How many API keys (revoked ones included) the customer has, for the explorer's link."""
+    return ApiKey.objects.filter(user=customer).count()
