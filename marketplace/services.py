@@ -24,6 +24,7 @@ from accounts.models import User
 from marketplace import usage_store
 from marketplace.models import (
     QUANTITY_DECIMAL_PLACES,
+    EVENT_MAX_AGE,
     QUANTITY_MAX_DIGITS,
     SCOPES,
     ApiKey,
@@ -31,7 +32,7 @@ from marketplace.models import (
 )
 
 MAX_EVENTS_PER_BATCH = 1000
-MAX_EVENT_AGE = timedelta(days=35)
+MAX_EVENT_AGE = EVENT_MAX_AGE
 MAX_EVENT_AHEAD = timedelta(minutes=5)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 _QUANTITY_MAX = Decimal(10) ** (QUANTITY_MAX_DIGITS - QUANTITY_DECIMAL_PLACES)

@@ -34,6 +34,7 @@ from marketplace.models import (
     Meter,
     UsageDistinctValue,
     UsageEvent,
+    UsageEventKey,
     UsageRollup,
     hour_floor,
 )
@@ -98,35 +99,70 @@ def events_store(*, customer_id: int, events: Sequence[NewEvent]) -> StoreResult
         return StoreResult(accepted=0, duplicates=0)
     received_at = timezone.now()
     ordered = sorted(events, key=lambda e: e.event_id)
-    fields = ["customer", "event_id", "meter", "quantity", "timestamp", "properties"]
-    fields.append("received_at")
-    json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    row_sql = "(" + ", ".join(["%s"] * 5 + [f"%s{json_cast}", "%s"]) + ")"
-    params: list[Any] = []
-    for event in ordered:
-        params += [
-            _prep(UsageEvent, "customer", customer_id),
-            event.event_id,
-            event.meter.pk,
-            _prep(UsageEvent, "quantity", event.quantity),
-            _prep(UsageEvent, "timestamp", event.timestamp),
-            _prep(UsageEvent, "properties", event.properties),
-            _prep(UsageEvent, "received_at", received_at),
-        ]
-    columns = ", ".join(_col(UsageEvent, name) for name in fields)
-    sql = (
-        f"INSERT INTO {_table(UsageEvent)} ({columns}) VALUES "  # noqa: S608 (names from _meta)
-        + ", ".join([row_sql] * len(ordered))
-        + f" ON CONFLICT ({_col(UsageEvent, 'customer')}, {_col(UsageEvent, 'event_id')})"
-        + f" DO NOTHING RETURNING {_col(UsageEvent, 'event_id')}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        inserted_ids = {row[0] for row in cursor.fetchall()}
-    inserted = [event for event in ordered if event.event_id in inserted_ids]
+    keys = _keys_claim(customer_id=customer_id, events=ordered)
+    inserted = [event for event in ordered if event.event_id in keys]
+    _events_insert(customer_id=customer_id, events=inserted, ids=keys, received_at=received_at)
     _rollups_add(customer_id=customer_id, events=inserted)
     _distinct_add(customer_id=customer_id, events=inserted)
     return StoreResult(accepted=len(inserted), duplicates=len(ordered) - len(inserted))
+
+
+def _keys_claim(*, customer_id: int, events: Sequence[NewEvent]) -> dict[str, int]:
+    """Insert the (customer, event id) keys not stored yet; their ids by event id. A key being
+    inserted by a concurrent transaction makes this one wait for it, then skip it."""
+    customer = _prep(UsageEventKey, "customer", customer_id)
+    timestamp_field = UsageEventKey._meta.get_field("timestamp")
+    params: list[Any] = []
+    for event in events:
+        params += [
+            customer,
+            event.event_id,
+            timestamp_field.get_db_prep_save(event.timestamp, connection),
+        ]
+    c = {name: _col(UsageEventKey, name) for name in ("customer", "event_id", "timestamp")}
+    sql = (
+        f"INSERT INTO {_table(UsageEventKey)} ({', '.join(c.values())}) VALUES "  # noqa: S608
+        + ", ".join(["(%s, %s, %s)"] * len(events))
+        + f" ON CONFLICT ({c['customer']}, {c['event_id']}) DO NOTHING"
+        + f" RETURNING {_col(UsageEventKey, 'id')}, {c['event_id']}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {event_id: pk for pk, event_id in cursor.fetchall()}
+
+
+def _events_insert(
+    *, customer_id: int, events: Sequence[NewEvent], ids: dict[str, int], received_at: datetime
+) -> None:
+    """The events whose keys this transaction inserted, with the keys' ids: none can exist yet,
+    so a plain multi-row INSERT (routed to the month's partition on PostgreSQL)."""
+    if not events:
+        return
+    fields = ["id", "customer", "event_id", "meter", "quantity", "timestamp", "properties"]
+    fields.append("received_at")
+    json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    row_sql = "(" + ", ".join(["%s"] * 6 + [f"%s{json_cast}", "%s"]) + ")"
+    f = {name: UsageEvent._meta.get_field(name) for name in fields}
+    customer = f["customer"].get_db_prep_save(customer_id, connection)
+    received = f["received_at"].get_db_prep_save(received_at, connection)
+    params: list[Any] = []
+    for event in events:
+        params += [
+            ids[event.event_id],
+            customer,
+            event.event_id,
+            event.meter.pk,
+            f["quantity"].get_db_prep_save(event.quantity, connection),
+            f["timestamp"].get_db_prep_save(event.timestamp, connection),
+            f["properties"].get_db_prep_save(event.properties, connection),
+            received,
+        ]
+    columns = ", ".join(_col(UsageEvent, name) for name in fields)
+    sql = f"INSERT INTO {_table(UsageEvent)} ({columns}) VALUES " + ", ".join(  # noqa: S608
+        [row_sql] * len(events)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 @dataclass
@@ -224,9 +260,19 @@ def _distinct_add(*, customer_id: int, events: Iterable[NewEvent]) -> None:
 
 
 def event_get(*, customer_id: int, event_id: str) -> UsageEvent | None:
+    """A customer's stored event: its key gives the id and timestamp, so the event's lookup
+    reads one month's partition (by its primary key) on PostgreSQL."""
+    key = (
+        UsageEventKey.objects.filter(customer_id=customer_id, event_id=event_id)
+        .values_list("pk", "timestamp")
+        .first()
+    )
+    if key is None:
+        return None
+    pk, timestamp = key
     return (
         UsageEvent.objects.select_related("meter")
-        .filter(customer_id=customer_id, event_id=event_id)
+        .filter(pk=pk, timestamp=timestamp, customer_id=customer_id)
         .first()
     )
 
