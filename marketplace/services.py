@@ -23,8 +23,8 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import User
 from marketplace import usage_store
 from marketplace.models import (
-    QUANTITY_DECIMAL_PLACES,
     EVENT_MAX_AGE,
+    QUANTITY_DECIMAL_PLACES,
     QUANTITY_MAX_DIGITS,
     SCOPES,
     ApiKey,

@@ -2,16 +2,22 @@
 
 Everything else (services, selectors, admin, tests) goes through these functions, so the storage
 can change (monthly partitions on PostgreSQL, a column store such as ClickHouse past one machine)
-without touching the API. Today: one `UsageEvent` table, `UsageRollup` per customer, meter and
-hour, and `UsageDistinctValue` for unique-count meters, on PostgreSQL or SQLite alike.
+without touching the API. Today: `UsageEvent` (on PostgreSQL partitioned by month of the event's
+timestamp, with a DEFAULT partition; an ordinary table on SQLite), `UsageEventKey` (customer, event
+id, timestamp: the dedupe index, which a partitioned table cannot hold since its unique indexes
+must include the timestamp), `UsageRollup` per customer, meter and hour, and `UsageDistinctValue`
+for unique-count meters. The same SQL runs on both backends.
 
-Writes: one multi-row `INSERT … ON CONFLICT (customer, event id) DO NOTHING RETURNING event_id`
-(both backends support it; `bulk_create(ignore_conflicts=True)` cannot say which rows went in),
-then the rollups of exactly the returned rows are upserted (`ON CONFLICT … DO UPDATE` adding to
-the hour's row) in the same transaction. A duplicate therefore never reaches a rollup, and two
-processes storing the same batch at once wait on the unique index: one inserts, the other finds
-the rows there. Rows are written in a fixed order (event id, then meter and hour) so concurrent
-batches take their locks in the same order and cannot deadlock.
+Writes, in one transaction: a multi-row `INSERT INTO key … ON CONFLICT (customer, event id) DO
+NOTHING RETURNING id, event_id` (`bulk_create(ignore_conflicts=True)` cannot say which rows went
+in), then a multi-row INSERT of exactly those events (with the keys' ids) into the events table,
+then the rollups of those events are upserted (`ON CONFLICT … DO UPDATE` adding to the hour's
+row). A duplicate, even re-sent with another timestamp, therefore never reaches the events or a
+rollup, and two processes storing the same batch at once wait on the key's unique index: one
+inserts, the other finds the rows there. Rows are written in a fixed order (event id, then meter
+and hour) so concurrent batches take their locks in the same order and cannot deadlock.
+
+`usage_partitions_ensure` creates the month partitions ahead (daily beat task, after migrate).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +36,7 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from marketplace.models import (
+    EVENT_MAX_AGE,
     QUANTITY_DECIMAL_PLACES,
     Meter,
     UsageDistinctValue,
@@ -86,6 +93,10 @@ def _prep(model: Any, field: str, value: Any) -> Any:
     return model._meta.get_field(field).get_db_prep_save(value, connection)
 
 
+def _field(model: Any, field: str) -> Any:
+    return model._meta.get_field(field)
+
+
 def _col(model: Any, field: str) -> str:
     return str(connection.ops.quote_name(model._meta.get_field(field).column))
 
@@ -111,7 +122,7 @@ def _keys_claim(*, customer_id: int, events: Sequence[NewEvent]) -> dict[str, in
     """Insert the (customer, event id) keys not stored yet; their ids by event id. A key being
     inserted by a concurrent transaction makes this one wait for it, then skip it."""
     customer = _prep(UsageEventKey, "customer", customer_id)
-    timestamp_field = UsageEventKey._meta.get_field("timestamp")
+    timestamp_field = _field(UsageEventKey, "timestamp")
     params: list[Any] = []
     for event in events:
         params += [
@@ -142,7 +153,7 @@ def _events_insert(
     fields.append("received_at")
     json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
     row_sql = "(" + ", ".join(["%s"] * 6 + [f"%s{json_cast}", "%s"]) + ")"
-    f = {name: UsageEvent._meta.get_field(name) for name in fields}
+    f = {name: _field(UsageEvent, name) for name in fields}
     customer = f["customer"].get_db_prep_save(customer_id, connection)
     received = f["received_at"].get_db_prep_save(received_at, connection)
     params: list[Any] = []
@@ -256,6 +267,82 @@ def _distinct_add(*, customer_id: int, events: Iterable[NewEvent]) -> None:
         cursor.execute(sql, params)
 
 
+# --- partitions (PostgreSQL) ---------------------------------------------------------------
+
+
+def _month_start(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next_month(start: datetime) -> datetime:
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def usage_partitions_ensure(*, months_ahead: int = 3, now: datetime | None = None) -> list[str]:
+    """On PostgreSQL, the events table's month partitions (UTC) from the month of the oldest
+    event still accepted (EVENT_MAX_AGE ago: the previous month, or the one before) through
+    `months_ahead` months after the current one, created if missing; returns those created.
+    Idempotent, and serialised by an advisory lock. If the DEFAULT partition already holds
+    rows of a month being created, they are moved into it (in the same transaction: the new
+    table is filled, then attached). Does nothing elsewhere (SQLite: one ordinary table)."""
+    if connection.vendor != "postgresql":
+        return []
+    now = now or timezone.now()
+    parent = UsageEvent._meta.db_table
+    default = f"{parent}_default"
+    created: list[str] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('marketplace.usage_partitions'))")
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [parent])
+        if cursor.fetchone() != ("p",):
+            return []
+        start = _month_start(now - EVENT_MAX_AGE)
+        last = _month_start(now)
+        for _ in range(months_ahead):
+            last = _next_month(last)
+        while start <= last:
+            end = _next_month(start)
+            name = f"{parent}_p{start:%Y%m}"
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+            if not cursor.fetchone()[0]:
+                _partition_create(cursor, parent, default, name, start, end)
+                created.append(name)
+            start = end
+    return created
+
+
+def _partition_create(
+    cursor: Any, parent: str, default: str, name: str, start: datetime, end: datetime
+) -> None:
+    qn = connection.ops.quote_name
+    ts = _col(UsageEvent, "timestamp")
+    cursor.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {qn(default)} WHERE {ts} >= %s AND {ts} < %s)",  # noqa: S608
+        [start, end],
+    )
+    if not cursor.fetchone()[0]:
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {qn(name)} PARTITION OF {qn(parent)}"
+            " FOR VALUES FROM (%s) TO (%s)",
+            [start, end],
+        )
+        return
+    # Rows that arrived before their month had a partition: move them, then attach (which
+    # checks that the DEFAULT partition has none of the month left).
+    cursor.execute(
+        f"CREATE TABLE {qn(name)} (LIKE {qn(parent)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+    )
+    cursor.execute(
+        f"WITH moved AS (DELETE FROM {qn(default)} WHERE {ts} >= %s AND {ts} < %s"  # noqa: S608
+        f" RETURNING *) INSERT INTO {qn(name)} SELECT * FROM moved",
+        [start, end],
+    )
+    cursor.execute(
+        f"ALTER TABLE {qn(parent)} ATTACH PARTITION {qn(name)} FOR VALUES FROM (%s) TO (%s)",
+        [start, end],
+    )
+
+
 # --- reads ---------------------------------------------------------------------------------
 
 
@@ -363,4 +450,5 @@ __all__ = [
     "rollup_totals",
     "rollups_read",
     "to_micros",
+    "usage_partitions_ensure",
 ]

@@ -187,6 +187,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "affiliates.tasks.commissions.commissions_approve_due",
         "schedule": crontab(minute=5),  # hourly
     },
+    "marketplace-usage-partitions-ensure": {
+        "task": "marketplace.tasks.usage_partitions_ensure",
+        "schedule": crontab(minute=40, hour=3),  # daily: months of usage events partitioned ahead
+    },
     "affiliates-payouts-monthly": {
         "task": "affiliates.tasks.commissions.affiliate_payouts_run",
         "schedule": crontab(minute=30, hour=6, day_of_month=1),  # as of the month's last day

@@ -1,3 +1,4 @@
+# ruff: noqa: S608 (table names are this migration's constants, never input)
 """Usage events partitioned by month on PostgreSQL, deduplicated through `UsageEventKey`.
 
 A partitioned table's unique indexes must include the partition key, so "one event per customer
@@ -53,6 +54,7 @@ def _partition_on_postgres(apps, schema_editor):
     meters = apps.get_model("marketplace", "Meter")._meta.db_table
     execute = schema_editor.execute
     execute(f"ALTER TABLE {EVENTS} RENAME TO {EVENTS}_unpartitioned")
+    execute(f"ALTER INDEX {EVENTS}_pkey RENAME TO {EVENTS}_unpartitioned_pkey")
     execute(
         f"""CREATE TABLE {EVENTS} (
             id bigint NOT NULL,
