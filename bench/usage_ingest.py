@@ -82,14 +82,16 @@ def post(port: int, key: str, body: bytes) -> tuple[float, int, dict]:
 
 
 def make_batches(client: int, n_batches: int, now: datetime, rng: random.Random) -> list[list]:
-    """Unique ids per client; quantities with up to 6 decimals; timestamps over the last 30
-    days (this month's and last month's partitions)."""
+    """Unique ids per client; quantities with up to 6 decimals; timestamps as a metering client
+    reports them: 90% within the last two hours, 10% late, anywhere in the last 30 days (so
+    this month's and last month's partitions, and many hourly rollup rows per batch)."""
     batches = []
     for b in range(n_batches):
         events = []
         for i in range(BATCH):
             micros = rng.randrange(1, 50_000_000)
-            at = now - timedelta(seconds=rng.randrange(60, 30 * 86400))
+            late = rng.random() < 0.1
+            at = now - timedelta(seconds=rng.randrange(60, 30 * 86400 if late else 7200))
             events.append(
                 {
                     "id": f"c{client}-b{b}-e{i}",

@@ -23,6 +23,7 @@ and hour) so concurrent batches take their locks in the same order and cannot de
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from django.utils import timezone
 from marketplace.models import (
     EVENT_MAX_AGE,
     QUANTITY_DECIMAL_PLACES,
+    QUANTITY_MAX_DIGITS,
     Meter,
     UsageDistinctValue,
     UsageEvent,
@@ -93,8 +95,10 @@ def _prep(model: Any, field: str, value: Any) -> Any:
     return model._meta.get_field(field).get_db_prep_save(value, connection)
 
 
-def _field(model: Any, field: str) -> Any:
-    return model._meta.get_field(field)
+def _db_datetime(value: datetime) -> Any:
+    """An aware datetime as the backend takes it (what DateTimeField.get_db_prep_save does,
+    without its per-call overhead: thousands of values per batch)."""
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 def _col(model: Any, field: str) -> str:
@@ -122,14 +126,10 @@ def _keys_claim(*, customer_id: int, events: Sequence[NewEvent]) -> dict[str, in
     """Insert the (customer, event id) keys not stored yet; their ids by event id. A key being
     inserted by a concurrent transaction makes this one wait for it, then skip it."""
     customer = _prep(UsageEventKey, "customer", customer_id)
-    timestamp_field = _field(UsageEventKey, "timestamp")
+    adapt_datetime = connection.ops.adapt_datetimefield_value
     params: list[Any] = []
     for event in events:
-        params += [
-            customer,
-            event.event_id,
-            timestamp_field.get_db_prep_save(event.timestamp, connection),
-        ]
+        params += [customer, event.event_id, adapt_datetime(event.timestamp)]
     c = {name: _col(UsageEventKey, name) for name in ("customer", "event_id", "timestamp")}
     sql = (
         f"INSERT INTO {_table(UsageEventKey)} ({', '.join(c.values())}) VALUES "  # noqa: S608
@@ -146,16 +146,27 @@ def _events_insert(
     *, customer_id: int, events: Sequence[NewEvent], ids: dict[str, int], received_at: datetime
 ) -> None:
     """The events whose keys this transaction inserted, with the keys' ids: none can exist yet,
-    so a plain multi-row INSERT (routed to the month's partition on PostgreSQL)."""
+    so no conflict handling. PostgreSQL: COPY (routed to the months' partitions; about twice
+    as fast as a 1,000-row INSERT, whose 8,000 parameters the server has to parse); elsewhere
+    a multi-row INSERT."""
     if not events:
         return
     fields = ["id", "customer", "event_id", "meter", "quantity", "timestamp", "properties"]
     fields.append("received_at")
-    json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    row_sql = "(" + ", ".join(["%s"] * 6 + [f"%s{json_cast}", "%s"]) + ")"
-    f = {name: _field(UsageEvent, name) for name in fields}
-    customer = f["customer"].get_db_prep_save(customer_id, connection)
-    received = f["received_at"].get_db_prep_save(received_at, connection)
+    columns = ", ".join(_col(UsageEvent, name) for name in fields)
+    if connection.vendor == "postgresql":
+        _events_copy(
+            customer_id=customer_id,
+            events=events,
+            ids=ids,
+            received_at=received_at,
+            columns=columns,
+        )
+        return
+    customer = _prep(UsageEvent, "customer", customer_id)
+    adapt_datetime = connection.ops.adapt_datetimefield_value
+    adapt_decimal = connection.ops.adapt_decimalfield_value
+    received = adapt_datetime(received_at)
     params: list[Any] = []
     for event in events:
         params += [
@@ -163,17 +174,42 @@ def _events_insert(
             customer,
             event.event_id,
             event.meter.pk,
-            f["quantity"].get_db_prep_save(event.quantity, connection),
-            f["timestamp"].get_db_prep_save(event.timestamp, connection),
-            f["properties"].get_db_prep_save(event.properties, connection),
+            adapt_decimal(event.quantity, QUANTITY_MAX_DIGITS, QUANTITY_DECIMAL_PLACES),
+            adapt_datetime(event.timestamp),
+            json.dumps(event.properties),  # what JSONField stores
             received,
         ]
-    columns = ", ".join(_col(UsageEvent, name) for name in fields)
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = f"INSERT INTO {_table(UsageEvent)} ({columns}) VALUES " + ", ".join(  # noqa: S608
         [row_sql] * len(events)
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+# COPY's text format: backslash, tab, newline and carriage return escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _events_copy(
+    *,
+    customer_id: int,
+    events: Sequence[NewEvent],
+    ids: dict[str, int],
+    received_at: datetime,
+    columns: str,
+) -> None:
+    received = received_at.isoformat()
+    lines = [
+        f"{ids[event.event_id]}\t{customer_id}\t{event.event_id.translate(_COPY_ESCAPES)}\t"
+        f"{event.meter.pk}\t{event.quantity:f}\t{event.timestamp.isoformat()}\t"
+        f"{json.dumps(event.properties).translate(_COPY_ESCAPES)}\t{received}\n"
+        for event in events
+    ]
+    with connection.cursor() as cursor:
+        cursor.cursor.copy_expert(
+            f"COPY {_table(UsageEvent)} ({columns}) FROM STDIN", io.StringIO("".join(lines))
+        )
 
 
 @dataclass
@@ -209,12 +245,12 @@ def _rollups_add(*, customer_id: int, events: Iterable[NewEvent]) -> None:
         params += [
             _prep(UsageRollup, "customer", customer_id),
             meter_id,
-            _prep(UsageRollup, "hour", hour),
+            _db_datetime(hour),
             delta.count,
             delta.sum_micros,
             delta.max_micros,
             delta.latest_micros,
-            _prep(UsageRollup, "latest_at", delta.latest_at),
+            _db_datetime(delta.latest_at),
         ]
     names = ["customer", "meter", "hour", "count", "sum_micros", "max_micros", "latest_micros"]
     names.append("latest_at")

@@ -199,3 +199,19 @@ def test_rows_in_default_move_into_a_partition_created_late():
         with connection.cursor() as cursor:
             for table in around:
                 cursor.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+@pytest.mark.django_db
+def test_ids_and_properties_with_copy_special_characters_are_stored_as_sent():
+    """The events are written with COPY on PostgreSQL: tabs, newlines, backslashes and
+    non-ASCII text in ids and properties come back unchanged."""
+    user = UserFactory()
+    client = bearer(key_for(user))
+    odd_id = "a\tb\\c\nd\re é \\N"
+    properties = {"path": "C:\\x\ty\n", "quote": '"q"', "text": "héllo ✓", "n": 1.25}
+    response = post_events(client, [event(odd_id, 0, properties=properties)])
+    assert response.json() == {"accepted": 1, "duplicates": 0}
+    stored = usage_store.event_get(customer_id=user.pk, event_id=odd_id)
+    assert stored is not None
+    assert (stored.event_id, stored.properties, stored.quantity) == (odd_id, properties, 0)
+    assert post_events(client, [event(odd_id)]).json() == {"accepted": 0, "duplicates": 1}
