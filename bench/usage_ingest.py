@@ -119,6 +119,7 @@ def main() -> None:
         "--database-url", default="postgres://postgres@127.0.0.1:5432/ras_bench_usage"
     )
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # figures as they come
 
     recreate_database(args.database_url)
     web_port = free_port()
@@ -285,7 +286,7 @@ def main() -> None:
             cursor.execute(
                 f'INSERT INTO {keys_table} (customer_id, event_id, "timestamp")'  # noqa: S608
                 f" SELECT %s, 'big-' || g,"
-                f" %s::timestamptz + ((g * 7919) %% %s) * interval '1 second'"
+                f" %s::timestamptz + ((g::bigint * 7919) %% %s) * interval '1 second'"
                 f" FROM generate_series(1, %s) g",
                 [big.pk, start, span, n],
             )
