@@ -73,6 +73,10 @@ def _partition_on_postgres(apps, schema_editor):
                 REFERENCES {meters} (id) DEFERRABLE INITIALLY DEFERRED
         ) PARTITION BY RANGE ("timestamp")"""
     )
+    # The indexes the model declares (created on every partition, present and future); before
+    # the rows are copied, as deferred foreign key checks would then forbid CREATE INDEX.
+    execute(f"CREATE INDEX marketplace_usageevent_cust_ev ON {EVENTS} (customer_id, event_id)")
+    execute(f"CREATE INDEX {EVENTS}_meter_id ON {EVENTS} (meter_id)")
     execute(f"CREATE TABLE {EVENTS}_default PARTITION OF {EVENTS} DEFAULT")
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(
@@ -96,10 +100,8 @@ def _partition_on_postgres(apps, schema_editor):
         ' customer_id, meter_id) SELECT id, event_id, quantity, "timestamp", properties,'
         f" received_at, customer_id, meter_id FROM {EVENTS}_unpartitioned"
     )
+    execute("SET CONSTRAINTS ALL IMMEDIATE")  # check the copied rows' foreign keys now
     execute(f"DROP TABLE {EVENTS}_unpartitioned")
-    # The indexes the model declares (created on every partition, present and future).
-    execute(f"CREATE INDEX marketplace_usageevent_cust_ev ON {EVENTS} (customer_id, event_id)")
-    execute(f"CREATE INDEX {EVENTS}_meter_id ON {EVENTS} (meter_id)")
 
 
 class PartitionedOnPostgres(migrations.SeparateDatabaseAndState):
