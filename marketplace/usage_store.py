@@ -421,19 +421,23 @@ def rollups_read(
     *, customer_id: int, meter: Meter, start: datetime, end: datetime
 ) -> list[HourRollup]:
     """The hourly rollups of a customer and meter for the hours starting in [start, end)."""
-    rows = UsageRollup.objects.filter(
-        customer_id=customer_id, meter=meter, hour__gte=start, hour__lt=end
-    ).order_by("hour")
+    rows = (
+        UsageRollup.objects.filter(
+            customer_id=customer_id, meter=meter, hour__gte=start, hour__lt=end
+        )
+        .order_by("hour")
+        .values_list("hour", "count", "sum_micros", "max_micros", "latest_micros", "latest_at")
+    )  # tuples, not model instances: a month is 720 rows per meter
     return [
         HourRollup(
-            hour=row.hour,
-            count=row.count,
-            sum=from_micros(row.sum_micros),
-            max=from_micros(row.max_micros),
-            latest=from_micros(row.latest_micros),
-            latest_at=row.latest_at,
+            hour=hour,
+            count=count,
+            sum=from_micros(sum_micros),
+            max=from_micros(max_micros),
+            latest=from_micros(latest_micros),
+            latest_at=latest_at,
         )
-        for row in rows
+        for hour, count, sum_micros, max_micros, latest_micros, latest_at in rows
     ]
 
 
