@@ -24,6 +24,7 @@ from accounts.models import User
 from marketplace import period_close, usage_store
 from marketplace.models import (
     API_CALLS,
+    EVENT_MAX_AGE,
     QUANTITY_DECIMAL_PLACES,
     QUANTITY_MAX_DIGITS,
     SCOPES,
@@ -33,7 +34,6 @@ from marketplace.models import (
 )
 
 MAX_EVENTS_PER_BATCH = 1000
-MAX_EVENT_AGE = timedelta(days=35)
 MAX_EVENT_AHEAD = timedelta(minutes=5)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 _QUANTITY_MAX = Decimal(10) ** (QUANTITY_MAX_DIGITS - QUANTITY_DECIMAL_PLACES)
@@ -164,8 +164,8 @@ def _timestamp(value: Any, now: datetime) -> tuple[datetime | None, str | None]:
         return None, "An ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z."
     if timezone.is_naive(parsed):
         return None, "Give a UTC offset or Z."
-    if parsed < now - MAX_EVENT_AGE:
-        return None, f"More than {MAX_EVENT_AGE.days} days ago."
+    if parsed < now - EVENT_MAX_AGE:
+        return None, f"More than {EVENT_MAX_AGE.days} days ago."
     if parsed > now + MAX_EVENT_AHEAD:
         return None, "More than 5 minutes ahead."
     return parsed, None
