@@ -171,11 +171,24 @@ def _timestamp(value: Any, now: datetime) -> tuple[datetime | None, str | None]:
     return parsed, None
 
 
+# A fraction is stored as a JSON number (a binary float): exact only up to this many digits.
+_PROPERTY_DIGITS = 15
+
+
+class _InexactNumber(ValueError):
+    pass
+
+
 def _json_plain(value: Any) -> Any:
-    """JSON as parsed with exact Decimals, back to plain JSON types for storage (a Decimal of
-    up to 15 significant digits survives the float exactly)."""
+    """JSON as parsed with exact Decimals, back to plain JSON types for storage. A fraction
+    goes through float, which keeps up to 15 significant digits exactly (IEEE 754 double);
+    one with more digits would be stored as another number, so it raises _InexactNumber."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value.is_finite() and value == value.to_integral_value():
+            return int(value)
+        if not value.is_finite() or len(value.normalize().as_tuple().digits) > _PROPERTY_DIGITS:
+            raise _InexactNumber
+        return float(value)
     if isinstance(value, dict):
         return {key: _json_plain(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -221,7 +234,13 @@ def _event_parse(
         properties = {}
     if meter is None or quantity is None:
         return None
-    plain = _json_plain(properties)  # what is stored; the aggregated value stays exact
+    try:
+        plain = _json_plain(properties)  # what is stored; the aggregated value stays exact
+    except _InexactNumber:
+        fail(
+            "properties", f"Numbers with a fraction: at most {_PROPERTY_DIGITS} significant digits."
+        )
+        return None
     counted = all(plain.get(key) == value for key, value in meter.filters.items())
     value_micros, distinct_value = 0, None
     if counted and meter.property and meter.aggregation != Meter.Aggregation.COUNT:
