@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from marketplace import period_close
+from marketplace import period_close, usage_store
 from marketplace.models import UsagePeriodClose
-from marketplace.usage_store import usage_partitions_ensure
 
 PARTITION_MONTHS_AHEAD = 3
 
@@ -31,6 +30,6 @@ def usage_period_close_retry(close_id: int) -> str:
 
 
 @shared_task(name="marketplace.tasks.usage_partitions_ensure")
-def usage_partitions_ensure_task() -> list[str]:
+def usage_partitions_ensure() -> list[str]:
     """Create the usage events' month partitions ahead (PostgreSQL); the names created."""
-    return usage_partitions_ensure(months_ahead=PARTITION_MONTHS_AHEAD)
+    return usage_store.usage_partitions_ensure(months_ahead=PARTITION_MONTHS_AHEAD)

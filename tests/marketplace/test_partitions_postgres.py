@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from marketplace import usage_store
 from marketplace.models import UsageEvent, UsageEventKey
-from marketplace.tasks import usage_partitions_ensure_task
+from marketplace.tasks import usage_partitions_ensure as usage_partitions_ensure_task
 from tests.accounts.factories import UserFactory
 from tests.marketplace.helpers import api_calls, bearer, event, key_for, post_events
 
