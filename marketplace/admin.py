@@ -1,16 +1,21 @@
 """Staff console for API billing: meters and API plans (defined here), which plan a customer is
-rated on, and customers' API keys (listed, revoked through the service; secrets are never
-stored, so never shown)."""
+rated on, the usage explorer (one customer's usage of a meter, `admin_explorer`) and customers'
+API keys (listed, revoked through the service; secrets are never stored, so never shown)."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 
 from marketplace import period_close, selectors, services
+from marketplace.admin_explorer import UsageExplorerForm, explorer_result, initial_values
 from marketplace.models import (
     ApiKey,
     ApiPlan,
@@ -43,6 +48,56 @@ class MeterAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # events point at meters; deactivate instead
+
+    def get_urls(self) -> list[URLPattern]:
+        explorer = path(
+            "explorer/",
+            self.admin_site.admin_view(self.explorer_view),
+            name="marketplace_meter_explorer",
+        )
+        return [explorer, *super().get_urls()]
+
+    def explorer_view(self, request: HttpRequest) -> HttpResponse:
+        """A customer's usage of a meter (`admin_explorer`). Anyone who may view meters;
+        the admin site has already sent anyone not logged in as staff to the login page."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        bound = "customer" in request.GET
+        form = UsageExplorerForm(
+            request.GET if bound else None,
+            initial=initial_values(meter_id=request.GET.get("meter")),
+        )
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Usage explorer",
+            "opts": self.opts,
+            "form": form,
+            "result": None,
+        }
+        if bound and form.is_valid():
+            customer = form.cleaned_data["customer"]
+            start, end = form.range()
+            summary = selectors.usage_summary(
+                customer=customer,
+                meter=form.cleaned_data["meter"],
+                start=start,
+                end=end,
+                group_by=form.cleaned_data["group_by"],
+            )
+            context["result"] = explorer_result(summary)
+            context["customer"] = customer
+            if self.admin_site.get_model_admin(ApiKey).has_view_permission(request):
+                changelist = reverse("admin:marketplace_apikey_changelist")
+                context["api_keys_url"] = (
+                    f"{changelist}?{urlencode({'user__id__exact': customer.pk})}"
+                )
+                context["api_key_count"] = selectors.usage_explorer_api_key_count(customer=customer)
+        elif bound:
+            context["suggestions"] = [
+                {"email": user.email, "url": f"?{_query_with(request, customer=user.email)}"}
+                for user in form.suggestions
+            ]
+        return TemplateResponse(request, "admin/marketplace/meter/explorer.html", context)
 
 
 @admin.register(ApiKey)
@@ -197,3 +252,10 @@ class UsagePeriodCloseAdmin(ReadOnlyAdmin):
                 self.message_user(request, f"{close}: {result.last_error}", level=messages.WARNING)
             done += 1
         self.message_user(request, f"{done} close(s) retried.", level=messages.SUCCESS)
+
+
+def _query_with(request: HttpRequest, **values: str) -> str:
+    query = request.GET.copy()
+    for name, value in values.items():
+        query[name] = value
+    return query.urlencode()

@@ -403,7 +403,9 @@ class UsageSummaryView(_UsageView):
         summary = selectors.usage_summary(
             customer=customer, meter=meter, start=v["start"], end=v["end"], group_by=v["group_by"]
         )
-        charge = selectors.usage_charge(customer=customer, meter=meter, at=timezone.now())
+        charge = selectors.usage_charge(
+            customer=customer, meter=meter, at=timezone.now(), summary=summary
+        )
         return Response(UsageSummarySerializer(summary, context={"charge": charge}).data)
 
 

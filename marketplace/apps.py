@@ -10,6 +10,14 @@ def _api_calls_meter_after_migrate(sender: Any, using: str = "default", **kwargs
     meter_api_calls_ensure(using=using)
 
 
+def _usage_partitions_after_migrate(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    from marketplace.tasks import PARTITION_MONTHS_AHEAD
+    from marketplace.usage_store import usage_partitions_ensure
+
+    if using == "default":  # usage_store works on the default connection
+        usage_partitions_ensure(months_ahead=PARTITION_MONTHS_AHEAD)
+
+
 class MarketplaceConfig(AppConfig):
     name = "marketplace"
     verbose_name = "Marketplace"
@@ -23,4 +31,9 @@ class MarketplaceConfig(AppConfig):
         # table and then send post_migrate, which brings it back.
         post_migrate.connect(
             _api_calls_meter_after_migrate, sender=self, dispatch_uid="marketplace.api_calls"
+        )
+        # The migration partitions the events table for the months around it; a database
+        # migrated (or flushed) later gets this month's and the next ones at once.
+        post_migrate.connect(
+            _usage_partitions_after_migrate, sender=self, dispatch_uid="marketplace.partitions"
         )

@@ -379,12 +379,47 @@ class UsageChargeLine(models.Model):
         return f"{self.meter_id}: {self.amount}"
 
 
-class UsageEvent(models.Model):
-    """One reported unit of usage, stored once per (customer, event id) whatever the retries.
-    Read and written only through `marketplace.usage_store`."""
+# How old an event may be when reported (the store keeps partitions back to that month).
+EVENT_MAX_AGE = timedelta(days=35)
+
+
+class UsageEventKey(models.Model):
+    """The (customer, event id) of every stored event, whatever its timestamp: the unique index
+    that makes retries duplicates. `UsageEvent` cannot hold it on PostgreSQL, where it is
+    partitioned by month and a unique index must include the timestamp. An event's row has
+    this row's id and timestamp. Read and written only through `marketplace.usage_store`."""
 
     customer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_events"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,  # the unique index starts with it
+    )
+    event_id = models.CharField(max_length=255)
+    timestamp = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "event_id"], name="marketplace_usageeventkey_customer_event_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
+class UsageEvent(models.Model):
+    """One reported unit of usage, stored once per (customer, event id) whatever the retries
+    (`UsageEventKey` decides). On PostgreSQL the table is partitioned by month of `timestamp`
+    (migration 0003, `usage_store.usage_partitions_ensure`): its primary key is (id, timestamp)
+    there. Read and written only through `marketplace.usage_store`."""
+
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="usage_events",
+        db_index=False,  # (customer, event_id) starts with it
     )
     event_id = models.CharField(max_length=255)
     meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="events")
@@ -397,12 +432,12 @@ class UsageEvent(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["customer", "event_id"], name="marketplace_usageevent_customer_event_id"
-            ),
             models.CheckConstraint(
                 condition=models.Q(quantity__gte=0), name="marketplace_usageevent_quantity_gte_0"
             ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "event_id"], name="marketplace_usageevent_cust_ev"),
         ]
 
     def __str__(self) -> str:

@@ -43,7 +43,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from stripe.params import InvoiceCreateParams
 
 from accounts.models import User
 from ledger.chart import SystemAccount
@@ -214,7 +213,7 @@ def _invoice(*, close: UsagePeriodClose) -> UsagePeriodClose:
         payment_method = selectors.usage_payment_method(
             customer=close.customer, stripe_customer=mirrored.stripe_data
         )
-        params: InvoiceCreateParams = {
+        params: dict[str, Any] = {
             "customer": stripe_customer,
             "currency": close.currency,
             "collection_method": "charge_automatically",
@@ -231,9 +230,9 @@ def _invoice(*, close: UsagePeriodClose) -> UsagePeriodClose:
             # Stripe's own fallback is the customer's invoice default; a subscriber's card is
             # on their subscription, so name it (Stripe's automatic retries use it too).
             params["default_payment_method"] = payment_method
-        params["api_key"] = api_key
-        params["idempotency_key"] = _key(close, "invoice")
-        invoice = stripe.Invoice.create(**params)
+        invoice = stripe.Invoice.create(
+            **params, api_key=api_key, idempotency_key=_key(close, "invoice")
+        )
     elif invoice is None:
         invoice = stripe.Invoice.retrieve(close.stripe_invoice_id, api_key=api_key)
     if close.stripe_invoice_id != invoice.id:

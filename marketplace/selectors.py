@@ -175,10 +175,12 @@ def _charge_rate(
     start: datetime,
     end: datetime,
     entitled: Decimal | None,
+    summary: UsageSummary | None = None,
 ) -> UsageCharge:
-    summary = usage_summary(
-        customer=customer, meter=charge.meter, start=start, end=end, group_by="day"
-    )
+    if summary is None or (summary.start, summary.end) != (start, end):
+        summary = usage_summary(
+            customer=customer, meter=charge.meter, start=start, end=end, group_by="day"
+        )
     extra = Decimal(0)
     free: Decimal | None = Decimal(charge.free_units)
     if charge.meter.code == API_CALLS and entitled is None:
@@ -193,10 +195,16 @@ def _charge_rate(
 
 
 def usage_charge(
-    *, customer: User, meter: Meter, at: datetime, plan: ApiPlan | None = None
+    *,
+    customer: User,
+    meter: Meter,
+    at: datetime,
+    plan: ApiPlan | None = None,
+    summary: UsageSummary | None = None,
 ) -> UsageCharge | None:
     """The charge so far for `meter` in the period (calendar month, UTC) containing `at`, on
-    the customer's plan (or `plan`); None when that plan does not price the meter."""
+    the customer's plan (or `plan`); None when that plan does not price the meter. A
+    `summary` of exactly that period is used instead of reading the rollups again."""
     plan = plan or api_plan_for_customer(customer=customer)
     if plan is None:
         return None
@@ -206,7 +214,13 @@ def usage_charge(
     start, end = month_bounds(at)
     entitled = _entitled_calls(customer) if meter.code == API_CALLS else Decimal(0)
     return _charge_rate(
-        customer=customer, plan=plan, charge=charge, start=start, end=end, entitled=entitled
+        customer=customer,
+        plan=plan,
+        charge=charge,
+        start=start,
+        end=end,
+        entitled=entitled,
+        summary=summary,
     )
 
 
@@ -252,3 +266,29 @@ def usage_payment_method(*, customer: User, stripe_customer: dict[str, Any] | No
         if method:
             return str(method if isinstance(method, str) else method.get("id"))
     return None
+
+
+# --- the staff console's usage explorer ----------------------------------------------------
+
+USAGE_EXPLORER_SUGGESTIONS = 10
+
+
+def usage_explorer_customer_get(*, email: str) -> User | None:
+    """The customer the staff usage explorer shows, by email (case-insensitive, as logins)."""
+    return User.objects.filter(email__iexact=email.strip()).first()
+
+
+def usage_explorer_customer_search(*, text: str) -> list[User]:
+    """Customers whose email contains `text`, for the explorer to offer when no email
+    matched exactly; at most USAGE_EXPLORER_SUGGESTIONS, by email."""
+    text = text.strip()
+    if not text:
+        return []
+    return list(
+        User.objects.filter(email__icontains=text).order_by("email")[:USAGE_EXPLORER_SUGGESTIONS]
+    )
+
+
+def usage_explorer_api_key_count(*, customer: User) -> int:
+    """How many API keys (revoked ones included) the customer has, for the explorer's link."""
+    return ApiKey.objects.filter(user=customer).count()

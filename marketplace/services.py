@@ -24,6 +24,7 @@ from accounts.models import User
 from marketplace import period_close, usage_store
 from marketplace.models import (
     API_CALLS,
+    EVENT_MAX_AGE,
     QUANTITY_DECIMAL_PLACES,
     QUANTITY_MAX_DIGITS,
     SCOPES,
@@ -33,7 +34,6 @@ from marketplace.models import (
 )
 
 MAX_EVENTS_PER_BATCH = 1000
-MAX_EVENT_AGE = timedelta(days=35)
 MAX_EVENT_AHEAD = timedelta(minutes=5)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 _QUANTITY_MAX = Decimal(10) ** (QUANTITY_MAX_DIGITS - QUANTITY_DECIMAL_PLACES)
@@ -164,18 +164,31 @@ def _timestamp(value: Any, now: datetime) -> tuple[datetime | None, str | None]:
         return None, "An ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z."
     if timezone.is_naive(parsed):
         return None, "Give a UTC offset or Z."
-    if parsed < now - MAX_EVENT_AGE:
-        return None, f"More than {MAX_EVENT_AGE.days} days ago."
+    if parsed < now - EVENT_MAX_AGE:
+        return None, f"More than {EVENT_MAX_AGE.days} days ago."
     if parsed > now + MAX_EVENT_AHEAD:
         return None, "More than 5 minutes ahead."
     return parsed, None
 
 
+# A fraction is stored as a JSON number (a binary float): exact only up to this many digits.
+_PROPERTY_DIGITS = 15
+
+
+class _InexactNumber(ValueError):
+    pass
+
+
 def _json_plain(value: Any) -> Any:
-    """JSON as parsed with exact Decimals, back to plain JSON types for storage (a Decimal of
-    up to 15 significant digits survives the float exactly)."""
+    """JSON as parsed with exact Decimals, back to plain JSON types for storage. A fraction
+    goes through float, which keeps up to 15 significant digits exactly (IEEE 754 double);
+    one with more digits would be stored as another number, so it raises _InexactNumber."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value.is_finite() and value == value.to_integral_value():
+            return int(value)
+        if not value.is_finite() or len(value.normalize().as_tuple().digits) > _PROPERTY_DIGITS:
+            raise _InexactNumber
+        return float(value)
     if isinstance(value, dict):
         return {key: _json_plain(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -221,7 +234,13 @@ def _event_parse(
         properties = {}
     if meter is None or quantity is None:
         return None
-    plain = _json_plain(properties)  # what is stored; the aggregated value stays exact
+    try:
+        plain = _json_plain(properties)  # what is stored; the aggregated value stays exact
+    except _InexactNumber:
+        fail(
+            "properties", f"Numbers with a fraction: at most {_PROPERTY_DIGITS} significant digits."
+        )
+        return None
     counted = all(plain.get(key) == value for key, value in meter.filters.items())
     value_micros, distinct_value = 0, None
     if counted and meter.property and meter.aggregation != Meter.Aggregation.COUNT:

@@ -1,11 +1,14 @@
-"""Celery tasks of API billing: take ids, re-read rows, call a service."""
+"""Celery tasks of API billing (periodic ones scheduled in settings.CELERY_BEAT_SCHEDULE): take
+ids, re-read rows, call a service."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from marketplace import period_close
+from marketplace import period_close, usage_store
 from marketplace.models import UsagePeriodClose
+
+PARTITION_MONTHS_AHEAD = 3
 
 
 @shared_task(name="marketplace.tasks.usage_periods_close_due")
@@ -24,3 +27,9 @@ def usage_periods_close_due() -> dict[str, int]:
 def usage_period_close_retry(close_id: int) -> str:
     close = UsagePeriodClose.objects.select_related("customer").get(pk=close_id)
     return period_close.usage_period_close_retry(close=close).status
+
+
+@shared_task(name="marketplace.tasks.usage_partitions_ensure")
+def usage_partitions_ensure() -> list[str]:
+    """Create the usage events' month partitions ahead (PostgreSQL); the names created."""
+    return usage_store.usage_partitions_ensure(months_ahead=PARTITION_MONTHS_AHEAD)

@@ -196,6 +196,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "marketplace.tasks.usage_periods_close_due",
         "schedule": crontab(minute=7),  # hourly: periods past their end plus the grace
     },
+    "marketplace-usage-partitions-ensure": {
+        "task": "marketplace.tasks.usage_partitions_ensure",
+        "schedule": crontab(minute=40, hour=3),  # daily: months of usage events partitioned ahead
+    },
     "affiliates-payouts-monthly": {
         "task": "affiliates.tasks.commissions.affiliate_payouts_run",
         "schedule": crontab(minute=30, hour=6, day_of_month=1),  # as of the month's last day

@@ -260,3 +260,25 @@ def test_the_per_key_throttle_answers_429_with_retry_after(alice, settings):
     assert error["retry_after"] > 0
     # Per key: the same customer's other key has its own allowance.
     assert post_events(bearer(key_for(alice)), [event("e4")]).status_code == 202
+
+
+def test_property_numbers_are_stored_exactly_or_refused(client, alice):
+    def raw(number: str) -> str:
+        at = iso(timezone.now() - timedelta(minutes=1))
+        return (
+            f'{{"events": [{{"id": "p{len(number)}", "metric": "api_calls", "quantity": 1, '
+            f'"timestamp": "{at}", "properties": {{"price": {number}, "n": [1, {number}]}}}}]}}'
+        )
+
+    fifteen = "0.123456789012345"
+    response = client.post(EVENTS, data=raw(fifteen), content_type="application/json")
+    assert response.status_code == 202, response.content
+    stored = UsageEvent.objects.get(customer=alice)
+    assert Decimal(repr(stored.properties["price"])) == Decimal(fifteen)
+    assert Decimal(repr(stored.properties["n"][1])) == Decimal(fifteen)
+
+    sixteen = "0.1234567890123456"
+    response = client.post(EVENTS, data=raw(sixteen), content_type="application/json")
+    error = error_of(response, 422)
+    assert list(error["fields"]) == ["events[0].properties"]
+    assert UsageEvent.objects.filter(customer=alice).count() == 1

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("marketplace", "0002_api_calls_meter"),
+        ("marketplace", "0003_usage_events_partitioned"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

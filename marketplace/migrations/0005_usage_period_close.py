@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("marketplace", "0003_api_plans"),
+        ("marketplace", "0004_api_plans"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
