@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import ensure_database, free_port, pct, wait_http  # noqa: E402
+from bench.common import ensure_database, free_port, pct, process_stop, wait_http  # noqa: E402
 
 
 def get_one(port: int, path: str) -> tuple[float, int]:
@@ -205,13 +205,7 @@ def main() -> None:
             f"sent={sent} rows={rows}  {'OK' if rows == sent else 'MISMATCH (clicks lost)'}"
         )
     finally:
-        if server is not None and server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        process_stop(server)
         logs.close()
 
 

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, pct, wait_http  # noqa: E402
+from bench.common import free_port, pct, process_stop, wait_http  # noqa: E402
 
 BATCH = 1000
 
@@ -375,13 +375,7 @@ def main() -> None:
             f"raw recount took {recount_s * 1000:.0f}ms  {'OK' if ok else 'MISMATCH'}"
         )
     finally:
-        if server is not None and server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        process_stop(server)
         logs.close()
 
 

@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: ports, readiness, the benchmark database, percentiles.
+"""Helpers shared by the benchmark scripts: ports, readiness, stopping a server, the benchmark
+database, percentiles.
 
 Scripts run as ``python bench/<name>.py`` from the repository root; they put the root on
 ``sys.path`` before importing this package.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import statistics
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -52,3 +54,15 @@ def ensure_database(url: str) -> None:
 def pct(values: list[float], q: int) -> float:
     """The q-th percentile of `values` (seconds), in milliseconds."""
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
+
+
+def process_stop(process: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
+    """Stop a server the script started (terminate, then kill if it does not exit)."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

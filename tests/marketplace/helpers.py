@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.db import connections
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -74,3 +77,20 @@ def error_of(response: Any, status: int, code: str | None = None) -> dict:
 
 def api_calls() -> Meter:
     return Meter.objects.get(code="api_calls")
+
+
+def post_concurrently(key: str, events: list[dict], *, times: int = 5) -> list[tuple[int, dict]]:
+    """The same batch sent `times` times at once, each by its own thread and connection (they
+    wait on a barrier so the requests overlap); (status, body) of each."""
+    barrier = threading.Barrier(times)
+
+    def send(_i: int) -> tuple[int, dict]:
+        try:
+            barrier.wait(timeout=10)
+            response = post_events(bearer(key), events)
+            return response.status_code, response.json()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=times) as pool:
+        return list(pool.map(send, range(times)))

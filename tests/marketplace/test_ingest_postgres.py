@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from marketplace import usage_store
 from marketplace.models import UsageEvent
 from tests.accounts.factories import UserFactory
-from tests.marketplace.helpers import api_calls, bearer, event, key_for, post_events
+from tests.marketplace.helpers import (
+    api_calls,
+    event,
+    key_for,
+    post_concurrently,
+)
 
 needs_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="row-level concurrency needs PostgreSQL"
@@ -34,18 +37,7 @@ def test_five_concurrent_identical_batches_change_totals_once():
     ]
     for item in batch:
         item["quantity"] = float(item["quantity"])
-    barrier = threading.Barrier(5)
-
-    def send(_i: int):
-        try:
-            barrier.wait(timeout=10)
-            response = post_events(bearer(key), batch)
-            return response.status_code, response.json()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        results = list(pool.map(send, range(5)))
+    results = post_concurrently(key, batch)
 
     assert [status for status, _ in results] == [202] * 5
     assert sum(body["accepted"] for _, body in results) == 400

@@ -3,20 +3,25 @@ across timestamps and partitions, concurrent batches, and partitions created lat
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from marketplace import usage_store
 from marketplace.models import UsageEvent, UsageEventKey
 from marketplace.tasks import usage_partitions_ensure as usage_partitions_ensure_task
 from tests.accounts.factories import UserFactory
-from tests.marketplace.helpers import api_calls, bearer, event, key_for, post_events
+from tests.marketplace.helpers import (
+    api_calls,
+    bearer,
+    event,
+    key_for,
+    post_concurrently,
+    post_events,
+)
 
 pytestmark = [
     pytest.mark.postgres,
@@ -118,18 +123,7 @@ def test_five_concurrent_identical_batches_over_two_months_store_once():
         event(f"e{i:04d}", (i % 9) + 0.5, at=now - timedelta(days=34) + timedelta(hours=2 * i))
         for i in range(400)
     ]
-    barrier = threading.Barrier(5)
-
-    def send(_i: int):
-        try:
-            barrier.wait(timeout=10)
-            response = post_events(bearer(key), batch)
-            return response.status_code, response.json()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        results = list(pool.map(send, range(5)))
+    results = post_concurrently(key, batch)
 
     assert [status for status, _ in results] == [202] * 5
     assert sum(body["accepted"] for _, body in results) == 400
