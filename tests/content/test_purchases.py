@@ -3,11 +3,13 @@ refunds and lost disputes revoking the licence and reversing the split."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import stripe
+from django.db import connection
 from django.db.models import Sum
 from djstripe import models as djm
 from hypothesis import given, settings
@@ -334,3 +336,38 @@ def test_a_lost_dispute_revokes_the_licence_and_reverses_the_split(stripe_fake):
     for event in events:
         djm.Event.process(event)
     assert Entry.objects.count() == entries
+
+
+# --- the exclusive race (PostgreSQL: two requests in two threads) ----------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_buyers_racing_for_an_exclusive_licence_one_wins_the_other_is_not_charged(
+    stripe_fake,
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    exclusive = LicenseTypeFactory(kind=LicenseType.Kind.EXCLUSIVE, amount=70000)
+    buyers = [UserFactory(password=None), UserFactory(password=None)]
+    data = {"license_type": exclusive.pk, "payment_method": "pm_card_visa"}
+    barrier = threading.Barrier(2)
+    codes: list[int] = []
+
+    def buy(user) -> None:
+        try:
+            client = client_for(user)
+            barrier.wait()
+            codes.append(client.post(buy_url(exclusive.item), data, "json").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=buy, args=(user,)) for user in buyers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(codes) == [201, 409]
+    assert License.objects.get().status == License.Status.ACTIVE
+    intents = stripe.PaymentIntent.list(limit=100).data
+    assert [(i.amount, i.status) for i in intents] == [(70000, "succeeded")]
