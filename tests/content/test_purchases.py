@@ -371,3 +371,22 @@ def test_two_buyers_racing_for_an_exclusive_licence_one_wins_the_other_is_not_ch
     assert License.objects.get().status == License.Status.ACTIVE
     intents = stripe.PaymentIntent.list(limit=100).data
     assert [(i.amount, i.status) for i in intents] == [(70000, "succeeded")]
+
+
+def test_a_payment_for_a_licence_that_no_longer_exists_is_refunded_at_once(stripe_fake):
+    # E.g. the purchase saw Stripe time out and dropped its pending licence, but the charge
+    # went through: the buyer must not be left charged.
+    intent = stripe.PaymentIntent.create(
+        amount=1200,
+        currency="usd",
+        payment_method="pm_card_visa",
+        payment_method_types=["card"],
+        confirm=True,
+        metadata={"content_license": "987654"},
+        idempotency_key=key("pi"),
+    )
+    EventFeed().process_new()
+
+    refunds = stripe.Refund.list(payment_intent=intent.id).data
+    assert [(r.amount, r.status) for r in refunds] == [(1200, "succeeded")]
+    assert not Transaction.objects.filter(source=SALE_SOURCE).exists()
