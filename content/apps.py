@@ -6,8 +6,10 @@ class ContentConfig(AppConfig):
     verbose_name = "Content"
 
     def ready(self) -> None:
-        from content import services
+        from content import receivers, services
         from ledger.payouts import PayeeHooks, payee_type_register
 
         # Creators are payees of the shared payout engine (the hold period comes with sales).
         payee_type_register(services.PAYEE_TYPE, PayeeHooks(minimum=services.creator_minimum))
+        # After djstripe, subscriptions and affiliates (INSTALLED_APPS order).
+        receivers.connect()

@@ -1,10 +1,20 @@
 from django.urls import path
 
-from content import api
+from content import api, api_purchases
 
 urlpatterns = [
     path("content/", api.CatalogListView.as_view(), name="content-catalog"),
     path("content/<int:item_id>/", api.CatalogDetailView.as_view(), name="content-catalog-item"),
+    path(
+        "content/<int:item_id>/licenses/",
+        api_purchases.LicensePurchaseView.as_view(),
+        name="content-license-purchase",
+    ),
+    path(
+        "content/licenses/",
+        api_purchases.BuyerLicenseListView.as_view(),
+        name="content-licenses-mine",
+    ),
     path("creator/profile", api.CreatorProfileView.as_view(), name="creator-profile"),
     path("creator/content/", api.CreatorItemListView.as_view(), name="creator-content"),
     path(
