@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import request_user
-from content import purchases
+from content import purchases, selectors
 from content.models import ContentItem, License
 from revenue_site.errors import ErrorSerializer
 
@@ -100,11 +100,7 @@ class BuyerLicenseListView(generics.ListAPIView[License]):
     serializer_class = LicenseSerializer
 
     def get_queryset(self) -> QuerySet[License]:
-        return (
-            License.objects.filter(holder=request_user(self.request))
-            .select_related("license_type")
-            .order_by("-created_at", "-pk")
-        )
+        return selectors.buyer_license_list(user=request_user(self.request))
 
     @extend_schema(
         operation_id="content_licenses_mine",

@@ -103,6 +103,15 @@ def content_shares(*, item: ContentItem) -> list[tuple[Creator, Decimal]]:
 # --- licences and usage ------------------------------------------------------------------
 
 
+def buyer_license_list(*, user: User) -> QuerySet[License]:
+    """The licences a buyer holds (every status), newest first."""
+    return (
+        License.objects.filter(holder=user)
+        .select_related("license_type")
+        .order_by("-created_at", "-pk")
+    )
+
+
 def license_usage_counts(*, license: License) -> dict[str, int]:
     """Units used per event type (``view``, ``download``, ``api_call``), denied attempts
     excluded; every event type is present (0 when unused)."""
