@@ -1,10 +1,24 @@
 from django.urls import path
 
-from content import api
+from content import api, api_licensing
 
 urlpatterns = [
     path("content/", api.CatalogListView.as_view(), name="content-catalog"),
     path("content/<int:item_id>/", api.CatalogDetailView.as_view(), name="content-catalog-item"),
+    path(
+        "content/licenses/verify",
+        api_licensing.LicenseVerifyView.as_view(),
+        name="content-license-verify",
+    ),
+    path("content/usage", api_licensing.LicenseUsageView.as_view(), name="content-usage"),
+    path(
+        "creator/licenses/", api_licensing.CreatorLicenseListView.as_view(), name="creator-licenses"
+    ),
+    path(
+        "creator/licenses/<int:license_id>/",
+        api_licensing.CreatorLicenseDetailView.as_view(),
+        name="creator-license",
+    ),
     path("creator/profile", api.CreatorProfileView.as_view(), name="creator-profile"),
     path("creator/content/", api.CreatorItemListView.as_view(), name="creator-content"),
     path(
