@@ -15,19 +15,28 @@ ordinary accepted usage; ``license_overage`` reads how much of it is above the l
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from content.models import LIMIT_FOR_EVENT, Creator, License, LicenseType, LicenseUsage
+from accounts.models import User
+from content.models import (
+    LIMIT_FOR_EVENT,
+    ContentItem,
+    Creator,
+    License,
+    LicenseType,
+    LicenseUsage,
+)
 from content.selectors import license_usage_counts
 from content.services import license_key_hash
 
@@ -118,7 +127,7 @@ def license_overage(*, license: License, used: dict[str, int] | None = None) -> 
     }
 
 
-def license_state(*, license: License, now: datetime | None = None) -> str:
+def license_state(*, license: License | VerifiedLicense, now: datetime | None = None) -> str:
     """The licence's status for verification and usage, in this order: revoked, suspended,
     expired (by status or because ``expires_at`` has passed, before the beat task marks it),
     over_limit (some limit's allowance, overage included, is used up), valid."""
@@ -137,9 +146,23 @@ def license_state(*, license: License, now: datetime | None = None) -> str:
 
 
 @dataclass(frozen=True)
+class VerifiedLicense:
+    """What verification reads of a licence (one row of ``_VERIFY_SQL``)."""
+
+    status: str
+    expires_at: datetime | None
+    content_id: int
+    content_title: str
+    holder_email: str
+    limits: dict[str, int]
+    overage: str
+    used: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Verification:
     status: str
-    license: License | None = None
+    license: VerifiedLicense | None = None
     limits_remaining: dict[str, int] | None = None
 
     @property
@@ -160,31 +183,89 @@ class Verification:
         return {
             "status": self.status,
             "code": self.code,
-            "content": {"id": license.content_id, "title": license.content.title},
-            "holder": mask_email(license.holder.email),
+            "content": {"id": license.content_id, "title": license.content_title},
+            "holder": mask_email(license.holder_email),
             "limits_remaining": self.limits_remaining,
             "expires_at": license.expires_at,
         }
 
 
+def _verify_sql() -> str:
+    """One statement: the licence by its key hash, its item's title, its holder's e-mail, its
+    type's limits and overage rule, and the units used per event (denied attempts excluded).
+    Raw SQL because verification runs on every use of every licence: the ORM's compilation of
+    the same joins cost more than the query itself (bench/license_verify.py)."""
+    lic, item, user = License._meta.db_table, ContentItem._meta.db_table, User._meta.db_table
+    ltype, usage = LicenseType._meta.db_table, LicenseUsage._meta.db_table
+    # Only table names (from the models) are formatted in; every value is a parameter.
+    used = ", ".join(
+        f"(SELECT COALESCE(SUM(u.quantity), 0) FROM {usage} u WHERE u.license_id = l.id "  # noqa: S608
+        f"AND u.denied = %s AND u.event = %s)"
+        for _ in LIMIT_FOR_EVENT
+    )
+    return (
+        f"SELECT l.key_hash, l.status, l.expires_at, l.content_id, c.title, h.email, t.limits, "  # noqa: S608
+        f"t.overage, {used} FROM {lic} l JOIN {item} c ON c.id = l.content_id "
+        f"JOIN {user} h ON h.id = l.holder_id JOIN {ltype} t ON t.id = l.license_type_id "
+        f"WHERE l.key_hash = %s AND l.status <> %s"
+    )
+
+
+def _verified_license(*, key: str) -> VerifiedLicense | None:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        return None
+    try:
+        digest = license_key_hash(key)
+    except UnicodeError:
+        return None
+    global _VERIFY_SQL
+    if _VERIFY_SQL is None:
+        _VERIFY_SQL = _verify_sql()
+    params: list[Any] = [value for event in LIMIT_FOR_EVENT for value in (False, str(event))]
+    params += [digest, License.Status.PENDING.value]
+    with connection.cursor() as cursor:
+        cursor.execute(_VERIFY_SQL, params)
+        row = cursor.fetchone()
+    if row is None or not hmac.compare_digest(row[0], digest):
+        return None
+    limits = row[6]
+    if isinstance(limits, str):  # SQLite hands JSON back as text
+        limits = json.loads(limits)
+    expires_at = row[2]
+    if expires_at is not None and timezone.is_naive(expires_at):  # SQLite: naive UTC
+        expires_at = timezone.make_aware(expires_at, UTC)
+    return VerifiedLicense(
+        status=row[1],
+        expires_at=expires_at,
+        content_id=row[3],
+        content_title=row[4],
+        holder_email=row[5],
+        limits=limits or {},
+        overage=row[7],
+        used={event: int(value) for event, value in zip(LIMIT_FOR_EVENT, row[8:], strict=True)},
+    )
+
+
+_VERIFY_SQL: str | None = None
+
+
 def license_verify(*, key: str) -> Verification:
-    """What a key is worth now: at most 2 queries (the licence, then its usage when it has
-    limits). Never raises for any input."""
-    license = license_by_key(key=key)
+    """What a key is worth now, in one query. Never raises for any input."""
+    license = _verified_license(key=key)
     if license is None:
         return Verification(status=VerifyStatus.UNKNOWN)
     state = license_state(license=license)
+    factor = LicenseType.OVERAGE_FACTORS[LicenseType.Overage(license.overage)]
     remaining: dict[str, int] = {}
-    limits = _limits(license.license_type)
-    if limits:
-        used = license_usage_counts(license=license)
-        remaining = limits_remaining(license=license, used=used)
-        exhausted = any(
-            used.get(event, 0) >= _allowance(limit, license.license_type)
-            for event, limit in limits.items()
-        )
-        if state == VerifyStatus.VALID and exhausted:
-            state = VerifyStatus.OVER_LIMIT
+    exhausted = False
+    for event, name in LIMIT_FOR_EVENT.items():
+        if name not in license.limits:
+            continue
+        limit, used = int(license.limits[name]), license.used[event]
+        remaining[name] = max(0, limit - used)
+        exhausted = exhausted or used >= math.floor(limit * factor)
+    if state == VerifyStatus.VALID and exhausted:
+        state = VerifyStatus.OVER_LIMIT
     return Verification(status=state, license=license, limits_remaining=remaining)
 
 
