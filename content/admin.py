@@ -14,8 +14,16 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from content import selectors, services
-from content.models import ContentItem, ContentShare, Creator, License, LicenseType
+from content import licensing, selectors, services
+from content.models import (
+    LIMIT_FOR_EVENT,
+    ContentItem,
+    ContentShare,
+    Creator,
+    License,
+    LicenseType,
+    LicenseUsage,
+)
 from revenue_site.admin import EstimatedCountPaginator
 from revenue_site.money import format_money
 
@@ -164,6 +172,7 @@ class LicenseAdmin(admin.ModelAdmin):
         "amount_display",
         "issued_at",
         "expires_at",
+        "units_used",
     )
     list_filter = ("status", "exclusive", "license_type__kind")
     search_fields = ("=key_prefix", "holder__email", "stripe_payment_intent_id")
@@ -176,10 +185,55 @@ class LicenseAdmin(admin.ModelAdmin):
     fields = readonly_fields = (
         "key_prefix", "content", "license_type", "holder", "status", "exclusive", "amount",
         "currency", "stripe_payment_intent_id", "issued_at", "expires_at", "created_at",
+        "usage_summary",
     )  # fmt: skip
+    actions = ("suspend", "reinstate")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[License]:
-        return selectors.license_list_for_admin()
+        # Units used is a per-row subquery: computed for the page's rows only.
+        return licensing.license_list_for_admin_with_usage()
+
+    @admin.display(description="units used", ordering="units_used")
+    def units_used(self, obj: License) -> int:
+        return int(getattr(obj, "units_used", 0))
+
+    @admin.display(description="usage (accepted units / limit, overage)")
+    def usage_summary(self, obj: License) -> str:
+        used = selectors.license_usage_counts(license=obj)
+        limits = obj.license_type.limits or {}
+        overage = licensing.license_overage(license=obj, used=used)
+        parts = []
+        for event, count in used.items():
+            name = LIMIT_FOR_EVENT[LicenseUsage.Event(event)]
+            limit = limits.get(name)
+            text = f"{event}: {count}" + (f" / {limit}" if limit is not None else "")
+            if overage.get(name):
+                text += f" (+{overage[name]} overage)"
+            parts.append(text)
+        return "; ".join(parts)
+
+    def _change_status(
+        self, request: HttpRequest, queryset: QuerySet[License], action: str
+    ) -> None:
+        service = licensing.license_suspend if action == "suspend" else licensing.license_reinstate
+        done = 0
+        for license in queryset.order_by("pk"):
+            try:
+                changed = service(license=license)
+            except ValidationError as exc:
+                self.message_user(request, f"{license}: {'; '.join(exc.messages)}", messages.ERROR)
+                continue
+            self.log_change(request, changed, f"Licence {action}: now {changed.status}.")
+            done += 1
+        self.message_user(request, f"{done} licence(s): {action} done.", level=messages.SUCCESS)
+
+    @admin.action(description="Suspend (verification answers suspended)", permissions=["change"])
+    def suspend(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
+        self._change_status(request, queryset, "suspend")
+
+    @admin.action(description="Reinstate suspended licences", permissions=["change"])
+    def reinstate(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
+        self._change_status(request, queryset, "reinstate")
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[License], search_term: str

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from content import api, api_purchases
+from content import api, api_licensing, api_purchases
 
 urlpatterns = [
     path("content/", api.CatalogListView.as_view(), name="content-catalog"),
@@ -14,6 +14,20 @@ urlpatterns = [
         "content/licenses/",
         api_purchases.BuyerLicenseListView.as_view(),
         name="content-licenses-mine",
+    ),
+    path(
+        "content/licenses/verify",
+        api_licensing.LicenseVerifyView.as_view(),
+        name="content-license-verify",
+    ),
+    path("content/usage", api_licensing.LicenseUsageView.as_view(), name="content-usage"),
+    path(
+        "creator/licenses/", api_licensing.CreatorLicenseListView.as_view(), name="creator-licenses"
+    ),
+    path(
+        "creator/licenses/<int:license_id>/",
+        api_licensing.CreatorLicenseDetailView.as_view(),
+        name="creator-license",
     ),
     path("creator/profile", api.CreatorProfileView.as_view(), name="creator-profile"),
     path("creator/content/", api.CreatorItemListView.as_view(), name="creator-content"),

@@ -200,6 +200,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "marketplace.tasks.usage_partitions_ensure",
         "schedule": crontab(minute=40, hour=3),  # daily: months of usage events partitioned ahead
     },
+    "content-licenses-expire": {
+        "task": "content.tasks.licenses_expire_due",
+        "schedule": crontab(minute="*/5"),  # verification already answers expired on time
+    },
     "affiliates-payouts-monthly": {
         "task": "affiliates.tasks.commissions.affiliate_payouts_run",
         "schedule": crontab(minute=30, hour=6, day_of_month=1),  # as of the month's last day
@@ -317,6 +321,10 @@ REST_FRAMEWORK = {
         "signup": env.str("API_THROTTLE_SIGNUP", default="10/hour"),
         # Usage endpoints, per API key (marketplace.auth.ApiKeyRateThrottle).
         "usage": env.str("API_THROTTLE_USAGE", default="6000/min"),
+        # Content licences, per client IP: verification (called on every use by the buyer's
+        # software) and usage reports (content.api_licensing).
+        "license_verify": env.str("API_THROTTLE_LICENSE_VERIFY", default="1200/min"),
+        "license_usage": env.str("API_THROTTLE_LICENSE_USAGE", default="1200/min"),
     },
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
 }
