@@ -42,7 +42,7 @@ from content.services import license_key_hash
 
 logger = logging.getLogger(__name__)
 
-# Longer input is not a key we issued (``lk_`` + 8 + ``_`` + 32); answered ``unknown``
+# Longer input is not a key we issued (``lk_`` + 16 + ``_`` + 32); answered ``unknown``
 # without hashing megabytes.
 MAX_KEY_LENGTH = 128
 

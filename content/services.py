@@ -29,7 +29,7 @@ PAYEE_TYPE = Account.PayeeType.CREATOR
 HUNDRED = Decimal(100)
 SHARE_QUANTUM = Decimal("0.0001")
 LICENSE_KEY_PREFIX = "lk_"
-_KEY_PREFIX_CHARS = 8
+_KEY_PREFIX_CHARS = 16  # 64 random bits: the prefix is unique, so it must not collide
 _KEY_SECRET_BYTES = 24
 
 
@@ -308,7 +308,7 @@ class NewLicenseKey:
 
 
 def license_key_generate() -> NewLicenseKey:
-    """A new key: ``lk_`` + 8 visible hex characters (``License.key_prefix``), then the secret."""
+    """A new key: ``lk_`` + 16 visible hex characters (``License.key_prefix``), then the secret."""
     prefix = f"{LICENSE_KEY_PREFIX}{secrets.token_hex(_KEY_PREFIX_CHARS // 2)}"
     key = f"{prefix}_{secrets.token_urlsafe(_KEY_SECRET_BYTES)}"
     return NewLicenseKey(prefix=prefix, key=key, key_hash=license_key_hash(key))

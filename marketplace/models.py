@@ -100,7 +100,7 @@ class ApiKey(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
     )
     name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=32, unique=True, help_text="rk_live_/rk_test_ + 8.")
+    prefix = models.CharField(max_length=32, unique=True, help_text="rk_live_/rk_test_ + 16 hex.")
     secret_hash = models.CharField(max_length=64, unique=True, editable=False)
     scopes = models.JSONField(default=list)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -37,7 +37,7 @@ MAX_EVENTS_PER_BATCH = 1000
 MAX_EVENT_AHEAD = timedelta(minutes=5)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 _QUANTITY_MAX = Decimal(10) ** (QUANTITY_MAX_DIGITS - QUANTITY_DECIMAL_PLACES)
-_PREFIX_CHARS = 8
+_PREFIX_CHARS = 16  # 64 random bits: the prefix is unique, so it must not collide
 _SECRET_BYTES = 24
 
 
@@ -78,7 +78,7 @@ def api_key_create(
     scopes: list[str] | None = None,
     expires_at: datetime | None = None,
 ) -> NewApiKey:
-    """A new key for `user`: `rk_live_`/`rk_test_` (Stripe's mode) + 8 visible characters,
+    """A new key for `user`: `rk_live_`/`rk_test_` (Stripe's mode) + 16 visible characters,
     then the secret. Only its keyed hash is stored. Raises ValueError for an unknown scope."""
     chosen = list(dict.fromkeys(scopes)) if scopes else list(SCOPES)
     unknown = sorted(set(chosen) - set(SCOPES))

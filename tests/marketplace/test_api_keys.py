@@ -24,7 +24,7 @@ def test_create_shows_the_key_once_and_stores_only_its_keyed_hash():
     assert response.status_code == 201, response.content
     body = response.json()
     assert set(body) == {"id", "name", "prefix", "key", "scopes", "expires_at", "created_at"}
-    assert body["prefix"].startswith("rk_test_") and len(body["prefix"]) == len("rk_test_") + 8
+    assert body["prefix"].startswith("rk_test_") and len(body["prefix"]) == len("rk_test_") + 16
     assert body["key"].startswith(body["prefix"] + "_")
     assert body["scopes"] == ["usage:write", "usage:read"]
     row = ApiKey.objects.get(pk=body["id"])
@@ -85,7 +85,7 @@ def test_revoke_is_effective_on_the_next_request_of_another_client():
 
 def test_revoking_twice_keeps_the_first_time():
     user = UserFactory()
-    key_id = ApiKey.objects.get(prefix=key_for(user)[:16]).pk
+    key_id = ApiKey.objects.get(prefix=key_for(user)[: len("rk_test_") + 16]).pk
     first = token_client(user).post(f"{KEYS}{key_id}/revoke").json()["revoked_at"]
     assert token_client(user).post(f"{KEYS}{key_id}/revoke").json()["revoked_at"] == first
 
