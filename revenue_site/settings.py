@@ -339,6 +339,7 @@ SPECTACULAR_SETTINGS = {
         "ContentStatusEnum": "content.models.ContentItem.Status",
         "CreatorStatusEnum": "content.models.Creator.Status",
         "LicenseKindEnum": "content.models.LicenseType.Kind",
+        "LicenseStatusEnum": "content.models.License.Status",
     },
 }
 
