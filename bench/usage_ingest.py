@@ -46,24 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, pct, process_stop, wait_http  # noqa: E402
+from bench.common import ensure_database, free_port, pct, process_stop, wait_http  # noqa: E402
 
 BATCH = 1000
-
-
-def recreate_database(url: str) -> None:
-    parsed = urllib.parse.urlparse(url)
-    name = parsed.path.lstrip("/")
-    import psycopg2
-
-    conn = psycopg2.connect(parsed._replace(path="/postgres").geturl())
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
 
 
 def post(port: int, key: str, body: bytes) -> tuple[float, int, dict]:
@@ -121,7 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # figures as they come
 
-    recreate_database(args.database_url)
+    ensure_database(args.database_url, fresh=True)
     web_port = free_port()
     env = {
         **os.environ,

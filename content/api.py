@@ -94,20 +94,8 @@ class LicenseTypeSerializer(serializers.ModelSerializer[LicenseType]):
 
     class Meta:
         model = LicenseType
-        fields = [
-            "id",
-            "kind",
-            "pricing",
-            "amount",
-            "currency",
-            "stripe_price_id",
-            "per_use_unit_amount",
-            "term_days",
-            "limits",
-            "overage",
-            "is_active",
-            "created_at",
-        ]
+        # What the service accepts, plus the read-only id and creation time.
+        fields = ["id", *services.LICENSE_TYPE_FIELDS, "created_at"]
         read_only_fields = ["id", "created_at"]
 
 

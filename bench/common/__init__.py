@@ -34,8 +34,9 @@ def wait_http(url: str, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
-def ensure_database(url: str) -> None:
-    """Create the PostgreSQL database named in `url` if it does not exist."""
+def ensure_database(url: str, *, fresh: bool = False) -> None:
+    """Create the PostgreSQL database named in `url` if it does not exist (`fresh`: drop it
+    first, so a run starts empty)."""
     parsed = urllib.parse.urlparse(url)
     name = parsed.path.lstrip("/")
     import psycopg2
@@ -44,6 +45,8 @@ def ensure_database(url: str) -> None:
     conn.autocommit = True
     try:
         with conn.cursor() as cursor:
+            if fresh:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
             if not cursor.fetchone():
                 cursor.execute(f'CREATE DATABASE "{name}"')
