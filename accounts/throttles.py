@@ -1,9 +1,7 @@
 """Cache-backed throttles for the unauthenticated account endpoints.
 
-DRF's SimpleRateThrottle keeps a request history per key in the default cache (Redis in
-production, so limits hold across workers). Rates come from REST_FRAMEWORK's
-DEFAULT_THROTTLE_RATES, read on each request rather than at import so `override_settings`
-and environment changes take effect.
+Fixed-window counters in the default cache (Redis in production, so limits hold across
+workers): revenue_site.throttling.
 """
 
 from __future__ import annotations
@@ -11,31 +9,20 @@ from __future__ import annotations
 import hashlib
 
 from rest_framework.request import Request
-from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-
-class _ScopedRateThrottle(SimpleRateThrottle):
-    def get_rate(self) -> str | None:
-        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope or "")
-        return None if rate is None else str(rate)
+from revenue_site.throttling import FixedWindowRateThrottle, PerIpRateThrottle
 
 
-class _PerIpThrottle(_ScopedRateThrottle):
-    def get_cache_key(self, request: Request, view: APIView) -> str | None:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-
-class SignupThrottle(_PerIpThrottle):
+class SignupThrottle(PerIpRateThrottle):
     scope = "signup"
 
 
-class AuthIpThrottle(_PerIpThrottle):
+class AuthIpThrottle(PerIpRateThrottle):
     scope = "auth_ip"
 
 
-class AuthEmailThrottle(_ScopedRateThrottle):
+class AuthEmailThrottle(FixedWindowRateThrottle):
     """Limits guesses against one account, whichever addresses they come from."""
 
     scope = "auth_email"

@@ -19,33 +19,20 @@ from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from content import licensing
 from content.api import CREATOR_ERRORS, NOT_YOURS, PUBLIC_ERRORS, CreatorAPIView, _error
 from content.models import License, LicenseUsage
 from revenue_site.errors import error_body
+from revenue_site.throttling import PerIpRateThrottle
 
 
-class _PerIpThrottle(SimpleRateThrottle):
-    """Per client IP, counted in the shared cache (Redis in production); the rate is read
-    from DEFAULT_THROTTLE_RATES on each request so settings overrides apply."""
-
-    def get_rate(self) -> str | None:
-        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope or "")
-        return None if rate is None else str(rate)
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-
-class LicenseVerifyThrottle(_PerIpThrottle):
+class LicenseVerifyThrottle(PerIpRateThrottle):
     scope = "license_verify"
 
 
-class LicenseUsageThrottle(_PerIpThrottle):
+class LicenseUsageThrottle(PerIpRateThrottle):
     scope = "license_usage"
 
 

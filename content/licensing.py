@@ -18,6 +18,8 @@ import hmac
 import json
 import logging
 import math
+import re
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -223,9 +225,7 @@ def _verified_license(*, key: str) -> VerifiedLicense | None:
         _VERIFY_SQL = _verify_sql()
     params: list[Any] = [value for event in LIMIT_FOR_EVENT for value in (False, str(event))]
     params += [digest, License.Status.PENDING.value]
-    with connection.cursor() as cursor:
-        cursor.execute(_VERIFY_SQL, params)
-        row = cursor.fetchone()
+    row = _fetch_one(_VERIFY_SQL, params)
     if row is None or not hmac.compare_digest(row[0], digest):
         return None
     limits = row[6]
@@ -247,6 +247,33 @@ def _verified_license(*, key: str) -> VerifiedLicense | None:
 
 
 _VERIFY_SQL: str | None = None
+
+
+# Connections (psycopg2) on which the verification statement is prepared. PREPARE lasts for
+# the session and is not undone by a rollback; a new connection is not in the set.
+_PREPARED_ON: weakref.WeakSet[Any] = weakref.WeakSet()
+_STATEMENT = "content_license_verify"
+
+
+def _fetch_one(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """Run the verification query: on PostgreSQL as a statement prepared once per connection.
+    Planning the four-table join costs several times its execution (EXPLAIN ANALYZE: 1.6 ms
+    planning, 0.24 ms execution), and it is the same statement on every call. Connections are
+    persistent (``CONN_MAX_AGE``), so a worker plans it once. (A pooler in transaction mode
+    would not keep prepared statements; we do not run behind one.)
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+        if connection.connection not in _PREPARED_ON:
+            numbered = iter(range(1, len(params) + 1))
+            statement = re.sub("%s", lambda _: f"${next(numbered)}", sql)
+            cursor.execute(f"PREPARE {_STATEMENT} AS {statement}")
+            _PREPARED_ON.add(connection.connection)
+        placeholders = ", ".join(["%s"] * len(params))
+        cursor.execute(f"EXECUTE {_STATEMENT}({placeholders})", params)
+        return cursor.fetchone()
 
 
 def license_verify(*, key: str) -> Verification:

@@ -15,13 +15,12 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
-from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import User
 from marketplace import selectors, services
 from marketplace.models import ApiKey
+from revenue_site.throttling import FixedWindowRateThrottle
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -65,15 +64,11 @@ class HasApiKeyScope(BasePermission):
         return any(scope in api_key.scopes for scope in required)
 
 
-class ApiKeyRateThrottle(SimpleRateThrottle):
+class ApiKeyRateThrottle(FixedWindowRateThrottle):
     """Requests per API key (rate `usage`, from API_THROTTLE_USAGE), counted in the shared
     cache (Redis in production) so the limit holds across processes."""
 
     scope = "usage"
-
-    def get_rate(self) -> str | None:
-        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope or "")
-        return None if rate is None else str(rate)
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         api_key = request.auth
