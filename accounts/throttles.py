@@ -1,6 +1,6 @@
 """Cache-backed throttles for the unauthenticated account endpoints.
 
-Fixed-window counters in the default cache (Redis in production, so limits hold across
+Sliding-window counters in the default cache (Redis in production, so limits hold across
 workers): revenue_site.throttling.
 """
 
@@ -11,7 +11,7 @@ import hashlib
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from revenue_site.throttling import FixedWindowRateThrottle, PerIpRateThrottle
+from revenue_site.throttling import PerIpRateThrottle, SlidingWindowRateThrottle
 
 
 class SignupThrottle(PerIpRateThrottle):
@@ -22,7 +22,7 @@ class AuthIpThrottle(PerIpRateThrottle):
     scope = "auth_ip"
 
 
-class AuthEmailThrottle(FixedWindowRateThrottle):
+class AuthEmailThrottle(SlidingWindowRateThrottle):
     """Limits guesses against one account, whichever addresses they come from."""
 
     scope = "auth_email"

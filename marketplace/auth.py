@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from accounts.models import User
 from marketplace import selectors, services
 from marketplace.models import ApiKey
-from revenue_site.throttling import FixedWindowRateThrottle
+from revenue_site.throttling import SlidingWindowRateThrottle
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -64,7 +64,7 @@ class HasApiKeyScope(BasePermission):
         return any(scope in api_key.scopes for scope in required)
 
 
-class ApiKeyRateThrottle(FixedWindowRateThrottle):
+class ApiKeyRateThrottle(SlidingWindowRateThrottle):
     """Requests per API key (rate `usage`, from API_THROTTLE_USAGE), counted in the shared
     cache (Redis in production) so the limit holds across processes."""
 

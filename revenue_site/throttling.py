@@ -1,12 +1,14 @@
-"""Rate limits for the API: fixed-window counters in the shared cache (Redis in production).
+"""Rate limits for the API: sliding-window counters in the shared cache (Redis in production).
 
 DRF's ``SimpleRateThrottle`` keeps a list of request times per key and reads, trims, pickles
 and writes the whole list back on every request: two cache round trips and a list as long as
-the rate (6,000 entries for the usage API's default). A counter per key and window answers the
-same question with one round trip (``INCR`` + ``EXPIRE … NX`` pipelined) whatever the rate
-(bench/license_verify.py measures the verify endpoint with it). The price is the fixed window's
-edge: a client may spend one window's allowance at its end and the next one's at the start of
-the next, so a short burst can reach twice the rate; ``Retry-After`` names the window's end.
+the rate (6,000 entries for the usage API's default). Here a key has one counter per fixed
+window, and a request is weighed against the current window's count plus the previous
+window's count scaled by the part of it still inside the sliding window (the estimate
+Cloudflare describes for its rate limiting): no burst of twice the rate at a window's edge,
+and one round trip (``INCR`` + ``EXPIRE … NX`` + ``GET`` of the previous window, pipelined)
+whatever the rate. bench/license_verify.py measures the verify endpoint with it. Denied
+requests count too, so a client that keeps hammering stays limited.
 
 Rates come from ``REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']`` on each request, so settings
 overrides and environment changes apply. When the cache cannot be reached the request is let
@@ -33,30 +35,35 @@ def _uses_redis() -> bool:
     return hasattr(cache, "client") and hasattr(cache.client, "get_client")
 
 
-def window_hit(key: str, seconds: int) -> int:
-    """Count one request against ``key`` in its current window; return the window's count.
+def window_hits(key: str, window: int, seconds: int) -> tuple[int, int]:
+    """Count one request against ``key`` in ``window`` (its index); return the counts of that
+    window (this request included) and of the one before it.
 
-    On Redis one round trip (the counter expires with its window); on other caches
-    ``add`` then ``incr`` (the local-memory cache of development and tests)."""
+    On Redis one round trip (each counter expires after the window that follows it); on other
+    caches ``add``, ``incr`` and ``get`` (the local-memory cache of development and tests)."""
+    current, previous = f"{key}:{window}", f"{key}:{window - 1}"
+    ttl = 2 * seconds + 1
     if _uses_redis():
         from django_redis import get_redis_connection
 
-        full_key = cache.make_key(key)
+        full_key = cache.make_key(current)
         pipe = get_redis_connection("default").pipeline(transaction=False)
         pipe.incr(full_key)
-        pipe.expire(full_key, seconds + 1, nx=True)
-        count, _ = pipe.execute()
-        return int(count)
-    cache.add(key, 0, seconds + 1)
+        pipe.expire(full_key, ttl, nx=True)
+        pipe.get(cache.make_key(previous))
+        count, _, before = pipe.execute()
+        return int(count), int(before or 0)
+    cache.add(current, 0, ttl)
     try:
-        return int(cache.incr(key))
+        count = int(cache.incr(current))
     except ValueError:  # expired between add and incr
-        cache.set(key, 1, seconds + 1)
-        return 1
+        cache.set(current, 1, ttl)
+        count = 1
+    return count, int(cache.get(previous) or 0)
 
 
-class FixedWindowRateThrottle(SimpleRateThrottle):
-    """A scoped rate (``scope`` names the entry in DEFAULT_THROTTLE_RATES) counted per
+class SlidingWindowRateThrottle(SimpleRateThrottle):
+    """A scoped rate (``scope`` names the entry in DEFAULT_THROTTLE_RATES) over a sliding
     window. Subclasses say whose requests are counted with ``get_cache_key``."""
 
     def get_rate(self) -> str | None:
@@ -70,22 +77,31 @@ class FixedWindowRateThrottle(SimpleRateThrottle):
         if self.key is None:
             return True
         self.now = self.timer()
-        window = int(self.now // self.duration)
-        self.window_end = (window + 1) * self.duration
+        window, elapsed = divmod(self.now, self.duration)
+        self.window_end = self.now - elapsed + self.duration
         try:
-            count = window_hit(f"{self.key}:{window}", int(self.duration))
+            count, before = window_hits(self.key, int(window), int(self.duration))
         except Exception:  # the cache is down: let the request through, say so
             logger.warning(
                 "rate limit %s not counted: cache unavailable", self.scope, exc_info=True
             )
             return True
-        return count <= self.num_requests
+        self.count, self.before, self.elapsed = count, before, elapsed
+        return count + before * (1 - elapsed / self.duration) <= self.num_requests
 
     def wait(self) -> float:
-        return max(0.0, self.window_end - self.now)
+        """Seconds until one more request would pass if none were sent meanwhile: later in
+        this window once the previous window's share has shrunk enough, else in the next
+        window once this one's has."""
+        limit, duration = self.num_requests, self.duration
+        if self.count + 1 <= limit:
+            share_left = (limit - self.count - 1) / self.before if self.before else 1.0
+            return max(0.0, duration * (1 - share_left) - self.elapsed)
+        share_left = (limit - 1) / self.count
+        return (self.window_end - self.now) + duration * max(0.0, 1 - share_left)
 
 
-class PerIpRateThrottle(FixedWindowRateThrottle):
+class PerIpRateThrottle(SlidingWindowRateThrottle):
     """Per client address (``REST_FRAMEWORK['NUM_PROXIES']`` decides which one)."""
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
@@ -103,7 +119,7 @@ class AnonRateThrottle(PerIpRateThrottle):
         return super().get_cache_key(request, view)
 
 
-class UserRateThrottle(FixedWindowRateThrottle):
+class UserRateThrottle(SlidingWindowRateThrottle):
     """DRF's ``user`` rate, per signed-in user (per address for anonymous requests)."""
 
     scope = "user"
