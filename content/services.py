@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -34,11 +33,6 @@ _KEY_SECRET_BYTES = 24
 
 
 # --- creators ----------------------------------------------------------------------------
-
-
-def creator_minimum(payee_id: int) -> int:
-    """The payout engine's minimum for a creator (minor units)."""
-    return int(settings.CONTENT_PAYOUT_MINIMUM)
 
 
 def _display_name(value: str) -> str:
