@@ -66,20 +66,26 @@ class CreatorSerializer(serializers.ModelSerializer[Creator]):
         read_only_fields = fields
 
 
-class CreatorPayoutInput(serializers.Serializer[Any]):
+class CreatorPayoutSettingsSerializer(serializers.Serializer[Any]):
     """How the creator is paid (``content.payouts.creator_payout_settings_update``)."""
 
     method = serializers.ChoiceField(choices=PayeeProfile.Method.choices)
-    stripe_account_id = serializers.CharField(required=False, allow_blank=True, default="")
-    paypal_email = serializers.CharField(required=False, allow_blank=True, default="")
-    bank_account_name = serializers.CharField(required=False, allow_blank=True, default="")
+    stripe_account_id = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="stripe_connect: `acct_…`."
+    )
+    paypal_email = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="paypal: the account's e-mail."
+    )
+    bank_account_name = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="bank_csv: the holder's name."
+    )
     bank_iban = serializers.CharField(required=False, allow_blank=True, default="")
     bank_bic = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 class CreatorCreateInput(serializers.Serializer[Any]):
     display_name = serializers.CharField(max_length=100)
-    payout = CreatorPayoutInput(
+    payout = CreatorPayoutSettingsSerializer(
         required=False,
         help_text="How you are paid; also later at `PUT /api/v1/creator/payout-settings`. "
         "Without it your earnings wait until you choose.",

@@ -23,9 +23,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from content import earnings, payouts, selectors
-from content.api import CREATOR_ERRORS, INVALID, NOT_YOURS, CreatorAPIView
+from content.api import (
+    CREATOR_ERRORS,
+    INVALID,
+    NOT_YOURS,
+    CreatorAPIView,
+    CreatorPayoutSettingsSerializer,
+)
 from content.models import ContentItem, LicenseUsage
-from ledger.models import PayeeProfile, Payout
+from ledger.models import Payout
 
 # --- serializers ---------------------------------------------------------------------------
 
@@ -100,22 +106,7 @@ class BalanceSerializer(serializers.Serializer[Any]):
     minimum = serializers.IntegerField(help_text=f"The smallest payout. {_MINOR}")
 
 
-class PayoutSettingsSerializer(serializers.Serializer[Any]):
-    method = serializers.ChoiceField(choices=PayeeProfile.Method.choices)
-    stripe_account_id = serializers.CharField(
-        required=False, allow_blank=True, default="", help_text="stripe_connect: `acct_…`."
-    )
-    paypal_email = serializers.CharField(
-        required=False, allow_blank=True, default="", help_text="paypal: the account's e-mail."
-    )
-    bank_account_name = serializers.CharField(
-        required=False, allow_blank=True, default="", help_text="bank_csv: the holder's name."
-    )
-    bank_iban = serializers.CharField(required=False, allow_blank=True, default="")
-    bank_bic = serializers.CharField(required=False, allow_blank=True, default="")
-
-
-class PayoutSettingsOutSerializer(PayoutSettingsSerializer):
+class CreatorPayoutSettingsOutSerializer(CreatorPayoutSettingsSerializer):
     method = serializers.CharField(help_text="Blank until you choose one: nothing is paid then.")  # type: ignore[assignment]
 
 
@@ -257,32 +248,32 @@ class CreatorBalanceView(CreatorAPIView):
 class CreatorPayoutSettingsView(CreatorAPIView):
     @extend_schema(
         operation_id="creator_payout_settings_retrieve",
-        responses={200: PayoutSettingsOutSerializer, **CREATOR_ERRORS},
+        responses={200: CreatorPayoutSettingsOutSerializer, **CREATOR_ERRORS},
         tags=["creator"],
     )
     def get(self, request: Request) -> Response:
         """How you are paid (`method` is blank until you choose one)."""
         profile = payouts.creator_payee_profile(creator=self.creator)
         if profile is None:
-            return Response(PayoutSettingsOutSerializer({"method": ""}).data)
-        return Response(PayoutSettingsOutSerializer(profile).data)
+            return Response(CreatorPayoutSettingsOutSerializer({"method": ""}).data)
+        return Response(CreatorPayoutSettingsOutSerializer(profile).data)
 
     @extend_schema(
         operation_id="creator_payout_settings_update",
-        request=PayoutSettingsSerializer,
-        responses={200: PayoutSettingsOutSerializer, 400: INVALID, **CREATOR_ERRORS},
+        request=CreatorPayoutSettingsSerializer,
+        responses={200: CreatorPayoutSettingsOutSerializer, 400: INVALID, **CREATOR_ERRORS},
         tags=["creator"],
     )
     def put(self, request: Request) -> Response:
         """Choose how you are paid: `stripe_connect` with your `stripe_account_id`, `paypal`
         with `paypal_email`, or `bank_csv` with `bank_account_name`, `bank_iban` and
         `bank_bic`. The other method's details are cleared."""
-        data = PayoutSettingsSerializer(data=request.data)
+        data = CreatorPayoutSettingsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         profile = payouts.creator_payout_settings_update(
             creator=self.creator, **data.validated_data
         )
-        return Response(PayoutSettingsOutSerializer(profile).data)
+        return Response(CreatorPayoutSettingsOutSerializer(profile).data)
 
 
 __all__ = [

@@ -349,6 +349,7 @@ SPECTACULAR_SETTINGS = {
         "CreatorStatusEnum": "content.models.Creator.Status",
         "LicenseKindEnum": "content.models.LicenseType.Kind",
         "LicenseStatusEnum": "content.models.License.Status",
+        "PayoutStatusEnum": "ledger.models.Payout.Status",
     },
 }
 
