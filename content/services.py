@@ -30,6 +30,8 @@ SHARE_QUANTUM = Decimal("0.0001")
 LICENSE_KEY_PREFIX = "lk_"
 _KEY_PREFIX_CHARS = 16  # 64 random bits: the prefix is unique, so it must not collide
 _KEY_SECRET_BYTES = 24
+# ``License.key_prefix``: ``lk_`` and 16 hex characters.
+LICENSE_KEY_PREFIX_LENGTH = len(LICENSE_KEY_PREFIX) + _KEY_PREFIX_CHARS
 
 
 # --- creators ----------------------------------------------------------------------------
