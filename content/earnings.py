@@ -85,11 +85,16 @@ def day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+# Querysets of annotated / aggregated entries: typed loosely, the stubs cannot follow the
+# annotations (``content_id``, ``period``) that later filters and orderings name.
+EntryRows = QuerySet[Any, Any]
+
+
 def _earning_entries(
     *, creator_ids: Iterable[int], start: date | None, end: date | None
-) -> QuerySet[Entry]:
+) -> EntryRows:
     codes = [payee_account_code(PAYEE_TYPE, creator_id) for creator_id in creator_ids]
-    entries = Entry.objects.filter(account__code__in=codes).exclude(
+    entries: EntryRows = Entry.objects.filter(account__code__in=codes).exclude(
         transaction__source=PAYOUT_SOURCE
     )
     if start is not None:
@@ -113,7 +118,7 @@ def _sources_of(category: Category) -> list[str]:
     return [source for source, spec in _SOURCES.items() if spec.category == category]
 
 
-def _aggregate(entries: QuerySet[Entry], *group: str) -> QuerySet[Entry]:
+def _aggregate(entries: EntryRows, *group: str) -> EntryRows:
     original = Q(transaction__reversal_of__isnull=True)
     return (
         entries.values(*group)
@@ -156,7 +161,7 @@ def creator_earnings(
     start: date | None = None,
     end: date | None = None,
     content_id: int | None = None,
-) -> QuerySet[Entry]:
+) -> EntryRows:
     """The creator's earnings by (content item, month, currency), newest month first, as an
     aggregated values queryset (one query; paginate it, then ``earnings_row`` each row).
     ``start`` / ``end`` are inclusive UTC days."""
@@ -286,7 +291,7 @@ def _balances(ids: list[int], as_of: datetime) -> dict[tuple[int, str], int]:
         .order_by()
     )
     return {
-        (row["account__payee_id"], row["currency"]): -int(row["total"])
+        (int(row["account__payee_id"] or 0), row["currency"]): -int(row["total"])
         for row in rows
         if row["total"]
     }
@@ -307,5 +312,5 @@ def _payouts(ids: list[int], start: date, end: date) -> dict[tuple[int, str], li
     )
     paid: dict[tuple[int, str], list[Any]] = defaultdict(list)
     for payee_id, currency, posted_at, amount in rows:
-        paid[(payee_id, currency)].append((posted_at, amount))
+        paid[(int(payee_id or 0), currency)].append((posted_at, amount))
     return paid

@@ -91,7 +91,7 @@ def creator_withheld(*, payee_ids: list[int], as_of: datetime) -> dict[tuple[int
     # Credits are negative; a reversal never takes back more than its original, so the net is
     # a credit (or zero). ``max`` guards against hand-made postings that would break that.
     return {
-        (int(row["account__payee_id"]), row["currency"]): max(0, -int(row["total"]))
+        (int(row["account__payee_id"] or 0), row["currency"]): max(0, -int(row["total"]))
         for row in rows
         if row["total"]
     }

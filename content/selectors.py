@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
@@ -155,10 +156,11 @@ def creator_usage(
     end: date | None = None,
     content_id: int | None = None,
     event: str | None = None,
-) -> QuerySet[LicenseUsage]:
+) -> QuerySet[Any, Any]:
     """Usage of licences of the items the creator owns or shares, aggregated by (item, event,
     UTC day), newest day first: accepted units, denied units and how many licences reported.
-    An aggregated values queryset (one query per page, plus the count)."""
+    An aggregated values queryset (one query per page, plus the count); typed loosely, the
+    stubs type each annotation."""
     usage = LicenseUsage.objects.filter(
         license__content__in=Subquery(creator_visible_items(creator=creator).values("pk"))
     )
