@@ -249,7 +249,7 @@ def test_a_stripe_connect_creator_is_paid_by_transfer_and_told(stripe_fake):
     assert len(stripe.Transfer.list(destination=account.id).data) == 1
 
 
-def test_the_monthly_task_and_the_command_run_the_creator_batch(settings):
+def test_the_monthly_task_and_the_command_run_the_creator_batch(settings, celery_eager):
     creator, license_type = creator_with_item()
     sell(license_type, at=at(3, 1))
     batch_id = creator_payouts_run.delay("2026-03-31").get()
