@@ -1,20 +1,25 @@
-"""Staff console for content: creators (with their payee profile), items and their moderation
-(unpublish / archive with a reason, republish: through the service, with a log entry),
-licence types inline, and licences (search by key prefix; money and keys read-only)."""
+"""Staff console for content: creators (with how they are paid, and an earnings statement as
+CSV for a period), items and their moderation (unpublish / archive with a reason, republish:
+through the service, with a log entry), licence types inline, and licences (search by key
+prefix, units used per licence, suspend / reinstate / revoke; money and keys read-only)."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
-from content import licensing, selectors, services
+from content import earnings, licensing, payouts, selectors, services
 from content.models import (
     LIMIT_FOR_EVENT,
     ContentItem,
@@ -24,22 +29,110 @@ from content.models import (
     LicenseType,
     LicenseUsage,
 )
+from ledger.models import PayeeProfile
 from revenue_site.admin import EstimatedCountPaginator
 from revenue_site.money import format_money
 
 
+class PayoutMethodFilter(admin.SimpleListFilter):
+    """Onboarding: how creators are paid, or that they have not said yet (their earnings wait)."""
+
+    title = "payout method"
+    parameter_name = "payout_method"
+    NONE = "none"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(self.NONE, "Not set (not paid yet)"), *PayeeProfile.Method.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value == self.NONE:
+            return queryset.filter(Q(payout_method__isnull=True) | Q(payout_method=""))
+        if value in PayeeProfile.Method.values:
+            return queryset.filter(payout_method=value)
+        return queryset
+
+
+def _last_month() -> tuple[date, date]:
+    first_of_this = timezone.now().date().replace(day=1)
+    end = first_of_this - timedelta(days=1)
+    return end.replace(day=1), end
+
+
+class StatementForm(forms.Form):
+    start = forms.DateField(help_text="First day (UTC), YYYY-MM-DD.")
+    end = forms.DateField(help_text="Last day (UTC), included.")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise ValidationError({"end": ["On or after the first day."]})
+        return data
+
+
 @admin.register(Creator)
 class CreatorAdmin(admin.ModelAdmin):
-    list_display = ("display_name", "user", "platform_fee_percent", "status", "created_at")
-    list_filter = ("status",)
+    list_display = (
+        "display_name",
+        "user",
+        "platform_fee_percent",
+        "status",
+        "payout_method",
+        "created_at",
+    )
+    list_filter = ("status", PayoutMethodFilter)
     search_fields = ("display_name", "user__email")
     ordering = ("display_name",)
     list_select_related = ("user",)
     raw_id_fields = ("user",)
-    readonly_fields = ("created_at",)
+    readonly_fields = ("created_at", "payout_profile")
+    actions = ("earnings_statement",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Creator]:
         return selectors.creator_list_for_admin()
+
+    @admin.display(description="payout method", ordering="payout_method")
+    def payout_method(self, obj: Creator) -> str:
+        method = getattr(obj, "payout_method", None)
+        return PayeeProfile.Method(method).label if method else "— not set"
+
+    @admin.display(description="payout profile")
+    def payout_profile(self, obj: Creator) -> str:
+        if obj.pk is None:
+            return "Created with the creator."
+        profile = payouts.creator_payee_profile(creator=obj)
+        if profile is None:
+            return "None yet."
+        url = reverse("admin:ledger_payeeprofile_change", args=[profile.pk])
+        label = profile.get_method_display() or "no method yet: earnings are kept, not paid"
+        return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.action(description="Earnings statement (CSV) for a period", permissions=["view"])
+    def earnings_statement(
+        self, request: HttpRequest, queryset: QuerySet[Creator]
+    ) -> HttpResponse | None:
+        start, end = _last_month()
+        form = StatementForm(
+            request.POST if "apply" in request.POST else None,
+            initial={"start": start, "end": end},
+        )
+        if not form.is_valid():
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Creator earnings statement",
+                "action": "earnings_statement",
+                "form": form,
+                "items": queryset,
+                "opts": self.model._meta,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "content/admin/statement.html", context)
+        start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+        body = earnings.earnings_statement_csv(creators=list(queryset), start=start, end=end)
+        response = HttpResponse(body, content_type="text/csv")
+        name = f"creator-earnings-{start.isoformat()}-{end.isoformat()}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
     def save_model(self, request: HttpRequest, obj: Creator, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -187,7 +280,7 @@ class LicenseAdmin(admin.ModelAdmin):
         "currency", "stripe_payment_intent_id", "issued_at", "expires_at", "created_at",
         "usage_summary",
     )  # fmt: skip
-    actions = ("suspend", "reinstate")
+    actions = ("suspend", "reinstate", "revoke")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[License]:
         # Units used is a per-row subquery: computed for the page's rows only.
@@ -215,7 +308,11 @@ class LicenseAdmin(admin.ModelAdmin):
     def _change_status(
         self, request: HttpRequest, queryset: QuerySet[License], action: str
     ) -> None:
-        service = licensing.license_suspend if action == "suspend" else licensing.license_reinstate
+        service = {
+            "suspend": licensing.license_suspend,
+            "reinstate": licensing.license_reinstate,
+            "revoke": licensing.license_revoke,
+        }[action]
         done = 0
         for license in queryset.order_by("pk"):
             try:
@@ -235,6 +332,13 @@ class LicenseAdmin(admin.ModelAdmin):
     def reinstate(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
         self._change_status(request, queryset, "reinstate")
 
+    @admin.action(
+        description="Revoke for good (no refund: refund in Stripe to reverse the split)",
+        permissions=["change"],
+    )
+    def revoke(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
+        self._change_status(request, queryset, "revoke")
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[License], search_term: str
     ) -> tuple[QuerySet[License], bool]:
@@ -242,6 +346,12 @@ class LicenseAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if term.startswith(services.LICENSE_KEY_PREFIX) and term.count("_") >= 2:
             term = "_".join(term.split("_")[:2])
+        if (
+            term.startswith(services.LICENSE_KEY_PREFIX)
+            and len(term) < services.LICENSE_KEY_PREFIX_LENGTH
+        ):
+            # The start of a prefix (read out over the phone): a case-sensitive prefix match.
+            return queryset.filter(key_prefix__startswith=term), False
         return super().get_search_results(request, queryset, term)
 
     @admin.display(description="amount", ordering="amount")

@@ -21,8 +21,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import request_user
-from content import selectors, services
+from content import payouts, selectors, services
 from content.models import ContentItem, Creator, LicenseType
+from ledger.models import PayeeProfile
 from revenue_site.errors import ErrorSerializer
 
 # --- serializers ---------------------------------------------------------------------------
@@ -65,8 +66,30 @@ class CreatorSerializer(serializers.ModelSerializer[Creator]):
         read_only_fields = fields
 
 
+class CreatorPayoutSettingsSerializer(serializers.Serializer[Any]):
+    """How the creator is paid (``content.payouts.creator_payout_settings_update``)."""
+
+    method = serializers.ChoiceField(choices=PayeeProfile.Method.choices)
+    stripe_account_id = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="stripe_connect: `acct_…`."
+    )
+    paypal_email = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="paypal: the account's e-mail."
+    )
+    bank_account_name = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="bank_csv: the holder's name."
+    )
+    bank_iban = serializers.CharField(required=False, allow_blank=True, default="")
+    bank_bic = serializers.CharField(required=False, allow_blank=True, default="")
+
+
 class CreatorCreateInput(serializers.Serializer[Any]):
     display_name = serializers.CharField(max_length=100)
+    payout = CreatorPayoutSettingsSerializer(
+        required=False,
+        help_text="How you are paid; also later at `PUT /api/v1/creator/payout-settings`. "
+        "Without it your earnings wait until you choose.",
+    )
 
 
 class LicenseTypeSerializer(serializers.ModelSerializer[LicenseType]):
@@ -288,11 +311,14 @@ class CreatorProfileView(APIView):
         tags=["creator"],
     )
     def post(self, request: Request) -> Response:
-        """Become a creator (the platform fee is the default; staff may change it)."""
+        """Become a creator (the platform fee is the default; staff may change it), with how
+        you are paid (`payout`) if you know it already."""
         data = CreatorCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        creator = services.creator_create(
-            user=request_user(request), display_name=data.validated_data["display_name"]
+        creator = payouts.creator_onboard(
+            user=request_user(request),
+            display_name=data.validated_data["display_name"],
+            payout=data.validated_data.get("payout"),
         )
         return Response(CreatorSerializer(creator).data, status=status.HTTP_201_CREATED)
 

@@ -6,10 +6,17 @@ class ContentConfig(AppConfig):
     verbose_name = "Content"
 
     def ready(self) -> None:
-        from content import receivers, services
+        from content import payouts, receivers, services
         from ledger.payouts import PayeeHooks, payee_type_register
 
-        # Creators are payees of the shared payout engine (the hold period comes with sales).
-        payee_type_register(services.PAYEE_TYPE, PayeeHooks(minimum=services.creator_minimum))
+        # Creators are payees of the shared payout engine, with a hold period on earnings.
+        payee_type_register(
+            services.PAYEE_TYPE,
+            PayeeHooks(
+                withheld=payouts.creator_withheld,
+                minimum=payouts.creator_minimum,
+                on_paid=payouts.creator_payout_paid,
+            ),
+        )
         # After djstripe, subscriptions and affiliates (INSTALLED_APPS order).
         receivers.connect()

@@ -447,12 +447,30 @@ def license_reinstate(*, license: License, now: datetime | None = None) -> Licen
     return license
 
 
+@transaction.atomic
+def license_revoke(*, license: License) -> License:
+    """Staff: revoke an issued licence for good (abuse, a takedown): verification answers
+    ``revoked`` and usage is refused from now on. No money moves here: a refund is made in
+    Stripe, and its ``charge.refunded`` webhook reverses the split. Raises ValidationError
+    naming ``status`` for a pending or an already revoked licence."""
+    license = License.objects.select_for_update().get(pk=license.pk)
+    if license.status in (License.Status.PENDING, License.Status.REVOKED):
+        raise ValidationError(
+            {"status": [f"Only an issued licence is revoked ({license.status})."]}
+        )
+    license.status = License.Status.REVOKED
+    license.save(update_fields=["status"])
+    return license
+
+
 # --- creator and admin reads -----------------------------------------------------------------
 
 
 def creator_license_list(*, creator: Creator) -> QuerySet[License]:
-    """Licences sold (issued, not pending) for the creator's own items, newest first, with
-    their item, type and holder (1 query per page)."""
+    """Licences sold (issued, not pending) for the items the creator owns, newest first, with
+    their item, type and holder (1 query per page). Co-creators do not see them (the holders
+    are the owner's customers); they see their share of the money and aggregated usage
+    (``content.earnings``, ``content.selectors.creator_usage``)."""
     return (
         License.objects.filter(content__owner=creator)
         .exclude(status=License.Status.PENDING)

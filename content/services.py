@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -31,14 +30,11 @@ SHARE_QUANTUM = Decimal("0.0001")
 LICENSE_KEY_PREFIX = "lk_"
 _KEY_PREFIX_CHARS = 16  # 64 random bits: the prefix is unique, so it must not collide
 _KEY_SECRET_BYTES = 24
+# ``License.key_prefix``: ``lk_`` and 16 hex characters.
+LICENSE_KEY_PREFIX_LENGTH = len(LICENSE_KEY_PREFIX) + _KEY_PREFIX_CHARS
 
 
 # --- creators ----------------------------------------------------------------------------
-
-
-def creator_minimum(payee_id: int) -> int:
-    """The payout engine's minimum for a creator (minor units)."""
-    return int(settings.CONTENT_PAYOUT_MINIMUM)
 
 
 def _display_name(value: str) -> str:

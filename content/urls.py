@@ -1,6 +1,6 @@
 from django.urls import path
 
-from content import api, api_licensing, api_purchases
+from content import api, api_earnings, api_licensing, api_purchases
 
 urlpatterns = [
     path("content/", api.CatalogListView.as_view(), name="content-catalog"),
@@ -30,6 +30,15 @@ urlpatterns = [
         name="creator-license",
     ),
     path("creator/profile", api.CreatorProfileView.as_view(), name="creator-profile"),
+    path(
+        "creator/payout-settings",
+        api_earnings.CreatorPayoutSettingsView.as_view(),
+        name="creator-payout-settings",
+    ),
+    path("creator/balance", api_earnings.CreatorBalanceView.as_view(), name="creator-balance"),
+    path("creator/earnings/", api_earnings.CreatorEarningsView.as_view(), name="creator-earnings"),
+    path("creator/usage/", api_earnings.CreatorUsageView.as_view(), name="creator-usage"),
+    path("creator/payouts/", api_earnings.CreatorPayoutListView.as_view(), name="creator-payouts"),
     path("creator/content/", api.CreatorItemListView.as_view(), name="creator-content"),
     path(
         "creator/content/<int:item_id>/",

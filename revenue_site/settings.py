@@ -208,6 +208,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "affiliates.tasks.commissions.affiliate_payouts_run",
         "schedule": crontab(minute=30, hour=6, day_of_month=1),  # as of the month's last day
     },
+    "content-creator-payouts-monthly": {
+        "task": "content.tasks.creator_payouts_run",
+        "schedule": crontab(minute=45, hour=6, day_of_month=1),  # as of the month's last day
+    },
 }
 
 # --- Affiliates -------------------------------------------------------------------------
@@ -225,6 +229,11 @@ if not 0 <= CONTENT_PLATFORM_FEE_PERCENT <= 100:
     raise ImproperlyConfigured("CONTENT_PLATFORM_FEE_PERCENT must be between 0 and 100.")
 # Creators are paid when their balance (minor units, per currency) reaches this.
 CONTENT_PAYOUT_MINIMUM = env.int("CONTENT_PAYOUT_MINIMUM", default=1000)
+# Creators' earnings become payable this many days after they are booked, so a refund or a
+# dispute inside the window is clawed back before the money is paid out.
+CONTENT_PAYOUT_HOLD_DAYS = env.int("CONTENT_PAYOUT_HOLD_DAYS", default=14)
+if CONTENT_PAYOUT_HOLD_DAYS < 0:
+    raise ImproperlyConfigured("CONTENT_PAYOUT_HOLD_DAYS must be 0 or more.")
 
 # --- Auth -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -340,6 +349,7 @@ SPECTACULAR_SETTINGS = {
         "CreatorStatusEnum": "content.models.Creator.Status",
         "LicenseKindEnum": "content.models.LicenseType.Kind",
         "LicenseStatusEnum": "content.models.License.Status",
+        "PayoutStatusEnum": "ledger.models.Payout.Status",
     },
 }
 

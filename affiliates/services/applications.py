@@ -19,6 +19,7 @@ from accounts.models import User
 from accounts.services import email_queue
 from affiliates.models import Affiliate, Program, ReferralLink
 from ledger.models import Account, PayeeProfile
+from ledger.payee_profiles import payee_profile_set
 
 Status = Affiliate.Status
 
@@ -212,19 +213,6 @@ def referral_link_create(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-_STRIPE_ACCOUNT_RE = re.compile(r"^acct_[A-Za-z0-9]{6,250}$")
-_BIC_RE = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
-_IBAN_RE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
-
-
-def _iban_is_valid(iban: str) -> bool:
-    if not _IBAN_RE.match(iban):
-        return False
-    rearranged = iban[4:] + iban[:4]
-    digits = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(digits) % 97 == 1
-
-
 @transaction.atomic
 def affiliate_payout_settings_update(
     *,
@@ -236,52 +224,15 @@ def affiliate_payout_settings_update(
     bank_iban: str = "",
     bank_bic: str = "",
 ) -> PayeeProfile:
-    """Create or update the affiliate's ledger PayeeProfile (how they are paid).
-
-    Only the fields of the chosen method are kept; the others are cleared so a stale PayPal
-    address cannot be used after switching to Connect. Raises ValidationError naming the field.
-    """
-    from django.core.validators import validate_email
-
-    method = method.strip()
-    if method not in PayeeProfile.Method.values:
-        raise ValidationError({"method": ["Choose a payout method."]})
-    values: dict[str, str] = {
-        "stripe_account_id": "",
-        "paypal_email": "",
-        "bank_account_name": "",
-        "bank_iban": "",
-        "bank_bic": "",
-    }
-    errors: dict[str, list[str]] = {}
-    if method == PayeeProfile.Method.STRIPE_CONNECT:
-        account = stripe_account_id.strip()
-        if not _STRIPE_ACCOUNT_RE.match(account):
-            errors["stripe_account_id"] = ['Enter a Stripe Connect account id ("acct_…").']
-        values["stripe_account_id"] = account
-    elif method == PayeeProfile.Method.PAYPAL:
-        email = paypal_email.strip().lower()
-        try:
-            validate_email(email)
-        except ValidationError:
-            errors["paypal_email"] = ["Enter the email address of your PayPal account."]
-        values["paypal_email"] = email
-    else:
-        name = bank_account_name.strip()
-        iban = re.sub(r"\s+", "", bank_iban).upper()
-        bic = re.sub(r"\s+", "", bank_bic).upper()
-        if not name:
-            errors["bank_account_name"] = ["Enter the account holder's name."]
-        if not _iban_is_valid(iban):
-            errors["bank_iban"] = ["Enter a valid IBAN."]
-        if not _BIC_RE.match(bic):
-            errors["bank_bic"] = ["Enter a valid BIC (8 or 11 characters)."]
-        values.update(bank_account_name=name[:200], bank_iban=iban, bank_bic=bic)
-    if errors:
-        raise ValidationError(errors)
-    profile, _ = PayeeProfile.objects.update_or_create(
+    """Create or update the affiliate's ledger PayeeProfile (how they are paid); see
+    ``ledger.payee_profiles.payee_profile_set``. Raises ValidationError naming the field."""
+    return payee_profile_set(
         payee_type=Account.PayeeType.AFFILIATE,
         payee_id=affiliate.pk,
-        defaults={"method": method, **values},
+        method=method,
+        stripe_account_id=stripe_account_id,
+        paypal_email=paypal_email,
+        bank_account_name=bank_account_name,
+        bank_iban=bank_iban,
+        bank_bic=bank_bic,
     )
-    return profile
