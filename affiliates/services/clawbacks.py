@@ -131,8 +131,7 @@ def commission_refunds_record(
         return []
     invoice_id = invoice_id_for_charge(charge=charge)
     payment_intent_id = "" if invoice_id else stripe_id(charge.get("payment_intent"))
-    source = {"invoice_id": invoice_id, "payment_intent_id": payment_intent_id}
-    if not _commissions_of(**source).exists():
+    if not _commissions_of(invoice_id=invoice_id, payment_intent_id=payment_intent_id).exists():
         return []
     charged = int(charge.get("amount") or 0)
     changed: list[Commission] = []
@@ -140,7 +139,8 @@ def commission_refunds_record(
     for refund in charge_refund_list(charge=charge):
         amount = int(refund["amount"])
         changed += commission_clawback(
-            **source,
+            invoice_id=invoice_id,
+            payment_intent_id=payment_intent_id,
             refunded=amount,
             charged=charged,
             key=f"refund:{refund['id']}",
@@ -156,10 +156,6 @@ class _DisputedPayment:
     invoice_id: str  # "" outside invoices
     payment_intent_id: str  # set when there is no invoice (a one-time sale)
     charged: int
-
-    @property
-    def source(self) -> dict[str, str]:
-        return {"invoice_id": self.invoice_id, "payment_intent_id": self.payment_intent_id}
 
 
 def _disputed_payment(dispute: Mapping[str, Any]) -> _DisputedPayment:
@@ -199,7 +195,8 @@ def commission_dispute_record(
     if not paid.invoice_id and not paid.payment_intent_id:
         return []
     return commission_clawback(
-        **paid.source,
+        invoice_id=paid.invoice_id,
+        payment_intent_id=paid.payment_intent_id,
         refunded=int(dispute["amount"]),
         charged=paid.charged,
         key=f"dispute:{dispute['id']}",
@@ -241,7 +238,11 @@ def commission_dispute_won_record(
         occurred_at=stripe_time(dispute.get("created")) or occurred_at,
     )
     changed = []
-    commissions = _commissions_of(**paid.source).select_for_update().order_by("pk")
+    commissions = (
+        _commissions_of(invoice_id=paid.invoice_id, payment_intent_id=paid.payment_intent_id)
+        .select_for_update()
+        .order_by("pk")
+    )
     for commission in commissions:
         won_key = f"dispute.won:{dispute_id}:commission:{commission.pk}"
         clawback_key = f"dispute:{dispute_id}:commission:{commission.pk}"
