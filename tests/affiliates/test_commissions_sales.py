@@ -3,12 +3,16 @@ rules as for invoices, keyed to the PaymentIntent, clawed back and reviewed like
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import count
 
 import pytest
 from django.db import IntegrityError
+from django.urls import reverse
+from rest_framework.test import APIClient
 
 from affiliates.models import Affiliate, Commission, Program, Referral
 from affiliates.services.clawbacks import commission_clawback
@@ -20,7 +24,12 @@ from affiliates.services.commissions import (
 from ledger.chart import SystemAccount
 from ledger.selectors import account_balance, payee_balance, trial_balance
 from ledger.services import system_account
-from tests.affiliates.factories import AffiliateFactory, ProgramFactory
+from tests.affiliates.factories import (
+    AffiliateFactory,
+    CommissionFactory,
+    ProgramFactory,
+    ReferralFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -191,3 +200,25 @@ def test_a_commission_cannot_name_both_an_invoice_and_a_sale():
             paid_at_invoice=JAN,
             available_at=JAN,
         )
+
+
+def test_the_portal_and_the_api_show_a_sale_commission_by_its_payment(client):
+    affiliate = AffiliateFactory()
+    sale = CommissionFactory(
+        referral=ReferralFactory(affiliate=affiliate),
+        stripe_invoice_id="",
+        stripe_payment_intent_id="pi_sold",
+    )
+    client.force_login(affiliate.user)
+    listing = client.get(reverse("portal:commissions")).content.decode()
+    assert "pi_sold" in listing
+    detail = client.get(reverse("portal:commission-detail", args=[sale.pk])).content.decode()
+    assert "Sale (payment)" in detail and "pi_sold" in detail
+    response = client.get(reverse("portal:commissions-csv"))
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(r["invoice"], r["payment_intent"]) for r in rows] == [("", "pi_sold")]
+
+    api = APIClient()
+    api.force_authenticate(affiliate.user)
+    body = api.get(f"/api/v1/affiliate/commissions/{sale.pk}").json()
+    assert (body["stripe_invoice_id"], body["stripe_payment_intent_id"]) == ("", "pi_sold")
