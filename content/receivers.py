@@ -23,7 +23,7 @@ from typing import Any
 from djstripe.models import Event
 from djstripe.signals import WEBHOOK_SIGNALS
 
-from content import purchases
+from content import purchases, sale_reversals
 
 
 def _object(event: Event) -> dict[str, Any]:
@@ -39,19 +39,19 @@ def on_payment_intent_failed(sender: Any, event: Event, **kwargs: Any) -> None:
 
 
 def on_charge_refunded(sender: Any, event: Event, **kwargs: Any) -> None:
-    purchases.license_charge_refunded(charge=_object(event), occurred_at=event.created)
+    sale_reversals.license_charge_refunded(charge=_object(event), occurred_at=event.created)
 
 
 def on_dispute_opened(sender: Any, event: Event, **kwargs: Any) -> None:
-    purchases.license_dispute_opened(dispute=_object(event), occurred_at=event.created)
+    sale_reversals.license_dispute_opened(dispute=_object(event), occurred_at=event.created)
 
 
 def on_dispute_funds_reinstated(sender: Any, event: Event, **kwargs: Any) -> None:
-    purchases.license_dispute_won(dispute=_object(event), occurred_at=event.created)
+    sale_reversals.license_dispute_won(dispute=_object(event), occurred_at=event.created)
 
 
 def on_dispute_closed(sender: Any, event: Event, **kwargs: Any) -> None:
-    purchases.license_dispute_closed(dispute=_object(event), occurred_at=event.created)
+    sale_reversals.license_dispute_closed(dispute=_object(event), occurred_at=event.created)
 
 
 RECEIVERS = {

@@ -24,6 +24,7 @@ from content.models import License, LicenseType
 from content.purchases import (
     DISPUTE_SOURCE,
     SALE_SOURCE,
+    license_payment_failed,
     license_payment_succeeded,
     license_sale_split,
 )
@@ -603,8 +604,6 @@ def test_an_older_failure_never_undoes_a_later_success(stripe_fake, inbox, order
 
 def test_a_failure_event_for_a_licence_already_issued_changes_nothing(stripe_fake):
     license = LicenseFactory(issued_at=timezone.now(), stripe_payment_intent_id="pi_x")
-    from content.purchases import license_payment_failed
-
     stale = timezone.now() - timedelta(minutes=5)
     payload = {"id": "pi_x", "metadata": {"content_license": str(license.pk)}}
     assert license_payment_failed(payment_intent=payload, occurred_at=stale) is False
