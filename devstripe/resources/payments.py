@@ -3,7 +3,8 @@
 Emits ``charge.succeeded/failed/refunded``, ``refund.created``, ``payment_intent.canceled``
 (with ``cancellation_reason`` and ``canceled_at``), ``payment_intent.payment_failed`` when 3D
 Secure authentication fails (``/_authenticate`` with ``success=false``) and
-``payment_method.attached/detached``; ``confirm`` takes a new ``payment_method`` (a retry); refunds validate the amount left as Stripe does.
+``payment_method.attached/detached``; ``confirm`` takes a new ``payment_method`` (a retry);
+refunds validate the amount left as Stripe does.
 Exported as API version 2026-08-26.dahlia has them: charges carry ``outcome`` and
 ``payment_method_details`` (the card as a charge sees it) but no ``invoice``, and ``refunds``
 only when expanded; payment intents carry ``amount_capturable``, ``confirmation_method`` and
