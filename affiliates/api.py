@@ -105,6 +105,7 @@ class CommissionSerializer(serializers.ModelSerializer[Commission]):
             "id",
             "status",
             "stripe_invoice_id",
+            "stripe_payment_intent_id",
             "base_amount",
             "amount",
             "reversed_amount",

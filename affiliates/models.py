@@ -204,8 +204,19 @@ class Commission(models.Model):
 
     affiliate = models.ForeignKey(Affiliate, on_delete=models.PROTECT, related_name="commissions")
     referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="commissions")
-    stripe_invoice_id = models.CharField(max_length=255)
-    base_amount = models.BigIntegerField(help_text="The paid amount the rule applied to.")
+    # The source document: the paid invoice (subscriptions), or the PaymentIntent of a one-time
+    # sale (a content licence). Exactly one is set.
+    stripe_invoice_id = models.CharField(
+        max_length=255, blank=True, help_text="The paid invoice; blank for a one-time sale."
+    )
+    stripe_payment_intent_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The one-time sale's PaymentIntent (content licence); blank for an invoice.",
+    )
+    base_amount = models.BigIntegerField(
+        help_text="The paid amount (net of tax) the rule applied to."
+    )
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     rule = models.JSONField(default=dict, help_text="The program rule as applied.")
@@ -217,7 +228,7 @@ class Commission(models.Model):
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    paid_at_invoice = models.DateTimeField(help_text="When the invoice was paid.")
+    paid_at_invoice = models.DateTimeField(help_text="When the invoice (or the sale) was paid.")
     available_at = models.DateTimeField(help_text="End of the hold period.")
     approved_at = models.DateTimeField(null=True, blank=True)
     reversed_amount = models.BigIntegerField(default=0)
@@ -235,7 +246,19 @@ class Commission(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["stripe_invoice_id", "affiliate"], name="affiliates_commission_once"
+                fields=["stripe_invoice_id", "affiliate"],
+                condition=~Q(stripe_invoice_id=""),
+                name="affiliates_commission_once",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_payment_intent_id", "affiliate"],
+                condition=~Q(stripe_payment_intent_id=""),
+                name="affiliates_commission_sale_once",
+            ),
+            models.CheckConstraint(
+                condition=(Q(stripe_invoice_id="") & ~Q(stripe_payment_intent_id=""))
+                | (~Q(stripe_invoice_id="") & Q(stripe_payment_intent_id="")),
+                name="affiliates_commission_one_source",
             ),
             models.CheckConstraint(condition=Q(amount__gte=0), name="affiliates_commission_gte_0"),
             models.CheckConstraint(
@@ -245,4 +268,9 @@ class Commission(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency} on {self.stripe_invoice_id} ({self.status})"
+        return f"{self.amount} {self.currency} on {self.source_id} ({self.status})"
+
+    @property
+    def source_id(self) -> str:
+        """The Stripe id of what was paid: the invoice, or the one-time sale's PaymentIntent."""
+        return self.stripe_invoice_id or self.stripe_payment_intent_id

@@ -1,22 +1,41 @@
 """Buying a licence with a one-time price, and what Stripe's payment events do to it.
 
-- ``license_purchase``: a PENDING licence (its key generated now, returned once, only its hash
-  kept), then a Stripe PaymentIntent confirmed with the buyer's payment method (idempotency
-  key from the licence's pk, ``metadata.content_license`` = the pk). An exclusive licence type
-  is checked under a row lock on the item before any charge: an ACTIVE or PENDING exclusive
-  licence of the item answers 409. A declined or failed charge deletes the pending licence.
+- ``license_purchase``: the buyer's Stripe Customer (``billing_customer_ensure``, so a referred
+  buyer's ``Referral`` is recognised), the tax for their country (``content.sales_tax``), a
+  PENDING licence (its key generated now, returned once, only its hash kept), then a Stripe
+  PaymentIntent for the Customer confirmed with the buyer's payment method (idempotency key
+  from the licence's pk, ``metadata.content_license`` = the pk, the tax in ``metadata``). An
+  exclusive licence type is checked under a row lock on the item before any charge: an ACTIVE
+  or PENDING exclusive licence of the item answers 409. A declined or failed charge deletes
+  the pending licence.
 - ``license_payment_succeeded`` (``payment_intent.succeeded``, and the purchase itself when
   the charge succeeded synchronously): the licence becomes ACTIVE (``expires_at`` from the
-  term) and the sale is split in the ledger (``license_sale_split``), once per PaymentIntent.
-- ``license_charge_refunded`` / ``license_dispute_lost``: a full refund or a lost dispute
-  revokes the licence; refunds and lost disputes reverse the sale posting through new ledger
-  entries (pro rata over the platform fee and each co-creator), idempotent per refund total /
-  dispute.
+  term), the referring affiliate's commission accrues and the sale is split in the ledger,
+  once per PaymentIntent.
+- ``license_payment_failed`` (``payment_intent.payment_failed`` / ``.canceled``): a PENDING
+  licence whose PaymentIntent can no longer succeed is dropped, so an exclusive item is free.
 
-Accounting (minor units, the licence type's currency): Dr ``asset.stripe_clearing`` amount /
-Cr ``revenue.content`` the platform fee / Cr each co-creator's payable their share. The
-creators' total is ``amount * (100 - fee) %`` rounded down, then split by the shares with the
-largest remainder method; the platform gets what is left, so the parts add up exactly.
+Refunds and disputes (reversals, commission clawbacks, suspend / reinstate / revoke):
+``content.sale_reversals``.
+
+The split (``license_sale_split``; minor units of the licence's currency). From what the buyer
+paid, the tax goes to ``liability.sales_tax_payable``; the rest (the sale net of tax) pays,
+**off the top**, the referring affiliate's commission under its program's rules (the Gumroad
+model: a referred sale costs the platform and the creators in proportion to their shares, and
+the affiliate is paid the same whatever the item's fee); what is left is split between the
+platform (its fee, plus the rounding) and the co-creators by their shares. The creators' total
+is ``rest * (100 - fee) %`` rounded down, split by the shares with the largest remainder
+method; the platform gets what is left, so tax + commission + platform + creators is exactly
+what was paid.
+
+Accounting: the sale posting (``content.license_sale``, key
+``stripe:content.payment_intent:<pi>``) is Dr ``asset.stripe_clearing`` paid / Cr sales tax
+payable / Cr ``revenue.content`` the platform fee plus the commission / Cr each co-creator's
+payable. The commission is the affiliates app's own posting (``affiliates.commission``,
+``commission_accrue_sale``): Dr ``revenue.content`` / Cr the affiliate's payable, so the
+content revenue nets to the platform fee and holds, approval, fraud review, clawbacks and
+payouts work for it as for any commission.
+
 Recurring and per-use licence types are not sold here (400 naming ``license_type``).
 """
 
@@ -30,29 +49,34 @@ from decimal import Decimal
 from typing import Any
 
 import stripe
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Sum
-from djstripe import models as djm
 
 from accounts.models import User
+from affiliates.services.commissions import commission_accrue_sale
 from content.models import ContentItem, ContentShare, License, LicenseType
+from content.sales_tax import SaleTax, payment_method_country, sale_tax
 from content.services import PAYEE_TYPE, license_key_generate
 from ledger.chart import SystemAccount
-from ledger.models import Entry, Transaction
-from ledger.services import Line, account_for_payee, ledger_post, ledger_reverse, system_account
-from revenue_site.money import allocate, split_with_platform_remainder
+from ledger.models import Transaction
+from ledger.services import Line, account_for_payee, ledger_post, system_account
+from revenue_site.money import MoneyError, allocate, split_with_platform_remainder
 from revenue_site.stripe_errors import BillingError, stripe_errors
 from revenue_site.stripe_payloads import stripe_id
 from revenue_site.stripe_setup import stripe_api_key
+from subscriptions.services.billing.customers import billing_customer_ensure
 
 logger = logging.getLogger(__name__)
 
 SALE_SOURCE = "content.license_sale"
 REFUND_SOURCE = "content.license_refund"
 DISPUTE_SOURCE = "content.license_dispute"
+DISPUTE_WON_SOURCE = "content.license_dispute_won"
 METADATA_KEY = "content_license"
 HUNDRED = Decimal(100)
+# A PaymentIntent in these states will not succeed without the buyer starting over.
+PAYMENT_DEAD_STATES = frozenset({"requires_payment_method", "canceled"})
 
 
 class ExclusiveLicenseTakenError(BillingError):
@@ -66,30 +90,60 @@ def sale_key(payment_intent_id: str) -> str:
     return f"stripe:content.payment_intent:{payment_intent_id}"
 
 
+def dispute_key(dispute_id: str) -> str:
+    return f"stripe:content.dispute:{dispute_id}"
+
+
+def dispute_won_key(dispute_id: str) -> str:
+    return f"stripe:content.dispute.won:{dispute_id}"
+
+
 # --- the split -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class SaleSplit:
+    """Where a sale's money goes (minor units); the parts add up to what was paid."""
+
+    tax: int
+    commission: int
     platform: int
     creators: list[tuple[int, int]]  # (creator id, minor units), in share order
 
+    @property
+    def total(self) -> int:
+        return self.tax + self.commission + self.platform + sum(p for _, p in self.creators)
+
 
 def license_sale_split(
-    *, amount: int, platform_fee_percent: Decimal, shares: list[tuple[int, Decimal]]
+    *,
+    amount: int,
+    platform_fee_percent: Decimal,
+    shares: list[tuple[int, Decimal]],
+    tax: int = 0,
+    commission: int = 0,
 ) -> SaleSplit:
-    """Split ``amount`` between the platform (its fee, plus the rounding) and the creators
-    (``shares``: creator id and percent, totalling 100). The parts add up to ``amount``."""
+    """Split ``amount`` (what the buyer paid): ``tax``, then the affiliate's ``commission`` off
+    the top of the rest, then the platform (its fee, plus the rounding) and the creators
+    (``shares``: creator id and percent, totalling 100). The parts add up to ``amount``.
+
+    Raises MoneyError when ``tax`` is not within the amount or ``commission`` not within what
+    is left after tax.
+    """
+    if not 0 <= tax <= amount:
+        raise MoneyError(f"tax {tax} is not within the amount paid {amount}")
+    if not 0 <= commission <= amount - tax:
+        raise MoneyError(f"commission {commission} is not within the sale net of tax")
+    rest = amount - tax - commission
     rate = (HUNDRED - platform_fee_percent) / HUNDRED
-    parts = split_with_platform_remainder(amount, {"creators": rate})
+    parts = split_with_platform_remainder(rest, {"creators": rate})
     creators_total = parts["creators"]
     if creators_total == 0:
-        return SaleSplit(platform=amount, creators=[(cid, 0) for cid, _ in shares])
-    amounts = allocate(creators_total, [percent for _, percent in shares])
-    return SaleSplit(
-        platform=parts["platform"],
-        creators=[(cid, part) for (cid, _), part in zip(shares, amounts, strict=True)],
-    )
+        creators = [(cid, 0) for cid, _ in shares]
+    else:
+        amounts = allocate(creators_total, [percent for _, percent in shares])
+        creators = [(cid, part) for (cid, _), part in zip(shares, amounts, strict=True)]
+    return SaleSplit(tax=tax, commission=commission, platform=parts["platform"], creators=creators)
 
 
 def _item_shares(item: ContentItem) -> list[tuple[int, Decimal]]:
@@ -123,8 +177,16 @@ def _sellable_license_type(item: ContentItem, license_type_id: int) -> LicenseTy
     return license_type
 
 
+@dataclass(frozen=True)
+class _Pending:
+    purchase: Purchase
+    tax: SaleTax
+
+
 @transaction.atomic
-def _pending_license_create(*, buyer: User, item_id: int, license_type_id: int) -> Purchase:
+def _pending_license_create(
+    *, buyer: User, item_id: int, license_type_id: int, country: str
+) -> _Pending:
     # The item's row lock serialises purchases of one item, so two buyers of an exclusive
     # licence cannot both pass the check below.
     item = (
@@ -147,6 +209,7 @@ def _pending_license_create(*, buyer: User, item_id: int, license_type_id: int) 
         raise ExclusiveLicenseTakenError(
             "This item's exclusive licence is already held or being bought."
         )
+    tax = sale_tax(price=license_type.amount, country=country)
     new_key = license_key_generate()
     license = License.objects.create(
         license_type=license_type,
@@ -156,16 +219,29 @@ def _pending_license_create(*, buyer: User, item_id: int, license_type_id: int) 
         key_hash=new_key.key_hash,
         status=License.Status.PENDING,
         exclusive=exclusive,
-        amount=license_type.amount,
+        amount=tax.net,
         currency=license_type.currency,
     )
-    return Purchase(license=license, key=new_key.key)
+    return _Pending(purchase=Purchase(license=license, key=new_key.key), tax=tax)
+
+
+def _buyer_country(payment_method: str) -> str:
+    """The buyer's country from their payment method (only asked for when tax is configured)."""
+    if not settings.CONTENT_TAX_RATES:
+        return ""
+    with stripe_errors(param_fields={"payment_method": "payment_method"}):
+        method = stripe.PaymentMethod.retrieve(payment_method, api_key=stripe_api_key())
+    return payment_method_country(method.to_dict())
 
 
 def license_purchase(
     *, buyer: User, item_id: int, license_type_id: int, payment_method: str
 ) -> Purchase:
     """Buy a one-time licence of a published item with ``payment_method`` (a Stripe id).
+
+    The PaymentIntent is for the buyer's Stripe Customer (created once, reused) and charges the
+    price plus the tax for the buyer's country (or the price, tax included: ``content.sales_tax``);
+    the licence's ``amount`` is the sale net of tax.
 
     Raises ContentItem.DoesNotExist (no such published item), ValidationError naming
     ``license_type`` or ``payment_method``, ExclusiveLicenseTakenError (409) before any
@@ -175,19 +251,29 @@ def license_purchase(
     """
     if not isinstance(payment_method, str) or not payment_method.strip():
         raise ValidationError({"payment_method": ["A Stripe payment method id."]})
-    purchase = _pending_license_create(
-        buyer=buyer, item_id=item_id, license_type_id=license_type_id
+    payment_method = payment_method.strip()
+    # Refuse what cannot be bought before anything is created at Stripe (checked again under
+    # the item's lock below).
+    item = ContentItem.objects.filter(pk=item_id, status=ContentItem.Status.PUBLISHED).first()
+    if item is None:
+        raise ContentItem.DoesNotExist(f"no published item {item_id}")
+    _sellable_license_type(item, license_type_id)
+    _billing_customer, customer = billing_customer_ensure(user=buyer)
+    country = _buyer_country(payment_method)
+    pending = _pending_license_create(
+        buyer=buyer, item_id=item_id, license_type_id=license_type_id, country=country
     )
-    license = purchase.license
+    license, tax = pending.purchase.license, pending.tax
     try:
         with stripe_errors(param_fields={"payment_method": "payment_method"}):
             intent = stripe.PaymentIntent.create(
-                amount=license.amount,
+                amount=tax.total,
                 currency=license.currency,
-                payment_method=payment_method.strip(),
+                customer=customer.id,
+                payment_method=payment_method,
                 payment_method_types=["card"],
                 confirm=True,
-                metadata={METADATA_KEY: str(license.pk)},
+                metadata={METADATA_KEY: str(license.pk), **tax.as_metadata()},
                 api_key=stripe_api_key(),
                 idempotency_key=f"content-license-pi-{license.pk}",
             )
@@ -201,7 +287,7 @@ def license_purchase(
     if data.get("status") == "succeeded":
         license_payment_succeeded(payment_intent=data, occurred_at=license.created_at)
     license.refresh_from_db()
-    return Purchase(license=license, key=purchase.key)
+    return Purchase(license=license, key=pending.purchase.key)
 
 
 # --- payment events ------------------------------------------------------------------------
@@ -214,6 +300,15 @@ def _license_pk(payment_intent: Mapping[str, Any]) -> int | None:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def _metadata_tax(payment_intent: Mapping[str, Any]) -> int:
+    metadata = payment_intent.get("metadata")
+    value = metadata.get("tax_amount") if isinstance(metadata, Mapping) else None
+    try:
+        return max(0, int(value)) if value is not None else 0
+    except (TypeError, ValueError):
+        return 0
 
 
 @stripe_errors()
@@ -229,10 +324,12 @@ def _refund_orphan(payment_intent_id: str, livemode: Any) -> None:
 def license_payment_succeeded(
     *, payment_intent: Mapping[str, Any], occurred_at: datetime
 ) -> Transaction | None:
-    """Activate the licence a PaymentIntent paid for and book the split (once per intent).
+    """Activate the licence a PaymentIntent paid for, accrue the referring affiliate's
+    commission and book the split (once per intent; see the module docstring).
 
     Returns the sale posting, or None for intents that are not licence purchases. A payment
-    for a licence that no longer exists (its purchase failed on our side) is refunded.
+    for a licence that no longer exists (its purchase failed on our side, or its payment
+    failed first) is refunded.
     """
     pk = _license_pk(payment_intent)
     if pk is None:
@@ -248,28 +345,52 @@ def license_payment_succeeded(
         logger.warning("payment %s for a missing licence %s: refunding it", pi_id, pk)
         _refund_orphan(pi_id, payment_intent.get("livemode"))
         return None
-    booked = Transaction.objects.filter(source=SALE_SOURCE, idempotency_key=sale_key(pi_id))
-    if booked.exists():
-        return booked.get()
+    booked = sale_posting(pi_id)
+    if booked is not None:
+        return booked
     if license.status != License.Status.PENDING:
         return None  # revoked (refunded) before its payment event was processed
-    amount = int(payment_intent.get("amount_received") or payment_intent.get("amount") or 0)
+    paid = int(payment_intent.get("amount_received") or payment_intent.get("amount") or 0)
     currency = str(payment_intent.get("currency") or license.currency).lower()
+    tax = min(_metadata_tax(payment_intent), paid)
+    if paid <= 0:
+        return None
     license.status = License.Status.ACTIVE
     license.issued_at = occurred_at
     license.stripe_payment_intent_id = pi_id
     term = license.license_type.term_days
     license.expires_at = occurred_at + timedelta(days=term) if term else None
     license.save(update_fields=["status", "issued_at", "expires_at", "stripe_payment_intent_id"])
+
+    commission = commission_accrue_sale(
+        payment_intent_id=pi_id,
+        customer_id=stripe_id(payment_intent.get("customer")),
+        base_amount=paid - tax,
+        currency=currency,
+        paid_at=occurred_at,
+        funded_by=SystemAccount.REVENUE_CONTENT,
+    )
     split = license_sale_split(
-        amount=amount,
+        amount=paid,
+        tax=tax,
+        commission=commission.amount if commission is not None else 0,
         platform_fee_percent=license.content.effective_platform_fee_percent,
         shares=_item_shares(license.content),
     )
-    lines = [Line.debit(system_account(SystemAccount.STRIPE_CLEARING), amount, currency)]
-    if split.platform:
+    lines = [Line.debit(system_account(SystemAccount.STRIPE_CLEARING), paid, currency)]
+    if split.tax:
         lines.append(
-            Line.credit(system_account(SystemAccount.REVENUE_CONTENT), split.platform, currency)
+            Line.credit(system_account(SystemAccount.SALES_TAX_PAYABLE), split.tax, currency)
+        )
+    # The commission is credited to content revenue here and moved from it to the affiliate
+    # by the commission's own posting (commission_accrue_sale), so it can be clawed back alone.
+    if split.platform + split.commission:
+        lines.append(
+            Line.credit(
+                system_account(SystemAccount.REVENUE_CONTENT),
+                split.platform + split.commission,
+                currency,
+            )
         )
     for creator_id, part in split.creators:
         if part:
@@ -284,96 +405,45 @@ def license_payment_succeeded(
     )
 
 
-def _sale(pi_id: str) -> Transaction | None:
-    return Transaction.objects.filter(source=SALE_SOURCE, idempotency_key=sale_key(pi_id)).first()
-
-
-def _revoke(pi_id: str) -> License | None:
-    license = License.objects.select_for_update().filter(stripe_payment_intent_id=pi_id).first()
-    if license is not None and license.status != License.Status.REVOKED:
-        license.status = License.Status.REVOKED
-        license.save(update_fields=["status"])
-    return license
-
-
-def _reversed_so_far(sale: Transaction) -> int:
-    """How much of ``sale``'s amount (its clearing debit) later entries have reversed."""
-    total = Entry.objects.filter(transaction__reversal_of=sale, amount__lt=0).aggregate(
-        total=Sum("amount")
-    )["total"]
-    return -int(total or 0)
-
-
 @transaction.atomic
-def license_charge_refunded(
-    *, charge: Mapping[str, Any], occurred_at: datetime
-) -> Transaction | None:
-    """A refund on a licence's charge: reverse the refunded share of the sale posting (pro
-    rata over fee and creators; key = the charge and its refunded total, so a redelivered
-    event changes nothing) and, when refunded in full, revoke the licence."""
-    pi_id = stripe_id(charge.get("payment_intent"))
-    refunded = int(charge.get("amount_refunded") or 0)
-    if not pi_id or refunded <= 0:
-        return None
-    if not License.objects.filter(stripe_payment_intent_id=pi_id).exists():
-        return None
-    if charge.get("refunded") or refunded >= int(charge.get("amount") or 0):
-        _revoke(pi_id)
-    sale = _sale(pi_id)
-    if sale is None:
-        return None
-    key = f"stripe:content.refund:{stripe_id(charge.get('id'))}:{refunded}"
-    existing = Transaction.objects.filter(source=REFUND_SOURCE, idempotency_key=key).first()
-    if existing is not None:
-        return existing
-    part = min(refunded, int(charge.get("amount") or refunded)) - _reversed_so_far(sale)
-    if part <= 0:
-        return None
-    return ledger_reverse(
-        transaction=sale,
-        amount=part,
-        idempotency_key=key,
-        source=REFUND_SOURCE,
-        memo=f"Refund on licence payment {pi_id}",
-        posted_at=occurred_at,
-    )
+def license_payment_failed(*, payment_intent: Mapping[str, Any], occurred_at: datetime) -> bool:
+    """A licence payment failed or was canceled: drop its PENDING licence (so an exclusive
+    item is free for other buyers again). Returns whether a licence was dropped.
 
-
-@transaction.atomic
-def license_dispute_closed(
-    *, dispute: Mapping[str, Any], occurred_at: datetime
-) -> Transaction | None:
-    """A lost dispute on a licence's payment: revoke it and reverse what is left of the sale
-    (key ``stripe:content.dispute:<dispute id>``). Other outcomes change nothing."""
-    if dispute.get("status") != "lost":
-        return None
-    pi_id = stripe_id(dispute.get("payment_intent"))
-    if not pi_id:
-        charge_id = stripe_id(dispute.get("charge"))
-        data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
-        if data is None:
-            with stripe_errors():
-                data = stripe.Charge.retrieve(
-                    charge_id, api_key=stripe_api_key(dispute.get("livemode"))
-                ).to_dict()
-        pi_id = stripe_id(data.get("payment_intent"))
-    if not pi_id or _revoke(pi_id) is None:
-        return None
-    sale = _sale(pi_id)
-    if sale is None:
-        return None
-    key = f"stripe:content.dispute:{dispute['id']}"
-    existing = Transaction.objects.filter(source=DISPUTE_SOURCE, idempotency_key=key).first()
-    if existing is not None:
-        return existing
-    if _reversed_so_far(sale) >= sum(
-        e for e in sale.entries.filter(amount__gt=0).values_list("amount", flat=True)
+    Out-of-order safe: a licence that is no longer PENDING was activated by a success, whose
+    event is necessarily later than any failure of the same PaymentIntent (``succeeded`` is
+    final; ``issued_at`` is that event's ``created``), so an older failure changes nothing.
+    A PENDING one is dropped only when Stripe says the PaymentIntent is still dead now
+    (``requires_payment_method`` or ``canceled``): a failure delivered after a retry that is
+    processing or succeeded (its event still on the way) keeps the licence. Idempotent: a
+    dropped licence is gone, a redelivered event finds nothing.
+    """
+    pk = _license_pk(payment_intent)
+    if pk is None:
+        return False
+    pi_id = stripe_id(payment_intent.get("id"))
+    license = License.objects.select_for_update().filter(pk=pk).first()
+    if license is None:
+        return False
+    if license.status != License.Status.PENDING or (
+        license.issued_at is not None and license.issued_at >= occurred_at
     ):
-        return None
-    return ledger_reverse(
-        transaction=sale,
-        idempotency_key=key,
-        source=DISPUTE_SOURCE,
-        memo=f"Dispute {dispute['id']} lost on licence payment {pi_id}",
-        posted_at=occurred_at,
-    )
+        return False
+    if license.stripe_payment_intent_id and license.stripe_payment_intent_id != pi_id:
+        return False  # an event about another PaymentIntent than the licence's
+    with stripe_errors():
+        current = stripe.PaymentIntent.retrieve(
+            pi_id, api_key=stripe_api_key(payment_intent.get("livemode"))
+        )
+    if current.status not in PAYMENT_DEAD_STATES:
+        return False
+    logger.info("licence %s dropped: payment %s is %s", pk, pi_id, current.status)
+    license.delete()
+    return True
+
+
+def sale_posting(payment_intent_id: str) -> Transaction | None:
+    """The sale posting of a licence payment, if booked."""
+    return Transaction.objects.filter(
+        source=SALE_SOURCE, idempotency_key=sale_key(payment_intent_id)
+    ).first()

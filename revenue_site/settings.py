@@ -235,6 +235,26 @@ CONTENT_PAYOUT_HOLD_DAYS = env.int("CONTENT_PAYOUT_HOLD_DAYS", default=14)
 if CONTENT_PAYOUT_HOLD_DAYS < 0:
     raise ImproperlyConfigured("CONTENT_PAYOUT_HOLD_DAYS must be 0 or more.")
 
+# Sales tax / VAT on one-time licence sales (PaymentIntents, no invoice): the rate (%) per
+# buyer country, "DE:19,FR:20,GB:20" (ISO 3166-1 alpha-2); unset or a country not listed: no
+# tax. The buyer's country is their payment method's billing address, else its card's country.
+# CONTENT_PRICES_INCLUDE_TAX: catalog prices include the tax (VAT-style), else it is added.
+CONTENT_TAX_RATES: dict[str, Decimal] = {}
+for _entry in filter(
+    None, (p.strip() for p in env.str("CONTENT_TAX_RATES", default="").split(","))
+):
+    _country, _, _rate = _entry.partition(":")
+    try:
+        _percent = Decimal(_rate.strip())
+    except ArithmeticError:
+        _percent = Decimal(-1)
+    if len(_country.strip()) != 2 or not _country.strip().isalpha() or not 0 <= _percent <= 100:
+        raise ImproperlyConfigured(
+            f"CONTENT_TAX_RATES: {_entry!r} is not COUNTRY:PERCENT (e.g. DE:19, 0-100)."
+        )
+    CONTENT_TAX_RATES[_country.strip().upper()] = _percent
+CONTENT_PRICES_INCLUDE_TAX = env.bool("CONTENT_PRICES_INCLUDE_TAX", default=False)
+
 # --- Auth -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -51,6 +51,7 @@ class CommissionAdmin(ReadOnlyAdmin):
         "affiliate",
         "program",
         "stripe_invoice_id",
+        "stripe_payment_intent_id",
         "display_base",
         "display_amount",
         "status",
@@ -62,6 +63,7 @@ class CommissionAdmin(ReadOnlyAdmin):
     list_filter = ("status", FlaggedFilter, "affiliate__program", "currency")
     search_fields = (
         "=stripe_invoice_id",
+        "=stripe_payment_intent_id",
         "=referral__stripe_customer_id",
         "affiliate__user__email",
     )

@@ -256,6 +256,7 @@ def commissions_csv(request: HttpRequest) -> StreamingHttpResponse:
         "amount",
         "reversed_amount",
         "available_at",
+        "payment_intent",
     ]
 
     def rows() -> Any:
@@ -272,6 +273,7 @@ def commissions_csv(request: HttpRequest) -> StreamingHttpResponse:
                     c.amount,
                     c.reversed_amount,
                     c.available_at.isoformat(),
+                    c.stripe_payment_intent_id,
                 ]
             )
 

@@ -1,9 +1,14 @@
 """Clawbacks: refunds and disputes take back commissions pro rata; won disputes give back.
 
+A charge's commissions are those of the invoice its payment intent paid, or, when it paid no
+invoice, those of the one-time sale that payment intent is (a content licence,
+``Commission.stripe_payment_intent_id``); the rules below are the same for both.
+
 A refund or dispute claws back by partial reversals of the commission's posting
 (``commission_reverse``), also after the commission was paid: the payable then goes negative
 and the next payout nets it. Amounts are ``commission * refunded / charged``, rounded half
-up, once per refund or dispute id. Inquiries (dispute status ``warning_*``) withdraw no
+up, once per refund or dispute id (successive refunds of one charge telescope, so refunding
+it in full takes back the whole commission). Inquiries (dispute status ``warning_*``) withdraw no
 funds and claw back nothing until they escalate (``charge.dispute.funds_withdrawn``).
 
 A dispute the merchant wins (``charge.dispute.funds_reinstated`` or ``charge.dispute.closed``
@@ -17,12 +22,13 @@ dispute changes nothing more: its clawback stands.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import stripe
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 from djstripe import models as djm
 
 from affiliates.models import Commission
@@ -49,20 +55,43 @@ def _share(amount: int, part: int, whole: int) -> int:
     return (2 * amount * part + whole) // (2 * whole)
 
 
+def _commissions_of(*, invoice_id: str = "", payment_intent_id: str = "") -> QuerySet[Commission]:
+    """The commissions earned on an invoice, or else on a one-time sale's PaymentIntent."""
+    if invoice_id:
+        return Commission.objects.filter(stripe_invoice_id=invoice_id)
+    if payment_intent_id:
+        return Commission.objects.filter(stripe_payment_intent_id=payment_intent_id)
+    return Commission.objects.none()
+
+
 @transaction.atomic
 def commission_clawback(
-    *, invoice_id: str, refunded: int, charged: int, key: str, occurred_at: datetime
+    *,
+    invoice_id: str = "",
+    payment_intent_id: str = "",
+    refunded: int,
+    charged: int,
+    key: str,
+    occurred_at: datetime,
+    refunded_before: int = 0,
 ) -> list[Commission]:
-    """Reverse the invoice's commissions pro rata to ``refunded`` of ``charged`` (minor units).
+    """Reverse the commissions of an invoice (or, without one, of a one-time sale's
+    PaymentIntent) pro rata to ``refunded`` of ``charged`` (minor units).
 
-    Each commission loses ``amount * refunded / charged`` (half up), never more than is left;
-    the reversal is posted once per ``key`` (a refund or dispute id) and commission. A fully
-    reversed commission becomes REVERSED whatever its status (a PAID one leaves the
-    affiliate's payable negative; the next payout nets it); a partial one keeps its status.
+    Each commission loses ``amount * (refunded_before + refunded) / charged`` less
+    ``amount * refunded_before / charged`` (each half up, never more than is left), so the
+    parts of successive refunds of one charge (``refunded_before``: what its earlier refunds
+    took) add up to the whole commission when the charge is refunded in full. The reversal is
+    posted once per ``key`` (a refund or dispute id) and commission. A fully reversed
+    commission becomes REVERSED whatever its status (a PAID one leaves the affiliate's payable
+    negative; the next payout nets it); a partial one keeps its status.
     """
     changed = []
+    whole = max(charged, 1)
     commissions = (
-        Commission.objects.select_for_update().filter(stripe_invoice_id=invoice_id).order_by("pk")
+        _commissions_of(invoice_id=invoice_id, payment_intent_id=payment_intent_id)
+        .select_for_update()
+        .order_by("pk")
     )
     for commission in commissions:
         reversal_key = f"{key}:commission:{commission.pk}"
@@ -71,14 +100,17 @@ def commission_clawback(
         ).exists():
             continue  # safe: the row lock above serialises clawbacks of this commission
         left = commission.amount - commission.reversed_amount
-        share = min(_share(commission.amount, refunded, max(charged, 1)), left)
+        share = _share(commission.amount, min(refunded_before + refunded, whole), whole) - _share(
+            commission.amount, min(refunded_before, whole), whole
+        )
+        share = min(share, left)
         if share <= 0:
             continue
         commission_reverse(
             commission,
             amount=share,
             key=reversal_key,
-            memo=f"Clawback {key} on invoice {invoice_id}",
+            memo=f"Clawback {key} on {commission.source_id}",
             at=occurred_at,
         )
         if commission.reversed_amount >= commission.amount:
@@ -92,66 +124,81 @@ def commission_clawback(
 def commission_refunds_record(
     *, charge: Mapping[str, Any], occurred_at: datetime
 ) -> list[Commission]:
-    """Claw back for each refund of ``charge`` (an invoice's charge), once per refund id.
-
-    The invoice is the one the charge's payment intent paid (its invoice payment).
-    """
+    """Claw back for each refund of ``charge``, once per refund id: the commissions of the
+    invoice the charge's payment intent paid (its invoice payment), or else of the one-time
+    sale that payment intent is (a content licence)."""
     if not charge.get("amount_refunded"):
         return []
     invoice_id = invoice_id_for_charge(charge=charge)
-    if not invoice_id:
-        return []
-    if not Commission.objects.filter(stripe_invoice_id=invoice_id).exists():
+    payment_intent_id = "" if invoice_id else stripe_id(charge.get("payment_intent"))
+    if not _commissions_of(invoice_id=invoice_id, payment_intent_id=payment_intent_id).exists():
         return []
     charged = int(charge.get("amount") or 0)
     changed: list[Commission] = []
+    before = 0
     for refund in charge_refund_list(charge=charge):
+        amount = int(refund["amount"])
         changed += commission_clawback(
             invoice_id=invoice_id,
-            refunded=int(refund["amount"]),
+            payment_intent_id=payment_intent_id,
+            refunded=amount,
             charged=charged,
             key=f"refund:{refund['id']}",
             occurred_at=occurred_at,
+            refunded_before=before,
         )
+        before += amount
     return changed
 
 
-def _dispute_invoice(dispute: Mapping[str, Any]) -> tuple[str, int]:
-    """The disputed charge's invoice id ("" outside invoices) and charged amount.
+@dataclass(frozen=True)
+class _DisputedPayment:
+    invoice_id: str  # "" outside invoices
+    payment_intent_id: str  # set when there is no invoice (a one-time sale)
+    charged: int
 
-    The invoice is the one the charge's payment intent paid (its invoice payment).
-    """
+
+def _disputed_payment(dispute: Mapping[str, Any]) -> _DisputedPayment:
+    """The disputed charge's invoice (the one its payment intent paid: its invoice payment),
+    else its payment intent, and the charged amount."""
     charge_id = stripe_id(dispute.get("charge"))
     data = djm.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
     if data is None:
         data = stripe.Charge.retrieve(
             charge_id, api_key=stripe_api_key(dispute.get("livemode"))
         ).to_dict()
+    payment_intent_id = stripe_id(dispute.get("payment_intent") or data.get("payment_intent"))
     invoice_id = invoice_id_for_payment_intent(
-        payment_intent_id=stripe_id(dispute.get("payment_intent") or data.get("payment_intent")),
+        payment_intent_id=payment_intent_id,
         charge_id=charge_id,
         livemode=dispute.get("livemode"),
     )
-    return invoice_id, int(data.get("amount") or dispute["amount"])
+    return _DisputedPayment(
+        invoice_id=invoice_id,
+        payment_intent_id="" if invoice_id else payment_intent_id,
+        charged=int(data.get("amount") or dispute["amount"]),
+    )
 
 
 def commission_dispute_record(
     *, dispute: Mapping[str, Any], occurred_at: datetime
 ) -> list[Commission]:
-    """Claw back the disputed share of the charge's invoice commissions (once per dispute id).
+    """Claw back the disputed share of the charge's commissions (its invoice's, or its
+    one-time sale's), once per dispute id.
 
     Inquiries (no funds withdrawn) claw back nothing; an escalated one does, on
     ``charge.dispute.funds_withdrawn``.
     """
     if dispute_is_inquiry(dispute):
         return []
-    invoice_id, charged = _dispute_invoice(dispute)
-    if not invoice_id:
+    paid = _disputed_payment(dispute)
+    if not paid.invoice_id and not paid.payment_intent_id:
         return []
     return commission_clawback(
-        invoice_id=invoice_id,
+        invoice_id=paid.invoice_id,
+        payment_intent_id=paid.payment_intent_id,
         refunded=int(dispute["amount"]),
-        charged=charged,
+        charged=paid.charged,
         key=f"dispute:{dispute['id']}",
         occurred_at=occurred_at,
     )
@@ -182,8 +229,8 @@ def commission_dispute_won_record(
     (events out of order) it is booked first, so the result is the same. Returns the
     commissions changed.
     """
-    invoice_id, _charged = _dispute_invoice(dispute)
-    if not invoice_id:
+    paid = _disputed_payment(dispute)
+    if not paid.invoice_id and not paid.payment_intent_id:
         return []
     dispute_id = dispute["id"]
     commission_dispute_record(
@@ -192,7 +239,9 @@ def commission_dispute_won_record(
     )
     changed = []
     commissions = (
-        Commission.objects.select_for_update().filter(stripe_invoice_id=invoice_id).order_by("pk")
+        _commissions_of(invoice_id=paid.invoice_id, payment_intent_id=paid.payment_intent_id)
+        .select_for_update()
+        .order_by("pk")
     )
     for commission in commissions:
         won_key = f"dispute.won:{dispute_id}:commission:{commission.pk}"
@@ -226,7 +275,7 @@ def commission_dispute_won_record(
             lines=[
                 Line(accounts[row["account_id"]], -row["total"], row["currency"]) for row in rows
             ],
-            memo=f"Dispute {dispute_id} won: commission on invoice {invoice_id} reinstated",
+            memo=f"Dispute {dispute_id} won: commission on {commission.source_id} reinstated",
             posted_at=occurred_at,
         )
         commission.reversed_amount -= sum(row["total"] for row in rows if row["total"] > 0)

@@ -1,6 +1,9 @@
-"""Commissions: accrue on paid invoices, approve after the hold, review, claw back (issue 4 §4).
+"""Commissions: accrue on paid invoices and one-time sales, approve after the hold, review,
+claw back (issue 4 §4, issue 11 §5).
 
-Accrual (``commission_accrue``, from the ``invoice.paid`` receiver):
+Accrual (``commission_accrue``, from the ``invoice.paid`` receiver; ``commission_accrue_sale``
+for a one-time sale paid by a PaymentIntent, from the content licence purchase, with the same
+rules on the sale's amount net of tax):
 
 - the base is the invoice's ``amount_paid`` less tax, in the invoice's currency;
 - **percent** rules: ``base * rate / 100`` rounded to whole minor units ROUND_HALF_UP, once per
@@ -31,6 +34,7 @@ from __future__ import annotations
 import calendar
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -99,32 +103,106 @@ def commission_accrue(*, invoice: Mapping[str, Any], occurred_at: datetime) -> C
     Returns the commission (the existing one on a replay), or None when the customer was not
     referred, nothing was paid, the affiliate is not approved, or the program's rule pays
     nothing for this invoice (duration over, flat after the first payment). Runs the fraud rules
-    and stores their reasons in ``flags``.
+    and stores their reasons in ``flags``. Posted Dr ``expense.commissions`` (the platform pays
+    it out of its subscription revenue) / Cr the affiliate's payable.
     """
     invoice_id = stripe_id(invoice.get("id"))
-    customer_id = stripe_id(invoice.get("customer"))
+    if not invoice_id:
+        return None
+    paid = int(invoice.get("amount_paid") or 0)
+    return _commission_accrue(
+        source=PaidDocument(stripe_invoice_id=invoice_id),
+        customer_id=stripe_id(invoice.get("customer")),
+        base=paid - min(invoice_tax(invoice), paid),
+        currency=str(invoice["currency"]).lower(),
+        paid_at=invoice_paid_at(invoice) or occurred_at,
+        funded_by=SystemAccount.COMMISSION_EXPENSE,
+        cap_at_base=False,
+    )
+
+
+@transaction.atomic
+def commission_accrue_sale(
+    *,
+    payment_intent_id: str,
+    customer_id: str,
+    base_amount: int,
+    currency: str,
+    paid_at: datetime,
+    funded_by: SystemAccount,
+) -> Commission | None:
+    """Create the HELD commission a referred customer's one-time sale earns (a content
+    licence paid by a PaymentIntent), once per PaymentIntent.
+
+    ``base_amount`` is what was paid net of tax (minor units of ``currency``). The program's
+    rules apply as to invoices: each sale is one of the referral's payments (the duration
+    counts from the referral's first commissioned payment, whatever it paid for; a flat rule
+    pays on that first payment only), tiers count it in the month's referred revenue. The
+    commission is never more than ``base_amount`` (it is paid out of the sale). It is posted
+    Dr ``funded_by`` (the account the sale's seller booked the money to, e.g.
+    ``revenue.content``) / Cr the affiliate's payable, key ``affiliate-commission:<pk>``, so
+    approval, review, clawbacks and payouts treat it like any other commission. Returns None
+    like ``commission_accrue``.
+    """
+    if not payment_intent_id or not customer_id:
+        return None
+    return _commission_accrue(
+        source=PaidDocument(stripe_payment_intent_id=payment_intent_id),
+        customer_id=customer_id,
+        base=base_amount,
+        currency=currency.lower(),
+        paid_at=paid_at,
+        funded_by=funded_by,
+        cap_at_base=True,
+    )
+
+
+@dataclass(frozen=True)
+class PaidDocument:
+    """What a commission is earned on: an invoice, or a one-time sale's PaymentIntent."""
+
+    stripe_invoice_id: str = ""
+    stripe_payment_intent_id: str = ""
+
+    @property
+    def lookup(self) -> dict[str, str]:
+        if self.stripe_invoice_id:
+            return {"stripe_invoice_id": self.stripe_invoice_id}
+        return {"stripe_payment_intent_id": self.stripe_payment_intent_id}
+
+    @property
+    def label(self) -> str:
+        if self.stripe_invoice_id:
+            return f"invoice {self.stripe_invoice_id}"
+        return f"sale {self.stripe_payment_intent_id}"
+
+
+def _commission_accrue(
+    *,
+    source: PaidDocument,
+    customer_id: str,
+    base: int,
+    currency: str,
+    paid_at: datetime,
+    funded_by: SystemAccount,
+    cap_at_base: bool,
+) -> Commission | None:
     referral = (
         Referral.objects.select_related("affiliate__program", "affiliate__user")
         .filter(stripe_customer_id=customer_id)
         .first()
     )
-    if referral is None or not invoice_id:
-        return None
-    paid = int(invoice.get("amount_paid") or 0)
-    base = paid - min(invoice_tax(invoice), paid)
-    if base <= 0:
+    if referral is None or not customer_id or base <= 0:
         return None
     # Serialise accruals per affiliate: tiers read this month's earlier commissions.
     affiliate = Affiliate.objects.select_for_update().get(pk=referral.affiliate_id)
-    existing = Commission.objects.filter(stripe_invoice_id=invoice_id, affiliate=affiliate).first()
+    existing = Commission.objects.filter(**source.lookup, affiliate=affiliate).first()
     if existing is not None:
         return existing
     if affiliate.status != Affiliate.Status.APPROVED:
-        logger.info("invoice %s: affiliate %s is %s", invoice_id, affiliate.pk, affiliate.status)
+        logger.info("%s: affiliate %s is %s", source.label, affiliate.pk, affiliate.status)
         return None
     program = referral.affiliate.program
-    currency = str(invoice["currency"]).lower()
-    paid_at = invoice_paid_at(invoice) or occurred_at
 
     first = referral.commissions.order_by("paid_at_invoice", "pk").first()
     is_first = first is None
@@ -164,13 +242,16 @@ def commission_accrue(*, invoice: Mapping[str, Any], occurred_at: datetime) -> C
         rule.update(rate=str(rate), rounding="ROUND_HALF_UP")
         if tier is not None:
             rule.update(tier=tier, month_revenue=month_revenue)
+    if cap_at_base and amount > base:
+        rule["capped_at_base"] = True
+        amount = base
 
     try:
         with transaction.atomic():
             commission = Commission.objects.create(
                 affiliate=affiliate,
                 referral=referral,
-                stripe_invoice_id=invoice_id,
+                **source.lookup,
                 base_amount=base,
                 amount=amount,
                 currency=currency,
@@ -180,7 +261,7 @@ def commission_accrue(*, invoice: Mapping[str, Any], occurred_at: datetime) -> C
                 available_at=paid_at + timedelta(days=program.hold_days),
             )
     except IntegrityError:
-        return Commission.objects.get(stripe_invoice_id=invoice_id, affiliate=affiliate)
+        return Commission.objects.get(**source.lookup, affiliate=affiliate)
 
     commission.flags = commission_flags(commission=commission)
     if commission.flags:
@@ -190,14 +271,14 @@ def commission_accrue(*, invoice: Mapping[str, Any], occurred_at: datetime) -> C
             idempotency_key=commission_key(commission),
             source=COMMISSION_SOURCE,
             lines=[
-                Line.debit(system_account(SystemAccount.COMMISSION_EXPENSE), amount, currency),
+                Line.debit(system_account(funded_by), amount, currency),
                 Line.credit(
                     account_for_payee(payee_type=PAYEE_TYPE, payee_id=affiliate.pk),
                     amount,
                     currency,
                 ),
             ],
-            memo=f"Commission on invoice {invoice_id} (referral {referral.pk})",
+            memo=f"Commission on {source.label} (referral {referral.pk})",
             posted_at=paid_at,
         )
     return commission

@@ -1,7 +1,10 @@
 """Charges, payment intents, payment methods and refunds.
 
-Emits ``charge.succeeded/failed/refunded``, ``refund.created`` and
-``payment_method.attached/detached``; refunds validate the amount left as Stripe does.
+Emits ``charge.succeeded/failed/refunded``, ``refund.created``, ``payment_intent.canceled``
+(with ``cancellation_reason`` and ``canceled_at``), ``payment_intent.payment_failed`` when 3D
+Secure authentication fails (``/_authenticate`` with ``success=false``) and
+``payment_method.attached/detached``; ``confirm`` takes a new ``payment_method`` (a retry);
+refunds validate the amount left as Stripe does.
 Exported as API version 2026-08-26.dahlia has them: charges carry ``outcome`` and
 ``payment_method_details`` (the card as a charge sees it) but no ``invoice``, and ``refunds``
 only when expanded; payment intents carry ``amount_capturable``, ``confirmation_method`` and
@@ -12,6 +15,7 @@ a ``last_payment_error`` shaped like Stripe's error (``type``, ``code``, ``decli
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from localstripe.errors import UserError
@@ -149,6 +153,7 @@ def _payment_intent_fixup(self: PaymentIntent, obj: dict[str, Any]) -> None:
     obj["payment_method_types"] = ["card"]
     obj["last_payment_error"] = _last_payment_error(self)
     obj["canceled_at"] = getattr(self, "_canceled_at", None)
+    obj["cancellation_reason"] = getattr(self, "_cancellation_reason", None)
     for key in (
         "application",
         "application_fee_amount",
@@ -197,6 +202,67 @@ def _detach(cls: type[PaymentMethod], id: str, **kwargs: Any) -> PaymentMethod:
     obj = _orig_detach(id, **kwargs)
     emit("payment_method.detached", obj)
     return obj
+
+
+_orig_payment_intent_cancel: Any = None  # the original, captured by install()
+# Stripe's ``cancellation_reason`` values a caller may give (``automatic``, ``failed_invoice``,
+# ``void_invoice`` are Stripe's own).
+CANCELLATION_REASONS = ("abandoned", "duplicate", "fraudulent", "requested_by_customer")
+
+
+def _payment_intent_cancel(
+    cls: type[PaymentIntent], id: str, cancellation_reason: Any = None, **kwargs: Any
+) -> PaymentIntent:
+    """``POST /v1/payment_intents/<id>/cancel``: as localstripe's, plus what Stripe adds:
+    ``cancellation_reason``, ``canceled_at`` and the ``payment_intent.canceled`` event."""
+    if cancellation_reason is not None and cancellation_reason not in CANCELLATION_REASONS:
+        raise UserError(400, "Invalid cancellation_reason", {"param": "cancellation_reason"})
+    obj = _orig_payment_intent_cancel(id, **kwargs)
+    obj._canceled_at = int(time.time())
+    obj._cancellation_reason = cancellation_reason
+    emit("payment_intent.canceled", obj)
+    return obj
+
+
+_orig_payment_intent_authenticate: Any = None  # the original, captured by install()
+
+
+def _payment_intent_authenticate(
+    cls: type[PaymentIntent], id: str, client_secret: Any = None, success: Any = False, **kw: Any
+) -> PaymentIntent:
+    """The fake's 3D Secure step, as localstripe's, plus the ``payment_intent.payment_failed``
+    event Stripe sends when the customer fails authentication (the intent is back to
+    ``requires_payment_method`` with ``last_payment_error``)."""
+    obj = _orig_payment_intent_authenticate(id, client_secret=client_secret, success=success, **kw)
+    if obj.status == "requires_payment_method" and obj._authentication_failed:
+        emit("payment_intent.payment_failed", obj)
+    return obj
+
+
+_orig_payment_intent_confirm: Any = None  # the original, captured by install()
+# States from which Stripe lets a PaymentIntent be confirmed (again, with a new method).
+_CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+
+
+def _payment_intent_confirm(
+    cls: type[PaymentIntent], id: str, payment_method: Any = None, **kwargs: Any
+) -> PaymentIntent:
+    """``POST /v1/payment_intents/<id>/confirm``: as localstripe's, plus Stripe's
+    ``payment_method`` (what a customer's browser sends when they retry with another card
+    after a decline or a failed authentication)."""
+    if payment_method is not None:
+        obj = PaymentIntent._api_retrieve(id)
+        if obj.status not in _CONFIRMABLE:
+            raise UserError(
+                400,
+                f"This PaymentIntent's status is {obj.status}; it cannot be confirmed.",
+                {"code": "payment_intent_unexpected_state"},
+            )
+        method = PaymentMethod._api_retrieve(payment_method)
+        obj.payment_method = method.id
+        obj.next_action = None
+        obj.latest_charge = None  # the next attempt's charge replaces the failed one
+    return _orig_payment_intent_confirm(id, **kwargs)
 
 
 _orig_refund_init: Any = None  # the original, captured by install()
@@ -256,12 +322,18 @@ def install() -> None:
         _orig_set_auth_failure, \
         _orig_attach, \
         _orig_detach, \
+        _orig_payment_intent_cancel, \
+        _orig_payment_intent_authenticate, \
+        _orig_payment_intent_confirm, \
         _orig_refund_init
     _orig_trigger_payment = Charge._trigger_payment
     _orig_set_auth_failure = Charge._set_auth_failure
     _orig_attach = PaymentMethod._api_attach
     _orig_detach = PaymentMethod._api_detach
     _orig_refund_init = Refund.__init__
+    _orig_payment_intent_cancel = PaymentIntent._api_cancel
+    _orig_payment_intent_authenticate = PaymentIntent._api_authenticate
+    _orig_payment_intent_confirm = PaymentIntent._api_confirm
     Charge._trigger_payment = _trigger_payment
     Charge._set_auth_failure = _set_auth_failure
     Charge._devstripe_fixup = _charge_fixup
@@ -270,3 +342,6 @@ def install() -> None:
     PaymentMethod._api_attach = classmethod(_attach)
     PaymentMethod._api_detach = classmethod(_detach)
     Refund.__init__ = _refund_init
+    PaymentIntent._api_cancel = classmethod(_payment_intent_cancel)
+    PaymentIntent._api_authenticate = classmethod(_payment_intent_authenticate)
+    PaymentIntent._api_confirm = classmethod(_payment_intent_confirm)

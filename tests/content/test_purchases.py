@@ -322,7 +322,9 @@ def test_a_lost_dispute_revokes_the_licence_and_reverses_the_split(stripe_fake):
     license = _buy(item, LicenseTypeFactory(item=item, amount=2500), card="pm_card_createDispute")
     feed = EventFeed()
     feed.process_new()
-    assert License.objects.get(pk=license.pk).status == License.Status.ACTIVE
+    # Opened: Stripe withdrew the funds, the licence is suspended and the split reversed.
+    assert License.objects.get(pk=license.pk).status == License.Status.SUSPENDED
+    assert [creator_balance(c) for c in creators] == [0, 0, 0]
     dispute = stripe.Dispute.list(limit=1).data[0]
     stripe.Dispute.close(dispute.id)
 
