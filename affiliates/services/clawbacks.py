@@ -135,8 +135,25 @@ def commission_refunds_record(
         return []
     charged = int(charge.get("amount") or 0)
     changed: list[Commission] = []
-    before = 0
-    for refund in charge_refund_list(charge=charge):
+    refunds = charge_refund_list(charge=charge)
+    # Refunds made in the same second have no order Stripe tells us (their ids are random), so
+    # what earlier refunds took is what was clawed back for them, not their place in the list.
+    commission_pks = list(
+        _commissions_of(invoice_id=invoice_id, payment_intent_id=payment_intent_id).values_list(
+            "pk", flat=True
+        )
+    )
+    keys = [f"refund:{refund['id']}:commission:{pk}" for refund in refunds for pk in commission_pks]
+    clawed = {
+        key.split(":")[1]
+        for key in Transaction.objects.filter(
+            source=CLAWBACK_SOURCE, idempotency_key__in=keys
+        ).values_list("idempotency_key", flat=True)
+    }
+    before = sum(int(refund["amount"]) for refund in refunds if refund["id"] in clawed)
+    for refund in refunds:
+        if refund["id"] in clawed:
+            continue
         amount = int(refund["amount"])
         changed += commission_clawback(
             invoice_id=invoice_id,
