@@ -224,6 +224,14 @@ class PayeeProfile(models.Model):
     payee_id = models.PositiveBigIntegerField()
     method = models.CharField(max_length=16, choices=Method.choices, blank=True)
     stripe_account_id = models.CharField(max_length=255, blank=True)
+    # What Stripe last told us about the connected account (``account.updated``): Express
+    # onboarding is complete once payouts are enabled. ``stripe_account_synced_at`` is the
+    # ``created`` time of the event (or read) they came from, so an older event delivered late
+    # does not overwrite them.
+    stripe_charges_enabled = models.BooleanField(default=False)
+    stripe_payouts_enabled = models.BooleanField(default=False)
+    stripe_details_submitted = models.BooleanField(default=False)
+    stripe_account_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     paypal_email = models.EmailField(blank=True)
     bank_account_name = models.CharField(max_length=200, blank=True)
     bank_iban = models.CharField(max_length=34, blank=True)
@@ -239,6 +247,19 @@ class PayeeProfile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payee_type} {self.payee_id} ({self.method or 'no method'})"
+
+    @property
+    def onboarding_complete(self) -> bool:
+        """Whether this payee can be paid by their method: on Stripe Connect, the connected
+        account has payouts enabled; by bank transfer, the account name and IBAN are filled in;
+        by PayPal, the email is."""
+        if self.method == self.Method.STRIPE_CONNECT:
+            return bool(self.stripe_account_id) and self.stripe_payouts_enabled
+        if self.method == self.Method.BANK_CSV:
+            return bool(self.bank_account_name.strip() and self.bank_iban.strip())
+        if self.method == self.Method.PAYPAL:
+            return bool(self.paypal_email)
+        return False
 
 
 class PayoutBatch(models.Model):
