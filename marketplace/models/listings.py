@@ -128,9 +128,10 @@ class Listing(models.Model):
     """A service a provider offers, sold through its packages.
 
     draft → pending_review (provider submits; onboarding must be complete) → published (staff
-    approve) ⇄ paused (provider or staff); staff reject back to draft with a reason. Only
-    published listings are in the public catalog. The transitions live in
-    ``marketplace.listings``."""
+    approve) ⇄ paused (provider or staff; one paused by staff is published again by staff
+    only); staff reject back to draft with a reason; a provider's edit of a published or
+    paused listing sends it back to review. Only published listings of active providers are
+    in the public catalog. The transitions live in ``marketplace.listings``."""
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -145,6 +146,9 @@ class Listing(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     moderation_reason = models.TextField(
         blank=True, help_text="Why staff rejected or paused it (shown to the provider)."
+    )
+    paused_by_staff = models.BooleanField(
+        default=False, help_text="Paused by staff: only staff can publish it again."
     )
     submitted_at = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
