@@ -132,5 +132,15 @@ def listing_list_for_admin() -> QuerySet[Listing]:
     return Listing.objects.select_related("provider", "provider__user", "category")
 
 
+def listing_review_queue() -> QuerySet[Listing]:
+    """Listings pending review, oldest submission first, with their packages."""
+    return (
+        listing_list_for_admin()
+        .filter(status=Listing.Status.PENDING_REVIEW)
+        .prefetch_related(Prefetch("packages", queryset=ListingPackage.objects.order_by("price")))
+        .order_by("submitted_at", "pk")
+    )
+
+
 def category_list_for_admin() -> QuerySet[Category]:
     return Category.objects.all()

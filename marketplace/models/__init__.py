@@ -29,6 +29,7 @@ from marketplace.models.listings import (
     Category,
     Listing,
     ListingPackage,
+    ListingReviewQueue,
     Provider,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "CustomerApiPlan",
     "Listing",
     "ListingPackage",
+    "ListingReviewQueue",
     "Meter",
     "Provider",
     "UsageChargeLine",

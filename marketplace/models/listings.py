@@ -240,3 +240,13 @@ class ListingPackage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.listing_id} {self.tier}: {self.name}"
+
+
+class ListingReviewQueue(Listing):
+    """The staff moderation queue (an admin of its own): listings pending review, oldest
+    submission first."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "listing awaiting review"
+        verbose_name_plural = "moderation queue"
