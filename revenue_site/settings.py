@@ -340,6 +340,8 @@ SPECTACULAR_SETTINGS = {
         "CreatorStatusEnum": "content.models.Creator.Status",
         "LicenseKindEnum": "content.models.LicenseType.Kind",
         "LicenseStatusEnum": "content.models.License.Status",
+        "ListingStatusEnum": "marketplace.models.Listing.Status",
+        "PackageTierEnum": "marketplace.models.ListingPackage.Tier",
     },
 }
 
