@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 import time
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,8 +15,11 @@ import stripe
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from ledger.chart import SystemAccount
 from ledger.models import Account, PayeeProfile
 from ledger.payees import iban_is_valid, payee_connect_account_sync
+from ledger.payouts import payout_batch_export_csv, payout_batch_run
+from ledger.services import Line, account_for_payee, ledger_post, system_account
 from marketplace.models import Provider
 from marketplace.providers import provider_connect_onboarding_start, provider_create
 from subscriptions.models import WebhookEvent
@@ -339,3 +342,36 @@ def test_provider_create_service_refuses_a_second_profile():
     provider_create(user=user, display_name="One")
     with pytest.raises(Exception, match="already a provider"):
         provider_create(user=user, display_name="Two")
+
+
+# --- paid by the shared payout engine ------------------------------------------------------
+
+
+def test_providers_are_paid_by_transfer_on_connect_and_in_the_csv_by_bank(stripe_fake):
+    connect = ProviderFactory(onboarded=False)
+    bank = ProviderFactory()  # bank details
+    link = provider_connect_onboarding_start(
+        provider=connect, return_url=RETURN, refresh_url=RETURN
+    )
+    complete_hosted_onboarding(link["url"])
+    for provider, amount in ((connect, 8000), (bank, 4500)):
+        ledger_post(
+            idempotency_key=f"earned-{provider.pk}",
+            source="tests.provider_earnings",
+            lines=[
+                Line.debit(system_account(SystemAccount.STRIPE_CLEARING), amount, "usd"),
+                Line.credit(
+                    account_for_payee(payee_type="provider", payee_id=provider.pk), amount, "usd"
+                ),
+            ],
+            posted_at=timezone.now() - timedelta(days=2),
+        )
+
+    batch = payout_batch_run(payee_type="provider", as_of=timezone.now().date())
+
+    by_payee = {p.payee_id: p for p in batch.payouts.all()}
+    assert (by_payee[connect.pk].method, by_payee[connect.pk].status) == ("stripe_connect", "paid")
+    (transfer,) = stripe.Transfer.list(destination=profile_of(connect).stripe_account_id).data
+    assert (transfer.amount, transfer.currency) == (8000, "usd")
+    assert (by_payee[bank.pk].method, by_payee[bank.pk].status) == ("bank_csv", "paid")
+    assert payout_batch_export_csv(batch=batch).startswith("DE89370400440532013000,45.00,USD,")
