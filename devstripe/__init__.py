@@ -17,6 +17,10 @@ Beyond Stripe's ``/v1`` API (see ``resources/`` for what is added to localstripe
   response;
 - ``POST /_config/faults`` makes the next matching requests fail (before or after they run;
   ``faults.py``), ``DELETE /_config/faults`` forgets them;
+- ``POST /_config/accounts/<id>/onboard`` completes (or, with ``payouts_enabled=false`` …,
+  undoes) a connected account's onboarding and emits ``account.updated``; account links point
+  at ``/_config/connect/onboarding/<token>``, the fake's stand-in for Stripe's hosted
+  onboarding (``connect.py``);
 - ``GET /_config/health`` answers ``{"status": "ok"}``.
 
 How it extends localstripe: importing a module of this package changes nothing; each module

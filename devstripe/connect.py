@@ -6,11 +6,26 @@
   it to own the synced rows.
 - ``POST /v1/accounts`` creates a connected account (``acct_…``; ``type`` express, custom or
   standard, optional ``country``, ``email``, ``business_type``, ``business_profile[name|url]``,
-  ``default_currency``, ``capabilities``, ``metadata``), onboarded at once: charges and
-  payouts enabled, nothing due, the requested capabilities (``transfers`` always) active. The
-  platform controls an Express or Custom account, a Standard one controls itself. ``GET
-  /v1/accounts/<id>`` and ``GET /v1/accounts`` (newest first) read them back. Only connected
-  accounts are transfer destinations.
+  ``default_currency``, ``capabilities``, ``metadata``), not onboarded yet, as Stripe creates
+  one from so little: charges and payouts disabled, details not submitted, the onboarding
+  fields ``currently_due`` (``disabled_reason`` ``requirements.past_due``), the requested
+  capabilities (``transfers`` always) ``inactive``. The platform controls an Express or Custom
+  account, a Standard one controls itself. ``GET /v1/accounts/<id>`` and ``GET /v1/accounts``
+  (newest first) read them back. Only connected accounts are transfer destinations.
+- ``POST /v1/account_links`` (``account``, ``type`` ``account_onboarding`` or
+  ``account_update``, optional ``refresh_url``, ``return_url``, ``collect`` or
+  ``collection_options``) answers an ``account_link`` (``created``, ``expires_at`` five minutes
+  later, ``url``; no id, as Stripe's has none). The ``url`` is the fake's own stand-in for
+  Stripe's hosted onboarding, ``/_config/connect/onboarding/<token>``: a page whose button
+  completes onboarding and redirects to ``return_url``; like Stripe's, a link is single-use
+  and an expired or used one redirects to ``refresh_url``. ``account_update`` links are
+  refused for accounts with a Stripe-hosted dashboard (Express, Standard), as Stripe does.
+- Completing onboarding (the hosted page, or ``POST /_config/accounts/<id>/onboard`` for tests
+  and scripts, with optional ``details_submitted``, ``charges_enabled``, ``payouts_enabled``:
+  ``true`` by default, ``false`` to make an account restricted again) sets those flags, clears
+  the requirements when everything is enabled (and puts them back when not) and emits
+  ``account.updated`` with ``previous_attributes`` and the event's ``account`` set to the
+  connected account, as Stripe sends Connect events. Nothing changed: no event.
 - ``POST /v1/transfers`` (``amount`` > 0, ``currency``, ``destination``; optional
   ``description``, ``metadata``, ``transfer_group``) moves money from the platform balance to
   a connected account: a balance transaction (``transfer``, ``-amount``, fee 0, available at
@@ -24,20 +39,29 @@
   and ``reversed`` updated, ``transfer.reversed``; ``GET /v1/transfers/<id>/reversals`` lists
   them (newest first), as does the transfer's ``reversals``.
 
-Not emulated: the platform balance (transfers never fail for insufficient funds), onboarding
-and its requirements, account updates and deletion, ``account.*`` events, updating transfers.
+Not emulated: the platform balance (transfers never fail for insufficient funds), the
+``transfers`` capability as a condition of a transfer (Stripe refuses a transfer to an account
+whose ``transfers`` capability is not active; the fake accepts it), collecting the onboarding
+fields themselves, account updates (``POST /v1/accounts/<id>``) and deletion, ``account.*``
+events other than ``account.updated``, updating transfers.
 """
 
 from __future__ import annotations
 
+import html
 import re
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
+from aiohttp import web
+from localstripe import server as ls_server
 from localstripe.errors import UserError
-from localstripe.resources import List, StripeObject, random_id, store, try_convert_to_int
+from localstripe.resources import Event, List, StripeObject, random_id, store, try_convert_to_int
 
-from . import balance
-from .resources.base import ACCOUNT_ID, emit
+from . import balance, webhooks
+from .errors import resource_missing, stripe_error
+from .resources.base import ACCOUNT_ID, emit, now
 
 _CURRENCY = re.compile(r"^[a-z]{3}$")
 _ACCOUNT_TYPES = ("express", "custom", "standard")
@@ -63,16 +87,33 @@ def _unknown(params: dict[str, Any], allowed: set[str]) -> None:
         raise UserError(400, f"Received unknown parameter: {unknown[0]}")
 
 
-def _requirements() -> dict[str, Any]:
-    """Nothing due: the fake onboards every account at once."""
+# What Stripe asks of a new Express account of a company or an individual before it can take
+# charges and receive payouts (the fields its hosted onboarding collects).
+_ONBOARDING_FIELDS = [
+    "business_profile.mcc",
+    "business_profile.url",
+    "business_type",
+    "external_account",
+    "tos_acceptance.date",
+    "tos_acceptance.ip",
+]
+# Seconds an account link can be used for (Stripe: "a few minutes").
+ACCOUNT_LINK_TTL_SECONDS = 300
+_LINK_TYPES = ("account_onboarding", "account_update")
+_COLLECT = ("currently_due", "eventually_due")
+
+
+def _requirements(onboarded: bool = True) -> dict[str, Any]:
+    """Nothing due once onboarded; before that, the onboarding fields are past due."""
+    due = [] if onboarded else list(_ONBOARDING_FIELDS)
     return {
         "alternatives": [],
         "current_deadline": None,
-        "currently_due": [],
-        "disabled_reason": None,
+        "currently_due": due,
+        "disabled_reason": None if onboarded else "requirements.past_due",
         "errors": [],
-        "eventually_due": [],
-        "past_due": [],
+        "eventually_due": list(due),
+        "past_due": list(due),
         "pending_verification": [],
     }
 
@@ -139,6 +180,7 @@ class Account(StripeObject):
         capabilities: Any = None,
         metadata: Any = None,
         id: str | None = None,
+        onboarded: bool = False,
     ) -> None:
         if type not in _ACCOUNT_TYPES:
             raise UserError(400, "Invalid type: must be one of express, custom or standard")
@@ -173,8 +215,8 @@ class Account(StripeObject):
         )
         self.business_type = business_type
         requested = {"transfers", *capabilities}
-        self.capabilities = dict.fromkeys(sorted(requested), "active")
-        self.charges_enabled = True
+        self.capabilities = dict.fromkeys(sorted(requested), "active" if onboarded else "inactive")
+        self.charges_enabled = onboarded
         self.controller = (
             {"is_controller": False, "type": "account"}
             if type == "standard"
@@ -191,14 +233,14 @@ class Account(StripeObject):
         self.default_currency = (default_currency or "").lower() or _CURRENCY_BY_COUNTRY.get(
             country, "eur" if country in _EURO_COUNTRIES else "usd"
         )
-        self.details_submitted = True
+        self.details_submitted = onboarded
         self.email = email
         self.future_requirements = _requirements()
         self.metadata = metadata or {}
-        self.payouts_enabled = True
-        self.requirements = _requirements()
+        self.payouts_enabled = onboarded
+        self.requirements = _requirements(onboarded)
         self.settings = _settings(business_profile.get("name"), country)
-        self.tos_acceptance = {"date": None, "ip": None, "user_agent": None}
+        self.tos_acceptance: dict[str, Any] = {"date": None, "ip": None, "user_agent": None}
         self.type = type
 
     def _devstripe_fixup(self, obj: dict[str, Any]) -> None:
@@ -223,6 +265,7 @@ def platform_account() -> Account:
         default_currency="usd",
         capabilities={"card_payments": {"requested": True}},
         id=ACCOUNT_ID,
+        onboarded=True,
     )
     account.settings["dashboard"]["display_name"] = "devstripe"
     return account
@@ -411,6 +454,229 @@ def _list_reversals(id: str, limit: Any = None, starting_after: Any = None, **kw
     li = List(f"/v1/transfers/{id}/reversals", limit=limit, starting_after=starting_after)
     li._list = _newest_first(transfer._reversals)
     return li
+
+
+# --- onboarding: account links and their completion ---------------------------------------
+
+
+def _connected_account(id: Any, *, param: str = "id") -> Account:
+    found = store.get(f"{Account.object}:{id}") if isinstance(id, str) else None
+    if found is None or id == ACCOUNT_ID:
+        raise resource_missing("account", str(id), param=param)
+    return found
+
+
+def account_onboard(
+    account: Account,
+    *,
+    details_submitted: bool = True,
+    charges_enabled: bool = True,
+    payouts_enabled: bool = True,
+) -> bool:
+    """Set the account's onboarding state as Stripe would once its hosted onboarding ends (or
+    a later review restricts it); emit ``account.updated`` when anything changed."""
+    enabled = details_submitted and charges_enabled and payouts_enabled
+    after = {
+        "capabilities": dict.fromkeys(account.capabilities, "active" if enabled else "inactive"),
+        "charges_enabled": charges_enabled,
+        "details_submitted": details_submitted,
+        "payouts_enabled": payouts_enabled,
+        "requirements": _requirements(enabled),
+    }
+    previous = {k: getattr(account, k) for k, v in after.items() if getattr(account, k) != v}
+    if not previous:
+        return False
+    for key, value in after.items():
+        setattr(account, key, value)
+    if details_submitted and account.tos_acceptance.get("date") is None:
+        account.tos_acceptance = {"date": now(), "ip": "127.0.0.1", "user_agent": "devstripe"}
+    event = Event("account.updated", account)
+    event.data["previous_attributes"] = previous
+    # Stripe sends a connected account's events to Connect endpoints naming the account.
+    event.account = account.id
+    webhooks.schedule(event)
+    return True
+
+
+class AccountLink(StripeObject):
+    """``account_link``: ``created``, ``expires_at``, ``object``, ``url`` (no id, no livemode).
+
+    Kept in the store under its token (the last part of its url) for the hosted page."""
+
+    object = "account_link"
+    _id_prefix = "al_"
+
+    def __init__(
+        self,
+        account: str,
+        type: str,
+        refresh_url: str | None,
+        return_url: str | None,
+        base_url: str,
+    ) -> None:
+        super().__init__()
+        self._token = self.id
+        self._account = account
+        self._type = type
+        self._refresh_url = refresh_url
+        self._return_url = return_url
+        self._used = False
+        del self.id, self.livemode
+        self.created = now()
+        self.expires_at = self.created + ACCOUNT_LINK_TTL_SECONDS
+        self.url = f"{base_url}/_config/connect/onboarding/{self._token}"
+
+    @property
+    def _expired(self) -> bool:
+        return int(time.time()) >= self.expires_at
+
+
+def _check_url(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise stripe_error(400, "Not a valid URL", code="url_invalid", param=name)
+    return value
+
+
+def account_link_create(
+    *,
+    base_url: str,
+    account: Any = None,
+    type: Any = None,
+    refresh_url: Any = None,
+    return_url: Any = None,
+    collect: Any = None,
+    collection_options: Any = None,
+    **kwargs: Any,
+) -> AccountLink:
+    _unknown(kwargs, set())
+    if account is None:
+        raise stripe_error(
+            400, "Missing required param: account.", code="parameter_missing", param="account"
+        )
+    if type not in _LINK_TYPES:
+        raise stripe_error(
+            400,
+            "Invalid type: must be one of account_onboarding or account_update",
+            code="parameter_invalid_string" if type is not None else "parameter_missing",
+            param="type",
+        )
+    found = _connected_account(account, param="account")
+    if type == "account_update" and found.type in ("express", "standard"):
+        raise stripe_error(
+            400,
+            "You cannot create `account_update` type Account Links for accounts with access to "
+            "a Stripe-hosted Dashboard.",
+            param="type",
+        )
+    if collect is not None and collection_options is not None:
+        raise stripe_error(
+            400, "You cannot specify both `collect` and `collection_options`.", param="collect"
+        )
+    if collect is not None and collect not in _COLLECT:
+        raise stripe_error(400, "Invalid collect", code="parameter_invalid_string", param="collect")
+    if collection_options is not None:
+        if not isinstance(collection_options, dict):
+            raise stripe_error(400, "Invalid object", param="collection_options")
+        _unknown(collection_options, {"fields", "future_requirements"})
+        if collection_options.get("fields", "currently_due") not in _COLLECT:
+            raise stripe_error(400, "Invalid fields", param="collection_options[fields]")
+        if collection_options.get("future_requirements", "omit") not in ("include", "omit"):
+            raise stripe_error(
+                400, "Invalid future_requirements", param="collection_options[future_requirements]"
+            )
+    return AccountLink(
+        account=found.id,
+        type=type,
+        refresh_url=_check_url(refresh_url, "refresh_url"),
+        return_url=_check_url(return_url, "return_url"),
+        base_url=base_url,
+    )
+
+
+async def create_account_link(request: web.Request) -> web.Response:
+    """``POST /v1/account_links`` (the link's url is on this server, so the handler needs the
+    request's host, which localstripe's ``api_extra`` does not pass)."""
+    data = await ls_server.get_post_data(request) or {}
+    if not isinstance(data, dict):
+        data = {}
+    expand = data.pop("expand", None)
+    link = account_link_create(base_url=f"{request.scheme}://{request.host}", **data)
+    return ls_server.json_response(link._export(expand=expand))
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value in (None, "", "true", "1", "True"):
+        return True
+    if value in ("false", "0", "False"):
+        return False
+    raise UserError(400, f"{name}: true or false")
+
+
+async def config_onboard(request: web.Request) -> web.Response:
+    """``POST /_config/accounts/<id>/onboard``: complete (or undo) a connected account's
+    onboarding, as the hosted page does; answers the account."""
+    form = await request.post()
+    account = _connected_account(request.match_info["id"])
+    account_onboard(
+        account,
+        **{
+            name: _flag(form.get(name), name)
+            for name in ("details_submitted", "charges_enabled", "payouts_enabled")
+        },
+    )
+    return ls_server.json_response(account._export())
+
+
+def _link(token: str) -> AccountLink:
+    link = store.get(f"{AccountLink.object}:{token}")
+    if link is None:
+        raise web.HTTPNotFound()
+    return link
+
+
+def _redirect_or_page(url: str | None, text: str) -> web.Response:
+    if url:
+        raise web.HTTPFound(url)
+    return web.Response(
+        text=f"<!doctype html><title>devstripe</title><p>{text}</p>", content_type="text/html"
+    )
+
+
+async def onboarding_page(request: web.Request) -> web.Response:
+    """The fake's hosted onboarding: one button; an expired or used link goes to refresh_url."""
+    link = _link(request.match_info["token"])
+    if link._used or link._expired:
+        return _redirect_or_page(link._refresh_url, "This link has expired.")
+    account = html.escape(link._account)
+    page = (
+        "<!doctype html><title>devstripe Connect onboarding</title>"
+        f"<h1>Onboarding {account}</h1>"
+        "<p>devstripe stands in for Stripe's hosted onboarding: nothing is collected.</p>"
+        f'<form method="post"><button type="submit">Complete onboarding</button></form>'
+    )
+    return web.Response(text=page, content_type="text/html")
+
+
+async def onboarding_complete(request: web.Request) -> web.Response:
+    link = _link(request.match_info["token"])
+    if link._used or link._expired:
+        return _redirect_or_page(link._refresh_url, "This link has expired.")
+    link._used = True
+    account_onboard(_connected_account(link._account))
+    return _redirect_or_page(link._return_url, "Onboarding complete.")
+
+
+# Routes of their own (server.build_app): the account link needs the request's host, the rest
+# are the fake's control endpoints (outside /v1, no API key).
+config_routes: list[tuple[str, str, Any]] = [
+    ("POST", "/v1/account_links", create_account_link),
+    ("POST", "/_config/accounts/{id}/onboard", config_onboard),
+    ("GET", "/_config/connect/onboarding/{token}", onboarding_page),
+    ("POST", "/_config/connect/onboarding/{token}", onboarding_complete),
+]
 
 
 # Served before the resources package's routes (server.build_app): the accounts are here.

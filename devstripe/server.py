@@ -194,6 +194,8 @@ def build_app() -> web.Application:
     router.add_post("/_config/faults", faults.config_faults)
     router.add_delete("/_config/faults", faults.clear_faults)
     router.add_get("/js.stripe.com/v3/", ls_server.localstripe_js)
+    for method, url, handler in connect.config_routes:
+        router.add_route(method, url, handler)
 
     # Specific routes first: `/v1/invoices/{id}/pay` must win over localstripe's; the
     # accounts are Connect's (``connect.py``).

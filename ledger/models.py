@@ -224,6 +224,14 @@ class PayeeProfile(models.Model):
     payee_id = models.PositiveBigIntegerField()
     method = models.CharField(max_length=16, choices=Method.choices, blank=True)
     stripe_account_id = models.CharField(max_length=255, blank=True)
+    # What Stripe last told us about the connected account (``account.updated``): Express
+    # onboarding is complete once payouts are enabled. ``stripe_account_synced_at`` is the
+    # ``created`` time of the event (or read) they came from, so an older event delivered late
+    # does not overwrite them.
+    stripe_charges_enabled = models.BooleanField(default=False)
+    stripe_payouts_enabled = models.BooleanField(default=False)
+    stripe_details_submitted = models.BooleanField(default=False)
+    stripe_account_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     paypal_email = models.EmailField(blank=True)
     bank_account_name = models.CharField(max_length=200, blank=True)
     bank_iban = models.CharField(max_length=34, blank=True)
@@ -236,9 +244,47 @@ class PayeeProfile(models.Model):
                 fields=["payee_type", "payee_id"], name="ledger_payeeprofile_one_per_payee"
             )
         ]
+        indexes = [
+            # account.updated finds the profiles paid through a connected account.
+            models.Index(
+                fields=["stripe_account_id"],
+                condition=~models.Q(stripe_account_id=""),
+                name="ledger_payee_stripe_acct_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.payee_type} {self.payee_id} ({self.method or 'no method'})"
+
+    @property
+    def onboarding_complete(self) -> bool:
+        """Whether this payee can be paid by their method: on Stripe Connect, the connected
+        account has payouts enabled; by bank transfer, the account name and IBAN are filled in;
+        by PayPal, the email is. ``onboarding_complete_q()`` is the same test in SQL."""
+        if self.method == self.Method.STRIPE_CONNECT:
+            return bool(self.stripe_account_id) and self.stripe_payouts_enabled
+        if self.method == self.Method.BANK_CSV:
+            return bool(self.bank_account_name and self.bank_iban)
+        if self.method == self.Method.PAYPAL:
+            return bool(self.paypal_email)
+        return False
+
+    @classmethod
+    def onboarding_complete_q(cls, prefix: str = "") -> models.Q:
+        """``onboarding_complete`` as a filter (``prefix``: the path to a profile, e.g.
+        ``"profile__"``), for lists that show or filter on it without loading profiles."""
+
+        def q(**kwargs: Any) -> models.Q:
+            return models.Q(**{prefix + k: v for k, v in kwargs.items()})
+
+        return (
+            (
+                q(method=cls.Method.STRIPE_CONNECT, stripe_payouts_enabled=True)
+                & ~q(stripe_account_id="")
+            )
+            | (q(method=cls.Method.BANK_CSV) & ~q(bank_account_name="") & ~q(bank_iban=""))
+            | (q(method=cls.Method.PAYPAL) & ~q(paypal_email=""))
+        )
 
 
 class PayoutBatch(models.Model):

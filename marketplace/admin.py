@@ -14,7 +14,12 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from marketplace import period_close, selectors, services
+from marketplace import (
+    admin_listings,  # noqa: F401 (registers the services marketplace's admins)
+    period_close,
+    selectors,
+    services,
+)
 from marketplace.admin_explorer import UsageExplorerForm, explorer_result, initial_values
 from marketplace.models import (
     ApiKey,

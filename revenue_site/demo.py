@@ -1,9 +1,10 @@
 """Demo data registry for `manage.py seed_demo`.
 
-Each app that has demo data ships `<app>/demo.py` with `ORDER: int` and
-`seed(*, out: Callable[[str], None]) -> None`. Seeders must be idempotent: running the
-command twice leaves the same data. Later apps join by adding their own module; nothing here
-changes.
+Each app that has demo data ships `<app>/demo.py` (and, for an app with several areas,
+`<app>/demo_<area>.py`, e.g. `marketplace/demo_providers.py`) with `ORDER: int` and
+`seed(*, out: Callable[[str], None]) -> None`. Seeders run by ORDER and must be idempotent:
+running the command twice leaves the same data. Later apps join by adding their own module;
+nothing here changes.
 """
 
 from __future__ import annotations
@@ -11,26 +12,34 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
-from django.apps import apps
+from django.apps import AppConfig, apps
 
 # The demo staff login that `make run` prints. Development only: seed_demo refuses live mode.
 DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_PASSWORD = os.environ.get("DEMO_ADMIN_PASSWORD", "revenue-demo-2026")
 
 
+def _demo_module_names(config: AppConfig) -> list[str]:
+    names = [f"{config.name}.demo"]
+    names += sorted(f"{config.name}.{path.stem}" for path in Path(config.path).glob("demo_*.py"))
+    return names
+
+
 def demo_modules() -> list[ModuleType]:
     modules = []
     for config in apps.get_app_configs():
-        try:
-            module = importlib.import_module(f"{config.name}.demo")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{config.name}.demo":
-                raise
-            continue
-        if callable(getattr(module, "seed", None)):
-            modules.append(module)
+        for name in _demo_module_names(config):
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise
+                continue
+            if callable(getattr(module, "seed", None)):
+                modules.append(module)
     return sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
 
 

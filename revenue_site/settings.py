@@ -370,6 +370,8 @@ SPECTACULAR_SETTINGS = {
         "LicenseKindEnum": "content.models.LicenseType.Kind",
         "LicenseStatusEnum": "content.models.License.Status",
         "PayoutStatusEnum": "ledger.models.Payout.Status",
+        "ListingStatusEnum": "marketplace.models.Listing.Status",
+        "PackageTierEnum": "marketplace.models.ListingPackage.Tier",
     },
 }
 

@@ -1,0 +1,63 @@
+"""The marketplace's models: API billing (``billing``) and the services marketplace
+(``listings``; orders in ``orders``). Import them from here:
+``from marketplace.models import …``."""
+
+from marketplace.models.billing import (
+    API_CALLS,
+    EVENT_MAX_AGE,
+    QUANTITY_DECIMAL_PLACES,
+    QUANTITY_MAX_DIGITS,
+    SCOPE_USAGE_READ,
+    SCOPE_USAGE_WRITE,
+    SCOPES,
+    ApiKey,
+    ApiPlan,
+    ApiPlanCharge,
+    CustomerApiPlan,
+    Meter,
+    UsageChargeLine,
+    UsageDistinctValue,
+    UsageEvent,
+    UsageEventKey,
+    UsagePeriodClose,
+    UsageRollup,
+    hour_floor,
+    month_bounds,
+)
+from marketplace.models.listings import (
+    DEFAULT_COMMISSION_PERCENT,
+    Category,
+    Listing,
+    ListingPackage,
+    ListingReviewQueue,
+    Provider,
+)
+
+__all__ = [
+    "API_CALLS",
+    "DEFAULT_COMMISSION_PERCENT",
+    "EVENT_MAX_AGE",
+    "QUANTITY_DECIMAL_PLACES",
+    "QUANTITY_MAX_DIGITS",
+    "SCOPES",
+    "SCOPE_USAGE_READ",
+    "SCOPE_USAGE_WRITE",
+    "ApiKey",
+    "ApiPlan",
+    "ApiPlanCharge",
+    "Category",
+    "CustomerApiPlan",
+    "Listing",
+    "ListingPackage",
+    "ListingReviewQueue",
+    "Meter",
+    "Provider",
+    "UsageChargeLine",
+    "UsageDistinctValue",
+    "UsageEvent",
+    "UsageEventKey",
+    "UsagePeriodClose",
+    "UsageRollup",
+    "hour_floor",
+    "month_bounds",
+]
