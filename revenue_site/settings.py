@@ -200,6 +200,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "marketplace.tasks.usage_partitions_ensure",
         "schedule": crontab(minute=40, hour=3),  # daily: months of usage events partitioned ahead
     },
+    "marketplace-orders-auto-accept": {
+        "task": "marketplace.tasks.orders_auto_accept_due",
+        # hourly: delivered orders past the acceptance window are accepted and released, and
+        # accepted orders whose release waited on Stripe are released
+        "schedule": crontab(minute=20),
+    },
     "content-licenses-expire": {
         "task": "content.tasks.licenses_expire_due",
         "schedule": crontab(minute="*/5"),  # verification already answers expired on time
@@ -225,6 +231,12 @@ if not 0 <= CONTENT_PLATFORM_FEE_PERCENT <= 100:
     raise ImproperlyConfigured("CONTENT_PLATFORM_FEE_PERCENT must be between 0 and 100.")
 # Creators are paid when their balance (minor units, per currency) reaches this.
 CONTENT_PAYOUT_MINIMUM = env.int("CONTENT_PAYOUT_MINIMUM", default=1000)
+
+# Services marketplace: a delivered order the buyer neither accepts nor disputes is accepted
+# (and its held funds released to the provider) this many days after delivery.
+MARKETPLACE_AUTO_ACCEPT_DAYS = env.int("MARKETPLACE_AUTO_ACCEPT_DAYS", default=3)
+if MARKETPLACE_AUTO_ACCEPT_DAYS < 1:
+    raise ImproperlyConfigured("MARKETPLACE_AUTO_ACCEPT_DAYS must be at least 1.")
 
 # --- Auth -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -31,6 +31,7 @@ from marketplace.models.listings import (
     ListingPackage,
     Provider,
 )
+from marketplace.models.orders import Order, OrderEvent, OrderMessage
 
 __all__ = [
     "API_CALLS",
@@ -49,6 +50,9 @@ __all__ = [
     "Listing",
     "ListingPackage",
     "Meter",
+    "Order",
+    "OrderEvent",
+    "OrderMessage",
     "Provider",
     "UsageChargeLine",
     "UsageDistinctValue",
