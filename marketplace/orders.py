@@ -116,7 +116,12 @@ TRANSITIONS: dict[str, Transition] = {
             {Actor.BUYER, Actor.PROVIDER, Actor.STAFF},
         ),
         _t("start", {State.PAID}, State.IN_PROGRESS, {Actor.PROVIDER}),
-        _t("deliver", {State.IN_PROGRESS, State.REVISION_REQUESTED}, State.DELIVERED, {Actor.PROVIDER}),
+        _t(
+            "deliver",
+            {State.IN_PROGRESS, State.REVISION_REQUESTED},
+            State.DELIVERED,
+            {Actor.PROVIDER},
+        ),
         _t("request_revision", {State.DELIVERED}, State.REVISION_REQUESTED, {Actor.BUYER}),
         _t("accept", {State.DELIVERED}, State.ACCEPTED, {Actor.BUYER, Actor.SYSTEM}),
         _t("release", {State.ACCEPTED}, State.RELEASED, {Actor.SYSTEM, Actor.STAFF}),
@@ -403,7 +408,9 @@ def _payment_succeeded(order: Order, payment_intent: Mapping[str, Any], *, at: d
     if order.paid_at is not None:
         return  # booked already (the webhook after the synchronous answer, or a redelivery)
     if order.state not in TRANSITIONS["pay"].sources:
-        logger.warning("payment %s for order %s in state %s: refunding", pi_id, order.pk, order.state)
+        logger.warning(
+            "payment %s for order %s in state %s: refunding", pi_id, order.pk, order.state
+        )
         _refund_orphan(pi_id, payment_intent.get("livemode"))
         return
     amount = int(payment_intent.get("amount_received") or payment_intent.get("amount") or 0)
@@ -465,7 +472,9 @@ def _simple(transition: str, *, timestamp: str | None = None):  # type: ignore[n
         return order
 
     service.__name__ = f"order_{transition}"
-    service.__doc__ = f"Take ``{transition}`` as the buyer or provider ``user``. Raises OrderTransitionError."
+    service.__doc__ = (
+        f"Take ``{transition}`` as the buyer or provider ``user``. Raises OrderTransitionError."
+    )
     return service
 
 
@@ -498,9 +507,7 @@ def order_dispute(*, order: Order, user: User, note: str = "") -> Order:
 
 
 @transaction.atomic
-def order_cancel(
-    *, order: Order, user: User | None, note: str = "", staff: bool = False
-) -> Order:
+def order_cancel(*, order: Order, user: User | None, note: str = "", staff: bool = False) -> Order:
     """Cancel an order before payment (buyer, provider, or staff with ``staff=True``)."""
     order = _locked(order)
     actor = Actor.STAFF if staff else _actor(order, user)  # type: ignore[arg-type]
@@ -526,7 +533,9 @@ def order_accept(*, order: Order, user: User | None, note: str = "") -> Order:
     then released (``order_release``). The acceptance commits first: when Stripe is
     unavailable for the provider's transfer, the order stays ``accepted`` and the hourly task
     releases it. Raises OrderTransitionError."""
-    order = _accept(order, actor=Actor.SYSTEM if user is None else Actor.BUYER, user=user, note=note)
+    order = _accept(
+        order, actor=Actor.SYSTEM if user is None else Actor.BUYER, user=user, note=note
+    )
     try:
         return order_release(order=order)
     except StripeUnavailable:
@@ -754,7 +763,9 @@ def _transfer_reverse(order: Order, amount: int, new_total: int, at: datetime) -
 
 
 @transaction.atomic
-def order_refund(*, order: Order, user: User | None, amount: int | None = None, note: str = "") -> Order:
+def order_refund(
+    *, order: Order, user: User | None, amount: int | None = None, note: str = ""
+) -> Order:
     """Staff refund the buyer: in full (``amount`` None or all that is left; → ``refunded``),
     or in part — on a disputed order the rest is then released to the provider
     (``partial_refund``), on a released one the order stays released. After a release the
@@ -775,7 +786,11 @@ def order_refund(*, order: Order, user: User | None, amount: int | None = None, 
     _check(order, "partial_refund", Actor.STAFF)
     if order.state == State.DISPUTED:
         return order_release(
-            order=order, user=user, transition="partial_refund", note=note, refund_first=amount  # type: ignore[arg-type]
+            order=order,
+            user=user,
+            transition="partial_refund",
+            note=note,
+            refund_first=amount,  # type: ignore[arg-type]
         )
     now = timezone.now()
     _refund(order, amount=amount, user=user, at=now)  # type: ignore[arg-type]
@@ -808,26 +823,36 @@ def order_charge_refunded(*, charge: Mapping[str, Any], occurred_at: datetime) -
     if order is None:
         return None
     _refund_book(
-        order, new_total=int(charge.get("amount_refunded") or 0), at=occurred_at, source=REFUND_SOURCE
+        order,
+        new_total=int(charge.get("amount_refunded") or 0),
+        at=occurred_at,
+        source=REFUND_SOURCE,
     )
     _close_if_refunded(order, note="Refunded in full on Stripe")
     return order
 
 
 def _close_if_refunded(order: Order, *, note: str) -> None:
-    if order.paid_at and order.refunded_amount >= order.price and order.state != State.REFUNDED:
-        if transition_allowed(order=order, transition="refund", actor=Actor.SYSTEM):
-            order.closed_at = timezone.now()
-            _move(order, "refund", actor=Actor.SYSTEM, user=None, note=note)
+    if (
+        order.paid_at
+        and order.refunded_amount >= order.price
+        and transition_allowed(order=order, transition="refund", actor=Actor.SYSTEM)
+    ):
+        order.closed_at = timezone.now()
+        _move(order, "refund", actor=Actor.SYSTEM, user=None, note=note)
 
 
 @transaction.atomic
-def order_stripe_dispute_opened(*, dispute: Mapping[str, Any], occurred_at: datetime) -> Order | None:
+def order_stripe_dispute_opened(
+    *, dispute: Mapping[str, Any], occurred_at: datetime
+) -> Order | None:
     """``charge.dispute.created`` on an order's charge: the dispute is recorded; an order not
     released yet becomes ``disputed`` so nothing is released while it is open."""
     if dispute_is_inquiry(dispute):
         return None
-    order = _order_for_charge(stripe_id(dispute.get("charge")), stripe_id(dispute.get("payment_intent")))
+    order = _order_for_charge(
+        stripe_id(dispute.get("charge")), stripe_id(dispute.get("payment_intent"))
+    )
     if order is None:
         return None
     order.stripe_dispute_id = stripe_id(dispute.get("id"))
@@ -842,12 +867,16 @@ def order_stripe_dispute_opened(*, dispute: Mapping[str, Any], occurred_at: date
 
 
 @transaction.atomic
-def order_stripe_dispute_closed(*, dispute: Mapping[str, Any], occurred_at: datetime) -> Order | None:
+def order_stripe_dispute_closed(
+    *, dispute: Mapping[str, Any], occurred_at: datetime
+) -> Order | None:
     """``charge.dispute.closed``: a lost dispute is booked like a refund of the disputed amount
     (after a release: clawed back from the provider, and from their connected account when
     transferred); the whole price lost closes the order. Won: recorded; staff resolve a
     ``disputed`` order."""
-    order = _order_for_charge(stripe_id(dispute.get("charge")), stripe_id(dispute.get("payment_intent")))
+    order = _order_for_charge(
+        stripe_id(dispute.get("charge")), stripe_id(dispute.get("payment_intent"))
+    )
     if order is None:
         return None
     status = str(dispute.get("status") or "")
@@ -863,7 +892,12 @@ def order_stripe_dispute_closed(*, dispute: Mapping[str, Any], occurred_at: date
             source=REFUND_SOURCE,
         )
         if booked:
-            _note(order, "stripe_dispute_lost", note=f"Stripe dispute {order.stripe_dispute_id} lost", amount=booked)
+            _note(
+                order,
+                "stripe_dispute_lost",
+                note=f"Stripe dispute {order.stripe_dispute_id} lost",
+                amount=booked,
+            )
         _close_if_refunded(order, note=f"Stripe dispute {order.stripe_dispute_id} lost")
     elif status == "won" and not order.events.filter(transition="stripe_dispute_won").exists():
         _note(order, "stripe_dispute_won", note=f"Stripe dispute {order.stripe_dispute_id} won")
@@ -923,9 +957,7 @@ def provider_earnings_rows(*, provider_id: int) -> list[dict[str, Any]]:
     """The provider's ledger lines (earnings, transfers, clawbacks, payouts), oldest first,
     with a running balance: the earnings statement."""
     entries = (
-        Entry.objects.filter(
-            account__payee_type=PAYEE_TYPE, account__payee_id=provider_id
-        )
+        Entry.objects.filter(account__payee_type=PAYEE_TYPE, account__payee_id=provider_id)
         .select_related("transaction")
         .order_by("posted_at", "pk")
     )

@@ -352,6 +352,9 @@ SPECTACULAR_SETTINGS = {
         "CreatorStatusEnum": "content.models.Creator.Status",
         "LicenseKindEnum": "content.models.LicenseType.Kind",
         "LicenseStatusEnum": "content.models.License.Status",
+        "OrderStateEnum": "marketplace.models.orders.Order.State",
+        "OrderActorEnum": "marketplace.models.orders.OrderEvent.Actor",
+        "PayoutStatusEnum": "ledger.models.Payout.Status",
     },
 }
 

@@ -10,122 +10,346 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('marketplace', '0007_services_listings'),
+        ("marketplace", "0007_services_listings"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('requested', 'Requested'), ('quoted', 'Quoted'), ('paid', 'Paid (funds held)'), ('in_progress', 'In progress'), ('delivered', 'Delivered'), ('revision_requested', 'Revision requested'), ('accepted', 'Accepted'), ('released', 'Released to the provider'), ('disputed', 'Disputed'), ('refunded', 'Refunded'), ('canceled', 'Canceled')], default='requested', max_length=20)),
-                ('price', models.BigIntegerField(help_text="Minor units of `currency`: the package's, or quoted.")),
-                ('currency', models.CharField(max_length=3)),
-                ('commission_percent', models.DecimalField(decimal_places=2, help_text="The platform's commission (%), fixed when the order is placed.", max_digits=5, validators=[django.core.validators.MinValueValidator(Decimal('0')), django.core.validators.MaxValueValidator(Decimal('100'))])),
-                ('requirements', models.TextField(blank=True)),
-                ('quote_note', models.TextField(blank=True)),
-                ('revisions_allowed', models.PositiveSmallIntegerField(default=0)),
-                ('revisions_used', models.PositiveSmallIntegerField(default=0)),
-                ('refunded_amount', models.BigIntegerField(default=0, help_text='Minor units refunded to the buyer so far (booked in the ledger).')),
-                ('transferred_amount', models.BigIntegerField(default=0, help_text="Minor units transferred to the provider's connected account, net of transfer reversals.")),
-                ('stripe_payment_intent_id', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('stripe_charge_id', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('stripe_transfer_id', models.CharField(blank=True, max_length=255)),
-                ('stripe_dispute_id', models.CharField(blank=True, max_length=255)),
-                ('stripe_dispute_status', models.CharField(blank=True, max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('quoted_at', models.DateTimeField(blank=True, null=True)),
-                ('paid_at', models.DateTimeField(blank=True, null=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('accepted_at', models.DateTimeField(blank=True, null=True)),
-                ('released_at', models.DateTimeField(blank=True, null=True)),
-                ('closed_at', models.DateTimeField(blank=True, help_text='When it was canceled or refunded in full.', null=True)),
-                ('buyer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='marketplace_orders', to=settings.AUTH_USER_MODEL)),
-                ('listing', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='marketplace.listing')),
-                ('package', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='marketplace.listingpackage')),
-                ('provider', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='marketplace.provider')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("requested", "Requested"),
+                            ("quoted", "Quoted"),
+                            ("paid", "Paid (funds held)"),
+                            ("in_progress", "In progress"),
+                            ("delivered", "Delivered"),
+                            ("revision_requested", "Revision requested"),
+                            ("accepted", "Accepted"),
+                            ("released", "Released to the provider"),
+                            ("disputed", "Disputed"),
+                            ("refunded", "Refunded"),
+                            ("canceled", "Canceled"),
+                        ],
+                        default="requested",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "price",
+                    models.BigIntegerField(
+                        help_text="Minor units of `currency`: the package's, or quoted."
+                    ),
+                ),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "commission_percent",
+                    models.DecimalField(
+                        decimal_places=2,
+                        help_text="The platform's commission (%), fixed when the order is placed.",
+                        max_digits=5,
+                        validators=[
+                            django.core.validators.MinValueValidator(Decimal("0")),
+                            django.core.validators.MaxValueValidator(Decimal("100")),
+                        ],
+                    ),
+                ),
+                ("requirements", models.TextField(blank=True)),
+                ("quote_note", models.TextField(blank=True)),
+                ("revisions_allowed", models.PositiveSmallIntegerField(default=0)),
+                ("revisions_used", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "refunded_amount",
+                    models.BigIntegerField(
+                        default=0,
+                        help_text="Minor units refunded to the buyer so far (booked in the ledger).",
+                    ),
+                ),
+                (
+                    "transferred_amount",
+                    models.BigIntegerField(
+                        default=0,
+                        help_text="Minor units transferred to the provider's connected account, net of transfer reversals.",
+                    ),
+                ),
+                (
+                    "stripe_payment_intent_id",
+                    models.CharField(blank=True, db_index=True, max_length=255),
+                ),
+                ("stripe_charge_id", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("stripe_transfer_id", models.CharField(blank=True, max_length=255)),
+                ("stripe_dispute_id", models.CharField(blank=True, max_length=255)),
+                ("stripe_dispute_status", models.CharField(blank=True, max_length=32)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("quoted_at", models.DateTimeField(blank=True, null=True)),
+                ("paid_at", models.DateTimeField(blank=True, null=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("accepted_at", models.DateTimeField(blank=True, null=True)),
+                ("released_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "closed_at",
+                    models.DateTimeField(
+                        blank=True, help_text="When it was canceled or refunded in full.", null=True
+                    ),
+                ),
+                (
+                    "buyer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="marketplace_orders",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "listing",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="orders",
+                        to="marketplace.listing",
+                    ),
+                ),
+                (
+                    "package",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="orders",
+                        to="marketplace.listingpackage",
+                    ),
+                ),
+                (
+                    "provider",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="orders",
+                        to="marketplace.provider",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='OrderEvent',
+            name="OrderEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('transition', models.CharField(max_length=32)),
-                ('from_state', models.CharField(choices=[('requested', 'Requested'), ('quoted', 'Quoted'), ('paid', 'Paid (funds held)'), ('in_progress', 'In progress'), ('delivered', 'Delivered'), ('revision_requested', 'Revision requested'), ('accepted', 'Accepted'), ('released', 'Released to the provider'), ('disputed', 'Disputed'), ('refunded', 'Refunded'), ('canceled', 'Canceled')], max_length=20)),
-                ('to_state', models.CharField(choices=[('requested', 'Requested'), ('quoted', 'Quoted'), ('paid', 'Paid (funds held)'), ('in_progress', 'In progress'), ('delivered', 'Delivered'), ('revision_requested', 'Revision requested'), ('accepted', 'Accepted'), ('released', 'Released to the provider'), ('disputed', 'Disputed'), ('refunded', 'Refunded'), ('canceled', 'Canceled')], max_length=20)),
-                ('actor', models.CharField(choices=[('buyer', 'Buyer'), ('provider', 'Provider'), ('staff', 'Staff'), ('system', 'System (timer or Stripe)')], max_length=10)),
-                ('amount', models.BigIntegerField(blank=True, help_text='Money the transition moved (quote, refund), if any.', null=True)),
-                ('note', models.TextField(blank=True)),
-                ('at', models.DateTimeField()),
-                ('actor_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='marketplace.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("transition", models.CharField(max_length=32)),
+                (
+                    "from_state",
+                    models.CharField(
+                        choices=[
+                            ("requested", "Requested"),
+                            ("quoted", "Quoted"),
+                            ("paid", "Paid (funds held)"),
+                            ("in_progress", "In progress"),
+                            ("delivered", "Delivered"),
+                            ("revision_requested", "Revision requested"),
+                            ("accepted", "Accepted"),
+                            ("released", "Released to the provider"),
+                            ("disputed", "Disputed"),
+                            ("refunded", "Refunded"),
+                            ("canceled", "Canceled"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "to_state",
+                    models.CharField(
+                        choices=[
+                            ("requested", "Requested"),
+                            ("quoted", "Quoted"),
+                            ("paid", "Paid (funds held)"),
+                            ("in_progress", "In progress"),
+                            ("delivered", "Delivered"),
+                            ("revision_requested", "Revision requested"),
+                            ("accepted", "Accepted"),
+                            ("released", "Released to the provider"),
+                            ("disputed", "Disputed"),
+                            ("refunded", "Refunded"),
+                            ("canceled", "Canceled"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "actor",
+                    models.CharField(
+                        choices=[
+                            ("buyer", "Buyer"),
+                            ("provider", "Provider"),
+                            ("staff", "Staff"),
+                            ("system", "System (timer or Stripe)"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "amount",
+                    models.BigIntegerField(
+                        blank=True,
+                        help_text="Money the transition moved (quote, refund), if any.",
+                        null=True,
+                    ),
+                ),
+                ("note", models.TextField(blank=True)),
+                ("at", models.DateTimeField()),
+                (
+                    "actor_user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="marketplace.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'pk'],
+                "ordering": ["at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='OrderMessage',
+            name="OrderMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('body', models.TextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('author', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='marketplace.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("body", models.TextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "author",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="marketplace.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'pk'],
+                "ordering": ["created_at", "pk"],
             },
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['buyer', '-created_at'], name='mkt_order_buyer_idx'),
+            model_name="order",
+            index=models.Index(fields=["buyer", "-created_at"], name="mkt_order_buyer_idx"),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['provider', '-created_at'], name='mkt_order_provider_idx'),
+            model_name="order",
+            index=models.Index(fields=["provider", "-created_at"], name="mkt_order_provider_idx"),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['state', 'delivered_at'], name='mkt_order_state_delivered_idx'),
+            model_name="order",
+            index=models.Index(
+                fields=["state", "delivered_at"], name="mkt_order_state_delivered_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('price__gte', 0)), name='marketplace_order_price_gte_0'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("price__gte", 0)), name="marketplace_order_price_gte_0"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(django.db.models.lookups.Exact(django.db.models.functions.text.Length('currency'), 3), ('currency', django.db.models.functions.text.Lower('currency'))), name='marketplace_order_currency_iso'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    django.db.models.lookups.Exact(
+                        django.db.models.functions.text.Length("currency"), 3
+                    ),
+                    ("currency", django.db.models.functions.text.Lower("currency")),
+                ),
+                name="marketplace_order_currency_iso",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('refunded_amount__gte', 0), ('refunded_amount__lte', models.F('price'))), name='marketplace_order_refund_within_price'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("refunded_amount__gte", 0), ("refunded_amount__lte", models.F("price"))
+                ),
+                name="marketplace_order_refund_within_price",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('transferred_amount__gte', 0)), name='marketplace_order_transferred_gte_0'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("transferred_amount__gte", 0)),
+                name="marketplace_order_transferred_gte_0",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('revisions_used__lte', models.F('revisions_allowed'))), name='marketplace_order_revisions_within_package'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("revisions_used__lte", models.F("revisions_allowed"))),
+                name="marketplace_order_revisions_within_package",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('state__in', ['requested', 'quoted', 'paid', 'in_progress', 'delivered', 'revision_requested', 'accepted', 'released', 'disputed', 'refunded', 'canceled'])), name='marketplace_order_state_valid'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "state__in",
+                        [
+                            "requested",
+                            "quoted",
+                            "paid",
+                            "in_progress",
+                            "delivered",
+                            "revision_requested",
+                            "accepted",
+                            "released",
+                            "disputed",
+                            "refunded",
+                            "canceled",
+                        ],
+                    )
+                ),
+                name="marketplace_order_state_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='orderevent',
-            index=models.Index(fields=['order', 'at'], name='mkt_orderevent_order_idx'),
+            model_name="orderevent",
+            index=models.Index(fields=["order", "at"], name="mkt_orderevent_order_idx"),
         ),
         migrations.AddIndex(
-            model_name='ordermessage',
-            index=models.Index(fields=['order', 'created_at'], name='mkt_ordermsg_order_idx'),
+            model_name="ordermessage",
+            index=models.Index(fields=["order", "created_at"], name="mkt_ordermsg_order_idx"),
         ),
     ]

@@ -59,8 +59,9 @@ class Order(models.Model):
         default=0, help_text="Minor units refunded to the buyer so far (booked in the ledger)."
     )
     transferred_amount = models.BigIntegerField(
-        default=0, help_text="Minor units transferred to the provider's connected account, net "
-        "of transfer reversals."
+        default=0,
+        help_text="Minor units transferred to the provider's connected account, net "
+        "of transfer reversals.",
     )
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
@@ -176,9 +177,7 @@ class OrderMessage(models.Model):
     """A message between the buyer and the provider (or staff) on an order."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="messages")
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     body = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
 
