@@ -625,6 +625,11 @@ def _payable(order: Order) -> Account:
 
 
 def _transfer(order: Order, amount: int, *, at: datetime) -> None:
+    """Pay a Connect provider's earnings of a locked, released order (see the module
+    docstring). Stripe unavailable: the order is marked ``transfer_pending`` and the hourly
+    task retries. Stripe keeps a failed answer under its idempotency key, so a retry first
+    looks for a transfer of the order's group (the lost answer may have been a success) and
+    only then asks again under a new key."""
     destination = provider_connect_account(provider_id=order.provider_id)
     if not destination or order.stripe_transfer_id:
         return  # CSV provider (the payout engine pays them), or transferred already
@@ -641,13 +646,20 @@ def _transfer(order: Order, amount: int, *, at: datetime) -> None:
         params["source_transaction"] = order.stripe_charge_id
     try:
         with stripe_errors():
-            transfer = stripe.Transfer.create(
-                **params,
-                api_key=stripe_api_key(),
-                idempotency_key=f"marketplace-order-{order.pk}-transfer:{destination}",
-            )
-    except StripeUnavailable:
-        raise
+            transfer = _transfer_made(order, destination) if order.transfer_attempts else None
+            if transfer is None:
+                transfer = stripe.Transfer.create(
+                    **params,
+                    api_key=stripe_api_key(),
+                    idempotency_key=f"marketplace-order-{order.pk}-transfer:{destination}"
+                    f":{order.transfer_attempts}",
+                )
+    except StripeUnavailable as exc:
+        order.transfer_attempts += 1
+        order.transfer_pending = True
+        order.save(update_fields=["transfer_attempts", "transfer_pending", "updated_at"])
+        _note(order, "transfer_pending", note=exc.message[:500], amount=amount)
+        return
     except BillingError as exc:
         logger.warning(
             "order %s: transfer to %s refused (%s); the payout engine pays the payable",
@@ -655,6 +667,8 @@ def _transfer(order: Order, amount: int, *, at: datetime) -> None:
             destination,
             exc.message,
         )
+        order.transfer_pending = False
+        order.save(update_fields=["transfer_pending", "updated_at"])
         _note(order, "transfer_refused", note=exc.message[:500], amount=amount)
         return
     ledger_post(
@@ -669,7 +683,47 @@ def _transfer(order: Order, amount: int, *, at: datetime) -> None:
     )
     order.stripe_transfer_id = transfer.id
     order.transferred_amount = amount
-    order.save(update_fields=["stripe_transfer_id", "transferred_amount", "updated_at"])
+    order.transfer_pending = False
+    order.save(
+        update_fields=["stripe_transfer_id", "transferred_amount", "transfer_pending", "updated_at"]
+    )
+
+
+def _transfer_made(order: Order, destination: str) -> Any:
+    found = stripe.Transfer.list(
+        transfer_group=transfer_group(order),
+        destination=destination,
+        limit=10,
+        api_key=stripe_api_key(),
+    )
+    return next(
+        (t for t in found.data if (t.metadata or {}).get(METADATA_KEY) == str(order.pk)), None
+    )
+
+
+@transaction.atomic
+def order_transfer_retry(*, order: Order) -> Order:
+    """Retry the Connect transfer of a released order whose transfer waited on Stripe. When
+    the provider's payable no longer holds the earnings (the payout engine paid them
+    meanwhile), nothing is transferred."""
+    order = _locked(order)
+    if not order.transfer_pending or order.stripe_transfer_id or order.state != State.RELEASED:
+        return order
+    amount = order_split(
+        amount=order.price - order.refunded_amount, commission_percent=order.commission_percent
+    )["provider"]
+    owed = -sum(
+        Entry.objects.filter(account=_payable(order), currency=order.currency).values_list(
+            "amount", flat=True
+        )
+    )
+    if amount <= 0 or owed < amount:
+        order.transfer_pending = False
+        order.save(update_fields=["transfer_pending", "updated_at"])
+        _note(order, "transfer_skipped", note="Paid by the payout engine", amount=amount)
+        return order
+    _transfer(order, amount, at=timezone.now())
+    return order
 
 
 # --- refunds -------------------------------------------------------------------------------
@@ -911,6 +965,7 @@ def order_stripe_dispute_closed(
 class AutoAcceptResult:
     accepted: int = 0
     released: int = 0
+    transferred: int = 0
     failed: int = 0
 
 
@@ -939,6 +994,13 @@ def orders_auto_accept_due(*, now: datetime | None = None) -> AutoAcceptResult:
             result.failed += 1
             continue
         result.released += 1
+    pending = Order.objects.filter(state=State.RELEASED, transfer_pending=True).order_by("pk")
+    for pk in list(pending.values_list("pk", flat=True)):
+        order = order_transfer_retry(order=Order(pk=pk))
+        if order.transfer_pending:
+            result.failed += 1
+        else:
+            result.transferred += 1
     return result
 
 

@@ -42,4 +42,9 @@ def orders_auto_accept_due() -> dict[str, int]:
     from marketplace import orders
 
     result = orders.orders_auto_accept_due()
-    return {"accepted": result.accepted, "released": result.released, "failed": result.failed}
+    return {
+        "accepted": result.accepted,
+        "released": result.released,
+        "transferred": result.transferred,
+        "failed": result.failed,
+    }

@@ -1,8 +1,8 @@
 """Demo data registry for `manage.py seed_demo`.
 
-Each app that has demo data ships `<app>/demo.py` with `ORDER: int` and
-`seed(*, out: Callable[[str], None]) -> None`. Seeders must be idempotent: running the
-command twice leaves the same data. Later apps join by adding their own module; nothing here
+Each app that has demo data ships `<app>/demo.py` (and, for a part of an app built on its own,
+`<app>/demo_<part>.py`) with `ORDER: int` and `seed(*, out: Callable[[str], None]) -> None`.
+Seeders must be idempotent: running the command twice leaves the same data. Later apps join by adding their own module; nothing here
 changes.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 from collections.abc import Callable
 from types import ModuleType
 
@@ -31,6 +32,12 @@ def demo_modules() -> list[ModuleType]:
             continue
         if callable(getattr(module, "seed", None)):
             modules.append(module)
+    for config in apps.get_app_configs():
+        for info in pkgutil.iter_modules([config.path]):
+            if info.name.startswith("demo_"):
+                part = importlib.import_module(f"{config.name}.{info.name}")
+                if callable(getattr(part, "seed", None)):
+                    modules.append(part)
     return sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
 
 

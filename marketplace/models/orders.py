@@ -63,6 +63,11 @@ class Order(models.Model):
         help_text="Minor units transferred to the provider's connected account, net "
         "of transfer reversals.",
     )
+    transfer_pending = models.BooleanField(
+        default=False,
+        help_text="Released, but Stripe was unavailable for the Connect transfer: retried hourly.",
+    )
+    transfer_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
     stripe_transfer_id = models.CharField(max_length=255, blank=True)

@@ -141,18 +141,35 @@ def test_a_refused_transfer_leaves_the_earnings_in_the_payable(stripe_fake):
     assert order.events.filter(transition="transfer_refused").exists()
 
 
-def test_stripe_unavailable_at_release_leaves_the_order_accepted_for_the_timer(stripe_fake):
+def test_stripe_unavailable_for_the_transfer_is_retried_by_the_timer_once(stripe_fake):
     order = order_in(S.DELIVERED, package=connect_package())
+    # Stripe saves a 500 under its idempotency key: the retry must not reuse the key blindly.
     stripe_fake.fail_next("POST", "/v1/transfers", status=500)
     order = orders.order_accept(order=order, user=order.buyer)
-    assert order.state == S.ACCEPTED
-    assert balance(HELD) == 10000
+    assert order.state == S.RELEASED
+    assert (order.transfer_pending, order.stripe_transfer_id) == (True, "")
+    assert payable(order) == 8500  # owed, not transferred yet
 
     result = orders.orders_auto_accept_due()
     order.refresh_from_db()
-    assert (result.released, order.state) == (1, S.RELEASED)
+    assert (result.transferred, order.transfer_pending) == (1, False)
     assert len(stripe.Transfer.list(transfer_group=f"order-{order.pk}").data) == 1
     assert payable(order) == 0
+    assert orders.orders_auto_accept_due().transferred == 0
+
+
+def test_a_transfer_whose_answer_was_lost_is_found_not_made_twice(stripe_fake):
+    order = order_in(S.DELIVERED, package=connect_package())
+    stripe_fake.fail_next("POST", "/v1/transfers", status=500, when="after")
+    order = orders.order_accept(order=order, user=order.buyer)
+    assert order.transfer_pending
+
+    orders.order_transfer_retry(order=order)
+    order.refresh_from_db()
+    transfers = stripe.Transfer.list(transfer_group=f"order-{order.pk}").data
+    assert [t.id for t in transfers] == [order.stripe_transfer_id]
+    assert payable(order) == 0
+    assert_balanced()
 
 
 def test_a_declined_card_leaves_the_order_requested(stripe_fake):
@@ -377,4 +394,4 @@ def test_the_beat_task_runs_the_timer(stripe_fake, settings):
 
     order = order_in(S.DELIVERED)
     Order.objects.filter(pk=order.pk).update(delivered_at=timezone.now() - timedelta(days=30))
-    assert orders_auto_accept_due() == {"accepted": 1, "released": 1, "failed": 0}
+    assert orders_auto_accept_due() == {"accepted": 1, "released": 1, "transferred": 0, "failed": 0}

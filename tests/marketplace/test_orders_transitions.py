@@ -95,9 +95,7 @@ API_CASES = [
 
 
 @pytest.mark.parametrize(("state", "path", "actor"), API_CASES)
-def test_every_api_transition_from_every_state_by_buyer_and_provider(
-    state, path, actor, request
-):
+def test_every_api_transition_from_every_state_by_buyer_and_provider(state, path, actor, request):
     name = orders.API_TRANSITIONS[path]
     allowed = (name, state, actor) in ALLOWED
     if name == "pay" and allowed:
