@@ -460,26 +460,24 @@ def _metadata_pk(obj: Mapping[str, Any]) -> int | None:
         return None
 
 
-def _simple(transition: str, *, timestamp: str | None = None):  # type: ignore[no-untyped-def]
-    @transaction.atomic
-    def service(*, order: Order, user: User, note: str = "") -> Order:
-        order = _locked(order)
-        actor = _actor(order, user)
-        _check(order, transition, actor)
-        if timestamp:
-            setattr(order, timestamp, timezone.now())
-        _move(order, transition, actor=actor, user=user, note=note)
-        return order
-
-    service.__name__ = f"order_{transition}"
-    service.__doc__ = (
-        f"Take ``{transition}`` as the buyer or provider ``user``. Raises OrderTransitionError."
-    )
-    return service
+@transaction.atomic
+def order_start(*, order: Order, user: User, note: str = "") -> Order:
+    """The provider starts work on a paid order. Raises OrderTransitionError."""
+    order = _locked(order)
+    _move(order, "start", actor=_actor(order, user), user=user, note=note)
+    return order
 
 
-order_start = _simple("start")
-order_deliver = _simple("deliver", timestamp="delivered_at")
+@transaction.atomic
+def order_deliver(*, order: Order, user: User, note: str = "") -> Order:
+    """The provider delivers (first time or after a revision request); the auto-accept timer
+    counts from now. Raises OrderTransitionError."""
+    order = _locked(order)
+    actor = _actor(order, user)
+    _check(order, "deliver", actor)
+    order.delivered_at = timezone.now()
+    _move(order, "deliver", actor=actor, user=user, note=note)
+    return order
 
 
 @transaction.atomic
@@ -696,9 +694,11 @@ def _transfer_made(order: Order, destination: str) -> Any:
         limit=10,
         api_key=stripe_api_key(),
     )
-    return next(
-        (t for t in found.data if (t.metadata or {}).get(METADATA_KEY) == str(order.pk)), None
-    )
+    for transfer in found.data:
+        metadata = transfer.to_dict().get("metadata") or {}
+        if metadata.get(METADATA_KEY) == str(order.pk):
+            return transfer
+    return None
 
 
 @transaction.atomic

@@ -2,8 +2,8 @@
 
 Each app that has demo data ships `<app>/demo.py` (and, for a part of an app built on its own,
 `<app>/demo_<part>.py`) with `ORDER: int` and `seed(*, out: Callable[[str], None]) -> None`.
-Seeders must be idempotent: running the command twice leaves the same data. Later apps join by adding their own module; nothing here
-changes.
+Seeders must be idempotent: running the command twice leaves the same data. Later apps join
+by adding their own module; nothing here changes.
 """
 
 from __future__ import annotations
