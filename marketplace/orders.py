@@ -34,6 +34,8 @@ Money (minor units of the order's currency; each posting once per idempotency ke
   ``source_transaction`` (the order's charge) and ``transfer_group`` ``order-<pk>``, booked Dr
   payable / Cr stripe clearing (``order:<pk>:transfer``); a refusal leaves the earnings in the
   payable for the shared payout engine (``ledger.payouts``), which also pays CSV providers;
+  Stripe unavailable marks the order ``transfer_pending``: the hourly task looks for a transfer
+  of the order's group first (the lost answer may have been a success), then asks again;
 - a refund before release: Dr held / Cr stripe clearing; after release: the release posting is
   reversed by the refunded amount (pro rata: the provider's payable and the commission give
   back their shares, ``order:<pk>:clawback:<refunded total>``), then Dr held / Cr clearing; when
@@ -528,9 +530,9 @@ def _accept(order: Order, *, actor: str, user: User | None, note: str = "") -> O
 
 def order_accept(*, order: Order, user: User | None, note: str = "") -> Order:
     """The buyer (``user``; None: the auto-accept timer) accepts the delivery; the funds are
-    then released (``order_release``). The acceptance commits first: when Stripe is
-    unavailable for the provider's transfer, the order stays ``accepted`` and the hourly task
-    releases it. Raises OrderTransitionError."""
+    then released (``order_release``) in a transaction of its own, so an acceptance is never
+    undone by the release; an order left ``accepted`` is released by the hourly task. Raises
+    OrderTransitionError."""
     order = _accept(
         order, actor=Actor.SYSTEM if user is None else Actor.BUYER, user=user, note=note
     )
@@ -575,8 +577,9 @@ def order_release(
     revenue, one posting; then a Connect transfer of the earnings (see the module docstring).
 
     Exactly once: the row lock serialises releases and the state decides; the transfer's
-    idempotency key is the order's. Raises OrderTransitionError, StripeUnavailable (nothing
-    released; retried by the hourly task).
+    idempotency key is the order's. Stripe unavailable for the transfer does not undo the
+    release: the order is marked ``transfer_pending`` and the hourly task transfers it. Raises
+    OrderTransitionError (and, with ``refund_first``, the refund's Stripe errors).
     """
     order = _locked(order)
     actor = Actor.SYSTEM if user is None else Actor.STAFF
