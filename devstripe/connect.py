@@ -27,7 +27,8 @@
   ``account.updated`` with ``previous_attributes`` and the event's ``account`` set to the
   connected account, as Stripe sends Connect events. Nothing changed: no event.
 - ``POST /v1/transfers`` (``amount`` > 0, ``currency``, ``destination``; optional
-  ``description``, ``metadata``, ``transfer_group``) moves money from the platform balance to
+  ``description``, ``metadata``, ``transfer_group``, ``source_transaction``: a charge in the
+  same currency, else 400 ``No such charge``) moves money from the platform balance to
   a connected account: a balance transaction (``transfer``, ``-amount``, fee 0, available at
   once) and ``transfer.created``. An unknown destination is refused like Stripe does (400 ``No
   such destination``). With an ``Idempotency-Key`` a replay returns the first transfer
@@ -314,6 +315,7 @@ class Transfer(StripeObject):
         description: Any = None,
         metadata: Any = None,
         transfer_group: Any = None,
+        source_transaction: Any = None,
         **kwargs: Any,
     ) -> None:
         _unknown(kwargs, set())
@@ -334,6 +336,21 @@ class Transfer(StripeObject):
             raise UserError(400, "Invalid object: metadata")
         if transfer_group is not None and not isinstance(transfer_group, str):
             raise UserError(400, "Invalid string: transfer_group")
+        if source_transaction is not None:
+            charge = (
+                store.get("charge:" + source_transaction)
+                if isinstance(source_transaction, str)
+                else None
+            )
+            if charge is None:
+                raise UserError(400, f"No such charge: '{source_transaction}'")
+            if charge.currency != currency.lower():
+                raise UserError(
+                    400,
+                    "The currency of source_transaction's balance transaction "
+                    f"({charge.currency}) must be the same as the transfer currency "
+                    f"({currency.lower()})",
+                )
         super().__init__()
         self.amount = amount
         self.amount_reversed = 0
@@ -343,7 +360,7 @@ class Transfer(StripeObject):
         self.destination_payment = "py_" + random_id(24)
         self.metadata = metadata or {}
         self.reversed = False
-        self.source_transaction = None
+        self.source_transaction = source_transaction
         self.source_type = "card"
         self.transfer_group = transfer_group
         self._reversals: list[TransferReversal] = []

@@ -39,6 +39,8 @@ class SystemAccount(StrEnum):
     DISPUTE_LOSSES = "expense.disputes"
     # Payee payouts sent (Stripe Connect transfer or bank batch) but not yet settled.
     PAYOUTS_IN_TRANSIT = "liability.payouts_in_transit"
+    # Marketplace orders paid by buyers and not yet released to providers or refunded.
+    LIABILITY_MARKETPLACE_HELD = "liability.marketplace_held"
     # Sales tax / VAT collected on invoices, owed to tax authorities (credit balance).
     SALES_TAX_PAYABLE = "liability.sales_tax_payable"
     # Opening balances and manual corrections agreed by finance.
@@ -73,6 +75,9 @@ SYSTEM_ACCOUNTS: dict[SystemAccount, AccountSpec] = {
     SystemAccount.PROVIDER_SHARE_EXPENSE: AccountSpec("Provider shares", Account.Type.EXPENSE),
     SystemAccount.DISPUTE_LOSSES: AccountSpec("Dispute losses", Account.Type.EXPENSE),
     SystemAccount.PAYOUTS_IN_TRANSIT: AccountSpec("Payouts in transit", Account.Type.LIABILITY),
+    SystemAccount.LIABILITY_MARKETPLACE_HELD: AccountSpec(
+        "Marketplace funds held", Account.Type.LIABILITY
+    ),
     SystemAccount.SALES_TAX_PAYABLE: AccountSpec("Sales tax payable", Account.Type.LIABILITY),
     SystemAccount.OPENING_BALANCES: AccountSpec("Opening balances", Account.Type.EQUITY),
 }

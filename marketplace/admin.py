@@ -264,3 +264,6 @@ def _query_with(request: HttpRequest, **values: str) -> str:
     for name, value in values.items():
         query[name] = value
     return query.urlencode()
+
+
+from marketplace import admin_orders  # noqa: E402, F401 (registers the orders' admin)

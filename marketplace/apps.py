@@ -23,10 +23,11 @@ class MarketplaceConfig(AppConfig):
     verbose_name = "Marketplace"
 
     def ready(self) -> None:
-        from marketplace import receivers
+        from marketplace import receivers, receivers_orders
 
         # After djstripe and subscriptions (INSTALLED_APPS order): the invoice is booked first.
         receivers.connect()
+        receivers_orders.connect()
         # The data migration creates `api_calls`; `flush` (and transactional tests) empty the
         # table and then send post_migrate, which brings it back.
         post_migrate.connect(

@@ -33,3 +33,18 @@ def usage_period_close_retry(close_id: int) -> str:
 def usage_partitions_ensure() -> list[str]:
     """Create the usage events' month partitions ahead (PostgreSQL); the names created."""
     return usage_store.usage_partitions_ensure(months_ahead=PARTITION_MONTHS_AHEAD)
+
+
+@shared_task(name="marketplace.tasks.orders_auto_accept_due")
+def orders_auto_accept_due() -> dict[str, int]:
+    """Hourly: accept delivered orders past ``MARKETPLACE_AUTO_ACCEPT_DAYS`` and release every
+    accepted order (also those whose release waited on Stripe)."""
+    from marketplace import orders
+
+    result = orders.orders_auto_accept_due()
+    return {
+        "accepted": result.accepted,
+        "released": result.released,
+        "transferred": result.transferred,
+        "failed": result.failed,
+    }

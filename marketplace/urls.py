@@ -1,6 +1,6 @@
 from django.urls import path
 
-from marketplace import api, api_listings, api_provider
+from marketplace import api, api_listings, api_orders, api_provider
 
 urlpatterns = [
     path("api-keys/", api.ApiKeyListCreateView.as_view(), name="api-key-list"),
@@ -71,4 +71,23 @@ urlpatterns = [
         api_provider.ListingResumeView.as_view(),
         name="provider-listing-resume",
     ),
+    # Services marketplace orders (marketplace/api_orders.py).
+    path("marketplace/orders/", api_orders.OrderListCreateView.as_view(), name="order-list"),
+    path(
+        "marketplace/orders/<int:order_id>/",
+        api_orders.OrderDetailView.as_view(),
+        name="order-detail",
+    ),
+    path(
+        "marketplace/orders/<int:order_id>/messages/",
+        api_orders.OrderMessagesView.as_view(),
+        name="order-messages",
+    ),
+    path(
+        "marketplace/orders/<int:order_id>/<slug:transition>",
+        api_orders.OrderTransitionView.as_view(),
+        name="order-transition",
+    ),
+    path("provider/earnings/", api_orders.ProviderEarningsView.as_view(), name="provider-earnings"),
+    path("provider/payouts/", api_orders.ProviderPayoutsView.as_view(), name="provider-payouts"),
 ]

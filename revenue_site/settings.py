@@ -200,6 +200,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "marketplace.tasks.usage_partitions_ensure",
         "schedule": crontab(minute=40, hour=3),  # daily: months of usage events partitioned ahead
     },
+    "marketplace-orders-auto-accept": {
+        "task": "marketplace.tasks.orders_auto_accept_due",
+        # hourly: delivered orders past the acceptance window are accepted and released, and
+        # accepted orders whose release waited on Stripe are released
+        "schedule": crontab(minute=20),
+    },
     "content-licenses-expire": {
         "task": "content.tasks.licenses_expire_due",
         "schedule": crontab(minute="*/5"),  # verification already answers expired on time
@@ -254,6 +260,12 @@ for _entry in filter(
         )
     CONTENT_TAX_RATES[_country.strip().upper()] = _percent
 CONTENT_PRICES_INCLUDE_TAX = env.bool("CONTENT_PRICES_INCLUDE_TAX", default=False)
+
+# Services marketplace: a delivered order the buyer neither accepts nor disputes is accepted
+# (and its held funds released to the provider) this many days after delivery.
+MARKETPLACE_AUTO_ACCEPT_DAYS = env.int("MARKETPLACE_AUTO_ACCEPT_DAYS", default=3)
+if MARKETPLACE_AUTO_ACCEPT_DAYS < 1:
+    raise ImproperlyConfigured("MARKETPLACE_AUTO_ACCEPT_DAYS must be at least 1.")
 
 # --- Auth -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -372,6 +384,8 @@ SPECTACULAR_SETTINGS = {
         "PayoutStatusEnum": "ledger.models.Payout.Status",
         "ListingStatusEnum": "marketplace.models.Listing.Status",
         "PackageTierEnum": "marketplace.models.ListingPackage.Tier",
+        "OrderStateEnum": "marketplace.models.orders.Order.State",
+        "OrderActorEnum": "marketplace.models.orders.OrderEvent.Actor",
     },
 }
 

@@ -314,6 +314,26 @@ def _refund_init(
     emit("charge.refunded", charge_obj)
 
 
+_orig_pi_create: Any = None  # the original, captured by install()
+_PI_TEXT_PARAMS = ("description", "transfer_group")
+
+
+def _payment_intent_create(cls: type[PaymentIntent], **data: Any) -> PaymentIntent:
+    """``description`` and ``transfer_group`` (strings, Stripe copies the group to the
+    intent's charges) on top of localstripe's create."""
+    extra = {key: data.pop(key) for key in _PI_TEXT_PARAMS if key in data}
+    for key, value in extra.items():
+        if not isinstance(value, str):
+            raise UserError(400, f"Invalid string: {key}")
+    obj = _orig_pi_create(**data)
+    for key, value in extra.items():
+        setattr(obj, key, value)
+    charge = obj.latest_charge
+    if charge is not None and "transfer_group" in extra:
+        charge.transfer_group = extra["transfer_group"]
+    return obj
+
+
 def install() -> None:
     """Apply this module's changes to localstripe (``devstripe.install`` calls it once,
     in order)."""
@@ -325,7 +345,10 @@ def install() -> None:
         _orig_payment_intent_cancel, \
         _orig_payment_intent_authenticate, \
         _orig_payment_intent_confirm, \
-        _orig_refund_init
+        _orig_refund_init, \
+        _orig_pi_create
+    _orig_pi_create = PaymentIntent._api_create
+    PaymentIntent._api_create = classmethod(_payment_intent_create)
     _orig_trigger_payment = Charge._trigger_payment
     _orig_set_auth_failure = Charge._set_auth_failure
     _orig_attach = PaymentMethod._api_attach

@@ -32,6 +32,7 @@ from marketplace.models.listings import (
     ListingReviewQueue,
     Provider,
 )
+from marketplace.models.orders import Order, OrderEvent, OrderMessage
 
 __all__ = [
     "API_CALLS",
@@ -51,6 +52,9 @@ __all__ = [
     "ListingPackage",
     "ListingReviewQueue",
     "Meter",
+    "Order",
+    "OrderEvent",
+    "OrderMessage",
     "Provider",
     "UsageChargeLine",
     "UsageDistinctValue",

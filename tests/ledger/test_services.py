@@ -438,6 +438,7 @@ def test_migration_seeds_the_chart_of_system_accounts():
         "0002_seed_system_accounts",
         "0005_seed_sales_tax_payable",
         "0007_seed_api_usage_revenue",
+        "0009_seed_marketplace_held",
     )
     Account.objects.filter(payee_id__isnull=True).delete()
     for name in seeds:
