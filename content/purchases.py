@@ -17,7 +17,9 @@ Accounting (minor units, the licence type's currency): Dr ``asset.stripe_clearin
 Cr ``revenue.content`` the platform fee / Cr each co-creator's payable their share. The
 creators' total is ``amount * (100 - fee) %`` rounded down, then split by the shares with the
 largest remainder method; the platform gets what is left, so the parts add up exactly.
-Recurring and per-use licence types are not sold here (400 naming ``license_type``).
+Recurring licence types are sold as Stripe Subscriptions (``content.recurring``) and per-use
+ones are issued to be billed at period close (``content.royalties``); ``content.acquire``
+picks the flow from the type's pricing.
 """
 
 from __future__ import annotations
@@ -108,7 +110,9 @@ class Purchase:
     key: str  # the full licence key: shown to the buyer this once, never stored
 
 
-def _sellable_license_type(item: ContentItem, license_type_id: int) -> LicenseType:
+def _sellable_license_type(
+    item: ContentItem, license_type_id: int, pricing: str = LicenseType.Pricing.ONE_TIME
+) -> LicenseType:
     license_type = (
         LicenseType.objects.filter(pk=license_type_id, item=item, is_active=True).first()
         if isinstance(license_type_id, int)
@@ -116,15 +120,23 @@ def _sellable_license_type(item: ContentItem, license_type_id: int) -> LicenseTy
     )
     if license_type is None:
         raise ValidationError({"license_type": ["Not a licence type on sale for this item."]})
-    if license_type.pricing != LicenseType.Pricing.ONE_TIME:
+    if license_type.pricing != pricing:
         raise ValidationError(
-            {"license_type": ["Only licences with a one-time price can be bought here."]}
+            {"license_type": [f"Not a licence type with a {pricing.replace('_', '-')} price."]}
         )
     return license_type
 
 
 @transaction.atomic
-def _pending_license_create(*, buyer: User, item_id: int, license_type_id: int) -> Purchase:
+def _pending_license_create(
+    *,
+    buyer: User,
+    item_id: int,
+    license_type_id: int,
+    pricing: str = LicenseType.Pricing.ONE_TIME,
+) -> Purchase:
+    """A PENDING licence of ``pricing`` (recurring and per-use sales share it: see
+    ``content.recurring`` and ``content.royalties``)."""
     # The item's row lock serialises purchases of one item, so two buyers of an exclusive
     # licence cannot both pass the check below.
     item = (
@@ -134,7 +146,7 @@ def _pending_license_create(*, buyer: User, item_id: int, license_type_id: int) 
     )
     if item is None:
         raise ContentItem.DoesNotExist(f"no published item {item_id}")
-    license_type = _sellable_license_type(item, license_type_id)
+    license_type = _sellable_license_type(item, license_type_id, pricing)
     exclusive = license_type.kind == LicenseType.Kind.EXCLUSIVE
     if (
         exclusive
