@@ -320,7 +320,9 @@ def _price_push_if_absent(license_type: LicenseType) -> None:
     if license_type.pricing != LicenseType.Pricing.RECURRING or license_type.stripe_price_id:
         return
     try:
-        license_type_price_push(license_type=license_type)
+        license_type.stripe_price_id = license_type_price_push(
+            license_type=license_type
+        ).stripe_price_id
     except BillingError as exc:
         # Saved without a Price: the first sale pushes it (and answers 503 if Stripe is
         # still down). Creating a licence type does not depend on Stripe being up.
