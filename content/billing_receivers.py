@@ -8,7 +8,9 @@ source of the monthly period close.
   creators; a period invoice's content lines are split to the creators;
 - ``customer.subscription.created|updated|deleted``: a recurring licence follows its
   subscription (cancellation or unpaid: it expires at the end of the period paid for);
-- ``charge.refunded``: a refund of such an invoice reverses the refunded share of its splits.
+- ``charge.refunded``: a refund of such an invoice reverses the refunded share of its splits;
+- ``charge.dispute.*``: a dispute reverses the disputed share when funds are withdrawn and
+  books it back when won.
 """
 
 from __future__ import annotations
@@ -40,12 +42,28 @@ def on_charge_refunded(sender: Any, event: Event, **kwargs: Any) -> None:
     royalties.content_invoice_refunded(charge=_object(event), occurred_at=event.created)
 
 
+def on_dispute_funds_withdrawn(sender: Any, event: Event, **kwargs: Any) -> None:
+    royalties.content_invoice_disputed(dispute=_object(event), occurred_at=event.created)
+
+
+def on_dispute_funds_reinstated(sender: Any, event: Event, **kwargs: Any) -> None:
+    royalties.content_invoice_dispute_won(dispute=_object(event), occurred_at=event.created)
+
+
+def on_dispute_closed(sender: Any, event: Event, **kwargs: Any) -> None:
+    royalties.content_invoice_dispute_closed(dispute=_object(event), occurred_at=event.created)
+
+
 RECEIVERS = {
     "invoice.paid": on_invoice_paid,
     "customer.subscription.created": on_subscription_changed,
     "customer.subscription.updated": on_subscription_changed,
     "customer.subscription.deleted": on_subscription_changed,
     "charge.refunded": on_charge_refunded,
+    "charge.dispute.created": on_dispute_funds_withdrawn,
+    "charge.dispute.funds_withdrawn": on_dispute_funds_withdrawn,  # an inquiry escalated
+    "charge.dispute.funds_reinstated": on_dispute_funds_reinstated,
+    "charge.dispute.closed": on_dispute_closed,
 }
 
 

@@ -18,7 +18,10 @@ to the creators when the invoice is paid; and the split of any invoice's content
   the item's creators and the platform fee with ``license_sale_split``, the function one-time
   sales use; one posting per invoice line.
 - ``content_invoice_refunded`` (``charge.refunded``): a refund of an invoice reverses the share
-  refunded of every content split booked for it (per-use lines and recurring licences alike).
+  refunded of every content split booked for it (per-use lines and recurring licences alike);
+  a dispute reverses the disputed share when it opens and books it back when it is won
+  (``content_invoice_disputed`` / ``content_invoice_dispute_won``), as the invoice postings
+  do for the invoice's revenue.
 
 Accounting. The invoice itself is booked by the subscriptions app's invoice postings (Dr
 clearing / Cr the invoice's revenue account / Cr tax payable; refunds and disputes reversed
@@ -60,17 +63,24 @@ from marketplace import rating
 from marketplace.period_close import SourceCharge, invoice_source_lines
 from revenue_site.money import apply_rate
 from revenue_site.stripe_errors import BillingError, BillingInputError, stripe_errors
-from revenue_site.stripe_payloads import stripe_id
+from revenue_site.stripe_payloads import dispute_is_inquiry, stripe_id, stripe_time
 from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.services.billing import billing_customer_ensure
 from subscriptions.services.invoice_payments import invoice_id_for_charge
-from subscriptions.services.invoice_postings import invoice_revenue_account
+from subscriptions.services.invoice_postings import (
+    INVOICE_PAID_SOURCE,
+    _dispute_invoice_id,
+    invoice_paid_key,
+    invoice_revenue_account,
+)
 
 logger = logging.getLogger(__name__)
 
 CHARGE_SOURCE = "content"
 SPLIT_SOURCE = "content.invoice_split"
 SPLIT_REFUND_SOURCE = "content.invoice_split_refund"
+SPLIT_DISPUTE_SOURCE = "content.invoice_split_dispute"
+SPLIT_DISPUTE_WON_SOURCE = "content.invoice_split_dispute_won"
 USES, OVERAGE = "uses", "overage"
 
 
@@ -140,9 +150,7 @@ def content_invoice_refunded(
     invoice_id = invoice_id_for_charge(charge=charge)
     if not invoice_id:
         return []
-    splits = Transaction.objects.filter(
-        source=SPLIT_SOURCE, idempotency_key__startswith=split_key(invoice_id, "")
-    ).order_by("pk")
+    splits = _invoice_splits(invoice_id)
     charge_id = stripe_id(charge.get("id"))
     done = []
     for split in splits:
@@ -167,6 +175,104 @@ def content_invoice_refunded(
             )
         )
     return done
+
+
+def _invoice_splits(invoice_id: str) -> list[Transaction]:
+    return list(
+        Transaction.objects.filter(
+            source=SPLIT_SOURCE, idempotency_key__startswith=split_key(invoice_id, "")
+        ).order_by("pk")
+    )
+
+
+@transaction.atomic
+def content_invoice_disputed(
+    *, dispute: Mapping[str, Any], occurred_at: datetime
+) -> list[Transaction]:
+    """A dispute withdrew funds of an invoice's charge (``charge.dispute.created``, or an
+    inquiry escalating): reverse the disputed share (its amount over the invoice's booked
+    total) of each content split of that invoice, as the invoice postings reverse the
+    invoice's revenue. Key: the dispute and the split. Inquiries and charges outside
+    invoices: []; a replay returns the reversals booked."""
+    if dispute_is_inquiry(dispute):
+        return []
+    invoice_id = _dispute_invoice_id(dispute)
+    if not invoice_id:
+        return []
+    booked = Transaction.objects.filter(
+        source=INVOICE_PAID_SOURCE, idempotency_key=invoice_paid_key(invoice_id)
+    ).first()
+    amount = int(dispute.get("amount") or 0)
+    charged = (
+        sum(booked.entries.filter(amount__gt=0).values_list("amount", flat=True))
+        if booked is not None
+        else amount
+    )
+    if amount <= 0 or charged <= 0:
+        return []
+    done = []
+    for split in _invoice_splits(invoice_id):
+        key = f"stripe:content.dispute:{dispute['id']}:{split.pk}"
+        existing = Transaction.objects.filter(source=SPLIT_DISPUTE_SOURCE, idempotency_key=key)
+        if existing.exists():
+            done.append(existing.get())
+            continue
+        gross = sum(split.entries.filter(amount__gt=0).values_list("amount", flat=True))
+        share = gross if amount >= charged else apply_rate(gross, Decimal(amount) / charged)
+        part = min(share, gross - _reversed_so_far(split))
+        if part <= 0:
+            continue
+        done.append(
+            ledger_reverse(
+                transaction=split,
+                amount=part,
+                idempotency_key=key,
+                source=SPLIT_DISPUTE_SOURCE,
+                memo=f"Dispute {dispute['id']} (invoice {invoice_id})",
+                posted_at=occurred_at,
+            )
+        )
+    return done
+
+
+@transaction.atomic
+def content_invoice_dispute_won(
+    *, dispute: Mapping[str, Any], occurred_at: datetime
+) -> list[Transaction]:
+    """A dispute the merchant won: book back what its opening reversed of each split (the
+    reversal's lines negated, once per dispute and split), booking the opening first if its
+    event has not been processed yet."""
+    opened_at = stripe_time(dispute.get("created")) or occurred_at
+    postings = []
+    for reversal in content_invoice_disputed(dispute=dispute, occurred_at=opened_at):
+        lines = [
+            Line(entry.account, -entry.amount, entry.currency)
+            for entry in reversal.entries.select_related("account").order_by("pk")
+        ]
+        postings.append(
+            ledger_post(
+                idempotency_key=f"stripe:content.dispute.won:{dispute['id']}:"
+                f"{reversal.reversal_of_id}",
+                source=SPLIT_DISPUTE_WON_SOURCE,
+                lines=lines,
+                memo=f"Dispute {dispute['id']} won: {reversal.memo}"[:500],
+                posted_at=occurred_at,
+            )
+        )
+    return postings
+
+
+def content_invoice_dispute_closed(
+    *, dispute: Mapping[str, Any], occurred_at: datetime
+) -> list[Transaction]:
+    """``won``: book back (``content_invoice_dispute_won``); ``lost``: the opening's reversal
+    stands (booked now if its event was not processed); other statuses: nothing."""
+    if dispute.get("status") == "won":
+        return content_invoice_dispute_won(dispute=dispute, occurred_at=occurred_at)
+    if dispute.get("status") == "lost":
+        opened_at = stripe_time(dispute.get("created")) or occurred_at
+        content_invoice_disputed(dispute=dispute, occurred_at=opened_at)
+    return []
 
 
 # --- per-use licences ----------------------------------------------------------------------

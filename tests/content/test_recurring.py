@@ -220,3 +220,27 @@ def test_an_exclusive_recurring_licence_has_one_holder(stripe_fake):
     response = buy(UserFactory(password=None), item, exclusive)
     assert response.status_code == 409, response.content
     assert License.objects.count() == 1
+
+
+def test_a_dispute_reverses_the_split_and_winning_it_books_it_back(stripe_fake):
+    item, creators = three_creator_item()
+    buyer = UserFactory(password=None)
+    assert buy(buyer, item, recurring_type(item), "pm_card_createDispute").status_code == 201
+    feed = EventFeed()
+    feed.process_new()  # paid, then disputed in full
+
+    assert [creator_balance(c) for c in creators] == [0, 0, 0]
+    assert balance(CONTENT) == 0
+    assert Transaction.objects.filter(source=royalties.SPLIT_DISPUTE_SOURCE).count() == 1
+
+    (dispute,) = stripe.Dispute.list(limit=10).data
+    stripe.Dispute.modify(
+        dispute.id,
+        evidence={"uncategorized_text": "winning_evidence"},
+        idempotency_key=key("evidence"),
+    )
+    feed.process_new()  # funds_reinstated, then closed (won): booked back once
+
+    assert [creator_balance(c) for c in creators] == [-267, -266, -266]
+    assert balance(CONTENT) == -200
+    assert Transaction.objects.filter(source=royalties.SPLIT_DISPUTE_WON_SOURCE).count() == 1
