@@ -316,6 +316,21 @@ def license_type_update(*, license_type: LicenseType, **values: Any) -> LicenseT
     return license_type
 
 
+def license_type_price_after_admin_save(
+    *, license_type: LicenseType, changed: Iterable[str]
+) -> LicenseType:
+    """The staff console saves licence types through its inline form, not through
+    ``license_type_update``: afterwards, a type whose amount, currency, interval or pricing
+    changed drops its old Price (unless staff set one), and a recurring type without a Price
+    gets one (or at its first sale, if Stripe is down now)."""
+    changed = set(changed)
+    if changed & set(_PRICE_FIELDS) and "stripe_price_id" not in changed:
+        LicenseType.objects.filter(pk=license_type.pk).update(stripe_price_id="")
+        license_type.stripe_price_id = ""
+    _price_push_if_absent(license_type)
+    return license_type
+
+
 def _price_push_if_absent(license_type: LicenseType) -> None:
     if license_type.pricing != LicenseType.Pricing.RECURRING or license_type.stripe_price_id:
         return

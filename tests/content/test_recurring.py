@@ -244,3 +244,43 @@ def test_a_dispute_reverses_the_split_and_winning_it_books_it_back(stripe_fake):
     assert [creator_balance(c) for c in creators] == [-267, -266, -266]
     assert balance(CONTENT) == -200
     assert Transaction.objects.filter(source=royalties.SPLIT_DISPUTE_WON_SOURCE).count() == 1
+
+
+def test_staff_adding_a_recurring_type_in_the_console_pushes_its_price(stripe_fake, admin_client):
+    item, _ = three_creator_item()
+    management = {
+        f"{prefix}-{name}": value
+        for prefix in ("license_types", "shares")
+        for name, value in (
+            ("TOTAL_FORMS", "1" if prefix == "license_types" else "0"),
+            ("INITIAL_FORMS", "0"),
+            ("MIN_NUM_FORMS", "0"),
+            ("MAX_NUM_FORMS", "1000"),
+        )
+    }
+    form = {
+        "license_types-0-kind": "commercial",
+        "license_types-0-pricing": "recurring",
+        "license_types-0-is_active": "on",
+        "license_types-0-amount": "500",
+        "license_types-0-currency": "usd",
+        "license_types-0-recurring_interval": "year",
+        "license_types-0-overage": "block",
+        "license_types-0-limits": "{}",
+    }
+    response = admin_client.post(
+        f"/admin/content/contentitem/{item.pk}/change/",
+        {
+            "owner": item.owner_id,
+            "title": item.title,
+            "kind": item.kind,
+            "description": "",
+            **management,
+            **form,
+        },
+    )
+    assert response.status_code == 302, response.content[:3000]
+    license_type = LicenseType.objects.get(item=item)
+    assert license_type.stripe_price_id
+    price = stripe.Price.retrieve(license_type.stripe_price_id)
+    assert (price.unit_amount, price.recurring.interval) == (500, "year")
