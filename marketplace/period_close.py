@@ -130,10 +130,6 @@ def charge_source_register(name: str, source: ChargeSource) -> None:
     _CHARGE_SOURCES[name] = source
 
 
-def charge_sources() -> dict[str, ChargeSource]:
-    return dict(_CHARGE_SOURCES)
-
-
 # --- which periods -------------------------------------------------------------------------
 
 
@@ -560,7 +556,6 @@ __all__ = [
     "SourceCharge",
     "SweepResult",
     "charge_source_register",
-    "charge_sources",
     "grace",
     "invoice_source_lines",
     "periods_due",
