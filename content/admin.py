@@ -149,7 +149,7 @@ class LicenseTypeInline(admin.StackedInline):
     can_delete = False  # licences point at their type; deactivate instead
     fields = (
         ("kind", "pricing", "is_active"),
-        ("amount", "currency", "stripe_price_id"),
+        ("amount", "currency", "recurring_interval", "stripe_price_id"),
         ("per_use_unit_amount", "term_days", "overage"),
         "limits",
     )
@@ -206,6 +206,16 @@ class ContentItemAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ContentItem]:
         return selectors.content_item_list_for_admin()
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if formset.model is not LicenseType:
+            return
+        saved = [(obj, set[str]()) for obj in formset.new_objects]
+        saved += [(obj, set(fields)) for obj, fields in formset.changed_objects]
+        for license_type, changed in saved:
+            # A recurring type's Stripe Price (pushed now, or at its first sale).
+            services.license_type_price_after_admin_save(license_type=license_type, changed=changed)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # licences point at items; archive instead

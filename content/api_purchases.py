@@ -1,8 +1,10 @@
 """Licence purchase endpoints (/api/v1/, the buyer's account token).
 
-- `POST content/<id>/licenses/` `{license_type, payment_method}` — buy a licence with a
-  one-time price: 201 with the licence and its `key` (shown this once); 400 naming the field,
-  404 for an item not on sale, 402 declined, 409 when the exclusive licence is taken, 503.
+- `POST content/<id>/licenses/` `{license_type, payment_method}` — buy a licence: a one-time
+  price is charged now, a recurring one starts a Stripe Subscription, a per-use one is issued
+  at once and its uses billed monthly to the payment method (kept on file). 201 with the
+  licence and its `key` (shown this once); 400 naming the field, 404 for an item not on sale,
+  402 declined, 409 when the exclusive licence is taken, 503.
 - `GET content/licenses/` — the buyer's licences (key prefix only), newest first.
 """
 
@@ -18,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import request_user
-from content import purchases, selectors
+from content import acquire, selectors
 from content.models import ContentItem, License
 from revenue_site.errors import ErrorSerializer
 
@@ -78,11 +80,12 @@ class LicensePurchaseView(APIView):
         tags=["content"],
     )
     def post(self, request: Request, item_id: int) -> Response:
-        """Buy a licence with a one-time price; the key in the answer is shown only once."""
+        """Buy a licence (one-time: charged now; recurring: a subscription; per use: billed
+        monthly for its uses); the key in the answer is shown only once."""
         data = PurchaseInput(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            purchase = purchases.license_purchase(
+            purchase = acquire.license_acquire(
                 buyer=request_user(request),
                 item_id=item_id,
                 license_type_id=data.validated_data["license_type"],

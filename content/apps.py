@@ -6,7 +6,7 @@ class ContentConfig(AppConfig):
     verbose_name = "Content"
 
     def ready(self) -> None:
-        from content import payouts, receivers, services
+        from content import billing_receivers, payouts, receivers, services
         from ledger.payouts import PayeeHooks, payee_type_register
 
         # Creators are payees of the shared payout engine, with a hold period on earnings.
@@ -20,3 +20,4 @@ class ContentConfig(AppConfig):
         )
         # After djstripe, subscriptions and affiliates (INSTALLED_APPS order).
         receivers.connect()
+        billing_receivers.connect()  # recurring licences, usage royalties (period close)

@@ -218,6 +218,10 @@ class LicenseType(models.Model):
         ALLOW_150 = "allow_150", "Allow up to 1.5x and bill the excess"
         ALLOW_200 = "allow_200", "Allow up to 2x and bill the excess"
 
+    class Interval(models.TextChoices):
+        MONTH = "month", "Monthly"
+        YEAR = "year", "Yearly"
+
     OVERAGE_FACTORS = {
         Overage.BLOCK: Decimal(1),
         Overage.ALLOW_125: Decimal("1.25"),
@@ -234,6 +238,12 @@ class LicenseType(models.Model):
     currency = models.CharField(max_length=3, validators=[validate_currency])
     stripe_price_id = models.CharField(
         max_length=255, blank=True, help_text="Recurring: the Stripe Price billed."
+    )
+    recurring_interval = models.CharField(
+        max_length=5,
+        choices=Interval.choices,
+        default=Interval.MONTH,
+        help_text="Recurring: billed every month or every year.",
     )
     per_use_unit_amount = models.DecimalField(
         max_digits=19,
@@ -285,6 +295,10 @@ class LicenseType(models.Model):
             models.CheckConstraint(
                 condition=models.Q(overage="block") | models.Q(per_use_unit_amount__gt=0),
                 name="content_licensetype_overage_has_rate",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(recurring_interval__in=["month", "year"]),
+                name="content_licensetype_interval_valid",
             ),
         ]
 
@@ -377,7 +391,17 @@ class License(models.Model):
     issued_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Blank: perpetual.")
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
-    amount = models.BigIntegerField(help_text="Minor units paid (net of tax).")
+    stripe_subscription_id = models.CharField(
+        max_length=255, blank=True, help_text="Recurring: the Stripe Subscription that pays it."
+    )
+    paid_through = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Recurring: the end of the last period paid for (expiry after a cancellation).",
+    )
+    amount = models.BigIntegerField(
+        help_text="Minor units paid (net of tax); recurring: per period; per use: 0."
+    )
     currency = models.CharField(max_length=3)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -398,6 +422,11 @@ class License(models.Model):
                 fields=["stripe_payment_intent_id"],
                 condition=~models.Q(stripe_payment_intent_id=""),
                 name="content_license_payment_intent_once",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_subscription_id"],
+                condition=~models.Q(stripe_subscription_id=""),
+                name="content_license_subscription_once",
             ),
             models.CheckConstraint(
                 condition=models.Q(amount__gte=0), name="content_license_amount_gte_0"

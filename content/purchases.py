@@ -36,7 +36,9 @@ payable. The commission is the affiliates app's own posting (``affiliates.commis
 content revenue nets to the platform fee and holds, approval, fraud review, clawbacks and
 payouts work for it as for any commission.
 
-Recurring and per-use licence types are not sold here (400 naming ``license_type``).
+Recurring licence types are sold as Stripe Subscriptions (``content.recurring``) and per-use
+ones are issued to be billed at period close (``content.royalties``); ``content.acquire``
+picks the flow from the type's pricing.
 """
 
 from __future__ import annotations
@@ -162,7 +164,9 @@ class Purchase:
     key: str  # the full licence key: shown to the buyer this once, never stored
 
 
-def _sellable_license_type(item: ContentItem, license_type_id: int) -> LicenseType:
+def _sellable_license_type(
+    item: ContentItem, license_type_id: int, pricing: str = LicenseType.Pricing.ONE_TIME
+) -> LicenseType:
     license_type = (
         LicenseType.objects.filter(pk=license_type_id, item=item, is_active=True).first()
         if isinstance(license_type_id, int)
@@ -170,9 +174,9 @@ def _sellable_license_type(item: ContentItem, license_type_id: int) -> LicenseTy
     )
     if license_type is None:
         raise ValidationError({"license_type": ["Not a licence type on sale for this item."]})
-    if license_type.pricing != LicenseType.Pricing.ONE_TIME:
+    if license_type.pricing != pricing:
         raise ValidationError(
-            {"license_type": ["Only licences with a one-time price can be bought here."]}
+            {"license_type": [f"Not a licence type with a {pricing.replace('_', '-')} price."]}
         )
     return license_type
 
@@ -185,8 +189,15 @@ class _Pending:
 
 @transaction.atomic
 def _pending_license_create(
-    *, buyer: User, item_id: int, license_type_id: int, country: str
+    *,
+    buyer: User,
+    item_id: int,
+    license_type_id: int,
+    country: str = "",
+    pricing: str = LicenseType.Pricing.ONE_TIME,
 ) -> _Pending:
+    """A PENDING licence of ``pricing`` and the tax on its price in ``country`` (recurring and
+    per-use sales share it, without a country: see ``content.recurring``, ``content.royalties``)."""
     # The item's row lock serialises purchases of one item, so two buyers of an exclusive
     # licence cannot both pass the check below.
     item = (
@@ -196,7 +207,7 @@ def _pending_license_create(
     )
     if item is None:
         raise ContentItem.DoesNotExist(f"no published item {item_id}")
-    license_type = _sellable_license_type(item, license_type_id)
+    license_type = _sellable_license_type(item, license_type_id, pricing)
     exclusive = license_type.kind == LicenseType.Kind.EXCLUSIVE
     if (
         exclusive

@@ -8,12 +8,14 @@ Every service is keyword-only and runs in one transaction; invalid input raises 
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import stripe
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -23,6 +25,10 @@ from accounts.models import User
 from content.models import ContentItem, ContentShare, Creator, LicenseType
 from ledger.models import Account, PayeeProfile
 from revenue_site.money import MoneyError, normalize_currency
+from revenue_site.stripe_errors import BillingError, stripe_errors
+from revenue_site.stripe_setup import stripe_api_key
+
+logger = logging.getLogger(__name__)
 
 PAYEE_TYPE = Account.PayeeType.CREATOR
 HUNDRED = Decimal(100)
@@ -245,6 +251,7 @@ LICENSE_TYPE_FIELDS = (
     "amount",
     "currency",
     "stripe_price_id",
+    "recurring_interval",
     "per_use_unit_amount",
     "term_days",
     "limits",
@@ -268,23 +275,108 @@ def _license_type_save(license_type: LicenseType) -> LicenseType:
 def license_type_create(*, item: ContentItem, **values: Any) -> LicenseType:
     """A licence type for ``item``; ``values`` are LicenseType fields (LICENSE_TYPE_FIELDS).
     Raises ValidationError naming the field for an invalid price, currency, term, limits or
-    combination (see ``LicenseType.clean``)."""
+    combination (see ``LicenseType.clean``). A recurring type without a Stripe Price gets one
+    (``license_type_price_push``; if Stripe is unreachable, at its first sale instead)."""
     unknown = set(values) - set(LICENSE_TYPE_FIELDS)
     if unknown:
         raise TypeError(f"unexpected fields: {', '.join(sorted(unknown))}")
-    return _license_type_save(LicenseType(item=item, **values))
+    license_type = _license_type_save(LicenseType(item=item, **values))
+    _price_push_if_absent(license_type)
+    return license_type
+
+
+# What a recurring type's Stripe Price is made of: a change needs a new Price (they are
+# immutable at Stripe).
+_PRICE_FIELDS = ("pricing", "amount", "currency", "recurring_interval")
 
 
 @transaction.atomic
 def license_type_update(*, license_type: LicenseType, **values: Any) -> LicenseType:
-    """Change a licence type's fields (licences already issued keep what they were sold)."""
+    """Change a licence type's fields (licences already issued keep what they were sold). A
+    recurring type whose amount, currency or interval changes gets a new Stripe Price; one
+    that stops being recurring drops its Price."""
     unknown = set(values) - set(LICENSE_TYPE_FIELDS)
     if unknown:
         raise TypeError(f"unexpected fields: {', '.join(sorted(unknown))}")
     license_type = LicenseType.objects.select_for_update().get(pk=license_type.pk)
+    before = tuple(getattr(license_type, name) for name in _PRICE_FIELDS)
     for name, value in values.items():
         setattr(license_type, name, value)
-    return _license_type_save(license_type)
+    changed = before != tuple(getattr(license_type, name) for name in _PRICE_FIELDS)
+    if "stripe_price_id" not in values and (
+        changed or license_type.pricing != LicenseType.Pricing.RECURRING
+    ):
+        license_type.stripe_price_id = ""
+    license_type = _license_type_save(license_type)
+    _price_push_if_absent(license_type)
+    return license_type
+
+
+def license_type_price_after_admin_save(
+    *, license_type: LicenseType, changed: Iterable[str]
+) -> LicenseType:
+    """The staff console saves licence types through its inline form, not through
+    ``license_type_update``: afterwards, a type whose amount, currency, interval or pricing
+    changed drops its old Price (unless staff set one), and a recurring type without a Price
+    gets one (or at its first sale, if Stripe is down now)."""
+    changed = set(changed)
+    if changed & set(_PRICE_FIELDS) and "stripe_price_id" not in changed:
+        LicenseType.objects.filter(pk=license_type.pk).update(stripe_price_id="")
+        license_type.stripe_price_id = ""
+    _price_push_if_absent(license_type)
+    return license_type
+
+
+def _price_push_if_absent(license_type: LicenseType) -> None:
+    if license_type.pricing != LicenseType.Pricing.RECURRING or license_type.stripe_price_id:
+        return
+    try:
+        license_type.stripe_price_id = license_type_price_push(
+            license_type=license_type
+        ).stripe_price_id
+    except BillingError as exc:
+        # Saved without a Price: the first sale pushes it (and answers 503 if Stripe is
+        # still down). Creating a licence type does not depend on Stripe being up.
+        logger.warning("licence type %s: Stripe Price not created yet: %s", license_type.pk, exc)
+
+
+def _price_key(license_type: LicenseType) -> str:
+    return (
+        f"content-license-type-price-{license_type.pk}-{license_type.amount}-"
+        f"{license_type.currency}-{license_type.recurring_interval}"
+    )
+
+
+@transaction.atomic
+def license_type_price_push(*, license_type: LicenseType) -> LicenseType:
+    """A recurring licence type's Stripe Price (``recurring.interval`` month or year, its
+    amount and currency, a product named after the item), created once: the row is locked
+    and the create's idempotency key is the type's pk and price, so a retry or a concurrent
+    push gets the same Price. Returns the type with ``stripe_price_id``; one that has a Price,
+    or is not recurring, is returned as it is. Raises the ``stripe_errors`` kinds."""
+    license_type = (
+        LicenseType.objects.select_for_update().select_related("item").get(pk=license_type.pk)
+    )
+    if license_type.pricing != LicenseType.Pricing.RECURRING or license_type.stripe_price_id:
+        return license_type
+    with stripe_errors():
+        price = stripe.Price.create(
+            currency=license_type.currency,
+            unit_amount=license_type.amount,
+            recurring={"interval": license_type.recurring_interval},
+            product_data={
+                "name": f"{license_type.item.title} ({license_type.get_kind_display()} licence)"[
+                    :250
+                ],
+                "metadata": {"stream": "content", "content_item": str(license_type.item_id)},
+            },
+            metadata={"stream": "content", "content_license_type": str(license_type.pk)},
+            api_key=stripe_api_key(),
+            idempotency_key=_price_key(license_type),
+        )
+    license_type.stripe_price_id = price.id
+    license_type.save(update_fields=["stripe_price_id"])
+    return license_type
 
 
 # --- licence keys (used by the purchase flow and verification) ---------------------------

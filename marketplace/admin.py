@@ -199,8 +199,8 @@ class UsageChargeLineInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = readonly_fields = (
-        "meter", "quantity", "free_quantity", "billable_quantity", "amount", "description",
-        "stripe_invoice_item_id",
+        "meter", "source", "reference", "quantity", "free_quantity", "billable_quantity",
+        "amount", "description", "stripe_invoice_item_id",
     )  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -28,15 +28,27 @@ stopped:
 A failure (Stripe unreachable or refusing) keeps the step, counts the attempt, records the
 error and schedules the next attempt with backoff; the hourly sweep and the staff console's
 "Retry now" resume it.
+
+**Charge sources** (``charge_source_register``): other streams put their own period charges
+on the same invoice, so a customer gets one invoice a month. A source names the customers
+it has charges for in a period and rates each one's charges (through ``marketplace.rating``:
+there is one rating engine); the rating step stores them as ``UsageChargeLine`` rows with
+``source`` and ``reference`` beside the meters' lines, and from there they are invoiced,
+retried and found again exactly like them. The content app's usage royalties are one
+(``content.royalties``). When the invoice is paid, ``invoice_source_lines`` gives a source its
+lines with their share of the revenue booked for the invoice, for the source to book onwards
+(creators' shares). An invoice is in one currency: a period whose charges come in several is
+not invoiced (the close records why and is retried, for staff to look at).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 import stripe
 from django.conf import settings
@@ -48,7 +60,9 @@ from accounts.models import User
 from ledger.chart import SystemAccount
 from marketplace import selectors
 from marketplace.models import UsageChargeLine, UsagePeriodClose, UsageRollup, month_bounds
+from revenue_site.money import allocate
 from revenue_site.stripe_errors import BillingError, stripe_errors
+from revenue_site.stripe_payloads import invoice_tax, stripe_id
 from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.services.billing import billing_customer_ensure
 
@@ -67,6 +81,53 @@ def grace() -> timedelta:
 
 class PeriodNotOver(ValueError):
     """The period (plus the grace) has not ended yet."""
+
+
+class ChargeCurrencyConflict(BillingError):
+    """A period's charges come in more than one currency; one invoice holds one."""
+
+    code = "currency_conflict"
+    http_status = 409
+
+
+# --- charge sources ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceCharge:
+    """One charge a source puts on a customer's period invoice: ``reference`` is unique
+    within the source and the period (it keys the invoice item), ``amount`` in ``currency``'s
+    minor units, rated by ``marketplace.rating``."""
+
+    reference: str
+    description: str
+    quantity: Decimal
+    amount: int
+    currency: str
+
+
+class ChargeSource(Protocol):
+    """What the period close asks of another stream's charges (a registry entry)."""
+
+    revenue_account: SystemAccount
+
+    def customers(self, *, start: datetime, end: datetime) -> Iterable[int]:
+        """Ids of the customers with charges in [start, end)."""
+        ...
+
+    def charges(self, *, customer: User, start: datetime, end: datetime) -> list[SourceCharge]:
+        """The customer's charges in [start, end) (zero amounts allowed: not invoiced)."""
+        ...
+
+
+_CHARGE_SOURCES: dict[str, ChargeSource] = {}
+
+
+def charge_source_register(name: str, source: ChargeSource) -> None:
+    """Put ``source``'s charges on the period invoices (an app's ``ready()``; idempotent)."""
+    if not name or len(name) > 32:
+        raise ValueError("a charge source's name is 1 to 32 characters")
+    _CHARGE_SOURCES[name] = source
 
 
 # --- which periods -------------------------------------------------------------------------
@@ -109,6 +170,10 @@ def periods_due(*, now: datetime) -> list[tuple[int, datetime]]:
             .distinct()
         )
         due.update((customer_id, start) for customer_id in users)
+        for source in _CHARGE_SOURCES.values():
+            due.update(
+                (customer_id, start) for customer_id in source.customers(start=start, end=end)
+            )
     settled = UsagePeriodClose.objects.filter(period_start__in=starts).filter(
         Q(status__in=[Status.FINALIZED, Status.PAID, Status.NOTHING_TO_BILL])
         | Q(next_attempt_at__gt=now)
@@ -157,21 +222,55 @@ def _rate(*, close_id: int) -> UsagePeriodClose:
             customer=close.customer, plan=plan, start=close.period_start, end=close.period_end
         )
     )
-    UsageChargeLine.objects.bulk_create(
-        UsageChargeLine(
-            period_close=close,
-            meter=charge.meter,
-            quantity=charge.rating.quantity,
-            free_quantity=charge.rating.free_quantity,
-            billable_quantity=charge.rating.billable_quantity,
-            amount=charge.rating.amount,
-            description=_description(charge),
+    sourced = [
+        (name, charge)
+        for name, source in sorted(_CHARGE_SOURCES.items())
+        for charge in source.charges(
+            customer=close.customer, start=close.period_start, end=close.period_end
         )
-        for charge in charges
+    ]
+    billed = {plan.currency for charge in charges if plan is not None and charge.rating.amount}
+    billed |= {charge.currency for _, charge in sourced if charge.amount}
+    if len(billed) > 1:
+        raise ChargeCurrencyConflict(
+            f"The period's charges are in {', '.join(sorted(billed))}: one invoice holds one "
+            "currency."
+        )
+    UsageChargeLine.objects.bulk_create(
+        [
+            *(
+                UsageChargeLine(
+                    period_close=close,
+                    meter=charge.meter,
+                    quantity=charge.rating.quantity,
+                    free_quantity=charge.rating.free_quantity,
+                    billable_quantity=charge.rating.billable_quantity,
+                    amount=charge.rating.amount,
+                    description=_description(charge),
+                )
+                for charge in charges
+            ),
+            *(
+                UsageChargeLine(
+                    period_close=close,
+                    source=name,
+                    reference=charge.reference,
+                    quantity=charge.quantity,
+                    free_quantity=0,
+                    billable_quantity=charge.quantity,
+                    amount=charge.amount,
+                    description=charge.description[:500],
+                )
+                for name, charge in sourced
+            ),
+        ]
     )
     close.plan = plan
-    close.currency = plan.currency if plan is not None else ""
-    close.amount = sum(charge.rating.amount for charge in charges)
+    fallback = plan.currency if plan is not None else next((c.currency for _, c in sourced), "")
+    close.currency = next(iter(billed), fallback)
+    close.amount = sum(charge.rating.amount for charge in charges) + sum(
+        charge.amount for _, charge in sourced
+    )
     close.status = Status.INVOICING if close.amount > 0 else Status.NOTHING_TO_BILL
     close.last_error, close.next_attempt_at = "", None
     close.save()
@@ -185,6 +284,15 @@ def _key(close: UsagePeriodClose, step: str) -> str:
     what an earlier attempt may have created is found by listing first (``_invoice_find``,
     ``_items_add``), never created twice."""
     return f"usage-{step}-{close.customer_id}-{close.period_start:%Y-%m}-a{close.attempts}"
+
+
+def _revenue_account(close: UsagePeriodClose) -> SystemAccount:
+    """The account the invoice's revenue is booked to: a source's own when only that source
+    has charges on it, else API usage (sources move their lines' share on when it is paid)."""
+    kinds = set(close.lines.filter(amount__gt=0).values_list("source", flat=True))
+    if len(kinds) == 1 and (name := kinds.pop()) in _CHARGE_SOURCES:
+        return _CHARGE_SOURCES[name].revenue_account
+    return SystemAccount.REVENUE_API_USAGE
 
 
 def _invoice_find(*, close: UsagePeriodClose, customer: str, api_key: str) -> Any:
@@ -219,11 +327,13 @@ def _invoice(*, close: UsagePeriodClose) -> UsagePeriodClose:
             "collection_method": "charge_automatically",
             "auto_advance": False,  # we finalize once every item is on it
             "pending_invoice_items_behavior": "exclude",
-            "description": f"API usage, {period}",
+            "description": f"API usage, {period}"
+            if not close.lines.exclude(source="").exists()
+            else f"Usage, {period}",
             "metadata": {
                 "usage_period_close": str(close.pk),
                 "usage_period": period,
-                "revenue_account": SystemAccount.REVENUE_API_USAGE.value,
+                "revenue_account": _revenue_account(close).value,
             },
         }
         if payment_method:
@@ -255,7 +365,11 @@ def _invoice(*, close: UsagePeriodClose) -> UsagePeriodClose:
 
 
 def _items_add(*, close: UsagePeriodClose, invoice_id: str, customer: str, api_key: str) -> None:
-    lines = list(close.lines.select_related("meter").filter(amount__gt=0).order_by("meter__code"))
+    lines = list(
+        close.lines.select_related("meter")
+        .filter(amount__gt=0)
+        .order_by("source", "meter__code", "reference")
+    )
     on_invoice = {
         str(
             item["metadata"].to_dict().get("usage_charge_line") if item["metadata"] else None
@@ -269,6 +383,12 @@ def _items_add(*, close: UsagePeriodClose, invoice_id: str, customer: str, api_k
             continue
         item_id = on_invoice.get(str(line.pk))
         if item_id is None:
+            if line.meter is not None:
+                what = {"meter": line.meter.code}
+                step = f"item-{line.meter.code}"
+            else:
+                what = {"charge_source": line.source, "reference": line.reference}
+                step = f"item-{line.source}-{line.reference}"
             item_id = stripe.InvoiceItem.create(
                 customer=customer,
                 invoice=invoice_id,
@@ -279,9 +399,9 @@ def _items_add(*, close: UsagePeriodClose, invoice_id: str, customer: str, api_k
                     "start": int(close.period_start.timestamp()),
                     "end": int(close.period_end.timestamp()),
                 },
-                metadata={"usage_charge_line": str(line.pk), "meter": line.meter.code},
+                metadata={"usage_charge_line": str(line.pk), **what},
                 api_key=api_key,
-                idempotency_key=_key(close, f"item-{line.meter.code}"),
+                idempotency_key=_key(close, step),
             ).id
         line.stripe_invoice_item_id = item_id
         line.save(update_fields=["stripe_invoice_item_id"])
@@ -331,7 +451,10 @@ def usage_period_close(
 
 def _resume(close: UsagePeriodClose, *, now: datetime) -> UsagePeriodClose:
     if close.status == Status.RATING:
-        close = _rate(close_id=close.pk)
+        try:
+            close = _rate(close_id=close.pk)
+        except ChargeCurrencyConflict as exc:
+            return _failed(close, exc, now=now)
     if close.status == Status.INVOICING:
         try:
             close = _invoice(close=close)
@@ -385,10 +508,56 @@ def usage_invoice_paid(*, invoice: dict[str, Any]) -> int:
     ).update(status=Status.PAID, updated_at=timezone.now())
 
 
+@dataclass(frozen=True)
+class PaidLine:
+    """A charge line of a paid period invoice and its share (minor units) of the revenue
+    booked for the invoice: what was paid less tax, over the invoice's lines by amount
+    (largest remainder), so the shares add up to that revenue exactly."""
+
+    line: UsageChargeLine
+    revenue: int
+
+
+def invoice_source_lines(*, invoice: Mapping[str, Any], source: str) -> list[PaidLine]:
+    """The lines ``source`` put on this paid period invoice, with their revenue shares; []
+    for any other invoice."""
+    invoice_id = stripe_id(invoice.get("id"))
+    close = (
+        UsagePeriodClose.objects.filter(stripe_invoice_id=invoice_id).first()
+        if invoice_id
+        else None
+    )
+    if close is None:
+        return []
+    lines = list(close.lines.filter(amount__gt=0).order_by("pk"))
+    if not any(line.source == source for line in lines):
+        return []
+    paid = int(invoice.get("amount_paid") or 0)
+    revenue = paid - min(invoice_tax(invoice), paid)
+    amounts = [line.amount for line in lines]
+    if revenue == sum(amounts):
+        shares = amounts
+    elif revenue > 0:
+        shares = allocate(revenue, amounts)
+    else:
+        shares = [0] * len(lines)
+    return [
+        PaidLine(line=line, revenue=share)
+        for line, share in zip(lines, shares, strict=True)
+        if line.source == source
+    ]
+
+
 __all__ = [
+    "ChargeCurrencyConflict",
+    "ChargeSource",
+    "PaidLine",
     "PeriodNotOver",
+    "SourceCharge",
     "SweepResult",
+    "charge_source_register",
     "grace",
+    "invoice_source_lines",
     "periods_due",
     "usage_invoice_paid",
     "usage_period_close",

@@ -351,12 +351,22 @@ class UsagePeriodClose(models.Model):
 
 
 class UsageChargeLine(models.Model):
-    """One meter's rated charge in a closed period; becomes one Stripe invoice item."""
+    """One rated charge in a closed period; becomes one Stripe invoice item. Either a meter's
+    (API usage, ``meter`` set) or a charge source's (``source`` and ``reference`` set, e.g.
+    ``content`` / ``license-12-uses``: see ``period_close.charge_source_register``)."""
 
     period_close = models.ForeignKey(
         UsagePeriodClose, on_delete=models.CASCADE, related_name="lines"
     )
-    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="+")
+    meter = models.ForeignKey(
+        Meter, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    source = models.CharField(
+        max_length=32, blank=True, help_text="The charge source (blank: the meter's line)."
+    )
+    reference = models.CharField(
+        max_length=100, blank=True, help_text="What the source charges, unique in the close."
+    )
     quantity = models.DecimalField(max_digits=30, decimal_places=QUANTITY_DECIMAL_PLACES)
     free_quantity = models.DecimalField(max_digits=30, decimal_places=QUANTITY_DECIMAL_PLACES)
     billable_quantity = models.DecimalField(max_digits=30, decimal_places=QUANTITY_DECIMAL_PLACES)
@@ -365,10 +375,20 @@ class UsageChargeLine(models.Model):
     stripe_invoice_item_id = models.CharField(max_length=255, blank=True)
 
     class Meta:
-        ordering = ["period_close", "meter__code"]
+        ordering = ["period_close", "source", "meter__code", "reference"]
         constraints = [
             models.UniqueConstraint(
                 fields=["period_close", "meter"], name="marketplace_chargeline_key"
+            ),
+            models.UniqueConstraint(
+                fields=["period_close", "source", "reference"],
+                condition=~models.Q(source=""),
+                name="marketplace_chargeline_source_key",
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(meter__isnull=False) & models.Q(source=""))
+                | (models.Q(meter__isnull=True) & ~models.Q(source="") & ~models.Q(reference="")),
+                name="marketplace_chargeline_meter_or_source",
             ),
             models.CheckConstraint(
                 condition=models.Q(amount__gte=0), name="marketplace_chargeline_amount_gte_0"
@@ -376,7 +396,8 @@ class UsageChargeLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.meter_id}: {self.amount}"
+        what = self.meter_id if self.meter_id is not None else f"{self.source}:{self.reference}"
+        return f"{what}: {self.amount}"
 
 
 # How old an event may be when reported (the store keeps partitions back to that month).

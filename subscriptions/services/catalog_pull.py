@@ -22,7 +22,9 @@ Who owns what:
   Prices. Our admin shows it read-only and push refuses it. A Price made in Stripe on an admin
   plan's Product becomes a Stripe-owned PlanPrice of that plan.
 
-Not pulled (each named in the sync's report and in the log): one-time prices (not
+Not pulled: another stream's products and prices (``metadata[stream]`` other than
+``subscriptions``, e.g. the Prices of recurring content licences). Not pulled (each named in
+the sync's report and in the log): one-time prices (not
 subscribable), prices with ``transform_quantity`` or a sub-minor-unit amount (our PlanPrice
 holds whole minor units), and a Product whose entitlement metadata does not parse: fail closed,
 nothing goes on sale with a guessed limit (an existing plan keeps its entitlements and still
@@ -188,6 +190,10 @@ def _product_pull(product: Mapping[str, Any], report: _Report) -> tuple[Plan | N
     """The plan for `product`, created or updated when Stripe owns it; (plan, created)."""
     product_id = str(product["id"])
     meta = _metadata(product)
+    if meta.get("stream", "subscriptions") != "subscriptions":
+        # Another stream's product (a content licence's recurring Price): not a plan.
+        report.add("other_stream_skipped")
+        return None, False
     plan = Plan.objects.select_for_update().filter(stripe_product_id=product_id).first()
     if plan is not None and plan.source == Source.ADMIN:
         return plan, False
@@ -340,6 +346,9 @@ def _price_pull(
     price_id = str(price["id"])
     if price.get("type") != "recurring" or not price.get("recurring"):
         report.add("one_time_skipped")
+        return None
+    if _metadata(price).get("stream", "subscriptions") != "subscriptions":
+        report.add("other_stream_skipped")  # e.g. a content licence's price: not a plan's
         return None
     row = PlanPrice.objects.select_for_update().filter(stripe_price_id=price_id).first()
     if row is not None and row.source == Source.ADMIN:

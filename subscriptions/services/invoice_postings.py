@@ -12,7 +12,9 @@ Accounting (minor units, the invoice's currency):
 - invoice paid: Dr ``asset.stripe_clearing`` ``amount_paid`` / Cr ``revenue.subscriptions``
   ``amount_paid - tax`` / Cr ``liability.sales_tax_payable`` ``tax`` (the tax line only when
   there is tax). An invoice we created for another stream names its revenue account in
-  ``metadata.revenue_account`` (``revenue.api_usage`` for usage invoices) instead. Tax is
+  ``metadata.revenue_account`` (``revenue.api_usage`` for usage invoices), or its
+  subscription does (``revenue.content`` for recurring content licences), instead; the
+  content app then moves the creators' shares on to them (``content.billing``). Tax is
   what the invoice reports (``stripe_payloads.invoice_tax``; inclusive and exclusive alike,
   as both are inside ``amount_paid``), capped at ``amount_paid``.
   Invoices booked before tax went to the ledger keep their two-line posting.
@@ -81,15 +83,30 @@ class EffectNotReadyError(RuntimeError):
 
 
 # Revenue accounts an invoice may name in ``metadata.revenue_account`` (our own invoices for
-# other streams); anything else books as subscription revenue.
+# other streams), or its subscription in its own metadata (a recurring content licence's);
+# anything else books as subscription revenue.
 INVOICE_REVENUE_ACCOUNTS = frozenset(
-    {SystemAccount.REVENUE_SUBSCRIPTIONS, SystemAccount.REVENUE_API_USAGE}
+    {
+        SystemAccount.REVENUE_SUBSCRIPTIONS,
+        SystemAccount.REVENUE_API_USAGE,
+        SystemAccount.REVENUE_CONTENT,
+    }
 )
+
+
+def _subscription_metadata(invoice: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The subscription's metadata as the invoice carries it (``parent.subscription_details``)."""
+    parent = invoice.get("parent")
+    details = parent.get("subscription_details") if isinstance(parent, Mapping) else None
+    metadata = details.get("metadata") if isinstance(details, Mapping) else None
+    return metadata if isinstance(metadata, Mapping) else {}
 
 
 def invoice_revenue_account(invoice: Mapping[str, Any]) -> SystemAccount:
     metadata = invoice.get("metadata")
     named = metadata.get("revenue_account") if isinstance(metadata, Mapping) else None
+    if not named:
+        named = _subscription_metadata(invoice).get("revenue_account")
     if named in INVOICE_REVENUE_ACCOUNTS:
         return SystemAccount(named)
     return SystemAccount.REVENUE_SUBSCRIPTIONS
