@@ -27,7 +27,7 @@ import stripe
 from django.utils import timezone
 
 from accounts.models import User
-from content import licensing, payouts, purchases, services
+from content import licensing, payouts, purchases, sale_reversals, services
 from content.models import ContentItem, Creator, License, LicenseType
 from ledger.models import Account, Payout
 from ledger.payouts import payout_batch_run
@@ -224,7 +224,7 @@ def _refund(license: License, at: datetime) -> None:
         license.stripe_payment_intent_id, api_key=stripe_api_key()
     )
     charge = stripe.Charge.retrieve(str(intent.latest_charge), api_key=stripe_api_key())
-    purchases.license_charge_refunded(charge=charge.to_dict(), occurred_at=at)
+    sale_reversals.license_charge_refunded(charge=charge.to_dict(), occurred_at=at)
 
 
 def _sales(items: dict[str, ContentItem]) -> int:

@@ -66,6 +66,9 @@ class SlidingWindowRateThrottle(SimpleRateThrottle):
     """A scoped rate (``scope`` names the entry in DEFAULT_THROTTLE_RATES) over a sliding
     window. Subclasses say whose requests are counted with ``get_cache_key``."""
 
+    num_requests: int  # parsed from the rate by SimpleRateThrottle (untyped in the stubs)
+    duration: int
+
     def get_rate(self) -> str | None:
         rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope or "")
         return None if rate is None else str(rate)
