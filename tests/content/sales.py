@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from datetime import datetime
 
-from content import purchases
+from content import purchases, sale_reversals
 from content.models import License
 from tests.content.factories import LicenseFactory
 
@@ -39,7 +39,7 @@ def sell(license_type, *, at: datetime, holder=None, amount: int | None = None) 
 def refund(license: License, *, at: datetime, amount: int | None = None) -> None:
     """Refund ``amount`` (default: all) of the licence's payment, as charge.refunded does."""
     refunded = license.amount if amount is None else amount
-    purchases.license_charge_refunded(
+    sale_reversals.license_charge_refunded(
         charge={
             "id": f"ch_{license.stripe_payment_intent_id}",
             "object": "charge",

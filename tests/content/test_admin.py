@@ -22,7 +22,7 @@ from tests.content.factories import (
 )
 from tests.content.sales import refund, sell
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("stripe_fake")]
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from tests.content.factories import (
 )
 from tests.content.sales import refund, sell
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("stripe_fake")]
 
 EARNINGS = "/api/v1/creator/earnings/"
 USAGE = "/api/v1/creator/usage/"

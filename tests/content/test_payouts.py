@@ -29,7 +29,7 @@ from tests.accounts.factories import UserFactory
 from tests.content.factories import ContentItemFactory, CreatorFactory, LicenseTypeFactory
 from tests.content.sales import refund, sell
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("stripe_fake")]
 
 AS_OF = date(2026, 3, 31)
 IBAN = "DE89370400440532013000"
