@@ -13,7 +13,7 @@ from django.db import transaction
 from ledger.models import Account, PayeeProfile
 
 _STRIPE_ACCOUNT_RE = re.compile(r"^acct_[A-Za-z0-9]{6,250}$")
-_BIC_RE = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+BIC_RE = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
 _IBAN_RE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
 
 
@@ -77,7 +77,7 @@ def payee_profile_set(
             errors["bank_account_name"] = ["Enter the account holder's name."]
         if not iban_is_valid(iban):
             errors["bank_iban"] = ["Enter a valid IBAN."]
-        if not _BIC_RE.match(bic):
+        if not BIC_RE.match(bic):
             errors["bank_bic"] = ["Enter a valid BIC (8 or 11 characters)."]
         values.update(bank_account_name=name[:200], bank_iban=iban, bank_bic=bic)
     if errors:

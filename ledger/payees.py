@@ -37,13 +37,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from ledger.models import PayeeProfile
+from ledger.payee_profiles import BIC_RE, iban_is_valid
 from revenue_site.stripe_errors import BillingInputError, stripe_errors
 from revenue_site.stripe_setup import stripe_api_key
 
 logger = logging.getLogger(__name__)
 
-_BIC_RE = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
-_IBAN_RE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 
@@ -54,15 +53,6 @@ class PayeeOnboardingError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
-
-
-def iban_is_valid(iban: str) -> bool:
-    """An IBAN in its compact upper-case form with a valid ISO 13616 check (mod 97)."""
-    if not _IBAN_RE.match(iban):
-        return False
-    rearranged = iban[4:] + iban[:4]
-    digits = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(digits) % 97 == 1
 
 
 def _profile_lock(*, payee_type: str, payee_id: int) -> PayeeProfile:
@@ -249,7 +239,7 @@ def payee_bank_details_set(
         errors["account_name"] = ["At most 200 characters."]
     if not iban_is_valid(iban):
         errors["iban"] = ["Enter a valid IBAN."]
-    if bic and not _BIC_RE.match(bic):
+    if bic and not BIC_RE.match(bic):
         errors["bic"] = ["Enter a valid BIC (8 or 11 characters)."]
     if errors:
         raise ValidationError(errors)
