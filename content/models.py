@@ -13,36 +13,20 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models.functions import Length, Lower
-from django.db.models.lookups import Exact
 
-from revenue_site.money import MoneyError, normalize_currency
+from revenue_site.model_checks import (
+    PERCENT_VALIDATORS,
+    currency_is_lowercase_iso,
+    percent_between_0_and_100,
+    validate_currency,
+)
 
-PERCENT_VALIDATORS = [MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))]
 LIMIT_KEYS = ("downloads", "views", "api_calls", "seats")
 
 
 def default_platform_fee_percent() -> Decimal:
     return Decimal(str(settings.CONTENT_PLATFORM_FEE_PERCENT))
-
-
-def _percent_between_0_and_100(field: str) -> models.Q:
-    return models.Q(**{f"{field}__gte": 0, f"{field}__lte": 100})
-
-
-def _currency_is_lowercase_iso() -> models.Q:
-    return models.Q(Exact(Length("currency"), 3)) & models.Q(currency=Lower("currency"))
-
-
-def validate_currency(value: str) -> None:
-    try:
-        code = normalize_currency(value)
-    except MoneyError as exc:
-        raise ValidationError(str(exc)) from exc
-    if code != value:
-        raise ValidationError("Use the lowercase ISO 4217 code, e.g. usd.")
 
 
 def validate_limits(value: Any) -> None:
@@ -85,7 +69,7 @@ class Creator(models.Model):
         ordering = ["display_name", "pk"]
         constraints = [
             models.CheckConstraint(
-                condition=_percent_between_0_and_100("platform_fee_percent"),
+                condition=percent_between_0_and_100("platform_fee_percent"),
                 name="content_creator_fee_0_100",
             ),
             models.CheckConstraint(
@@ -149,7 +133,7 @@ class ContentItem(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(platform_fee_percent__isnull=True)
-                | _percent_between_0_and_100("platform_fee_percent"),
+                | percent_between_0_and_100("platform_fee_percent"),
                 name="content_item_fee_0_100",
             ),
             models.CheckConstraint(
@@ -281,7 +265,7 @@ class LicenseType(models.Model):
                 name="content_licensetype_term_gt_0",
             ),
             models.CheckConstraint(
-                condition=_currency_is_lowercase_iso(), name="content_licensetype_currency_iso"
+                condition=currency_is_lowercase_iso(), name="content_licensetype_currency_iso"
             ),
             models.CheckConstraint(
                 condition=~models.Q(pricing="per_use")
@@ -432,7 +416,7 @@ class License(models.Model):
                 condition=models.Q(amount__gte=0), name="content_license_amount_gte_0"
             ),
             models.CheckConstraint(
-                condition=_currency_is_lowercase_iso(), name="content_license_currency_iso"
+                condition=currency_is_lowercase_iso(), name="content_license_currency_iso"
             ),
             models.CheckConstraint(
                 condition=models.Q(

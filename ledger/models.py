@@ -21,11 +21,12 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Length, Lower
-from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from ledger.exceptions import ImmutableLedgerError
+from revenue_site.model_checks import (
+    currency_is_lowercase_iso,
+)
 
 _M = TypeVar("_M", bound=models.Model)
 
@@ -59,10 +60,6 @@ class AppendOnlyModel(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise ImmutableLedgerError(f"{type(self).__name__} rows cannot be deleted")
-
-
-def _currency_is_lowercase_iso() -> models.Q:
-    return models.Q(Exact(Length("currency"), 3)) & models.Q(currency=Lower("currency"))
 
 
 class Account(models.Model):
@@ -189,7 +186,7 @@ class Entry(AppendOnlyModel):
                 condition=~models.Q(amount=0), name="ledger_entry_amount_not_zero"
             ),
             models.CheckConstraint(
-                condition=_currency_is_lowercase_iso(), name="ledger_entry_currency_iso"
+                condition=currency_is_lowercase_iso(), name="ledger_entry_currency_iso"
             ),
         ]
         indexes = [

@@ -13,33 +13,16 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models.functions import Length, Lower
-from django.db.models.lookups import Exact
 
-from revenue_site.money import MoneyError, normalize_currency
+from revenue_site.model_checks import (
+    PERCENT_VALIDATORS,
+    currency_is_lowercase_iso,
+    percent_between_0_and_100,
+    validate_currency,
+)
 
-PERCENT_VALIDATORS = [MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))]
 DEFAULT_COMMISSION_PERCENT = Decimal("15.00")
-
-
-def _percent_between_0_and_100(field: str) -> models.Q:
-    return models.Q(**{f"{field}__gte": 0, f"{field}__lte": 100})
-
-
-def _currency_is_lowercase_iso() -> models.Q:
-    return models.Q(Exact(Length("currency"), 3)) & models.Q(currency=Lower("currency"))
-
-
-def validate_currency(value: str) -> None:
-    try:
-        code = normalize_currency(value)
-    except MoneyError as exc:
-        raise ValidationError(str(exc)) from exc
-    if code != value:
-        raise ValidationError("Use the lowercase ISO 4217 code, e.g. usd.")
 
 
 class Category(models.Model):
@@ -62,7 +45,7 @@ class Category(models.Model):
         verbose_name_plural = "categories"
         constraints = [
             models.CheckConstraint(
-                condition=_percent_between_0_and_100("commission_percent"),
+                condition=percent_between_0_and_100("commission_percent"),
                 name="marketplace_category_commission_0_100",
             ),
         ]
@@ -101,7 +84,7 @@ class Provider(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(commission_percent_override__isnull=True)
-                | _percent_between_0_and_100("commission_percent_override"),
+                | percent_between_0_and_100("commission_percent_override"),
                 name="marketplace_provider_commission_0_100",
             ),
             models.CheckConstraint(
@@ -223,7 +206,7 @@ class ListingPackage(models.Model):
                 condition=models.Q(price__gte=0), name="marketplace_package_price_gte_0"
             ),
             models.CheckConstraint(
-                condition=_currency_is_lowercase_iso(), name="marketplace_package_currency_iso"
+                condition=currency_is_lowercase_iso(), name="marketplace_package_currency_iso"
             ),
             models.CheckConstraint(
                 condition=models.Q(delivery_days__gte=1),
