@@ -13,8 +13,9 @@ reversed. Other postings join by registering their source (``earning_source_regi
 
 Amounts are credit-positive minor units: ``sales`` and ``royalties`` are what was booked to
 the creator, ``reversals`` what refunds and disputes took back (≤ 0) net of what won
-disputes booked back, ``other`` anything else that is not a payout, and ``net`` their sum. Payouts are not earnings: they are listed by
-``creator/payouts/`` and appear in the statement as their own lines.
+disputes booked back, ``other`` anything else that is not a payout, and ``net`` their sum.
+Payouts are not earnings: they are listed by ``creator/payouts/`` and appear in the statement
+as their own lines.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def book_back_source_register(source: str, spec: BookBackSource) -> None:
     _BOOK_BACKS[source] = spec
 
 
-def _key_tail(key: Expression, after: str) -> Expression:
+def _key_tail(key: Expression | OuterRef, after: str) -> Expression:
     """What follows the first ``after`` in ``key`` (the key must contain it)."""
     return Substr(key, StrIndex(key, Value(after)) + len(after))
 
