@@ -166,6 +166,22 @@ CELERY_DB_REUSE_MAX = 100
 # API billing: a usage period (calendar month, UTC) is closed and billed this long after its
 # end; events stamped inside it are accepted until then.
 USAGE_CLOSE_GRACE_SECONDS = env.int("USAGE_CLOSE_GRACE_SECONDS", default=3600)
+# Retention (days): raw rows older than this are pruned daily, in small batches, by beat.
+# Processed webhook events (failed ones are kept until handled; Stripe's Events API keeps 30
+# days, which the reconcile sweep reads, so at least 35).
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=90)
+# Raw click rows (daily counts per link are kept for ever; fraud checks read recent clicks).
+CLICK_RETENTION_DAYS = env.int("CLICK_RETENTION_DAYS", default=180)
+# Raw usage events (the hourly rollups, which rating and the explorer read, are kept; months
+# past it are closed and billed, so at least 62).
+USAGE_EVENT_RETENTION_DAYS = env.int("USAGE_EVENT_RETENTION_DAYS", default=400)
+for _name, _minimum in (
+    ("WEBHOOK_EVENT_RETENTION_DAYS", 35),
+    ("CLICK_RETENTION_DAYS", 31),
+    ("USAGE_EVENT_RETENTION_DAYS", 62),
+):
+    if globals()[_name] < _minimum:
+        raise ImproperlyConfigured(f"{_name} must be at least {_minimum} (days).")
 # The beat schedule lives in code; each issue adds its periodic tasks here.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "ledger-trial-balance-check": {
@@ -213,6 +229,18 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "affiliates-payouts-monthly": {
         "task": "affiliates.tasks.commissions.affiliate_payouts_run",
         "schedule": crontab(minute=30, hour=6, day_of_month=1),  # as of the month's last day
+    },
+    "subscriptions-webhook-events-prune": {
+        "task": "subscriptions.tasks.webhook_events_prune",
+        "schedule": crontab(minute=10, hour=4),  # daily: past WEBHOOK_EVENT_RETENTION_DAYS
+    },
+    "affiliates-clicks-prune": {
+        "task": "affiliates.tasks.tracking.clicks_prune",
+        "schedule": crontab(minute=20, hour=4),  # daily: rolled up per day, then deleted
+    },
+    "marketplace-usage-events-prune": {
+        "task": "marketplace.tasks.usage_events_prune",
+        "schedule": crontab(minute=30, hour=4),  # daily: past USAGE_EVENT_RETENTION_DAYS
     },
     "content-creator-payouts-monthly": {
         "task": "content.tasks.creator_payouts_run",
