@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "djstripe",
+    "auditlog",
     "revenue_site",
     "accounts",
     "ledger",
@@ -68,6 +69,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in user (and IP) as the actor of the audit log entries a request writes.
+    "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -166,6 +169,42 @@ CELERY_DB_REUSE_MAX = 100
 # API billing: a usage period (calendar month, UTC) is closed and billed this long after its
 # end; events stamped inside it are accepted until then.
 USAGE_CLOSE_GRACE_SECONDS = env.int("USAGE_CLOSE_GRACE_SECONDS", default=3600)
+# Audit trail (django-auditlog): every create / change / delete of these money-affecting
+# records is a LogEntry (who, when, before -> after), written by a signal in the same
+# transaction as the change; staff read it in the console ("Audit log" on each record, and
+# Audit log > Log entries). Bank and PayPal details are masked, passwords never recorded.
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    "subscriptions.Plan",
+    "subscriptions.PlanPrice",
+    "affiliates.Program",
+    "affiliates.Affiliate",
+    "affiliates.Commission",
+    "content.Creator",
+    "content.ContentItem",
+    "content.ContentShare",
+    "content.LicenseType",
+    "content.License",
+    "marketplace.Meter",
+    "marketplace.ApiPlan",
+    "marketplace.ApiPlanCharge",
+    "marketplace.CustomerApiPlan",
+    "marketplace.Category",
+    "marketplace.Provider",
+    "marketplace.Listing",
+    "marketplace.ListingPackage",
+    "marketplace.Order",
+    {
+        "model": "ledger.PayeeProfile",
+        "mask_fields": ["bank_account_name", "bank_iban", "bank_bic", "paypal_email"],
+    },
+    "ledger.PayoutBatch",
+    "ledger.Payout",
+    {
+        "model": "accounts.User",
+        "exclude_fields": ["password", "last_login"],
+    },
+)
+
 # Retention (days): raw rows older than this are pruned daily, in small batches, by beat.
 # Processed webhook events (failed ones are kept until handled; Stripe's Events API keeps 30
 # days, which the reconcile sweep reads, so at least 35).
