@@ -463,13 +463,20 @@ REPORT_SETTINGS = {"jit": "off", "work_mem": "64MB"}
 
 @contextmanager
 def _reporting() -> Iterator[None]:
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(REPORT_SETTINGS)),
-                    [value for pair in REPORT_SETTINGS.items() for value in pair],
-                )
+    """Run the report's queries with ``REPORT_SETTINGS`` on PostgreSQL (one more query).
+
+    Inside a transaction already (a request under ``ATOMIC_REQUESTS``, a test) the settings
+    last until that transaction ends; otherwise the report gets a transaction of its own.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(REPORT_SETTINGS)),
+                [value for pair in REPORT_SETTINGS.items() for value in pair],
+            )
         yield
 
 
