@@ -320,9 +320,16 @@ def _apply(sums: _Sums, period: str | None, source: str, klass: str, total: int)
 
 
 def _effective(field: str) -> Any:
-    """The transaction's ``field``, or for a generic reversal the reversed posting's."""
+    """The transaction's ``field``, or for a generic reversal the reversed posting's.
+
+    A subquery rather than a join: it runs only for the (few) reversal rows, where a join
+    would hash every transaction of the period once more.
+    """
+    reversed_field = Transaction.objects.filter(pk=OuterRef("transaction__reversal_of_id")).values(
+        field
+    )[:1]
     return Case(
-        When(transaction__source=REVERSAL, then=F(f"transaction__reversal_of__{field}")),
+        When(transaction__source=REVERSAL, then=Subquery(reversed_field)),
         default=F(f"transaction__{field}"),
         output_field=CharField(),
     )
@@ -440,9 +447,13 @@ def _fee_groups(
             period=_period_expression(group_by),
             txn_id=_fee_balance_transaction_id(),
             dispute_id=Subquery(dispute_id),
+            # A processing fee's charge, or a dispute fee's dispute: one lookup path each.
             pi=Coalesce(
-                Subquery(charge_pi),
-                Subquery(dispute_pi),
+                Case(
+                    When(account__code=SystemAccount.STRIPE_FEES.value, then=Subquery(charge_pi)),
+                    default=Subquery(dispute_pi),
+                    output_field=CharField(),
+                ),
                 Value(""),
                 output_field=CharField(),
             ),
