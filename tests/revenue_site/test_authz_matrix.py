@@ -85,6 +85,11 @@ def _only(role: str, status: int, *, anonymous: int, others: int) -> dict[str, i
     return row
 
 
+def _staff(status: int) -> dict[str, int]:
+    """What the staff roles get on a staff endpoint (both groups may view the figures)."""
+    return {"finance": status, "support": status}
+
+
 # One row per route: the status each role gets for a GET (404: allowed, the id names nothing;
 # 405: allowed, the route takes another method; 401/403/302: refused before any lookup).
 # /metrics is public by design (block it at the proxy, SECURITY.md); the usage endpoints take
@@ -102,6 +107,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "api/v1/affiliate/payout-settings": _only("affiliate", 200, anonymous=401, others=403),
     "api/v1/affiliate/payouts": _only("affiliate", 200, anonymous=401, others=403),
     "api/v1/affiliate/stats": _only("affiliate", 200, anonymous=401, others=403),
+    "api/v1/analytics/revenue": _signed_in(anonymous=401, signed_in=403) | _staff(400),
     "api/v1/api-keys/": _signed_in(anonymous=401, signed_in=200),
     "api/v1/api-keys/<int:api_key_id>/revoke": _signed_in(anonymous=401, signed_in=405),
     "api/v1/auth/token": _all(405),
