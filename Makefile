@@ -53,9 +53,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Benchmarks print figures against a same-run baseline; see bench/README.md.
+## Benchmarks: every bench/*.py on PostgreSQL + Redis, one table of figures against their
+## same-run baselines and targets, written to docs/benchmarks.md; see bench/README.md.
+## BENCH_ONLY=clicks.py,webhooks.py runs a subset.
 bench: install
-	@shopt -s nullglob; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .venv-constraints db.sqlite3* test_db.sqlite3* .run staticfiles test-artifacts
