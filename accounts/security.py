@@ -43,7 +43,8 @@ def login_failure_record(*, ip: str, username: str) -> int:
     # add() starts the window only if none is running; incr() keeps its expiry.
     cache.add(key, 0, timeout=settings.STAFF_LOGIN_WINDOW_SECONDS)
     try:
-        failures = cache.incr(key)
+        # None: the cache is down (its errors are ignored); nothing is counted meanwhile.
+        failures = int(cache.incr(key) or 0)
     except ValueError:  # expired between add() and incr()
         cache.set(key, 1, timeout=settings.STAFF_LOGIN_WINDOW_SECONDS)
         failures = 1

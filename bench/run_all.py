@@ -3,8 +3,9 @@ table (figure, same-run baseline, ratio, target, pass/fail) on stdout and in
 ``docs/benchmarks.md`` with the machine, the date and the commit.
 
 Each script reports its figures through ``bench.common.report.record``; a script that fails
-is listed as failed and the others still run. ``BENCH_ONLY=a.py,b.py`` runs a subset. Exit status: 1 if a script failed (a figure
-missing its target is reported, not an error: the table is the evidence).
+is listed as failed and the others still run; ``BENCH_ONLY=a.py,b.py`` runs a subset. Exit
+status: 1 if a script failed (a figure missing its target is reported, not an error: the
+table is the evidence).
 """
 
 from __future__ import annotations

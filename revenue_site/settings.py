@@ -133,16 +133,31 @@ AUTH_USER_MODEL = "accounts.User"
 
 # --- Cache, sessions, Celery ------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="ras"),
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
-        }
+
+
+def redis_cache(url: str) -> dict[str, object]:
+    """The cache on Redis at ``url``. Redis down or slow is a cache miss, not an error (logged):
+    pages, the API and the console keep serving; throttles let requests through, /health says
+    "degraded". A hung Redis costs at most a second per call."""
+    return {
+        "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="ras"),
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "IGNORE_EXCEPTIONS": True,
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+        },
     }
-    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+
+
+if REDIS_URL:
+    CACHES = {"default": redis_cache(REDIS_URL)}
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    # Sessions in Redis with the database behind them: a Redis outage or restart signs nobody
+    # out.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {
         "default": {

@@ -50,7 +50,9 @@ def charge_refund(
         already = int(charge["amount_refunded"] or 0)
         key = f"refund:{charge_id}:{already}:{amount if amount is not None else 'rest'}"
     # Stripe replays an idempotent request; this also tells staff it was a double submit.
-    if request_key and not cache.add(f"subscriptions:{key}", "1", timeout=24 * 3600):
+    # add() answers None when the cache is down: then only Stripe's idempotency key (the same
+    # key) keeps a double submit from refunding twice, and it is not reported as one.
+    if request_key and cache.add(f"subscriptions:{key}", "1", timeout=24 * 3600) is False:
         raise RefundAlreadySubmittedError("This refund was already submitted.")
     params: dict[str, Any] = {"charge": charge_id, "reason": reason}
     if amount is not None:
