@@ -31,7 +31,7 @@ class MovementError(ValueError):
     """Input that cannot describe an MRR change (negative MRR, naive datetime)."""
 
 
-def _classify(*, customer_before: int, delta: int, had_movements: bool) -> MRRMovement.Kind:
+def movement_kind(*, customer_before: int, delta: int, had_movements: bool) -> MRRMovement.Kind:
     customer_after = customer_before + delta
     if customer_before <= 0 < customer_after:
         return MRRMovement.Kind.REACTIVATION if had_movements else MRRMovement.Kind.NEW
@@ -72,7 +72,7 @@ def mrr_movement_record(
     history = MRRMovement.objects.filter(
         stripe_customer_id=stripe_customer_id, currency=currency
     ).aggregate(total=Sum(F("new_mrr") - F("old_mrr")), rows=Count("pk"))
-    kind = _classify(
+    kind = movement_kind(
         customer_before=history["total"] or 0,
         delta=new_mrr - old_mrr,
         had_movements=bool(history["rows"]),
