@@ -10,7 +10,7 @@ from djstripe.models import Dispute
 
 from affiliates.models import Affiliate, Commission
 from analytics.queues import QUEUES, queues_for
-from ledger.models import Account, Payout, PayoutBatch, PayeeProfile
+from ledger.models import Account, PayeeProfile, Payout, PayoutBatch
 from marketplace.models import Listing, Order
 from subscriptions.models import DunningCase, WebhookEvent
 from tests.accounts.factories import StaffUserFactory, SuperuserFactory, UserFactory
