@@ -592,13 +592,13 @@ def _movements(board: Dashboard) -> None:
 
 def _streams(board: Dashboard) -> None:
     report = revenue_of(board.period, currency=board.currency)
-    rows = [row.as_dict() for row in report.totals]
+    rows = [row.as_dict() for row in report.rows]
     board.charts["streams"] = streams_chart(rows, currency=board.currency)
     board.tables["revenue"] = Table(
         key="revenue",
         title="Revenue and margin by stream",
         columns=STREAM_COLUMNS,
-        rows=rows,
+        rows=rows + [row.as_dict() for row in report.totals],
         currency=board.currency,
         note="From the ledger, over the picked period.",
     )
@@ -641,12 +641,15 @@ def _leaders(board: Dashboard) -> None:
         )
 
 
-PANELS: tuple[tuple[str, Callable[[Dashboard], None]], ...] = (
-    ("kpis", _kpis),
-    ("movements", _movements),
-    ("streams", _streams),
-    ("cohorts", _cohorts),
-    ("leaders", _leaders),
+# (name, builder, the permission it needs besides DASHBOARD_PERMISSION): revenue by stream
+# and the payees' earnings come from the ledger, so they need what its API needs.
+LEDGER_PERMISSION = "ledger.view_entry"
+PANELS: tuple[tuple[str, Callable[[Dashboard], None], str | None], ...] = (
+    ("kpis", _kpis, None),
+    ("movements", _movements, None),
+    ("streams", _streams, LEDGER_PERMISSION),
+    ("cohorts", _cohorts, None),
+    ("leaders", _leaders, LEDGER_PERMISSION),
 )
 
 
@@ -659,7 +662,9 @@ def dashboard_build(*, period: Period, currency: str, user: Any) -> Dashboard:
     board = Dashboard(
         period=period, previous=period.previous(), window=period.chart_window(), currency=currency
     )
-    for name, build in PANELS if currency else ():
+    for name, build, permission in PANELS if currency else ():
+        if permission and not user.has_perm(permission):
+            continue
         try:
             build(board)
         except (ImportError, AttributeError) as exc:
