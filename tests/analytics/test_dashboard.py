@@ -198,3 +198,130 @@ def test_the_page_reads_a_bounded_number_of_queries_and_caches_the_figures(
     with django_assert_max_num_queries(len(first.captured_queries)):
         assert client.get("/admin/", MARCH).status_code == 200
     assert len(again.captured_queries) < len(first.captured_queries)
+
+
+def _ledger_history():
+    """March: a paid subscription invoice of 10,000 and a 2,000 commission to an affiliate."""
+    from ledger.chart import SystemAccount
+    from ledger.services import Line, account_for_payee, ledger_post, system_account
+    from tests.affiliates.factories import AffiliateFactory
+
+    affiliate = AffiliateFactory(user__email="top.affiliate@example.com")
+    ledger_post(
+        idempotency_key="in_march",
+        source="subscriptions.invoice_paid",
+        posted_at=_at(date(2026, 3, 4)),
+        lines=[
+            Line.debit(system_account(SystemAccount.STRIPE_CLEARING), 10_000, "usd"),
+            Line.credit(system_account(SystemAccount.REVENUE_SUBSCRIPTIONS), 10_000, "usd"),
+        ],
+    )
+    payable = account_for_payee(payee_type="affiliate", payee_id=affiliate.pk)
+    ledger_post(
+        idempotency_key="commission_march",
+        source="affiliates.commission",
+        posted_at=_at(date(2026, 3, 5)),
+        lines=[
+            Line.debit(system_account(SystemAccount.COMMISSION_EXPENSE), 2_000, "usd"),
+            Line.credit(payable, 2_000, "usd"),
+        ],
+    )
+    return affiliate
+
+
+def _as_csv(value):
+    return "" if value is None else str(value)
+
+
+def test_every_csv_equals_the_api(client):
+    _history()
+    affiliate = _ledger_history()
+    client.force_login(StaffUserFactory(groups=["Finance"]))
+
+    movements = client.get("/api/v1/analytics/movements", MARCH).json()
+    (period, previous) = _csv(client.get("/admin/", {**MARCH, "export": "movements"}))
+    assert period == {key: _as_csv(movements[key]) for key in period}
+    assert previous["start"] == "2026-01-29"
+
+    revenue = client.get("/api/v1/analytics/revenue", {**MARCH, "group_by": "none"}).json()
+    rows = _csv(client.get("/admin/", {**MARCH, "export": "revenue"}))
+    api_rows = revenue["rows"] + revenue["totals"]
+    assert [row["stream"] for row in rows] == [row["stream"] for row in api_rows]
+    for row, api_row in zip(rows, api_rows, strict=True):
+        assert row == {key: _as_csv(api_row[key]) for key in row}
+    (subscriptions,) = [row for row in rows if row["stream"] == "subscriptions"]
+    assert (subscriptions["gross"], subscriptions["commissions"]) == ("10000", "2000")
+    assert subscriptions["margin"] == "8000"
+
+    cohorts = client.get(
+        "/api/v1/analytics/cohorts", {"start": "2025-04-01", "end": "2026-03-31", "currency": "usd"}
+    ).json()
+    rows = _csv(client.get("/admin/", {**MARCH, "export": "cohorts"}))
+    assert [row["cohort"] for row in rows] == [row["cohort"] for row in cohorts["rows"]]
+    for row, api_row in zip(rows, cohorts["rows"], strict=True):
+        assert row["customers"] == str(api_row["customers"])
+        assert row["mrr"] == str(api_row["mrr"])
+        for k, rate in enumerate(api_row["customer_retention"]):
+            assert row[f"customer_retention_m{k}"] == _as_csv(rate)
+        for k, rate in enumerate(api_row["revenue_retention"]):
+            assert row[f"revenue_retention_m{k}"] == _as_csv(rate)
+
+    (top,) = _csv(client.get("/admin/", {**MARCH, "export": "top_affiliates"}))
+    assert top == {
+        "rank": "1",
+        "name": "top.affiliate@example.com",
+        "payee_id": str(affiliate.pk),
+        "earned": "2000",
+    }
+    assert _csv(client.get("/admin/", {**MARCH, "export": "top_creators"})) == []
+
+
+def test_the_page_shows_streams_cohorts_and_leaders(client):
+    _history()
+    affiliate = _ledger_history()
+    client.force_login(StaffUserFactory(groups=["Finance"]))
+    response = client.get("/admin/", MARCH)
+    content = response.content.decode()
+    board = response.context["board"]
+    assert board.unavailable == {}
+    assert board.charts["streams"]["labels"] == [
+        "subscriptions", "api_usage", "content", "marketplace", "affiliates",
+    ]  # fmt: skip
+    # net revenue 100.00 and margin 80.00 of subscriptions, in dollars on the chart
+    assert [d["data"][0] for d in board.charts["streams"]["datasets"]] == ["100.00", "80.00"]
+    movements = board.charts["movements"]
+    assert movements["labels"][-1] == "2026-03" and len(movements["labels"]) == 12
+    by_label = {d["label"]: d["data"][-1] for d in movements["datasets"]}
+    assert by_label == {
+        "MRR at month end": "100.00",
+        "New": "20.00",
+        "Expansion": "30.00",
+        "Reactivation": "0.00",
+        "Contraction": "0.00",
+        "Churn": "-100.00",
+    }
+    # January's cohort (ada and bob): half the customers left by March, revenue 8,000/15,000
+    (january,) = [row for row in board.heatmaps[0].rows if row["cohort"] == "2026-01"]
+    assert [cell["text"] for cell in january["cells"][:3]] == ["100.00 %", "100.00 %", "50.00 %"]
+    assert january["cells"][2]["css"] == "heat-5"
+    assert f"/admin/affiliates/affiliate/{affiliate.pk}/change/" in content
+    assert "top.affiliate@example.com" in content
+
+
+def test_without_the_ledger_permission_the_ledger_panels_are_left_out(client):
+    from django.contrib.auth.models import Permission
+
+    _history()
+    _ledger_history()
+    analyst = StaffUserFactory()
+    analyst.user_permissions.add(
+        Permission.objects.get(content_type__app_label="analytics", codename="view_mrrmovement")
+    )
+    client.force_login(analyst)
+    response = client.get("/admin/", MARCH)
+    board = response.context["board"]
+    assert board.tiles and "movements" in board.charts
+    assert "streams" not in board.charts
+    assert not {"revenue", "top_affiliates", "top_creators", "top_providers"} & set(board.tables)
+    assert client.get("/admin/", {**MARCH, "export": "revenue"}).status_code == 400
+    assert client.get("/api/v1/analytics/revenue", MARCH).status_code == 403  # the same rule
