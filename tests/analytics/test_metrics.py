@@ -157,3 +157,27 @@ def test_metrics_token_guards_revenue_figures_when_set(client, settings):
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
     assert response.status_code == 200
     assert b"revenue_mrr" in response.content or b"django_http" in response.content
+
+
+def test_the_grafana_dashboard_charts_every_business_gauge(client):
+    """Every metric family the analytics collector exports has a panel in the dashboard that
+    docker-compose provisions (deploy/grafana/dashboards/)."""
+    from pathlib import Path
+
+    from analytics.metrics import RevenueCollector
+
+    _revenue_history()
+    families = {family.name for family in RevenueCollector().collect()}
+    assert families >= {
+        "revenue_mrr", "revenue_arr", "revenue_active_customers", "revenue_churned_customers_30d",
+        "usage_events_ingested", "webhook_inbox_lag_seconds", "webhook_inbox_failed_events",
+        "payout_batches",
+    }  # fmt: skip
+    folder = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
+    exprs = " ".join(
+        target["expr"]
+        for path in folder.glob("*.json")
+        for panel in json.loads(path.read_text())["panels"]
+        for target in panel["targets"]
+    )
+    assert {name for name in families if not re.search(rf"\b{name}", exprs)} == set()
