@@ -62,7 +62,7 @@ class StaffConsoleSite(admin.AdminSite):
             ):
                 register_read_only(self, model)
 
-    def index(
+    def index(  # type: ignore[override]  # the dashboard's CSV export is no TemplateResponse
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """The revenue dashboard (with the app list under it) for staff who may view
