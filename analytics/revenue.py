@@ -72,7 +72,7 @@ row's commissions.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -340,7 +340,7 @@ def _period_key(value: Any, group_by: str | None) -> str | None:
 
 def _ledger_groups(
     *, since: datetime, until: datetime, currency: str, group_by: str | None
-) -> Iterable[dict[str, Any]]:
+) -> Iterable[Mapping[str, Any]]:
     """Σ amount per (period, effective source, account class): one query."""
     klass = Case(
         When(account__payee_type="", then=F("account__code")),
@@ -377,7 +377,7 @@ def _fee_balance_transaction_id() -> Any:
 
 def _fee_groups(
     *, since: datetime, until: datetime, currency: str, group_by: str | None
-) -> Iterable[dict[str, Any]]:
+) -> Iterable[Mapping[str, Any]]:
     """Σ amount of Stripe's fees and dispute fees per (period, stream, account): one query.
 
     A fee's stream comes from its balance transaction through dj-stripe's mirror: a charge's
@@ -510,7 +510,7 @@ def revenue_by_stream(
         )
         sums.add(period, group["stream"], column, int(group["total"]))
 
-    periods: list[str | None] = months_between(start, end) if group_by == "month" else [None]
+    periods: list[str | None] = list(months_between(start, end)) if group_by == "month" else [None]
     rows, totals = [], []
     for period in periods:
         period_rows = [
@@ -632,17 +632,16 @@ def top_payees(
     model, name_lookup, url_name = PAYEE_MODELS[payee_type]
     ids = [row["account__payee_id"] for row in rows]
     names = dict(model.objects.filter(pk__in=ids).values_list("pk", name_lookup))
+    payees = [(int(row["account__payee_id"] or 0), int(row["earned"])) for row in rows]
     return [
         TopPayee(
             payee_type=payee_type,
-            payee_id=row["account__payee_id"],
-            name=str(
-                names.get(row["account__payee_id"], f"{payee_type} {row['account__payee_id']}")
-            ),
-            earned=int(row["earned"]),
-            admin_url=reverse(url_name, args=[row["account__payee_id"]]),
+            payee_id=payee_id,
+            name=str(names.get(payee_id, f"{payee_type} {payee_id}")),
+            earned=earned,
+            admin_url=reverse(url_name, args=[payee_id]),
         )
-        for row in rows
+        for payee_id, earned in payees
     ]
 
 
