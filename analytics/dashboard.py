@@ -321,7 +321,8 @@ class Tile:
         else:
             text = f"{int(change):,}"
         if self.previous:
-            pct = (Decimal(int(change)) * 100 / Decimal(int(self.previous))).quantize(
+            # relative to the size of the previous value, so the sign is the change's
+            pct = (Decimal(int(change)) * 100 / abs(Decimal(int(self.previous)))).quantize(
                 Decimal("0.1")
             )
             return f"{sign}{text} ({sign}{pct} %)"

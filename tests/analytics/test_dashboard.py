@@ -327,3 +327,21 @@ def test_without_the_ledger_permission_the_ledger_panels_are_left_out(client):
     assert not {"revenue", "top_affiliates", "top_creators", "top_providers"} & set(board.tables)
     assert client.get("/admin/", {**MARCH, "export": "revenue"}).status_code == 400
     assert client.get("/api/v1/analytics/revenue", MARCH).status_code == 403  # the same rule
+
+
+@pytest.mark.parametrize(
+    ("value", "previous", "kind", "text", "trend"),
+    [
+        (15_000, 10_000, "money", "+$50.00 (+50.0 %)", "up good"),
+        (0, -5_000, "money", "+$50.00 (+100.0 %)", "up good"),  # net new MRR back to 0
+        (-5_000, 0, "money", "-$50.00", "down bad"),
+        (3, 3, "int", "0 (0.0 %)", "flat"),
+        ("0.0500", "0.1000", "rate", "-5.00 pts", "down good"),  # churn rate (up is bad)
+        ("0.9000", None, "rate", "no comparison", "flat"),
+    ],
+)
+def test_a_tile_says_how_it_changed(value, previous, kind, text, trend):
+    from analytics.dashboard import Tile
+
+    tile = Tile("x", "X", value, previous, kind, "usd", up_is_good=kind != "rate")
+    assert (tile.change_text, tile.trend) == (text, trend)
