@@ -645,6 +645,7 @@ def _leaders(board: Dashboard) -> None:
 # (name, builder, the permission it needs besides DASHBOARD_PERMISSION): revenue by stream
 # and the payees' earnings come from the ledger, so they need what its API needs.
 LEDGER_PERMISSION = "ledger.view_entry"
+LEDGER_TABLES = frozenset({"revenue", "top_affiliates", "top_creators", "top_providers"})
 PANELS: tuple[tuple[str, Callable[[Dashboard], None], str | None], ...] = (
     ("kpis", _kpis, None),
     ("movements", _movements, None),
@@ -717,6 +718,13 @@ def dashboard_view(
     board = dashboard_build(period=period, currency=currency, user=request.user)
     if export is not None:
         table = board.tables.get(export)
+        if (
+            table is None
+            and export in LEDGER_TABLES
+            and not request.user.has_perm(LEDGER_PERMISSION)
+        ):
+            message = "This table is for staff who may read the ledger."
+            return JsonResponse(error_body("permission_denied", message), status=403)
         if table is None:
             message = f"Unknown table; one of: {', '.join(sorted(board.tables))}."
             return JsonResponse(error_body("invalid", message, {"export": [message]}), status=400)
