@@ -168,6 +168,26 @@ def movements_monthly(period: Period, *, currency: str) -> list[Any]:
     )
 
 
+def trial_conversion_of(period: Period) -> Any:
+    """Trials started in the period and how many became paying (every currency)."""
+    return _cached(
+        "trial_conversion",
+        lambda: _reports().trial_conversion(start=period.start, end=period.end),
+        start=period.start,
+        end=period.end,
+    )
+
+
+def affiliate_roi_of(period: Period, *, currency: str) -> Any:
+    return _cached(
+        "affiliate_roi",
+        lambda: _revenue().affiliate_roi(start=period.start, end=period.end, currency=currency),
+        start=period.start,
+        end=period.end,
+        currency=currency,
+    )
+
+
 def cohorts_of(period: Period, *, currency: str) -> Any:
     return _cached(
         "cohorts",
@@ -278,7 +298,7 @@ class Tile:
     label: str
     value: Any  # raw: int minor units, int count, rate str or None
     previous: Any
-    kind: str  # money | int | rate
+    kind: str  # money | int | rate | ratio
     currency: str
     up_is_good: bool = True
 
@@ -289,6 +309,8 @@ class Tile:
             return format_money(int(value), self.currency)
         if self.kind == "rate":
             return percent_text(value)
+        if self.kind == "ratio":
+            return f"{Decimal(value).quantize(Decimal('0.01'))} : 1"
         return f"{int(value):,}"
 
     @property
@@ -303,7 +325,7 @@ class Tile:
     def change(self) -> Decimal | int | None:
         if self.value is None or self.previous is None:
             return None
-        if self.kind == "rate":
+        if self.kind in ("rate", "ratio"):
             return Decimal(self.value) - Decimal(self.previous)
         return int(self.value) - int(self.previous)
 
@@ -316,6 +338,8 @@ class Tile:
         if self.kind == "rate":
             points = (Decimal(change) * 100).quantize(Decimal("0.01"))
             return f"{sign}{points} pts"
+        if self.kind == "ratio":
+            return f"{sign}{Decimal(change).quantize(Decimal('0.01'))}"
         if self.kind == "money":
             text = format_money(int(change), self.currency)
         else:
@@ -544,6 +568,8 @@ def _kpis(board: Dashboard) -> None:
     before = summary_on(on=previous.end, currency=currency)
     moved = movements_of(period, currency=currency)
     moved_before = movements_of(previous, currency=currency)
+    trials = trial_conversion_of(period)
+    trials_before = trial_conversion_of(previous)
     board.tiles = [
         Tile("mrr", "MRR", now.mrr, before.mrr, "money", currency),
         Tile("arr", "ARR", now.arr, before.arr, "money", currency),
@@ -556,6 +582,8 @@ def _kpis(board: Dashboard) -> None:
         Tile("nrr", "NRR", moved.nrr, moved_before.nrr, "rate", currency),
         Tile("usage_run_rate", "Usage run-rate", now.usage_run_rate, before.usage_run_rate,
              "money", currency),
+        Tile("trial_conversion", "Trials converted", trials.rate, trials_before.rate, "rate",
+             currency),
     ]  # fmt: skip
     board.tables["kpis"] = Table(
         key="kpis",
@@ -576,6 +604,16 @@ def _kpis(board: Dashboard) -> None:
         currency=currency,
         note="The picked period, then the previous period of the same length.",
     )
+
+
+def _affiliate_roi(board: Dashboard) -> None:
+    """The affiliate program's ROI as one more tile (and row of the key figures' CSV)."""
+    roi = affiliate_roi_of(board.period, currency=board.currency)
+    roi_before = affiliate_roi_of(board.previous, currency=board.currency)
+    tile = Tile("affiliate_roi", "Affiliate ROI", roi.roi, roi_before.roi, "ratio", board.currency)
+    board.tiles.append(tile)
+    if "kpis" in board.tables:
+        board.tables["kpis"].rows.append(tile.as_row())
 
 
 def _movements(board: Dashboard) -> None:
@@ -648,6 +686,7 @@ LEDGER_PERMISSION = "ledger.view_entry"
 LEDGER_TABLES = frozenset({"revenue", "top_affiliates", "top_creators", "top_providers"})
 PANELS: tuple[tuple[str, Callable[[Dashboard], None], str | None], ...] = (
     ("kpis", _kpis, None),
+    ("affiliate_roi", _affiliate_roi, LEDGER_PERMISSION),
     ("movements", _movements, None),
     ("streams", _streams, LEDGER_PERMISSION),
     ("cohorts", _cohorts, None),

@@ -149,7 +149,7 @@ def test_kpi_csv_lists_every_tile(client):
     assert values["nrr"] == ("0.5333", "1.0000", "-0.4667")
     assert set(values) == {
         "mrr", "arr", "active_customers", "arpa", "net_new", "customer_churn_rate", "nrr",
-        "usage_run_rate",
+        "usage_run_rate", "trial_conversion", "affiliate_roi",
     }  # fmt: skip
 
 
@@ -345,3 +345,30 @@ def test_a_tile_says_how_it_changed(value, previous, kind, text, trend):
 
     tile = Tile("x", "X", value, previous, kind, "usd", up_is_good=kind != "rate")
     assert (tile.change_text, tile.trend) == (text, trend)
+
+
+def test_trial_conversion_and_affiliate_roi_tiles(client):
+    from djstripe.models import Customer, Subscription
+
+    from tests.affiliates.factories import CommissionFactory
+
+    _history()
+    trial_start = int(_at(date(2026, 3, 2)).timestamp())
+    customer = Customer.objects.create(id="cus_trial", email="trial@example.com")
+    for sub_id, status in (("sub_t1", "active"), ("sub_t2", "trialing"), ("sub_t3", "canceled")):
+        Subscription.objects.create(
+            id=sub_id,
+            customer=customer,
+            stripe_data={"id": sub_id, "status": status, "trial_start": trial_start},
+        )
+    CommissionFactory(base_amount=10_000, amount=2_000, paid_at_invoice=_at(date(2026, 3, 6)))
+    client.force_login(SuperuserFactory())
+    tiles = {tile.key: tile for tile in client.get("/admin/", MARCH).context["board"].tiles}
+    # one of three March trials pays; none started in the previous period
+    assert (tiles["trial_conversion"].value, tiles["trial_conversion"].previous) == (
+        "0.3333",
+        None,
+    )
+    assert tiles["affiliate_roi"].value == "5.0000"  # 10,000 referred for 2,000 commission
+    assert tiles["affiliate_roi"].text == "5.00 : 1"
+    assert tiles["affiliate_roi"].change_text == "no comparison"
