@@ -31,6 +31,9 @@ from revenue_site.money import format_money, from_minor
 DASHBOARD_PERMISSION = "analytics.view_mrrmovement"
 CACHE_PREFIX = "analytics:dashboard"
 CACHE_SECONDS = 60
+# Figures about days before today (the previous period, closed months) change only when a late
+# event lands or history is rebuilt: kept longer, so an expired minute recomputes only today's.
+CLOSED_CACHE_SECONDS = 900
 DEFAULT_DAYS = 30
 MAX_DAYS = 731
 CHART_MONTHS = 12  # the movements chart and the cohorts cover at least this many months
@@ -96,14 +99,21 @@ class DashboardForm(forms.Form):
 # --- reading the figures (cached) -------------------------------------------------------------
 
 
-def _cached(name: str, compute: Callable[[], Any], **key: Any) -> Any:
-    """``compute()``, cached for CACHE_SECONDS under ``name`` and the arguments."""
+def _cached(
+    name: str, compute: Callable[[], Any], *, seconds: int = CACHE_SECONDS, **key: Any
+) -> Any:
+    """``compute()``, cached for ``seconds`` under ``name`` and the arguments."""
     cache_key = ":".join([CACHE_PREFIX, name, *(f"{k}={key[k]}" for k in sorted(key))])
     value = cache.get(cache_key)
     if value is None:
         value = compute()
-        cache.set(cache_key, value, CACHE_SECONDS)
+        cache.set(cache_key, value, seconds)
     return value
+
+
+def _seconds(last_day: date) -> int:
+    """How long figures that end with ``last_day`` may be cached."""
+    return CLOSED_CACHE_SECONDS if last_day < timezone.now().date() else CACHE_SECONDS
 
 
 def _reports() -> Any:
@@ -140,7 +150,11 @@ def most_common_currency(*, options: Sequence[str], on: date) -> str | None:
 
 def summary_on(*, on: date, currency: str) -> Any:
     return _cached(
-        "summary", lambda: _reports().summary(on=on, currency=currency), on=on, currency=currency
+        "summary",
+        lambda: _reports().summary(on=on, currency=currency),
+        seconds=_seconds(on),
+        on=on,
+        currency=currency,
     )
 
 
@@ -148,6 +162,7 @@ def movements_of(period: Period, *, currency: str) -> Any:
     return _cached(
         "movements",
         lambda: _reports().movements(start=period.start, end=period.end, currency=currency),
+        seconds=_seconds(period.end),
         start=period.start,
         end=period.end,
         currency=currency,
@@ -155,17 +170,19 @@ def movements_of(period: Period, *, currency: str) -> Any:
 
 
 def movements_monthly(period: Period, *, currency: str) -> list[Any]:
-    return list(
-        _cached(
-            "movements_by_month",
-            lambda: _reports().movements_by_month(
-                start=period.start, end=period.end, currency=currency
-            ),
-            start=period.start,
-            end=period.end,
-            currency=currency,
+    """``reports.movements_by_month`` over ``period``, read month by month (it is
+    ``reports.movements`` of each calendar month clipped to the period) so that each month is
+    cached on its own: the closed ones for CLOSED_CACHE_SECONDS."""
+    months = []
+    month = period.start.replace(day=1)
+    while month <= period.end:
+        following = (month + timedelta(days=32)).replace(day=1)
+        clipped = Period(
+            start=max(month, period.start), end=min(following - timedelta(days=1), period.end)
         )
-    )
+        months.append(movements_of(clipped, currency=currency))
+        month = following
+    return months
 
 
 def trial_conversion_of(period: Period) -> Any:
