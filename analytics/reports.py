@@ -8,7 +8,9 @@ undefined (a division by zero). Currencies are lowercase ISO codes.
 
 All figures come from the MRR movement rows (``analytics.models.MRRMovement``): a customer's
 MRR at a time is the sum of ``new_mrr - old_mrr`` of its movements before that time, and the
-active customers are the customers whose MRR is above zero.
+active customers are the customers whose MRR is above zero. Completed days are read from the
+daily snapshots (``analytics.snapshots``), the days after the last valid one replayed from the
+movements; figures that reach today are cached for ``LIVE_CACHE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -18,19 +20,22 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
-from django.db.models import Count, F, Min, Sum
-from django.db.models.functions import TruncMonth
+from django.core.cache import cache
+from django.db.models import Sum
 from djstripe.models import Subscription
 
 from analytics.models import MRRMovement
 from analytics.mrr import MRR_STATUSES
+from analytics.snapshots import DayFigures, cohort_changes, daily_history
 from ledger.models import Entry
 from marketplace.models import UsageChargeLine, UsagePeriodClose
 from revenue_site.money import MoneyError, normalize_currency
 
 RATE_PLACES = 4
+# Figures that reach today are cached this long (seconds).
+LIVE_CACHE_SECONDS = 30
 # A month, for turning a period's churn rate into a monthly one (LTV): 365 / 12 days.
 DAYS_PER_MONTH = Fraction(365, 12)
 
@@ -118,27 +123,6 @@ def _months(start: date, end: date) -> list[date]:
     return months
 
 
-def _movements(currency: str) -> Any:
-    return MRRMovement.objects.filter(currency=currency)
-
-
-_DELTA = F("new_mrr") - F("old_mrr")
-
-
-def _mrr_and_customers(currency: str, before: datetime) -> tuple[int, int]:
-    """(MRR, active customers) of ``currency`` just before ``before`` (two queries)."""
-    prior = _movements(currency).filter(occurred_at__lt=before)
-    mrr = prior.aggregate(total=Sum(_DELTA))["total"] or 0
-    customers = (
-        prior.values("stripe_customer_id")
-        .annotate(mrr=Sum(_DELTA))
-        .filter(mrr__gt=0)
-        .order_by()
-        .count()
-    )
-    return mrr, customers
-
-
 # --- summary ------------------------------------------------------------------------------
 
 
@@ -185,20 +169,41 @@ def usage_run_rate(*, on: date, currency: str) -> int:
     return int(billed)
 
 
+def _live_cached(key: str, until: date, compute: Any) -> Any:
+    """``compute()``, cached briefly when the figures reach today (they change as movements
+    land); completed days come from snapshots and are not cached."""
+    if until < _today():
+        return compute()
+    key = f"analytics:reports:{key}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = compute()
+        cache.set(key, cached, LIVE_CACHE_SECONDS)
+    return cached
+
+
+def _today() -> date:
+    return datetime.now(tz=UTC).date()
+
+
 def summary(*, on: date, currency: str) -> Summary:
     """MRR, ARR (MRR x 12), active customers and ARPA at the end of day ``on``, and the usage
     run-rate (``usage_run_rate``)."""
     currency = _currency(currency)
-    mrr, customers = _mrr_and_customers(currency, _day_start(on + timedelta(days=1)))
-    return Summary(
-        date=on,
-        currency=currency,
-        mrr=mrr,
-        arr=mrr * 12,
-        active_customers=customers,
-        arpa=arpa(mrr, customers),
-        usage_run_rate=usage_run_rate(on=on, currency=currency),
-    )
+
+    def compute() -> Summary:
+        last = daily_history(currency=currency, first_day=on, last_day=on)[-1]
+        return Summary(
+            date=on,
+            currency=currency,
+            mrr=last.mrr,
+            arr=last.mrr * 12,
+            active_customers=last.active_customers,
+            arpa=arpa(last.mrr, last.active_customers),
+            usage_run_rate=usage_run_rate(on=on, currency=currency),
+        )
+
+    return cast(Summary, _live_cached(f"summary:{currency}:{on}", on, compute))
 
 
 # --- movements ----------------------------------------------------------------------------
@@ -278,52 +283,58 @@ def movements_build(
     )
 
 
-def _kind_totals(currency: str, since: datetime, until: datetime) -> tuple[dict[str, int], int]:
-    """(|Σ delta| per kind, distinct customers with a churn) for since ≤ occurred_at < until."""
-    window = _movements(currency).filter(occurred_at__gte=since, occurred_at__lt=until)
-    totals = {
-        row["kind"]: abs(row["change"] or 0)
-        for row in window.values("kind").annotate(change=Sum(_DELTA)).order_by()
-    }
-    churned = window.filter(kind=MRRMovement.Kind.CHURN).aggregate(
-        n=Count("stripe_customer_id", distinct=True)
-    )["n"]
-    return totals, churned
+def _period_movements(
+    history: list[DayFigures], start: date, end: date, currency: str
+) -> Movements:
+    """``Movements`` of [start, end] from ``history`` (the day before start through end)."""
+    days = [d for d in history if start <= d.date <= end]
+    before = next(d for d in history if d.date == start - timedelta(days=1))
+    totals = {kind: sum(getattr(d, kind) for d in days) for kind in MRRMovement.Kind.values}
+    return movements_build(
+        start=start,
+        end=end,
+        currency=currency,
+        mrr_start=before.mrr,
+        mrr_end=days[-1].mrr,
+        customers_start=before.active_customers,
+        customers_end=days[-1].active_customers,
+        totals=totals,
+        customers_churned=sum(d.customers_churned for d in days),
+    )
 
 
 def movements(*, start: date, end: date, currency: str) -> Movements:
     """The MRR movements of [start, end] and the rates derived from them (``movements_build``).
 
     Each kind sums the subscriptions' deltas classified at customer level
-    (``analytics.services``), so net new = MRR at the end - MRR at the start. A customer who
-    churns twice in the period counts once in ``customers_churned``.
+    (``analytics.services``), so net new = MRR at the end - MRR at the start.
+    ``customers_churned`` counts churn movements (a customer going to 0): a customer who
+    churns, comes back and churns again in the period counts twice.
     """
     currency = _currency(currency)
-    since, until = _period(start, end)
-    mrr_start, customers_start = _mrr_and_customers(currency, since)
-    mrr_end, customers_end = _mrr_and_customers(currency, until)
-    totals, churned = _kind_totals(currency, since, until)
-    return movements_build(
-        start=start,
-        end=end,
-        currency=currency,
-        mrr_start=mrr_start,
-        mrr_end=mrr_end,
-        customers_start=customers_start,
-        customers_end=customers_end,
-        totals=totals,
-        customers_churned=churned,
-    )
+    _period(start, end)
+
+    def compute() -> Movements:
+        history = daily_history(currency=currency, first_day=start, last_day=end)
+        return _period_movements(history, start, end, currency)
+
+    return cast(Movements, _live_cached(f"movements:{currency}:{start}:{end}", end, compute))
 
 
 def movements_by_month(*, start: date, end: date, currency: str) -> list[Movements]:
-    """``movements`` of each calendar month overlapping [start, end], clipped to it."""
+    """``movements`` of each calendar month overlapping [start, end], clipped to it (the
+    figures of the whole range read once)."""
     currency = _currency(currency)
     _period(start, end)
-    return [
-        movements(start=max(month, start), end=min(_month_end(month), end), currency=currency)
-        for month in _months(start, end)
-    ]
+
+    def compute() -> list[Movements]:
+        history = daily_history(currency=currency, first_day=start, last_day=end)
+        return [
+            _period_movements(history, max(month, start), min(_month_end(month), end), currency)
+            for month in _months(start, end)
+        ]
+
+    return cast(list[Movements], _live_cached(f"by_month:{currency}:{start}:{end}", end, compute))
 
 
 # --- cohorts ------------------------------------------------------------------------------
@@ -355,77 +366,42 @@ def cohorts(*, start: date, end: date, currency: str) -> Cohorts:
 
     A row's ``customers`` are the cohort's customers and ``mrr`` their MRR at the end of the
     cohort month; index k of ``customer_retention`` is the share of them with MRR > 0 at the end
-    of the k-th month after it, of ``revenue_retention`` their MRR then ÷ ``mrr`` (None when
+    of the k-th month after it, of ``revenue_retention`` their MRR then / ``mrr`` (None when
     ``mrr`` is 0). The last month is measured at the end of ``end`` (clipped). Cohorts without
-    customers are left out.
+    customers are left out. Read from the cohort changes stored with the daily snapshots
+    (``analytics.snapshots.cohort_changes``), the days after the last valid one replayed.
     """
     currency = _currency(currency)
-    _, until = _period(start, end)
+    _period(start, end)
     months = _months(start, end)
-    first_paid = dict(
-        _movements(currency)
-        .filter(kind=MRRMovement.Kind.NEW, occurred_at__lt=until)
-        .values("stripe_customer_id")
-        .annotate(first=Min("occurred_at"))
-        .filter(first__gte=_day_start(months[0]))
-        .order_by()
-        .values_list("stripe_customer_id", "first")
-    )
-    cohort_of = {customer: _label(at.astimezone(UTC).date()) for customer, at in first_paid.items()}
-    # Σ delta per customer and month, for the cohorts' customers (movements before their
-    # first paid month sum to 0 by construction: the first positive movement is ``new``).
-    per_month = (
-        _movements(currency)
-        .filter(
-            occurred_at__gte=_day_start(months[0]),
-            occurred_at__lt=until,
-            stripe_customer_id__in=_movements(currency)
-            .filter(kind=MRRMovement.Kind.NEW, occurred_at__gte=_day_start(months[0]))
-            .filter(occurred_at__lt=until)
-            .values("stripe_customer_id"),
-        )
-        .annotate(month=TruncMonth("occurred_at", tzinfo=UTC))
-        .values("stripe_customer_id", "month")
-        .annotate(change=Sum(_DELTA))
-        .order_by()
-    )
-    labels = [_label(month) for month in months]
-    index = {label: i for i, label in enumerate(labels)}
-    # changes[customer][i]: Σ delta in month i.
-    changes: dict[str, list[int]] = {}
-    for row in per_month:
-        customer = row["stripe_customer_id"]
-        if customer not in cohort_of:
-            continue
-        month = row["month"]
-        month_label = _label(month.date() if isinstance(month, datetime) else month)
-        changes.setdefault(customer, [0] * len(labels))[index[month_label]] += row["change"] or 0
-    # Per cohort and month: active customers and MRR at the month's end.
-    active = {label: [0] * len(labels) for label in labels}
-    mrr = {label: [0] * len(labels) for label in labels}
-    size = dict.fromkeys(labels, 0)
-    for customer, cohort in cohort_of.items():
-        size[cohort] += 1
-        running = 0
-        for i, change in enumerate(changes.get(customer, [0] * len(labels))):
-            running += change
-            active[cohort][i] += running > 0
-            mrr[cohort][i] += running
-    rows = []
-    for i, label in enumerate(labels):
-        if not size[label]:
-            continue
-        base = mrr[label][i]
-        rows.append(
-            CohortRow(
-                cohort=label,
-                customers=size[label],
-                mrr=base,
-                customer_retention=[rate(n, size[label]) for n in active[label][i:]],
-                revenue_retention=[rate(amount, base) for amount in mrr[label][i:]],
+
+    def compute() -> Cohorts:
+        changes = cohort_changes(currency=currency, first_month=months[0], last_day=end)
+        rows = []
+        for i, cohort in enumerate(months):
+            size = sum(changes.get((cohort, month), [0, 0, 0])[2] for month in months)
+            if not size:
+                continue
+            mrr, active = 0, 0
+            mrr_by_month, active_by_month = [], []
+            for month in months[i:]:
+                change = changes.get((cohort, month), [0, 0, 0])
+                mrr += change[0]
+                active += change[1]
+                mrr_by_month.append(mrr)
+                active_by_month.append(active)
+            rows.append(
+                CohortRow(
+                    cohort=_label(cohort),
+                    customers=size,
+                    mrr=mrr_by_month[0],
+                    customer_retention=[rate(n, size) for n in active_by_month],
+                    revenue_retention=[rate(amount, mrr_by_month[0]) for amount in mrr_by_month],
+                )
             )
-        )
-    return Cohorts(currency=currency, months=labels, rows=rows)
+        return Cohorts(currency=currency, months=[_label(m) for m in months], rows=rows)
+
+    return cast(Cohorts, _live_cached(f"cohorts:{currency}:{start}:{end}", end, compute))
 
 
 # --- trials, currencies -------------------------------------------------------------------
