@@ -372,3 +372,21 @@ def test_trial_conversion_and_affiliate_roi_tiles(client):
     assert tiles["affiliate_roi"].value == "5.0000"  # 10,000 referred for 2,000 commission
     assert tiles["affiliate_roi"].text == "5.00 : 1"
     assert tiles["affiliate_roi"].change_text == "no comparison"
+
+
+def test_the_picker_offers_ranges_ending_today(client):
+    from urllib.parse import parse_qs
+
+    _history()
+    client.force_login(SuperuserFactory())
+    presets = dict(client.get("/admin/", MARCH).context["presets"])
+    today = timezone.now().date()
+    last_90 = parse_qs(presets["Last 90 days"])
+    assert last_90 == {
+        "start": [(today - timedelta(days=89)).isoformat()],
+        "end": [today.isoformat()],
+        "currency": ["usd"],
+    }
+    assert parse_qs(presets["Month to date"])["start"] == [today.replace(day=1).isoformat()]
+    response = client.get(f"/admin/?{presets['Last 7 days']}")
+    assert response.context["board"].period.days == 7
