@@ -36,6 +36,8 @@ from revenue_site.money import MoneyError, normalize_currency
 RATE_PLACES = 4
 # Figures that reach today are cached this long (seconds).
 LIVE_CACHE_SECONDS = 30
+CURRENCIES_CACHE_KEY = "analytics:reports:currencies"
+CURRENCIES_CACHE_SECONDS = 300
 # A month, for turning a period's churn rate into a monthly one (LTV): 365 / 12 days.
 DAYS_PER_MONTH = Fraction(365, 12)
 
@@ -438,7 +440,16 @@ def trial_conversion(*, start: date, end: date) -> TrialConversion:
 
 
 def currencies() -> list[str]:
-    """Currencies that have any MRR movement or ledger entry, sorted."""
+    """Currencies that have any MRR movement or ledger entry, sorted.
+
+    Cached for ``CURRENCIES_CACHE_SECONDS``: it scans both tables (no index leads with the
+    ledger entries' currency), and a new currency is rare.
+    """
+    cached = cache.get(CURRENCIES_CACHE_KEY)
+    if cached is not None:
+        return list(cached)
     found = set(MRRMovement.objects.values_list("currency", flat=True).distinct().order_by())
     found |= set(Entry.objects.values_list("currency", flat=True).distinct().order_by())
-    return sorted(found)
+    result = sorted(found)
+    cache.set(CURRENCIES_CACHE_KEY, result, CURRENCIES_CACHE_SECONDS)
+    return result
