@@ -89,9 +89,9 @@ def unbounded_counts(sql_list: list[str]) -> list[str]:
         lowered = sql.lower()
         if "count(" not in lowered:
             continue
-        if any(f'"{t}"' in lowered or f" {t} " in lowered for t in BIG_TABLES):
-            if " where " not in lowered and " limit " not in lowered:
-                bad.append(sql)
+        big = any(f'"{t}"' in lowered or f" {t} " in lowered for t in BIG_TABLES)
+        if big and " where " not in lowered and " limit " not in lowered:
+            bad.append(sql)
     return bad
 
 
@@ -370,10 +370,10 @@ def _reports_measure(
             f"ratio={ratio:.2f}  (target <= 1.5x)  {verdict(ratio <= 1.5)}"
         )
     result = movements()
+    consistent = result.net_new == result.mrr_end - result.mrr_start
     print(
         f"analytics_movements_12m_values  mrr_start={result.mrr_start} mrr_end={result.mrr_end} "
-        f"net_new={result.net_new}  "
-        f"{'OK (net new = end - start)' if result.net_new == result.mrr_end - result.mrr_start else 'MISMATCH'}"
+        f"net_new={result.net_new}  {'OK (net new = end - start)' if consistent else 'MISMATCH'}"
     )
 
 

@@ -23,6 +23,8 @@ Pseudo-random choices are integer hashes of the row numbers: two generations wit
 sizes and anchor write the same rows.
 """
 
+# ruff: noqa: S608  (SQL assembled from this module's constants only; values are parameters)
+
 from __future__ import annotations
 
 import json
@@ -47,7 +49,7 @@ def marker_ensure(cursor: Any) -> None:
 
 def marker_get(cursor: Any, part: str) -> tuple[int, float, dict[str, Any]] | None:
     cursor.execute(
-        f"SELECT rows, seconds, detail FROM {MARKER} WHERE part = %s",  # noqa: S608
+        f"SELECT rows, seconds, detail FROM {MARKER} WHERE part = %s",
         [part],
     )
     row = cursor.fetchone()
@@ -59,7 +61,7 @@ def marker_get(cursor: Any, part: str) -> tuple[int, float, dict[str, Any]] | No
 
 def _marker_set(cursor: Any, part: str, rows: int, seconds: float, detail: str) -> None:
     cursor.execute(
-        f"INSERT INTO {MARKER} (part, rows, seconds, detail) VALUES (%s, %s, %s, %s::jsonb)"  # noqa: S608
+        f"INSERT INTO {MARKER} (part, rows, seconds, detail) VALUES (%s, %s, %s, %s::jsonb)"
         " ON CONFLICT (part) DO UPDATE SET rows = EXCLUDED.rows, seconds = EXCLUDED.seconds,"
         " detail = EXCLUDED.detail, done_at = now()",
         [part, rows, seconds, detail],
