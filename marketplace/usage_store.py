@@ -508,6 +508,17 @@ def rollup_totals(*, customer_id: int) -> dict[int, dict[str, Any]]:
     }
 
 
+def events_ingested_by_meter() -> dict[str, int]:
+    """Per meter code: how many events were ever stored, from the rollups (the /metrics
+    counter; one aggregate over the rollups, never the events)."""
+    rows = (
+        UsageRollup.objects.values("meter__code")
+        .annotate(events=Sum("count"))
+        .order_by("meter__code")
+    )
+    return {row["meter__code"]: int(row["events"] or 0) for row in rows}
+
+
 __all__ = [
     "HourRollup",
     "NewEvent",
@@ -517,6 +528,7 @@ __all__ = [
     "event_get",
     "event_ids_stored",
     "events_for_customer",
+    "events_ingested_by_meter",
     "events_store",
     "from_micros",
     "rollup_totals",

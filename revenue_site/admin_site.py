@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from revenue_site.admin import register_read_only
 
@@ -61,6 +61,17 @@ class StaffConsoleSite(admin.AdminSite):
                 and model.__name__ not in STRIPE_EDITABLE_MODELS
             ):
                 register_read_only(self, model)
+
+    def index(  # type: ignore[override]  # the dashboard's CSV export is no TemplateResponse
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The revenue dashboard (with the app list under it) for staff who may view
+        analytics; the plain index for the others."""
+        from analytics.dashboard import DASHBOARD_PERMISSION, dashboard_view
+
+        if request.user.has_perm(DASHBOARD_PERMISSION):
+            return dashboard_view(self, request, extra_context)
+        return super().index(request, extra_context)
 
     def get_app_list(
         self, request: HttpRequest, app_label: str | None = None

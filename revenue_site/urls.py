@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/v1/affiliate/", include("affiliates.api_urls")),
     path("api/v1/", include("marketplace.urls")),
     path("api/v1/", include("content.urls")),
+    path("api/v1/", include("analytics.urls")),
     path("portal/", include("affiliates.portal.urls")),
 ]
 

@@ -1,0 +1,468 @@
+"""The revenue metrics of DESIGN.md §6 as report functions (issue 13's contract).
+
+Every function is keyword-only and takes UTC days (``datetime.date``). A period ``start`` ..
+``end`` is inclusive: [start 00:00 UTC, end + 1 day 00:00 UTC). "MRR at the start" is the MRR just
+before start 00:00; "MRR at the end" / "on D" is the MRR at the end of day D, after all its
+changes. Money is int minor units; rates are strings with 4 decimals ("0.0523"), or None where
+undefined (a division by zero). Currencies are lowercase ISO codes.
+
+All figures come from the MRR movement rows (``analytics.models.MRRMovement``): a customer's
+MRR at a time is the sum of ``new_mrr - old_mrr`` of its movements before that time, and the
+active customers are the customers whose MRR is above zero.
+"""
+
+from __future__ import annotations
+
+import calendar
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
+from typing import Any
+
+from django.db.models import Count, F, Min, Sum
+from django.db.models.functions import TruncMonth
+from djstripe.models import Subscription
+
+from analytics.models import MRRMovement
+from analytics.mrr import MRR_STATUSES
+from ledger.models import Entry
+from marketplace.models import UsageChargeLine, UsagePeriodClose
+from revenue_site.money import MoneyError, normalize_currency
+
+RATE_PLACES = 4
+# A month, for turning a period's churn rate into a monthly one (LTV): 365 / 12 days.
+DAYS_PER_MONTH = Fraction(365, 12)
+
+
+class ReportError(ValueError):
+    """Input a report cannot answer; ``field`` names the argument at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_json(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return value.as_dict()  # type: ignore[attr-defined]
+    return value
+
+
+class _Report:
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            field.name: _json(getattr(self, field.name))
+            for field in dataclasses.fields(self)  # type: ignore[arg-type]
+        }
+
+
+def rate(numerator: int | Fraction, denominator: int | Fraction) -> str | None:
+    """``numerator / denominator`` as a string with 4 decimals (half up), None if ÷ 0."""
+    if not denominator:
+        return None
+    value = Fraction(numerator) / Fraction(denominator) * 10**RATE_PLACES
+    scaled = _round_half_up(value)
+    sign = "-" if scaled < 0 else ""
+    whole, part = divmod(abs(scaled), 10**RATE_PLACES)
+    return f"{sign}{whole}.{part:0{RATE_PLACES}d}"
+
+
+def _round_half_up(value: Fraction) -> int:
+    return int((value * 2 + 1) // 2) if value >= 0 else -int((-value * 2 + 1) // 2)
+
+
+def _currency(currency: str) -> str:
+    try:
+        return normalize_currency(currency)
+    except MoneyError as exc:
+        raise ReportError("currency", str(exc)) from exc
+
+
+def _period(start: date, end: date) -> tuple[datetime, datetime]:
+    if start > end:
+        raise ReportError("start", "start must be on or before end")
+    return _day_start(start), _day_start(end + timedelta(days=1))
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _month_end(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def _next_month(day: date) -> date:
+    return _month_end(day) + timedelta(days=1)
+
+
+def _months(start: date, end: date) -> list[date]:
+    """First days of the calendar months overlapping [start, end]."""
+    months, month = [], _month_start(start)
+    while month <= end:
+        months.append(month)
+        month = _next_month(month)
+    return months
+
+
+def _movements(currency: str) -> Any:
+    return MRRMovement.objects.filter(currency=currency)
+
+
+_DELTA = F("new_mrr") - F("old_mrr")
+
+
+def _mrr_and_customers(currency: str, before: datetime) -> tuple[int, int]:
+    """(MRR, active customers) of ``currency`` just before ``before`` (two queries)."""
+    prior = _movements(currency).filter(occurred_at__lt=before)
+    mrr = prior.aggregate(total=Sum(_DELTA))["total"] or 0
+    customers = (
+        prior.values("stripe_customer_id")
+        .annotate(mrr=Sum(_DELTA))
+        .filter(mrr__gt=0)
+        .order_by()
+        .count()
+    )
+    return mrr, customers
+
+
+# --- summary ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Summary(_Report):
+    date: date
+    currency: str
+    mrr: int
+    arr: int
+    active_customers: int
+    arpa: int | None
+    usage_run_rate: int
+
+
+def arpa(mrr: int, customers: int) -> int | None:
+    """MRR ÷ active customers, rounded half up to a minor unit; None without customers."""
+    return _round_half_up(Fraction(mrr, customers)) if customers else None
+
+
+def usage_run_rate(*, on: date, currency: str) -> int:
+    """The API usage run-rate on ``on``: what the last complete calendar month before ``on``'s
+    month was billed for metered API usage (the period close's meter lines, ``source`` blank;
+    content royalties and other charge sources are left out), in ``currency``.
+
+    A month is only billed once it is closed (an hour after it ends, see
+    ``marketplace.period_close``), so this is a closed, exact figure rather than a projection;
+    closes still rating, or with nothing to bill, count 0.
+    """
+    currency = _currency(currency)
+    month = _month_start(_month_start(on) - timedelta(days=1))
+    billed = (
+        UsageChargeLine.objects.filter(
+            source="",
+            period_close__currency=currency,
+            period_close__period_start=_day_start(month),
+            period_close__status__in=[
+                UsagePeriodClose.Status.INVOICING,
+                UsagePeriodClose.Status.FINALIZED,
+                UsagePeriodClose.Status.PAID,
+            ],
+        ).aggregate(total=Sum("amount"))["total"]
+        or 0
+    )
+    return int(billed)
+
+
+def summary(*, on: date, currency: str) -> Summary:
+    """MRR, ARR (MRR x 12), active customers and ARPA at the end of day ``on``, and the usage
+    run-rate (``usage_run_rate``)."""
+    currency = _currency(currency)
+    mrr, customers = _mrr_and_customers(currency, _day_start(on + timedelta(days=1)))
+    return Summary(
+        date=on,
+        currency=currency,
+        mrr=mrr,
+        arr=mrr * 12,
+        active_customers=customers,
+        arpa=arpa(mrr, customers),
+        usage_run_rate=usage_run_rate(on=on, currency=currency),
+    )
+
+
+# --- movements ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Movements(_Report):
+    start: date
+    end: date
+    currency: str
+    mrr_start: int
+    mrr_end: int
+    new: int
+    expansion: int
+    contraction: int
+    churn: int
+    reactivation: int
+    net_new: int
+    customers_start: int
+    customers_churned: int
+    customer_churn_rate: str | None
+    gross_revenue_churn: str | None
+    nrr: str | None
+    ltv: int | None
+    quick_ratio: str | None
+
+
+def movements_build(
+    *,
+    start: date,
+    end: date,
+    currency: str,
+    mrr_start: int,
+    mrr_end: int,
+    customers_start: int,
+    customers_end: int,
+    totals: dict[str, int],
+    customers_churned: int,
+) -> Movements:
+    """The derived rates of a period from its raw figures (``totals``: |Σ delta| per kind).
+
+    - customer churn rate = customers churned ÷ active customers at the start;
+    - gross revenue churn = (churn + contraction) ÷ MRR at the start;
+    - NRR = (MRR at the start + expansion - contraction - churn) ÷ MRR at the start;
+    - LTV = ARPA at the end ÷ the monthly customer churn rate (the period's rate scaled to a
+      month of 365/12 days), None when nobody churned or nobody is active at the end;
+    - quick ratio = (new + expansion + reactivation) ÷ (contraction + churn).
+    """
+    kinds = MRRMovement.Kind
+    new, expansion = totals.get(kinds.NEW, 0), totals.get(kinds.EXPANSION, 0)
+    contraction, churn = totals.get(kinds.CONTRACTION, 0), totals.get(kinds.CHURN, 0)
+    reactivation = totals.get(kinds.REACTIVATION, 0)
+    ltv = None
+    if customers_churned and customers_start and customers_end:
+        days = (end - start).days + 1
+        monthly_churn = Fraction(customers_churned, customers_start) * DAYS_PER_MONTH / days
+        ltv = _round_half_up(Fraction(mrr_end, customers_end) / monthly_churn)
+    return Movements(
+        start=start,
+        end=end,
+        currency=currency,
+        mrr_start=mrr_start,
+        mrr_end=mrr_end,
+        new=new,
+        expansion=expansion,
+        contraction=contraction,
+        churn=churn,
+        reactivation=reactivation,
+        net_new=new + expansion + reactivation - contraction - churn,
+        customers_start=customers_start,
+        customers_churned=customers_churned,
+        customer_churn_rate=rate(customers_churned, customers_start),
+        gross_revenue_churn=rate(churn + contraction, mrr_start),
+        nrr=rate(mrr_start + expansion - contraction - churn, mrr_start),
+        ltv=ltv,
+        quick_ratio=rate(new + expansion + reactivation, contraction + churn),
+    )
+
+
+def _kind_totals(currency: str, since: datetime, until: datetime) -> tuple[dict[str, int], int]:
+    """(|Σ delta| per kind, distinct customers with a churn) for since ≤ occurred_at < until."""
+    window = _movements(currency).filter(occurred_at__gte=since, occurred_at__lt=until)
+    totals = {
+        row["kind"]: abs(row["change"] or 0)
+        for row in window.values("kind").annotate(change=Sum(_DELTA)).order_by()
+    }
+    churned = window.filter(kind=MRRMovement.Kind.CHURN).aggregate(
+        n=Count("stripe_customer_id", distinct=True)
+    )["n"]
+    return totals, churned
+
+
+def movements(*, start: date, end: date, currency: str) -> Movements:
+    """The MRR movements of [start, end] and the rates derived from them (``movements_build``).
+
+    Each kind sums the subscriptions' deltas classified at customer level
+    (``analytics.services``), so net new = MRR at the end - MRR at the start. A customer who
+    churns twice in the period counts once in ``customers_churned``.
+    """
+    currency = _currency(currency)
+    since, until = _period(start, end)
+    mrr_start, customers_start = _mrr_and_customers(currency, since)
+    mrr_end, customers_end = _mrr_and_customers(currency, until)
+    totals, churned = _kind_totals(currency, since, until)
+    return movements_build(
+        start=start,
+        end=end,
+        currency=currency,
+        mrr_start=mrr_start,
+        mrr_end=mrr_end,
+        customers_start=customers_start,
+        customers_end=customers_end,
+        totals=totals,
+        customers_churned=churned,
+    )
+
+
+def movements_by_month(*, start: date, end: date, currency: str) -> list[Movements]:
+    """``movements`` of each calendar month overlapping [start, end], clipped to it."""
+    currency = _currency(currency)
+    _period(start, end)
+    return [
+        movements(start=max(month, start), end=min(_month_end(month), end), currency=currency)
+        for month in _months(start, end)
+    ]
+
+
+# --- cohorts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CohortRow(_Report):
+    cohort: str
+    customers: int
+    mrr: int
+    customer_retention: list[str | None]
+    revenue_retention: list[str | None]
+
+
+@dataclass(frozen=True)
+class Cohorts(_Report):
+    currency: str
+    months: list[str]
+    rows: list[CohortRow]
+
+
+def _label(month: date) -> str:
+    return f"{month.year:04d}-{month.month:02d}"
+
+
+def cohorts(*, start: date, end: date, currency: str) -> Cohorts:
+    """Monthly cohorts by first paid month (the month of the customer's ``new`` movement) for
+    the months overlapping [start, end].
+
+    A row's ``customers`` are the cohort's customers and ``mrr`` their MRR at the end of the
+    cohort month; index k of ``customer_retention`` is the share of them with MRR > 0 at the end
+    of the k-th month after it, of ``revenue_retention`` their MRR then ÷ ``mrr`` (None when
+    ``mrr`` is 0). The last month is measured at the end of ``end`` (clipped). Cohorts without
+    customers are left out.
+    """
+    currency = _currency(currency)
+    _, until = _period(start, end)
+    months = _months(start, end)
+    first_paid = dict(
+        _movements(currency)
+        .filter(kind=MRRMovement.Kind.NEW, occurred_at__lt=until)
+        .values("stripe_customer_id")
+        .annotate(first=Min("occurred_at"))
+        .filter(first__gte=_day_start(months[0]))
+        .order_by()
+        .values_list("stripe_customer_id", "first")
+    )
+    cohort_of = {customer: _label(at.astimezone(UTC).date()) for customer, at in first_paid.items()}
+    # Σ delta per customer and month, for the cohorts' customers (movements before their
+    # first paid month sum to 0 by construction: the first positive movement is ``new``).
+    per_month = (
+        _movements(currency)
+        .filter(
+            occurred_at__gte=_day_start(months[0]),
+            occurred_at__lt=until,
+            stripe_customer_id__in=_movements(currency)
+            .filter(kind=MRRMovement.Kind.NEW, occurred_at__gte=_day_start(months[0]))
+            .filter(occurred_at__lt=until)
+            .values("stripe_customer_id"),
+        )
+        .annotate(month=TruncMonth("occurred_at", tzinfo=UTC))
+        .values("stripe_customer_id", "month")
+        .annotate(change=Sum(_DELTA))
+        .order_by()
+    )
+    labels = [_label(month) for month in months]
+    index = {label: i for i, label in enumerate(labels)}
+    # changes[customer][i]: Σ delta in month i.
+    changes: dict[str, list[int]] = {}
+    for row in per_month:
+        customer = row["stripe_customer_id"]
+        if customer not in cohort_of:
+            continue
+        month = row["month"]
+        month_label = _label(month.date() if isinstance(month, datetime) else month)
+        changes.setdefault(customer, [0] * len(labels))[index[month_label]] += row["change"] or 0
+    # Per cohort and month: active customers and MRR at the month's end.
+    active = {label: [0] * len(labels) for label in labels}
+    mrr = {label: [0] * len(labels) for label in labels}
+    size = dict.fromkeys(labels, 0)
+    for customer, cohort in cohort_of.items():
+        size[cohort] += 1
+        running = 0
+        for i, change in enumerate(changes.get(customer, [0] * len(labels))):
+            running += change
+            active[cohort][i] += running > 0
+            mrr[cohort][i] += running
+    rows = []
+    for i, label in enumerate(labels):
+        if not size[label]:
+            continue
+        base = mrr[label][i]
+        rows.append(
+            CohortRow(
+                cohort=label,
+                customers=size[label],
+                mrr=base,
+                customer_retention=[rate(n, size[label]) for n in active[label][i:]],
+                revenue_retention=[rate(amount, base) for amount in mrr[label][i:]],
+            )
+        )
+    return Cohorts(currency=currency, months=labels, rows=rows)
+
+
+# --- trials, currencies -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialConversion(_Report):
+    trials_started: int
+    converted: int
+    rate: str | None
+
+
+def trial_conversion(*, start: date, end: date) -> TrialConversion:
+    """Trials started in [start, end] (subscriptions of the Stripe mirror whose ``trial_start``
+    falls in it) and how many of them became paying: their status is now ``active`` or
+    ``past_due``, or they have had an MRR movement (a trial counts no MRR, so any movement
+    means they were paying once, even if canceled since)."""
+    since, until = _period(start, end)
+    trials = dict(
+        Subscription.objects.filter(
+            stripe_data__trial_start__gte=int(since.timestamp()),
+            stripe_data__trial_start__lt=int(until.timestamp()),
+        ).values_list("id", "stripe_data__status")
+    )
+    paying = {sub for sub, status in trials.items() if status in MRR_STATUSES}
+    paying |= set(
+        MRRMovement.objects.filter(stripe_subscription_id__in=list(trials))
+        .values_list("stripe_subscription_id", flat=True)
+        .distinct()
+    )
+    return TrialConversion(
+        trials_started=len(trials), converted=len(paying), rate=rate(len(paying), len(trials))
+    )
+
+
+def currencies() -> list[str]:
+    """Currencies that have any MRR movement or ledger entry, sorted."""
+    found = set(MRRMovement.objects.values_list("currency", flat=True).distinct().order_by())
+    found |= set(Entry.objects.values_list("currency", flat=True).distinct().order_by())
+    return sorted(found)
