@@ -43,15 +43,16 @@ def _items(subscription: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(items.get("data") or []) if isinstance(items, Mapping) else []
 
 
-def _active_coupons(subscription: Mapping[str, Any], at: datetime) -> list[Mapping[str, Any]]:
-    """The coupons of the subscription's forever/repeating discounts still running at ``at``.
+def _coupons_running(discounts: Any, at: datetime) -> list[Mapping[str, Any]]:
+    """The coupons of the forever/repeating discounts in ``discounts`` still running at ``at``.
 
-    A subscription lists its discounts in ``discounts``, each naming its coupon in
-    ``source.coupon``; only expanded ones (``expand=["discounts.source.coupon"]``, see
-    ``subscriptions.stripe_expand``) say what they take off, so ids are left out.
+    Stripe lists discounts (a subscription's ``discounts``, an item's ``discounts``), each
+    naming its coupon in ``source.coupon``; only expanded ones
+    (``expand=["discounts.source.coupon"]``, see ``subscriptions.stripe_expand``) say what they
+    take off, so ids are left out. A repeating discount stops at its ``end``.
     """
     coupons = []
-    for discount in subscription.get("discounts") or []:
+    for discount in discounts or []:
         if not isinstance(discount, Mapping):
             continue
         coupon = (discount.get("source") or {}).get("coupon")
@@ -66,12 +67,40 @@ def _active_coupons(subscription: Mapping[str, Any], at: datetime) -> list[Mappi
     return coupons
 
 
+def _discounted(amount: Fraction, coupons: list[Mapping[str, Any]], factor: Fraction) -> Fraction:
+    """``amount`` (monthly) less ``coupons`` one after the other, each on what is left (as Stripe
+    stacks them); an ``amount_off`` is per invoice, so it is normalised with ``factor``."""
+    for coupon in coupons if amount > 0 else []:
+        if coupon.get("percent_off") is not None:
+            amount -= amount * Fraction(str(coupon["percent_off"])) / 100
+        elif coupon.get("amount_off") is not None:
+            amount -= int(coupon["amount_off"]) * factor
+        amount = max(amount, Fraction(0))
+    return amount
+
+
+def _tax_exclusive(amount: Fraction, tax_rates: Any) -> Fraction:
+    """``amount`` without the tax that inclusive tax rates put inside it. Exclusive rates are
+    added on top of the price by Stripe, so the price already excludes them."""
+    for tax_rate in tax_rates or []:
+        if isinstance(tax_rate, Mapping) and tax_rate.get("inclusive"):
+            amount /= 1 + Fraction(str(tax_rate.get("percentage") or 0)) / 100
+    return amount
+
+
 def subscription_mrr(subscription: Mapping[str, Any], *, at: datetime) -> tuple[str, int]:
-    """(currency, MRR in minor units) of a Stripe subscription object at time `at`."""
+    """(currency, MRR in minor units) of a Stripe subscription object at time `at`.
+
+    Per licensed recurring item: price x quantity (``price_amount``: per unit or tiered) for one
+    interval, normalised to a month, without the tax of inclusive tax rates (the item's
+    ``tax_rates``, else the subscription's ``default_tax_rates``), less the item's running
+    discounts; then less the subscription's running discounts.
+    """
     currency = str(subscription.get("currency") or "").lower()
     if subscription.get("status") not in MRR_STATUSES:
         return currency, 0
-    monthly_list = Fraction(0)  # before discounts
+    monthly = Fraction(0)
+    factor = Fraction(1)  # a subscription's items share one interval (Stripe's rule)
     for item in _items(subscription):
         price = item.get("price") or {}
         if not isinstance(price, Mapping):
@@ -82,23 +111,11 @@ def subscription_mrr(subscription: Mapping[str, Any], *, at: datetime) -> tuple[
         if recurring.get("usage_type") == "metered":
             continue
         currency = currency or str(price.get("currency") or "").lower()
-        amount = price_amount(price, int(item.get("quantity") or 0))
-        monthly_list += amount * monthly_factor(recurring)
-    monthly = monthly_list
-    # Stripe applies stacked discounts one after the other, each to what is left.
-    for coupon in _active_coupons(subscription, at) if monthly_list > 0 else []:
-        if coupon.get("percent_off") is not None:
-            monthly -= monthly * Fraction(str(coupon["percent_off"])) / 100
-        elif coupon.get("amount_off") is not None:
-            first_recurring = next(
-                (
-                    (i.get("price") or {}).get("recurring")
-                    for i in _items(subscription)
-                    if (i.get("price") or {}).get("recurring")
-                ),
-                None,
-            )
-            factor = monthly_factor(first_recurring) if first_recurring else Fraction(1)
-            monthly -= int(coupon["amount_off"]) * factor
-        monthly = max(monthly, Fraction(0))
+        factor = monthly_factor(recurring)
+        amount = price_amount(price, int(item.get("quantity") or 0)) * factor
+        amount = _tax_exclusive(
+            amount, item.get("tax_rates") or subscription.get("default_tax_rates")
+        )
+        monthly += _discounted(amount, _coupons_running(item.get("discounts"), at), factor)
+    monthly = _discounted(monthly, _coupons_running(subscription.get("discounts"), at), factor)
     return currency, _round_half_up(monthly)

@@ -1,0 +1,77 @@
+"""Property: for any sequence of subscription changes and any period, the period's movements
+sum to the MRR at its end minus the MRR at its start, and both ends match an independent
+replay of the subscriptions' MRR."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analytics import reports
+from analytics.models import MRRMovement
+from analytics.services import mrr_movement_record
+
+pytestmark = pytest.mark.django_db
+DAY0 = date(2026, 1, 1)
+
+changes = st.lists(
+    st.tuples(
+        st.sampled_from(["cus_a", "cus_b", "cus_c"]),
+        st.sampled_from(["s1", "s2"]),
+        st.integers(min_value=0, max_value=75),  # day
+        st.integers(min_value=0, max_value=4).map(lambda n: n * 1_000),  # new MRR
+    ),
+    max_size=25,
+)
+
+
+def _replay(steps):
+    """Record the steps in time order; return [(day, {(customer, sub): mrr})] after each."""
+    current: dict[tuple[str, str], int] = {}
+    states = []
+    for n, (customer, sub, day, new) in enumerate(sorted(steps, key=lambda s: s[2])):
+        mrr_movement_record(
+            stripe_customer_id=customer,
+            stripe_subscription_id=f"{customer}_{sub}",
+            currency="usd",
+            old_mrr=current.get((customer, sub), 0),
+            new_mrr=new,
+            occurred_at=datetime.combine(DAY0 + timedelta(days=day), time(12), tzinfo=UTC),
+            source_event_id=f"evt_{n}",
+        )
+        current[(customer, sub)] = new
+        states.append((day, dict(current)))
+    return states
+
+
+def _expected(states, before_day):
+    """(MRR, active customers) after every change of a day < before_day."""
+    state: dict[tuple[str, str], int] = {}
+    for day, snapshot in states:
+        if day < before_day:
+            state = snapshot
+    per_customer: dict[str, int] = {}
+    for (customer, _sub), mrr in state.items():
+        per_customer[customer] = per_customer.get(customer, 0) + mrr
+    return sum(per_customer.values()), sum(1 for v in per_customer.values() if v > 0)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=changes, first=st.integers(0, 80), length=st.integers(0, 80))
+def test_movements_of_any_period_sum_to_the_change_in_mrr(steps, first, length):
+    MRRMovement.objects.all().delete()
+    states = _replay(steps)
+    start = DAY0 + timedelta(days=first)
+    end = start + timedelta(days=length)
+    result = reports.movements(start=start, end=end, currency="usd")
+    assert result.net_new == result.mrr_end - result.mrr_start
+    assert (result.mrr_start, result.customers_start) == _expected(states, first)
+    assert result.mrr_end == _expected(states, first + length + 1)[0]
+    months = reports.movements_by_month(start=start, end=end, currency="usd")
+    assert sum(m.net_new for m in months) == result.net_new
+    assert all(min(m.new, m.expansion, m.contraction, m.churn, m.reactivation) >= 0 for m in months)
