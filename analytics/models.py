@@ -29,6 +29,8 @@ class MRRMovement(models.Model):
         indexes = [
             models.Index(fields=["currency", "occurred_at"]),
             models.Index(fields=["stripe_customer_id", "currency", "occurred_at"]),
+            # The snapshot task and the reports find late movements by creation time.
+            models.Index(fields=["currency", "created_at"], name="analytics_m_cur_created_idx"),
         ]
         constraints = [
             # One movement per (event, subscription): redelivery and retries cannot double it.
@@ -53,3 +55,61 @@ class MRRMovement(models.Model):
     @property
     def delta(self) -> int:
         return self.new_mrr - self.old_mrr
+
+
+class MRRSnapshot(models.Model):
+    """One currency's MRR figures of one completed UTC day (DESIGN.md §6), computed by the
+    ``analytics.tasks.snapshots_compute`` beat task from the movement rows: the MRR and active
+    customers at the end of the day, and the day's movements (amounts ≥ 0) and churn count.
+
+    Reports read these for completed days and compute only what follows the last valid
+    snapshot live; a movement that lands late (its ``occurred_at`` inside a snapshotted day)
+    makes the reports ignore the snapshots from that day on until the task recomputes them.
+    """
+
+    date = models.DateField()
+    currency = models.CharField(max_length=3)
+    mrr = models.BigIntegerField(help_text="Minor units, at the end of the day.")
+    active_customers = models.PositiveIntegerField()
+    new = models.BigIntegerField(default=0)
+    expansion = models.BigIntegerField(default=0)
+    contraction = models.BigIntegerField(default=0)
+    churn = models.BigIntegerField(default=0)
+    reactivation = models.BigIntegerField(default=0)
+    customers_churned = models.PositiveIntegerField(
+        default=0, help_text="Churn movements of the day (a customer going to 0 MRR)."
+    )
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["currency", "date"]
+        verbose_name = "MRR snapshot"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["currency", "date"], name="analytics_mrrsnapshot_once_per_day"
+            ),
+            models.CheckConstraint(
+                condition=Q(mrr__gte=0)
+                & Q(new__gte=0)
+                & Q(expansion__gte=0)
+                & Q(contraction__gte=0)
+                & Q(churn__gte=0)
+                & Q(reactivation__gte=0),
+                name="analytics_mrrsnapshot_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.currency}: MRR {self.mrr}, {self.active_customers} customers"
+
+
+class SnapshotCursor(models.Model):
+    """How far the snapshot task has read the movement rows: every movement created before
+    ``movements_created_before`` (less a margin for transactions still open then) is in the
+    snapshots. One row per snapshot kind (``name``)."""
+
+    name = models.CharField(max_length=32, unique=True)
+    movements_created_before = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.movements_created_before}"

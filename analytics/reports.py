@@ -8,7 +8,9 @@ undefined (a division by zero). Currencies are lowercase ISO codes.
 
 All figures come from the MRR movement rows (``analytics.models.MRRMovement``): a customer's
 MRR at a time is the sum of ``new_mrr - old_mrr`` of its movements before that time, and the
-active customers are the customers whose MRR is above zero.
+active customers are the customers whose MRR is above zero. Completed days are read from the
+daily snapshots (``analytics.snapshots``), the days after the last valid one replayed from the
+movements; figures that reach today are cached for ``LIVE_CACHE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -18,19 +20,23 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
-from django.db.models import Count, F, Min, Sum
+from django.core.cache import cache
+from django.db.models import F, Min, Sum
 from django.db.models.functions import TruncMonth
 from djstripe.models import Subscription
 
 from analytics.models import MRRMovement
 from analytics.mrr import MRR_STATUSES
+from analytics.snapshots import DayFigures, daily_history
 from ledger.models import Entry
 from marketplace.models import UsageChargeLine, UsagePeriodClose
 from revenue_site.money import MoneyError, normalize_currency
 
 RATE_PLACES = 4
+# Figures that reach today are cached this long (seconds).
+LIVE_CACHE_SECONDS = 30
 # A month, for turning a period's churn rate into a monthly one (LTV): 365 / 12 days.
 DAYS_PER_MONTH = Fraction(365, 12)
 
@@ -125,20 +131,6 @@ def _movements(currency: str) -> Any:
 _DELTA = F("new_mrr") - F("old_mrr")
 
 
-def _mrr_and_customers(currency: str, before: datetime) -> tuple[int, int]:
-    """(MRR, active customers) of ``currency`` just before ``before`` (two queries)."""
-    prior = _movements(currency).filter(occurred_at__lt=before)
-    mrr = prior.aggregate(total=Sum(_DELTA))["total"] or 0
-    customers = (
-        prior.values("stripe_customer_id")
-        .annotate(mrr=Sum(_DELTA))
-        .filter(mrr__gt=0)
-        .order_by()
-        .count()
-    )
-    return mrr, customers
-
-
 # --- summary ------------------------------------------------------------------------------
 
 
@@ -185,20 +177,41 @@ def usage_run_rate(*, on: date, currency: str) -> int:
     return int(billed)
 
 
+def _live_cached(key: str, until: date, compute: Any) -> Any:
+    """``compute()``, cached briefly when the figures reach today (they change as movements
+    land); completed days come from snapshots and are not cached."""
+    if until < _today():
+        return compute()
+    key = f"analytics:reports:{key}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = compute()
+        cache.set(key, cached, LIVE_CACHE_SECONDS)
+    return cached
+
+
+def _today() -> date:
+    return datetime.now(tz=UTC).date()
+
+
 def summary(*, on: date, currency: str) -> Summary:
     """MRR, ARR (MRR x 12), active customers and ARPA at the end of day ``on``, and the usage
     run-rate (``usage_run_rate``)."""
     currency = _currency(currency)
-    mrr, customers = _mrr_and_customers(currency, _day_start(on + timedelta(days=1)))
-    return Summary(
-        date=on,
-        currency=currency,
-        mrr=mrr,
-        arr=mrr * 12,
-        active_customers=customers,
-        arpa=arpa(mrr, customers),
-        usage_run_rate=usage_run_rate(on=on, currency=currency),
-    )
+
+    def compute() -> Summary:
+        last = daily_history(currency=currency, first_day=on, last_day=on)[-1]
+        return Summary(
+            date=on,
+            currency=currency,
+            mrr=last.mrr,
+            arr=last.mrr * 12,
+            active_customers=last.active_customers,
+            arpa=arpa(last.mrr, last.active_customers),
+            usage_run_rate=usage_run_rate(on=on, currency=currency),
+        )
+
+    return cast(Summary, _live_cached(f"summary:{currency}:{on}", on, compute))
 
 
 # --- movements ----------------------------------------------------------------------------
@@ -278,52 +291,58 @@ def movements_build(
     )
 
 
-def _kind_totals(currency: str, since: datetime, until: datetime) -> tuple[dict[str, int], int]:
-    """(|Σ delta| per kind, distinct customers with a churn) for since ≤ occurred_at < until."""
-    window = _movements(currency).filter(occurred_at__gte=since, occurred_at__lt=until)
-    totals = {
-        row["kind"]: abs(row["change"] or 0)
-        for row in window.values("kind").annotate(change=Sum(_DELTA)).order_by()
-    }
-    churned = window.filter(kind=MRRMovement.Kind.CHURN).aggregate(
-        n=Count("stripe_customer_id", distinct=True)
-    )["n"]
-    return totals, churned
+def _period_movements(
+    history: list[DayFigures], start: date, end: date, currency: str
+) -> Movements:
+    """``Movements`` of [start, end] from ``history`` (the day before start through end)."""
+    days = [d for d in history if start <= d.date <= end]
+    before = next(d for d in history if d.date == start - timedelta(days=1))
+    totals = {kind: sum(getattr(d, kind) for d in days) for kind in MRRMovement.Kind.values}
+    return movements_build(
+        start=start,
+        end=end,
+        currency=currency,
+        mrr_start=before.mrr,
+        mrr_end=days[-1].mrr,
+        customers_start=before.active_customers,
+        customers_end=days[-1].active_customers,
+        totals=totals,
+        customers_churned=sum(d.customers_churned for d in days),
+    )
 
 
 def movements(*, start: date, end: date, currency: str) -> Movements:
     """The MRR movements of [start, end] and the rates derived from them (``movements_build``).
 
     Each kind sums the subscriptions' deltas classified at customer level
-    (``analytics.services``), so net new = MRR at the end - MRR at the start. A customer who
-    churns twice in the period counts once in ``customers_churned``.
+    (``analytics.services``), so net new = MRR at the end - MRR at the start.
+    ``customers_churned`` counts churn movements (a customer going to 0): a customer who
+    churns, comes back and churns again in the period counts twice.
     """
     currency = _currency(currency)
-    since, until = _period(start, end)
-    mrr_start, customers_start = _mrr_and_customers(currency, since)
-    mrr_end, customers_end = _mrr_and_customers(currency, until)
-    totals, churned = _kind_totals(currency, since, until)
-    return movements_build(
-        start=start,
-        end=end,
-        currency=currency,
-        mrr_start=mrr_start,
-        mrr_end=mrr_end,
-        customers_start=customers_start,
-        customers_end=customers_end,
-        totals=totals,
-        customers_churned=churned,
-    )
+    _period(start, end)
+
+    def compute() -> Movements:
+        history = daily_history(currency=currency, first_day=start, last_day=end)
+        return _period_movements(history, start, end, currency)
+
+    return cast(Movements, _live_cached(f"movements:{currency}:{start}:{end}", end, compute))
 
 
 def movements_by_month(*, start: date, end: date, currency: str) -> list[Movements]:
-    """``movements`` of each calendar month overlapping [start, end], clipped to it."""
+    """``movements`` of each calendar month overlapping [start, end], clipped to it (the
+    figures of the whole range read once)."""
     currency = _currency(currency)
     _period(start, end)
-    return [
-        movements(start=max(month, start), end=min(_month_end(month), end), currency=currency)
-        for month in _months(start, end)
-    ]
+
+    def compute() -> list[Movements]:
+        history = daily_history(currency=currency, first_day=start, last_day=end)
+        return [
+            _period_movements(history, max(month, start), min(_month_end(month), end), currency)
+            for month in _months(start, end)
+        ]
+
+    return cast(list[Movements], _live_cached(f"by_month:{currency}:{start}:{end}", end, compute))
 
 
 # --- cohorts ------------------------------------------------------------------------------

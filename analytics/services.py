@@ -16,19 +16,22 @@ net new MRR = Σ delta over all kinds (see ``analytics.selectors.mrr_movements_s
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, Min, Sum
+from django.utils import timezone
 
-from analytics.models import MRRMovement
+from analytics.models import MRRMovement, MRRSnapshot, SnapshotCursor
+from analytics.snapshots import CURSOR_NAME, LATE_MARGIN, day_figures
 
 
 class MovementError(ValueError):
     """Input that cannot describe an MRR change (negative MRR, naive datetime)."""
 
 
-def _classify(*, customer_before: int, delta: int, had_movements: bool) -> MRRMovement.Kind:
+def movement_kind(*, customer_before: int, delta: int, had_movements: bool) -> MRRMovement.Kind:
     customer_after = customer_before + delta
     if customer_before <= 0 < customer_after:
         return MRRMovement.Kind.REACTIVATION if had_movements else MRRMovement.Kind.NEW
@@ -69,7 +72,7 @@ def mrr_movement_record(
     history = MRRMovement.objects.filter(
         stripe_customer_id=stripe_customer_id, currency=currency
     ).aggregate(total=Sum(F("new_mrr") - F("old_mrr")), rows=Count("pk"))
-    kind = _classify(
+    kind = movement_kind(
         customer_before=history["total"] or 0,
         delta=new_mrr - old_mrr,
         had_movements=bool(history["rows"]),
@@ -93,3 +96,96 @@ def mrr_movement_record(
         if existing is None:
             raise
         return existing
+
+
+@dataclass(frozen=True)
+class SnapshotRun:
+    """What a snapshot run recomputed: per currency, the first and last day written."""
+
+    days: dict[str, tuple[date, date]]
+
+
+@transaction.atomic
+def mrr_snapshots_compute(*, now: datetime | None = None) -> SnapshotRun:
+    """Store the daily MRR snapshot of every completed UTC day not yet stored, per currency, and
+    recompute the days that movements created since the last run (late webhooks, a rebuild)
+    landed in, from the earliest of them on.
+
+    One run at a time: the cursor row is locked. The cursor then records ``now``; movements
+    created up to ``LATE_MARGIN`` before it are looked at again next time, in case their
+    transaction was still open while this one read.
+    """
+    now = now or timezone.now()
+    yesterday = now.astimezone(UTC).date() - timedelta(days=1)
+    cursor, _ = SnapshotCursor.objects.select_for_update().get_or_create(name=CURSOR_NAME)
+    since = cursor.movements_created_before
+    late_since = since - LATE_MARGIN if since is not None else None
+    if late_since is None:
+        currencies = set(MRRMovement.objects.values_list("currency", flat=True).distinct())
+    else:
+        currencies = set(
+            MRRSnapshot.objects.values_list("currency", flat=True).distinct().order_by()
+        ) | set(
+            MRRMovement.objects.filter(created_at__gte=late_since)
+            .values_list("currency", flat=True)
+            .distinct()
+            .order_by()
+        )
+    written: dict[str, tuple[date, date]] = {}
+    for currency in sorted(currencies):
+        movements = MRRMovement.objects.filter(currency=currency)
+        last = (
+            MRRSnapshot.objects.filter(currency=currency)
+            .order_by("-date")
+            .values_list("date", flat=True)
+            .first()
+        )
+        if last is not None:
+            from_day = last + timedelta(days=1)
+        else:
+            first = movements.aggregate(first=Min("occurred_at"))["first"]
+            if first is None:
+                continue
+            from_day = first.astimezone(UTC).date()
+        if late_since is not None:
+            late = movements.filter(created_at__gte=late_since).aggregate(first=Min("occurred_at"))[
+                "first"
+            ]
+            if late is not None:
+                from_day = min(from_day, late.astimezone(UTC).date())
+        if from_day > yesterday:
+            continue
+        written[currency] = (from_day, yesterday)
+        _snapshots_write(currency=currency, first_day=from_day, last_day=yesterday)
+    cursor.movements_created_before = now
+    cursor.save(update_fields=["movements_created_before"])
+    return SnapshotRun(days=written)
+
+
+def _snapshots_write(*, currency: str, first_day: date, last_day: date) -> None:
+    """Replace the snapshots of [first_day, last_day] of ``currency`` by fresh ones (the caller
+    holds the cursor lock, so no other run writes them meanwhile)."""
+    base_row = MRRSnapshot.objects.filter(
+        currency=currency, date=first_day - timedelta(days=1)
+    ).first()
+    base = (base_row.mrr, base_row.active_customers) if base_row is not None else None
+    figures = day_figures(currency=currency, first_day=first_day, last_day=last_day, base=base)
+    MRRSnapshot.objects.filter(currency=currency, date__gte=first_day).delete()
+    MRRSnapshot.objects.bulk_create(
+        [
+            MRRSnapshot(
+                date=day.date,
+                currency=currency,
+                mrr=day.mrr,
+                active_customers=day.active_customers,
+                new=day.new,
+                expansion=day.expansion,
+                contraction=day.contraction,
+                churn=day.churn,
+                reactivation=day.reactivation,
+                customers_churned=day.customers_churned,
+            )
+            for day in figures
+        ],
+        batch_size=2000,
+    )

@@ -192,6 +192,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "affiliates.tasks.commissions.commissions_approve_due",
         "schedule": crontab(minute=5),  # hourly
     },
+    "analytics-snapshots-compute": {
+        "task": "analytics.tasks.snapshots_compute",
+        # hourly: daily MRR snapshots of completed days, and days late movements landed in
+        "schedule": crontab(minute=12),
+    },
     "marketplace-usage-periods-close": {
         "task": "marketplace.tasks.usage_periods_close_due",
         "schedule": crontab(minute=7),  # hourly: periods past their end plus the grace

@@ -93,7 +93,7 @@ def test_only_staff_with_the_permission_may_read(url):
 def test_summary_matches_the_report_and_the_command(
     usd_story, staff, django_assert_max_num_queries
 ):
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(12):
         response = staff.get("/api/v1/analytics/summary?date=2026-02-28&currency=usd")
     assert response.status_code == 200
     body = response.json()

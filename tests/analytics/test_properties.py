@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics import reports
-from analytics.models import MRRMovement
-from analytics.services import mrr_movement_record
+from analytics.models import MRRMovement, MRRSnapshot, SnapshotCursor
+from analytics.services import mrr_movement_record, mrr_snapshots_compute
 
 pytestmark = pytest.mark.django_db
 DAY0 = date(2026, 1, 1)
@@ -60,12 +60,25 @@ def _expected(states, before_day):
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(steps=changes, first=st.integers(0, 80), length=st.integers(0, 80))
-def test_movements_of_any_period_sum_to_the_change_in_mrr(steps, first, length):
+@given(
+    steps=changes,
+    first=st.integers(0, 80),
+    length=st.integers(0, 80),
+    snapshot_day=st.none() | st.integers(1, 90),
+)
+def test_movements_of_any_period_sum_to_the_change_in_mrr(steps, first, length, snapshot_day):
+    """With or without daily snapshots (stored by a task run on ``snapshot_day``), before,
+    across and after them."""
     MRRMovement.objects.all().delete()
+    MRRSnapshot.objects.all().delete()
+    SnapshotCursor.objects.all().delete()
     states = _replay(steps)
+    if snapshot_day is not None:
+        MRRMovement.objects.update(created_at=datetime.combine(DAY0, time.min, tzinfo=UTC))
+        run_at = datetime.combine(DAY0 + timedelta(days=snapshot_day), time(1), tzinfo=UTC)
+        mrr_snapshots_compute(now=run_at)
     start = DAY0 + timedelta(days=first)
     end = start + timedelta(days=length)
     result = reports.movements(start=start, end=end, currency="usd")

@@ -12,7 +12,7 @@ The story (usd unless said), movements recorded through ``mrr_movement_record``:
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from djstripe.models import Customer, Subscription
@@ -239,3 +239,48 @@ def test_rate_formatting():
     assert reports.rate(5, 1) == "5.0000"
     assert reports.rate(1, 0) is None
     assert reports.rate(-1, 8) == "-0.1250"
+
+
+def _close(customer, month_start, status, currency, lines):
+    from marketplace.models import Meter, UsageChargeLine, UsagePeriodClose
+
+    next_month = (month_start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    close = UsagePeriodClose.objects.create(
+        customer=customer,
+        period_start=datetime.combine(month_start, time.min, tzinfo=UTC),
+        period_end=datetime.combine(next_month, time.min, tzinfo=UTC),
+        status=status,
+        currency=currency,
+        amount=sum(amount for _, amount in lines),
+    )
+    for source, amount in lines:
+        UsageChargeLine.objects.create(
+            period_close=close,
+            meter=None if source else Meter.objects.get(code="api_calls"),
+            source=source,
+            reference=f"ref-{amount}" if source else "",
+            quantity=amount,
+            free_quantity=0,
+            billable_quantity=amount,
+            amount=amount,
+            description="usage",
+        )
+
+
+def test_usage_run_rate_is_the_last_complete_months_billed_api_usage():
+    from marketplace.models import UsagePeriodClose
+    from tests.accounts.factories import UserFactory
+
+    status = UsagePeriodClose.Status
+    nov = date(2026, 11, 1)
+    _close(UserFactory(), nov, status.PAID, "usd", [("", 4_000), ("content.royalties", 900)])
+    _close(UserFactory(), nov, status.FINALIZED, "usd", [("", 2_500)])
+    _close(UserFactory(), nov, status.RATING, "usd", [("", 7_000)])  # not billed yet
+    _close(UserFactory(), nov, status.PAID, "eur", [("", 300)])
+    _close(UserFactory(), date(2026, 10, 1), status.PAID, "usd", [("", 99_000)])
+    # Every day of December reads November's billed API usage (the content line is not API).
+    for day in (date(2026, 12, 1), date(2026, 12, 31)):
+        assert reports.summary(on=day, currency="usd").usage_run_rate == 6_500
+    assert reports.usage_run_rate(on=date(2026, 12, 3), currency="eur") == 300
+    assert reports.usage_run_rate(on=date(2026, 11, 30), currency="usd") == 99_000
+    assert reports.usage_run_rate(on=date(2027, 1, 1), currency="usd") == 0
