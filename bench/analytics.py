@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import ensure_database  # noqa: E402
 
+TODAY_ROWS = 7000  # movements landing today, for the live part of today's summary
 BIG_TABLES = (
     "djstripe_subscription",
     "djstripe_customer",
@@ -264,14 +265,30 @@ def main() -> None:
 
         return run
 
+    _dashboard_parts(cache=cache, user=staff)
     for label, url, target in (
         ("dashboard", "/admin/", 300),
         ("changelist_djstripe_subscription", "/admin/djstripe/subscription/", 300),
         ("changelist_subscription_state", "/admin/subscriptions/subscriptionstate/", 300),
         ("changelist_usage_events", "/admin/marketplace/usageevent/", 300),
         (
-            "changelist_usage_events_meter",
-            f"/admin/marketplace/usageevent/?meter__id__exact={meter.pk}",
+            "changelist_usage_events_month",
+            f"/admin/marketplace/usageevent/?month={today:%Y-%m}",
+            300,
+        ),
+        (
+            "changelist_usage_events_customer",
+            "/admin/marketplace/usageevent/?q=bench-usage-7%40example.com",
+            300,
+        ),
+        (
+            "changelist_djstripe_subscription_search",
+            "/admin/djstripe/subscription/?q=sub_B00000777",
+            300,
+        ),
+        (
+            "changelist_subscription_state_active",
+            "/admin/subscriptions/subscriptionstate/?status__exact=active",
             300,
         ),
         ("changelist_ledger_entries", "/admin/ledger/entry/", 300),
@@ -297,6 +314,38 @@ def main() -> None:
             print(f"    unbounded: {sql[:200]}")
 
 
+def _dashboard_parts(*, cache: Any, user: Any) -> None:
+    """Where a cold dashboard spends its time: each panel built alone, after a cache clear."""
+    try:
+        from analytics import dashboard
+    except ImportError:
+        return
+    today = datetime.now(tz=UTC).date()
+    cache.clear()
+    parts: dict[str, float] = {}
+    t = time.perf_counter()
+    options = dashboard.currencies()
+    parts["currencies"] = time.perf_counter() - t
+    period = dashboard.Period(start=today - timedelta(days=dashboard.DEFAULT_DAYS - 1), end=today)
+    t = time.perf_counter()
+    currency = dashboard.most_common_currency(options=options, on=period.end) or ""
+    parts["most_common_currency"] = time.perf_counter() - t
+    board = dashboard.Dashboard(
+        period=period, previous=period.previous(), window=period.chart_window(), currency=currency
+    )
+    for name, build, _permission in dashboard.PANELS:
+        t = time.perf_counter()
+        build(board)
+        parts[name] = time.perf_counter() - t
+    t = time.perf_counter()
+    list(dashboard.queues.queues_for(user=user))
+    parts["queues"] = time.perf_counter() - t
+    print(
+        "analytics_dashboard_parts  cold, each alone: "
+        + "  ".join(f"{name}={seconds * 1000:.0f}ms" for name, seconds in parts.items())
+    )
+
+
 def _reports_measure(
     *,
     reports: Any,
@@ -312,6 +361,8 @@ def _reports_measure(
     base_range: float,
     bare_to: Callable[[date], Callable[[], Any]],
 ) -> None:
+    from django.db import transaction
+
     from bench.analytics_support import data
 
     # Snapshots first, timed (the beat task computes every completed day not snapshotted yet).
@@ -339,20 +390,38 @@ def _reports_measure(
                 f"this run's catch-up {seconds:.1f}s"
             )
 
-    for label, on in (("yesterday", yesterday), ("today", today)):
+    def summary_line(label: str, on: date) -> None:
         base = median_ms(timed(bare_to(on), repeat)) if on != yesterday else base_to
         cold = median_ms(
-            timed(lambda on=on: reports.summary(on=on, currency=currency), repeat, cache.clear)
+            timed(lambda: reports.summary(on=on, currency=currency), repeat, cache.clear)
         )
-        warm = median_ms(timed(lambda on=on: reports.summary(on=on, currency=currency), repeat))
+        warm = median_ms(timed(lambda: reports.summary(on=on, currency=currency), repeat))
         result = reports.summary(on=on, currency=currency)
+        expected = dict(bare_to(on)()).get(currency, 0)
         ratio = cold / base
         print(
             f"analytics_summary_{label}  on={on} {currency}  bare_sum={base:.0f}ms  "
             f"summary cold={cold:.1f}ms warm={warm:.1f}ms  ratio={ratio:.2f}  "
             f"(target <= 3x)  {verdict(ratio <= 3)}  mrr={result.mrr} "
-            f"customers={result.active_customers}"
+            f"{'= bare SUM' if result.mrr == expected else f'!= bare SUM {expected}: MISMATCH'}  "
+            f"active_customers={result.active_customers}"
         )
+
+    summary_line("yesterday", yesterday)
+    # Today is live (snapshots cover completed days): a day's worth of movements landed today
+    # (new customers; ~5M / 730 days), inserted for this measurement and rolled back after it.
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO analytics_mrrmovement (stripe_customer_id, stripe_subscription_id,"
+                " kind, old_mrr, new_mrr, currency, occurred_at, source_event_id, created_at)"
+                " SELECT 'cus_T' || g, 'sub_T' || g, 'new', 0, 1000 + g %% 50 * 100, %s,"
+                " %s::timestamptz + (g %% 3600) * interval '1 second', 'evt_T' || g, now()"
+                " FROM generate_series(1, %s) g",
+                [currency, datetime.combine(today, datetime.min.time(), tzinfo=UTC), TODAY_ROWS],
+            )
+        summary_line(f"today_live_{TODAY_ROWS}_movements", today)
+        transaction.set_rollback(True)
 
     def movements() -> Any:
         return reports.movements(start=range_start, end=range_end, currency=currency)
