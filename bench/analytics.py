@@ -321,8 +321,17 @@ def _dashboard_parts(*, cache: Any, user: Any) -> None:
     except ImportError:
         return
     today = datetime.now(tz=UTC).date()
-    cache.clear()
     parts: dict[str, float] = {}
+    for _ in range(2):  # the first pass pays the process's one-time costs (URL resolver)
+        cache.clear()
+        _dashboard_pass(dashboard, parts, today=today, user=user)
+    print(
+        "analytics_dashboard_parts  cold, each alone: "
+        + "  ".join(f"{name}={seconds * 1000:.0f}ms" for name, seconds in parts.items())
+    )
+
+
+def _dashboard_pass(dashboard: Any, parts: dict[str, float], *, today: date, user: Any) -> None:
     t = time.perf_counter()
     options = dashboard.currencies()
     parts["currencies"] = time.perf_counter() - t
@@ -340,10 +349,6 @@ def _dashboard_parts(*, cache: Any, user: Any) -> None:
     t = time.perf_counter()
     list(dashboard.queues.queues_for(user=user))
     parts["queues"] = time.perf_counter() - t
-    print(
-        "analytics_dashboard_parts  cold, each alone: "
-        + "  ".join(f"{name}={seconds * 1000:.0f}ms" for name, seconds in parts.items())
-    )
 
 
 def _reports_measure(

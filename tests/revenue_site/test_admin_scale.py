@@ -244,8 +244,17 @@ def test_the_usage_events_changelist_sums_the_partitions_estimates_and_filters_b
     assert ids == in_month
     assert response.context["cl"].result_count == len(in_month)
 
-    response = client.get("/admin/marketplace/usageevent/", {"q": "events@example.com"})
+    # a customer's events, found through the customer (any case), in its index's order
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/admin/marketplace/usageevent/", {"q": "Events@Example.com"})
     assert response.context["cl"].result_count == 5
+    listed = [e.event_id for e in response.context["cl"].result_list]
+    assert listed == ["scale-4", "scale-3", "scale-2", "scale-1", "scale-0"]
+    page_query = queries.captured_queries[-1]["sql"]
+    assert f'"customer_id" = {customer.pk}' in page_query
+    response = client.get("/admin/marketplace/usageevent/", {"q": "nobody@example.com"})
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 0
 
 
 def test_the_paginator_counts_exactly_off_postgresql_or_when_small():
