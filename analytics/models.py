@@ -113,3 +113,28 @@ class SnapshotCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.movements_created_before}"
+
+
+class MRRCohortChange(models.Model):
+    """How one day changed one monthly cohort (the customers whose first paid month, the month
+    of their ``new`` movement, is ``cohort``) in one currency: the change of the cohort's MRR
+    and of its active customers, and how many customers joined it. Written with the daily
+    snapshots (only days that change a cohort have a row); the cohort matrices sum them."""
+
+    currency = models.CharField(max_length=3)
+    date = models.DateField()
+    cohort = models.DateField(help_text="First day of the cohort's month.")
+    mrr_change = models.BigIntegerField(default=0)
+    active_change = models.IntegerField(default=0)
+    customers_joined = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["currency", "date", "cohort"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["currency", "cohort", "date"], name="analytics_cohortchange_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.currency} cohort {self.cohort:%Y-%m}: {self.mrr_change:+d}"

@@ -23,13 +23,12 @@ from fractions import Fraction
 from typing import Any, cast
 
 from django.core.cache import cache
-from django.db.models import F, Min, Sum
-from django.db.models.functions import TruncMonth
+from django.db.models import Sum
 from djstripe.models import Subscription
 
 from analytics.models import MRRMovement
 from analytics.mrr import MRR_STATUSES
-from analytics.snapshots import DayFigures, daily_history
+from analytics.snapshots import DayFigures, cohort_changes, daily_history
 from ledger.models import Entry
 from marketplace.models import UsageChargeLine, UsagePeriodClose
 from revenue_site.money import MoneyError, normalize_currency
@@ -37,6 +36,8 @@ from revenue_site.money import MoneyError, normalize_currency
 RATE_PLACES = 4
 # Figures that reach today are cached this long (seconds).
 LIVE_CACHE_SECONDS = 30
+CURRENCIES_CACHE_KEY = "analytics:reports:currencies"
+CURRENCIES_CACHE_SECONDS = 300
 # A month, for turning a period's churn rate into a monthly one (LTV): 365 / 12 days.
 DAYS_PER_MONTH = Fraction(365, 12)
 
@@ -122,13 +123,6 @@ def _months(start: date, end: date) -> list[date]:
         months.append(month)
         month = _next_month(month)
     return months
-
-
-def _movements(currency: str) -> Any:
-    return MRRMovement.objects.filter(currency=currency)
-
-
-_DELTA = F("new_mrr") - F("old_mrr")
 
 
 # --- summary ------------------------------------------------------------------------------
@@ -374,77 +368,42 @@ def cohorts(*, start: date, end: date, currency: str) -> Cohorts:
 
     A row's ``customers`` are the cohort's customers and ``mrr`` their MRR at the end of the
     cohort month; index k of ``customer_retention`` is the share of them with MRR > 0 at the end
-    of the k-th month after it, of ``revenue_retention`` their MRR then ÷ ``mrr`` (None when
+    of the k-th month after it, of ``revenue_retention`` their MRR then / ``mrr`` (None when
     ``mrr`` is 0). The last month is measured at the end of ``end`` (clipped). Cohorts without
-    customers are left out.
+    customers are left out. Read from the cohort changes stored with the daily snapshots
+    (``analytics.snapshots.cohort_changes``), the days after the last valid one replayed.
     """
     currency = _currency(currency)
-    _, until = _period(start, end)
+    _period(start, end)
     months = _months(start, end)
-    first_paid = dict(
-        _movements(currency)
-        .filter(kind=MRRMovement.Kind.NEW, occurred_at__lt=until)
-        .values("stripe_customer_id")
-        .annotate(first=Min("occurred_at"))
-        .filter(first__gte=_day_start(months[0]))
-        .order_by()
-        .values_list("stripe_customer_id", "first")
-    )
-    cohort_of = {customer: _label(at.astimezone(UTC).date()) for customer, at in first_paid.items()}
-    # Σ delta per customer and month, for the cohorts' customers (movements before their
-    # first paid month sum to 0 by construction: the first positive movement is ``new``).
-    per_month = (
-        _movements(currency)
-        .filter(
-            occurred_at__gte=_day_start(months[0]),
-            occurred_at__lt=until,
-            stripe_customer_id__in=_movements(currency)
-            .filter(kind=MRRMovement.Kind.NEW, occurred_at__gte=_day_start(months[0]))
-            .filter(occurred_at__lt=until)
-            .values("stripe_customer_id"),
-        )
-        .annotate(month=TruncMonth("occurred_at", tzinfo=UTC))
-        .values("stripe_customer_id", "month")
-        .annotate(change=Sum(_DELTA))
-        .order_by()
-    )
-    labels = [_label(month) for month in months]
-    index = {label: i for i, label in enumerate(labels)}
-    # changes[customer][i]: Σ delta in month i.
-    changes: dict[str, list[int]] = {}
-    for row in per_month:
-        customer = row["stripe_customer_id"]
-        if customer not in cohort_of:
-            continue
-        month = row["month"]
-        month_label = _label(month.date() if isinstance(month, datetime) else month)
-        changes.setdefault(customer, [0] * len(labels))[index[month_label]] += row["change"] or 0
-    # Per cohort and month: active customers and MRR at the month's end.
-    active = {label: [0] * len(labels) for label in labels}
-    mrr = {label: [0] * len(labels) for label in labels}
-    size = dict.fromkeys(labels, 0)
-    for customer, cohort in cohort_of.items():
-        size[cohort] += 1
-        running = 0
-        for i, change in enumerate(changes.get(customer, [0] * len(labels))):
-            running += change
-            active[cohort][i] += running > 0
-            mrr[cohort][i] += running
-    rows = []
-    for i, label in enumerate(labels):
-        if not size[label]:
-            continue
-        base = mrr[label][i]
-        rows.append(
-            CohortRow(
-                cohort=label,
-                customers=size[label],
-                mrr=base,
-                customer_retention=[rate(n, size[label]) for n in active[label][i:]],
-                revenue_retention=[rate(amount, base) for amount in mrr[label][i:]],
+
+    def compute() -> Cohorts:
+        changes = cohort_changes(currency=currency, first_month=months[0], last_day=end)
+        rows = []
+        for i, cohort in enumerate(months):
+            size = sum(changes.get((cohort, month), [0, 0, 0])[2] for month in months)
+            if not size:
+                continue
+            mrr, active = 0, 0
+            mrr_by_month, active_by_month = [], []
+            for month in months[i:]:
+                change = changes.get((cohort, month), [0, 0, 0])
+                mrr += change[0]
+                active += change[1]
+                mrr_by_month.append(mrr)
+                active_by_month.append(active)
+            rows.append(
+                CohortRow(
+                    cohort=_label(cohort),
+                    customers=size,
+                    mrr=mrr_by_month[0],
+                    customer_retention=[rate(n, size) for n in active_by_month],
+                    revenue_retention=[rate(amount, mrr_by_month[0]) for amount in mrr_by_month],
+                )
             )
-        )
-    return Cohorts(currency=currency, months=labels, rows=rows)
+        return Cohorts(currency=currency, months=[_label(m) for m in months], rows=rows)
+
+    return cast(Cohorts, _live_cached(f"cohorts:{currency}:{start}:{end}", end, compute))
 
 
 # --- trials, currencies -------------------------------------------------------------------
@@ -481,7 +440,16 @@ def trial_conversion(*, start: date, end: date) -> TrialConversion:
 
 
 def currencies() -> list[str]:
-    """Currencies that have any MRR movement or ledger entry, sorted."""
+    """Currencies that have any MRR movement or ledger entry, sorted.
+
+    Cached for ``CURRENCIES_CACHE_SECONDS``: it scans both tables (no index leads with the
+    ledger entries' currency), and a new currency is rare.
+    """
+    cached = cache.get(CURRENCIES_CACHE_KEY)
+    if cached is not None:
+        return list(cached)
     found = set(MRRMovement.objects.values_list("currency", flat=True).distinct().order_by())
     found |= set(Entry.objects.values_list("currency", flat=True).distinct().order_by())
-    return sorted(found)
+    result = sorted(found)
+    cache.set(CURRENCIES_CACHE_KEY, result, CURRENCIES_CACHE_SECONDS)
+    return result

@@ -26,8 +26,13 @@ class CurrencyRevenue:
 
     @property
     def arpa(self) -> int:
-        """Average revenue per account, rounded down to a whole minor unit."""
-        return self.mrr // self.active_customers if self.active_customers else 0
+        """Average revenue per account, rounded half up to a whole minor unit (as
+        ``analytics.reports.arpa``), 0 without customers."""
+        return (
+            (2 * self.mrr + self.active_customers) // (2 * self.active_customers)
+            if self.active_customers
+            else 0
+        )
 
 
 def revenue_by_currency(*, at: datetime | None = None) -> list[CurrencyRevenue]:

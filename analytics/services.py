@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Min, Sum
 from django.utils import timezone
 
-from analytics.models import MRRMovement, MRRSnapshot, SnapshotCursor
+from analytics.models import MRRCohortChange, MRRMovement, MRRSnapshot, SnapshotCursor
 from analytics.snapshots import CURSOR_NAME, LATE_MARGIN, day_figures
 
 
@@ -171,6 +171,22 @@ def _snapshots_write(*, currency: str, first_day: date, last_day: date) -> None:
     base = (base_row.mrr, base_row.active_customers) if base_row is not None else None
     figures = day_figures(currency=currency, first_day=first_day, last_day=last_day, base=base)
     MRRSnapshot.objects.filter(currency=currency, date__gte=first_day).delete()
+    MRRCohortChange.objects.filter(currency=currency, date__gte=first_day).delete()
+    MRRCohortChange.objects.bulk_create(
+        [
+            MRRCohortChange(
+                currency=currency,
+                date=day.date,
+                cohort=cohort,
+                mrr_change=mrr,
+                active_change=active,
+                customers_joined=joined,
+            )
+            for day in figures
+            for cohort, (mrr, active, joined) in sorted(day.cohorts.items())
+        ],
+        batch_size=2000,
+    )
     MRRSnapshot.objects.bulk_create(
         [
             MRRSnapshot(

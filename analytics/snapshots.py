@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import F, Min, Sum
+from django.db.models import F, Min, Q, Sum
+from django.db.models.functions import TruncMonth
 
-from analytics.models import MRRMovement, MRRSnapshot, SnapshotCursor
+from analytics.models import MRRCohortChange, MRRMovement, MRRSnapshot, SnapshotCursor
 
 CURSOR_NAME = "mrr"
 # A movement created this long before the task's last run may not have been committed (and so
@@ -23,6 +24,13 @@ CURSOR_NAME = "mrr"
 LATE_MARGIN = timedelta(minutes=10)
 KINDS = tuple(MRRMovement.Kind.values)
 _DELTA = F("new_mrr") - F("old_mrr")
+_NEW = MRRMovement.Kind.NEW
+Day = date  # DayFigures has a field named ``date``
+
+
+def month_of(at: datetime) -> date:
+    """The first day of ``at``'s month (UTC)."""
+    return at.astimezone(UTC).date().replace(day=1)
 
 
 def day_start(day: date) -> datetime:
@@ -42,6 +50,8 @@ class DayFigures:
     churn: int = 0
     reactivation: int = 0
     customers_churned: int = 0
+    # Cohort (first day of its month) -> [MRR change, active customers change, joined].
+    cohorts: dict[Day, list[int]] = field(default_factory=dict, repr=False)
     _signed: dict[str, int] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -92,17 +102,23 @@ def day_figures(
     window = MRRMovement.objects.filter(
         currency=currency, occurred_at__gte=since, occurred_at__lt=until
     )
-    customer_mrr: dict[str, int] = dict(
+    customer_mrr: dict[str, int] = {}
+    customer_cohort: dict[str, date] = {}
+    prior = (
         MRRMovement.objects.filter(
             currency=currency,
             occurred_at__lt=since,
             stripe_customer_id__in=window.values("stripe_customer_id"),
         )
         .values("stripe_customer_id")
-        .annotate(total=Sum(_DELTA))
+        .annotate(total=Sum(_DELTA), joined=Min("occurred_at", filter=Q(kind=_NEW)))
         .order_by()
-        .values_list("stripe_customer_id", "total")
+        .values_list("stripe_customer_id", "total", "joined")
     )
+    for customer, total, joined in prior:
+        customer_mrr[customer] = total or 0
+        if joined is not None:
+            customer_cohort[customer] = month_of(joined)
     days: list[DayFigures] = []
     day = first_day
     current = DayFigures(date=day)
@@ -129,8 +145,17 @@ def day_figures(
         after = before + delta
         customer_mrr[customer] = after
         mrr += delta
-        active += (after > 0) - (before > 0)
+        became_active = (after > 0) - (before > 0)
+        active += became_active
         current._signed[kind] = current._signed.get(kind, 0) + delta
+        cohort = customer_cohort.get(customer)
+        if cohort is None and kind == _NEW:
+            cohort = customer_cohort[customer] = month_of(occurred_at)
+        if cohort is not None:
+            change = current.cohorts.setdefault(cohort, [0, 0, 0])
+            change[0] += delta
+            change[1] += became_active
+            change[2] += kind == _NEW
         if kind == MRRMovement.Kind.CHURN:
             current.customers_churned += 1
     while day <= last_day:
@@ -199,3 +224,46 @@ def daily_history(*, currency: str, first_day: date, last_day: date) -> list[Day
         previous = figures
         day += timedelta(days=1)
     return history
+
+
+def cohort_changes(
+    *, currency: str, first_month: date, last_day: date
+) -> dict[tuple[date, date], list[int]]:
+    """(cohort, month) -> [MRR change, active customers change, customers joined] in that
+    month, for the cohorts from ``first_month`` on and the days up to ``last_day``: stored
+    rows up to the last valid snapshot (one grouped query), the days after it replayed."""
+    anchor = valid_snapshot(currency, on_or_before=last_day)
+    changes: dict[tuple[date, date], list[int]] = {}
+    if anchor is not None:
+        stored = (
+            MRRCohortChange.objects.filter(
+                currency=currency, cohort__gte=first_month, date__lte=anchor.date
+            )
+            .annotate(month=TruncMonth("date"))
+            .values("cohort", "month")
+            .annotate(
+                mrr=Sum("mrr_change"), active=Sum("active_change"), joined=Sum("customers_joined")
+            )
+            .order_by()
+        )
+        for row in stored:
+            month = row["month"]
+            month = month.date() if isinstance(month, datetime) else month
+            changes[(row["cohort"], month)] = [row["mrr"], row["active"], row["joined"]]
+        live_from = anchor.date + timedelta(days=1)
+        base: tuple[int, int] | None = (anchor.mrr, anchor.active_customers)
+    else:
+        live_from, base = first_month, None
+    if live_from <= last_day:
+        for figures in day_figures(
+            currency=currency, first_day=live_from, last_day=last_day, base=base
+        ):
+            month = figures.date.replace(day=1)
+            for cohort, (mrr, active, joined) in figures.cohorts.items():
+                if cohort < first_month:
+                    continue
+                total = changes.setdefault((cohort, month), [0, 0, 0])
+                total[0] += mrr
+                total[1] += active
+                total[2] += joined
+    return changes

@@ -55,6 +55,10 @@ def _reports():
         "movements": [
             reports.movements(start=s, end=e, currency="usd").as_dict() for s, e in periods
         ],
+        "cohorts": [
+            reports.cohorts(start=s, end=e, currency="usd").as_dict()
+            for s, e in [*periods, (date(2026, 1, 1), date(2026, 3, 14))]
+        ],
         "by_month": [
             m.as_dict()
             for m in reports.movements_by_month(
@@ -123,6 +127,9 @@ def test_a_late_movement_is_seen_at_once_and_recomputed(story):
     assert MRRSnapshot.objects.get(currency="usd", date=date(2026, 2, 28)).mrr == 3900
     assert MRRSnapshot.objects.get(currency="usd", date=date(2026, 2, 4)).mrr == 6500
     assert reports.movements(start=date(2026, 2, 1), end=date(2026, 2, 28), currency="usd") == feb
+    # cus_d joins February's cohort, late or not.
+    cohorts = reports.cohorts(start=date(2026, 2, 1), end=date(2026, 2, 28), currency="usd")
+    assert [(row.cohort, row.customers, row.mrr) for row in cohorts.rows] == [("2026-02", 2, 3400)]
 
 
 def test_the_beat_task_runs_the_service(story, celery_eager):
