@@ -31,6 +31,9 @@ from revenue_site.money import format_money, from_minor
 DASHBOARD_PERMISSION = "analytics.view_mrrmovement"
 CACHE_PREFIX = "analytics:dashboard"
 CACHE_SECONDS = 60
+# Figures about days before today (the previous period, closed months) change only when a late
+# event lands or history is rebuilt: kept longer, so an expired minute recomputes only today's.
+CLOSED_CACHE_SECONDS = 900
 DEFAULT_DAYS = 30
 MAX_DAYS = 731
 CHART_MONTHS = 12  # the movements chart and the cohorts cover at least this many months
@@ -96,14 +99,21 @@ class DashboardForm(forms.Form):
 # --- reading the figures (cached) -------------------------------------------------------------
 
 
-def _cached(name: str, compute: Callable[[], Any], **key: Any) -> Any:
-    """``compute()``, cached for CACHE_SECONDS under ``name`` and the arguments."""
+def _cached(
+    name: str, compute: Callable[[], Any], *, seconds: int = CACHE_SECONDS, **key: Any
+) -> Any:
+    """``compute()``, cached for ``seconds`` under ``name`` and the arguments."""
     cache_key = ":".join([CACHE_PREFIX, name, *(f"{k}={key[k]}" for k in sorted(key))])
     value = cache.get(cache_key)
     if value is None:
         value = compute()
-        cache.set(cache_key, value, CACHE_SECONDS)
+        cache.set(cache_key, value, seconds)
     return value
+
+
+def _seconds(last_day: date) -> int:
+    """How long figures that end with ``last_day`` may be cached."""
+    return CLOSED_CACHE_SECONDS if last_day < timezone.now().date() else CACHE_SECONDS
 
 
 def _reports() -> Any:
@@ -140,7 +150,11 @@ def most_common_currency(*, options: Sequence[str], on: date) -> str | None:
 
 def summary_on(*, on: date, currency: str) -> Any:
     return _cached(
-        "summary", lambda: _reports().summary(on=on, currency=currency), on=on, currency=currency
+        "summary",
+        lambda: _reports().summary(on=on, currency=currency),
+        seconds=_seconds(on),
+        on=on,
+        currency=currency,
     )
 
 
@@ -148,6 +162,7 @@ def movements_of(period: Period, *, currency: str) -> Any:
     return _cached(
         "movements",
         lambda: _reports().movements(start=period.start, end=period.end, currency=currency),
+        seconds=_seconds(period.end),
         start=period.start,
         end=period.end,
         currency=currency,
@@ -155,16 +170,38 @@ def movements_of(period: Period, *, currency: str) -> Any:
 
 
 def movements_monthly(period: Period, *, currency: str) -> list[Any]:
-    return list(
-        _cached(
-            "movements_by_month",
-            lambda: _reports().movements_by_month(
-                start=period.start, end=period.end, currency=currency
-            ),
-            start=period.start,
-            end=period.end,
-            currency=currency,
+    """``reports.movements_by_month`` over ``period``, read month by month (it is
+    ``reports.movements`` of each calendar month clipped to the period) so that each month is
+    cached on its own: the closed ones for CLOSED_CACHE_SECONDS."""
+    months = []
+    month = period.start.replace(day=1)
+    while month <= period.end:
+        following = (month + timedelta(days=32)).replace(day=1)
+        clipped = Period(
+            start=max(month, period.start), end=min(following - timedelta(days=1), period.end)
         )
+        months.append(movements_of(clipped, currency=currency))
+        month = following
+    return months
+
+
+def trial_conversion_of(period: Period) -> Any:
+    """Trials started in the period and how many became paying (every currency)."""
+    return _cached(
+        "trial_conversion",
+        lambda: _reports().trial_conversion(start=period.start, end=period.end),
+        start=period.start,
+        end=period.end,
+    )
+
+
+def affiliate_roi_of(period: Period, *, currency: str) -> Any:
+    return _cached(
+        "affiliate_roi",
+        lambda: _revenue().affiliate_roi(start=period.start, end=period.end, currency=currency),
+        start=period.start,
+        end=period.end,
+        currency=currency,
     )
 
 
@@ -278,7 +315,7 @@ class Tile:
     label: str
     value: Any  # raw: int minor units, int count, rate str or None
     previous: Any
-    kind: str  # money | int | rate
+    kind: str  # money | int | rate | ratio
     currency: str
     up_is_good: bool = True
 
@@ -289,6 +326,8 @@ class Tile:
             return format_money(int(value), self.currency)
         if self.kind == "rate":
             return percent_text(value)
+        if self.kind == "ratio":
+            return f"{Decimal(value).quantize(Decimal('0.01'))} : 1"
         return f"{int(value):,}"
 
     @property
@@ -303,7 +342,7 @@ class Tile:
     def change(self) -> Decimal | int | None:
         if self.value is None or self.previous is None:
             return None
-        if self.kind == "rate":
+        if self.kind in ("rate", "ratio"):
             return Decimal(self.value) - Decimal(self.previous)
         return int(self.value) - int(self.previous)
 
@@ -316,12 +355,15 @@ class Tile:
         if self.kind == "rate":
             points = (Decimal(change) * 100).quantize(Decimal("0.01"))
             return f"{sign}{points} pts"
+        if self.kind == "ratio":
+            return f"{sign}{Decimal(change).quantize(Decimal('0.01'))}"
         if self.kind == "money":
             text = format_money(int(change), self.currency)
         else:
             text = f"{int(change):,}"
         if self.previous:
-            pct = (Decimal(int(change)) * 100 / Decimal(int(self.previous))).quantize(
+            # relative to the size of the previous value, so the sign is the change's
+            pct = (Decimal(int(change)) * 100 / abs(Decimal(int(self.previous)))).quantize(
                 Decimal("0.1")
             )
             return f"{sign}{text} ({sign}{pct} %)"
@@ -543,6 +585,8 @@ def _kpis(board: Dashboard) -> None:
     before = summary_on(on=previous.end, currency=currency)
     moved = movements_of(period, currency=currency)
     moved_before = movements_of(previous, currency=currency)
+    trials = trial_conversion_of(period)
+    trials_before = trial_conversion_of(previous)
     board.tiles = [
         Tile("mrr", "MRR", now.mrr, before.mrr, "money", currency),
         Tile("arr", "ARR", now.arr, before.arr, "money", currency),
@@ -555,6 +599,8 @@ def _kpis(board: Dashboard) -> None:
         Tile("nrr", "NRR", moved.nrr, moved_before.nrr, "rate", currency),
         Tile("usage_run_rate", "Usage run-rate", now.usage_run_rate, before.usage_run_rate,
              "money", currency),
+        Tile("trial_conversion", "Trials converted", trials.rate, trials_before.rate, "rate",
+             currency),
     ]  # fmt: skip
     board.tables["kpis"] = Table(
         key="kpis",
@@ -575,6 +621,16 @@ def _kpis(board: Dashboard) -> None:
         currency=currency,
         note="The picked period, then the previous period of the same length.",
     )
+
+
+def _affiliate_roi(board: Dashboard) -> None:
+    """The affiliate program's ROI as one more tile (and row of the key figures' CSV)."""
+    roi = affiliate_roi_of(board.period, currency=board.currency)
+    roi_before = affiliate_roi_of(board.previous, currency=board.currency)
+    tile = Tile("affiliate_roi", "Affiliate ROI", roi.roi, roi_before.roi, "ratio", board.currency)
+    board.tiles.append(tile)
+    if "kpis" in board.tables:
+        board.tables["kpis"].rows.append(tile.as_row())
 
 
 def _movements(board: Dashboard) -> None:
@@ -644,8 +700,10 @@ def _leaders(board: Dashboard) -> None:
 # (name, builder, the permission it needs besides DASHBOARD_PERMISSION): revenue by stream
 # and the payees' earnings come from the ledger, so they need what its API needs.
 LEDGER_PERMISSION = "ledger.view_entry"
+LEDGER_TABLES = frozenset({"revenue", "top_affiliates", "top_creators", "top_providers"})
 PANELS: tuple[tuple[str, Callable[[Dashboard], None], str | None], ...] = (
     ("kpis", _kpis, None),
+    ("affiliate_roi", _affiliate_roi, LEDGER_PERMISSION),
     ("movements", _movements, None),
     ("streams", _streams, LEDGER_PERMISSION),
     ("cohorts", _cohorts, None),
@@ -716,6 +774,13 @@ def dashboard_view(
     board = dashboard_build(period=period, currency=currency, user=request.user)
     if export is not None:
         table = board.tables.get(export)
+        if (
+            table is None
+            and export in LEDGER_TABLES
+            and not request.user.has_perm(LEDGER_PERMISSION)
+        ):
+            message = "This table is for staff who may read the ledger."
+            return JsonResponse(error_body("permission_denied", message), status=403)
         if table is None:
             message = f"Unknown table; one of: {', '.join(sorted(board.tables))}."
             return JsonResponse(error_body("invalid", message, {"export": [message]}), status=400)

@@ -72,12 +72,14 @@ row's commissions.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     CharField,
@@ -318,9 +320,16 @@ def _apply(sums: _Sums, period: str | None, source: str, klass: str, total: int)
 
 
 def _effective(field: str) -> Any:
-    """The transaction's ``field``, or for a generic reversal the reversed posting's."""
+    """The transaction's ``field``, or for a generic reversal the reversed posting's.
+
+    A subquery rather than a join: it runs only for the (few) reversal rows, where a join
+    would hash every transaction of the period once more.
+    """
+    reversed_field = Transaction.objects.filter(pk=OuterRef("transaction__reversal_of_id")).values(
+        field
+    )[:1]
     return Case(
-        When(transaction__source=REVERSAL, then=F(f"transaction__reversal_of__{field}")),
+        When(transaction__source=REVERSAL, then=Subquery(reversed_field)),
         default=F(f"transaction__{field}"),
         output_field=CharField(),
     )
@@ -340,7 +349,7 @@ def _period_key(value: Any, group_by: str | None) -> str | None:
 
 def _ledger_groups(
     *, since: datetime, until: datetime, currency: str, group_by: str | None
-) -> Iterable[dict[str, Any]]:
+) -> Iterable[Mapping[str, Any]]:
     """Σ amount per (period, effective source, account class): one query."""
     klass = Case(
         When(account__payee_type="", then=F("account__code")),
@@ -377,7 +386,7 @@ def _fee_balance_transaction_id() -> Any:
 
 def _fee_groups(
     *, since: datetime, until: datetime, currency: str, group_by: str | None
-) -> Iterable[dict[str, Any]]:
+) -> Iterable[Mapping[str, Any]]:
     """Σ amount of Stripe's fees and dispute fees per (period, stream, account): one query.
 
     A fee's stream comes from its balance transaction through dj-stripe's mirror: a charge's
@@ -438,9 +447,13 @@ def _fee_groups(
             period=_period_expression(group_by),
             txn_id=_fee_balance_transaction_id(),
             dispute_id=Subquery(dispute_id),
+            # A processing fee's charge, or a dispute fee's dispute: one lookup path each.
             pi=Coalesce(
-                Subquery(charge_pi),
-                Subquery(dispute_pi),
+                Case(
+                    When(account__code=SystemAccount.STRIPE_FEES.value, then=Subquery(charge_pi)),
+                    default=Subquery(dispute_pi),
+                    output_field=CharField(),
+                ),
                 Value(""),
                 output_field=CharField(),
             ),
@@ -451,6 +464,31 @@ def _fee_groups(
         .annotate(total=Sum("amount"))
         .order_by()
     )
+
+
+# On PostgreSQL the report's queries run with JIT off (compiling the fee query's expressions
+# cost seconds, more than running it) and enough memory to group in a hash table instead of
+# sorting to disk; both only for the report's own transaction (``set_config(..., true)``).
+REPORT_SETTINGS = {"jit": "off", "work_mem": "64MB"}
+
+
+@contextmanager
+def _reporting() -> Iterator[None]:
+    """Run the report's queries with ``REPORT_SETTINGS`` on PostgreSQL (one more query).
+
+    Inside a transaction already (a request under ``ATOMIC_REQUESTS``, a test) the settings
+    last until that transaction ends; otherwise the report gets a transaction of its own.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(REPORT_SETTINGS)),
+                [value for pair in REPORT_SETTINGS.items() for value in pair],
+            )
+        yield
 
 
 def _row(period: str | None, stream: str, cell: dict[str, int]) -> StreamRow:
@@ -500,17 +538,22 @@ def revenue_by_stream(
     currency = currency.lower()
     since, until = period_bounds(start, end)
     sums = _Sums()
-    for group in _ledger_groups(since=since, until=until, currency=currency, group_by=group_by):
+    with _reporting():
+        ledger = list(
+            _ledger_groups(since=since, until=until, currency=currency, group_by=group_by)
+        )
+        fees = list(_fee_groups(since=since, until=until, currency=currency, group_by=group_by))
+    for group in ledger:
         period = _period_key(group["period"], group_by)
         _apply(sums, period, group["eff_source"], group["klass"], int(group["total"]))
-    for group in _fee_groups(since=since, until=until, currency=currency, group_by=group_by):
+    for group in fees:
         period = _period_key(group["period"], group_by)
         column = (
             "stripe_fees" if group["account__code"] == SystemAccount.STRIPE_FEES else "disputes"
         )
         sums.add(period, group["stream"], column, int(group["total"]))
 
-    periods: list[str | None] = months_between(start, end) if group_by == "month" else [None]
+    periods: list[str | None] = list(months_between(start, end)) if group_by == "month" else [None]
     rows, totals = [], []
     for period in periods:
         period_rows = [
@@ -615,34 +658,34 @@ def top_payees(
         raise ValueError(f"payee_type must be one of {sorted(PAYEE_MODELS)}")
     since, until = period_bounds(start, end)
     earning_sources = [s for s, role in SOURCE_ROLES.items() if role in EARNING_ROLES]
-    rows = list(
-        Entry.objects.filter(
-            currency=currency.lower(),
-            posted_at__gte=since,
-            posted_at__lt=until,
-            account__payee_type=payee_type,
+    with _reporting():
+        rows = list(
+            Entry.objects.filter(
+                currency=currency.lower(),
+                posted_at__gte=since,
+                posted_at__lt=until,
+                account__payee_type=payee_type,
+            )
+            .annotate(eff_source=_effective("source"))
+            .filter(eff_source__in=earning_sources)
+            .values("account__payee_id")
+            .annotate(earned=-Sum("amount"))
+            .filter(earned__gt=0)
+            .order_by("-earned", "account__payee_id")[:limit]
         )
-        .annotate(eff_source=_effective("source"))
-        .filter(eff_source__in=earning_sources)
-        .values("account__payee_id")
-        .annotate(earned=-Sum("amount"))
-        .filter(earned__gt=0)
-        .order_by("-earned", "account__payee_id")[:limit]
-    )
     model, name_lookup, url_name = PAYEE_MODELS[payee_type]
     ids = [row["account__payee_id"] for row in rows]
     names = dict(model.objects.filter(pk__in=ids).values_list("pk", name_lookup))
+    payees = [(int(row["account__payee_id"] or 0), int(row["earned"])) for row in rows]
     return [
         TopPayee(
             payee_type=payee_type,
-            payee_id=row["account__payee_id"],
-            name=str(
-                names.get(row["account__payee_id"], f"{payee_type} {row['account__payee_id']}")
-            ),
-            earned=int(row["earned"]),
-            admin_url=reverse(url_name, args=[row["account__payee_id"]]),
+            payee_id=payee_id,
+            name=str(names.get(payee_id, f"{payee_type} {payee_id}")),
+            earned=earned,
+            admin_url=reverse(url_name, args=[payee_id]),
         )
-        for row in rows
+        for payee_id, earned in payees
     ]
 
 

@@ -89,7 +89,7 @@ def test_staff_reads_the_dashboard_and_changes_the_range(live_server, page):
     assert len(first["labels"]) == 12
     assert first["width"] > 0 and first["painted"] > 0
     assert _wait_for_chart(page, "streams-chart")["labels"][0] == "subscriptions"
-    assert page.locator(".kpi-tile").count() == 8
+    assert page.locator(".kpi-tile").count() == 10  # 8 + trials converted + affiliate ROI
 
     # The picker: March 2026.
     page.fill("#id_start", "2026-03-01")
