@@ -351,6 +351,44 @@ def _dashboard_pass(dashboard: Any, parts: dict[str, float], *, today: date, use
     parts["queues"] = time.perf_counter() - t
 
 
+def _snapshots(*, compute: Callable[[], Any], connection: Any) -> None:
+    """The snapshots of every day, computed (and timed) once per schema of the analytics app:
+    when its latest migration differs from the one they were computed under, the derived
+    tables (every analytics model but the movements) are emptied and computed again."""
+    from django.apps import apps
+
+    from bench.analytics_support import data
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(name) FROM django_migrations WHERE app = 'analytics'")
+        schema = cursor.fetchone()[0]
+        found = data.marker_get(cursor, "snapshots")
+    if found is not None and found[2].get("schema") == schema:
+        t = time.perf_counter()
+        compute()
+        print(
+            f"analytics_snapshots  computed all days in {found[1]:.1f}s (an earlier run, schema "
+            f"{schema}); this run's catch-up {time.perf_counter() - t:.1f}s"
+        )
+        return
+    derived = [
+        model
+        for model in apps.get_app_config("analytics").get_models()
+        if model.__name__ != "MRRMovement"
+    ]
+    for model in derived:
+        model.objects.all().delete()
+    t = time.perf_counter()
+    compute()
+    seconds = time.perf_counter() - t
+    with connection.cursor() as cursor:
+        data._marker_set(cursor, "snapshots", 0, seconds, f'{{"schema": "{schema}"}}')
+    print(
+        f"analytics_snapshots  computed all days in {seconds:.1f}s (this run, schema {schema}; "
+        f"emptied first: {', '.join(m.__name__ for m in derived)})"
+    )
+
+
 def _reports_measure(
     *,
     reports: Any,
@@ -368,8 +406,6 @@ def _reports_measure(
 ) -> None:
     from django.db import transaction
 
-    from bench.analytics_support import data
-
     # Snapshots first, timed (the beat task computes every completed day not snapshotted yet).
     try:
         from analytics import tasks as analytics_tasks
@@ -380,20 +416,7 @@ def _reports_measure(
     if compute is None:
         print("analytics_snapshots  SKIPPED: analytics.tasks.snapshots_compute not found")
     else:
-        with connection.cursor() as cursor:
-            found = data.marker_get(cursor, "snapshots")
-        t = time.perf_counter()
-        compute()
-        seconds = time.perf_counter() - t
-        if found is None:
-            with connection.cursor() as cursor:
-                data._marker_set(cursor, "snapshots", 0, seconds, "{}")
-            print(f"analytics_snapshots  computed all days in {seconds:.1f}s (this run)")
-        else:
-            print(
-                f"analytics_snapshots  computed all days in {found[1]:.1f}s (an earlier run); "
-                f"this run's catch-up {seconds:.1f}s"
-            )
+        _snapshots(compute=compute, connection=connection)
 
     def summary_line(label: str, on: date) -> None:
         base = median_ms(timed(bare_to(on), repeat)) if on != yesterday else base_to
