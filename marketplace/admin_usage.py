@@ -72,7 +72,7 @@ class UsageEventAdmin(ReadOnlyAdmin):
             return queryset.none(), False
         return queryset.filter(customer_id=customer.pk), False
 
-    def get_ordering(self, request: HttpRequest) -> list[str]:
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
         if request.GET.get(SEARCH_VAR, "").strip():
             return ["-event_id", "-pk"]  # one customer's events: its index's order
         return ["-pk"]

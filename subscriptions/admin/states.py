@@ -52,9 +52,7 @@ class CurrencyFilter(admin.SimpleListFilter):
     parameter_name = "currency__exact"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        known = set(
-            MRRSnapshot.objects.order_by().values_list("currency", flat=True).distinct()
-        )
+        known = set(MRRSnapshot.objects.order_by().values_list("currency", flat=True).distinct())
         if self.value():
             known.add(str(self.value()))
         return [(currency, currency.upper()) for currency in sorted(known)]
