@@ -57,6 +57,10 @@ EXCLUDED_PERMISSIONS: list[tuple[str, str]] = [
     ("sessions", "*"),
     ("djstripe", "*_apikey"),
     ("djstripe", "*_webhookendpoint"),
+    # The audit trail is append-only: staff read it, nobody edits or deletes it.
+    ("auditlog", "add_*"),
+    ("auditlog", "change_*"),
+    ("auditlog", "delete_*"),
 ]
 
 

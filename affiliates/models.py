@@ -162,6 +162,24 @@ class Click(models.Model):
         return f"{self.link_id} at {self.clicked_at:%Y-%m-%d %H:%M}"
 
 
+class ClickDaily(models.Model):
+    """Clicks of a link on one day (UTC) whose raw rows were pruned past CLICK_RETENTION_DAYS
+    (``affiliates.services.retention``): click figures are the Click rows plus these."""
+
+    link = models.ForeignKey(ReferralLink, on_delete=models.PROTECT, related_name="click_days")
+    day = models.DateField()
+    clicks = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["link", "day"], name="affiliates_clickdaily_link_day")
+        ]
+        indexes = [models.Index(fields=["day"], name="affiliates_clickdaily_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.link_id} on {self.day}: {self.clicks}"
+
+
 class Referral(models.Model):
     class Source(models.TextChoices):
         CODE = "code", "Referral code at sign-up"

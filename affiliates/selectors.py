@@ -5,7 +5,8 @@ by it, so another affiliate's object id is simply "not found". Each figure is on
 query.
 
 Definitions used by the dashboard:
-- clicks: Click rows of the affiliate's links;
+- clicks: Click rows of the affiliate's links, plus the daily counts (ClickDaily) of the days
+  whose rows were pruned past CLICK_RETENTION_DAYS;
 - sign-ups: Referral rows (one per referred Stripe customer);
 - conversions: referrals with at least one commission (a commission exists only for a paid
   invoice); conversion rate = conversions ÷ clicks;
@@ -20,13 +21,21 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Count, F, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, TruncDate
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
-from affiliates.models import Affiliate, Click, Commission, Program, Referral, ReferralLink
+from affiliates.models import (
+    Affiliate,
+    Click,
+    ClickDaily,
+    Commission,
+    Program,
+    Referral,
+    ReferralLink,
+)
 from ledger.models import Account, PayeeProfile, Payout
 
 EARNING_STATUSES = ("held", "approved", "paid", "reversed")
@@ -46,11 +55,22 @@ def _day_start(day: date) -> datetime:
 # --- links -----------------------------------------------------------------------------------
 
 
+def links_with_click_counts(links: QuerySet[ReferralLink]) -> QuerySet[ReferralLink]:
+    """``click_count`` on each link: its Click rows plus its pruned days' counts."""
+    rolled_up = (
+        ClickDaily.objects.filter(link=OuterRef("pk"))
+        .values("link")
+        .annotate(total=Sum("clicks"))
+        .values("total")
+    )
+    return links.annotate(
+        click_count=Count("clicks") + Coalesce(Subquery(rolled_up), 0),
+    )
+
+
 def link_list(*, affiliate: Affiliate) -> QuerySet[ReferralLink]:
-    return (
-        ReferralLink.objects.filter(affiliate=affiliate)
-        .annotate(click_count=Count("clicks"))
-        .order_by("-created_at", "-pk")
+    return links_with_click_counts(ReferralLink.objects.filter(affiliate=affiliate)).order_by(
+        "-created_at", "-pk"
     )
 
 
@@ -167,6 +187,15 @@ def _series(*, affiliate: Affiliate, days: int, today: date) -> list[DayPoint]:
     for click_row in clicks:
         if click_row["day"] in points:
             points[click_row["day"]].clicks = click_row["n"]
+    rolled_up = (
+        ClickDaily.objects.filter(link__affiliate=affiliate, day__gte=start_day)
+        .values("day")
+        .annotate(n=Sum("clicks"))
+        .order_by()
+    )
+    for click_row in rolled_up:
+        if click_row["day"] in points:
+            points[click_row["day"]].clicks += int(click_row["n"])
     earnings = (
         Commission.objects.filter(
             affiliate=affiliate,
@@ -188,7 +217,9 @@ def affiliate_stats(
     *, affiliate: Affiliate, days: int = 90, with_series: bool = True
 ) -> AffiliateStats:
     """The dashboard figures (all-time totals) and a daily series of the last ``days`` days."""
-    clicks = Click.objects.filter(link__affiliate=affiliate).count()
+    clicks = Click.objects.filter(link__affiliate=affiliate).count() + int(
+        ClickDaily.objects.filter(link__affiliate=affiliate).aggregate(n=Sum("clicks"))["n"] or 0
+    )
     referral_counts = Referral.objects.filter(affiliate=affiliate).aggregate(
         signups=Count("pk", distinct=True),
         conversions=Count("pk", filter=Q(commissions__isnull=False), distinct=True),
@@ -238,6 +269,14 @@ def program_performance(*, date_from: date, date_to: date) -> list[ProgramPerfor
     )
     for click_row in clicks:
         result[click_row["pid"]].clicks = click_row["n"]
+    rolled_up = (
+        ClickDaily.objects.filter(day__gte=date_from, day__lte=date_to)
+        .values(pid=F("link__affiliate__program_id"))
+        .annotate(n=Sum("clicks"))
+        .order_by()
+    )
+    for click_row in rolled_up:
+        result[click_row["pid"]].clicks += int(click_row["n"])
     referrals = (
         Referral.objects.filter(referred_at__gte=start, referred_at__lt=end)
         .values(pid=F("affiliate__program_id"))

@@ -22,9 +22,10 @@ from typing import Any
 from django.db import transaction
 from djstripe import models as djm
 
-from analytics.models import MRRMovement, MRRSnapshot
+from analytics.models import MRRCohortChange, MRRMovement, MRRSnapshot, SnapshotCursor
 from analytics.mrr import subscription_mrr
 from analytics.services import SnapshotRun, movement_kind, mrr_snapshots_compute
+from analytics.snapshots import CURSOR_NAME
 from revenue_site.stripe_payloads import stripe_id
 
 SUBSCRIPTION_EVENTS = (
@@ -238,4 +239,14 @@ def movements_rebuild_apply(*, diff: Diff) -> SnapshotRun:
     for currency, day in touched.items():
         # The snapshot task carries on from the last stored day: drop the touched ones.
         MRRSnapshot.objects.filter(currency=currency, date__gte=day).delete()
+    return mrr_snapshots_compute()
+
+
+@transaction.atomic
+def snapshots_rebuild() -> SnapshotRun:
+    """Drop every stored daily snapshot and cohort change and compute them all again from the
+    stored movements, in one transaction (no days-per-run bound)."""
+    MRRSnapshot.objects.all().delete()
+    MRRCohortChange.objects.all().delete()
+    SnapshotCursor.objects.filter(name=CURSOR_NAME).delete()
     return mrr_snapshots_compute()

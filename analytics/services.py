@@ -106,10 +106,16 @@ class SnapshotRun:
 
 
 @transaction.atomic
-def mrr_snapshots_compute(*, now: datetime | None = None) -> SnapshotRun:
+def mrr_snapshots_compute(
+    *, now: datetime | None = None, max_days: int | None = None
+) -> SnapshotRun:
     """Store the daily MRR snapshot of every completed UTC day not yet stored, per currency, and
     recompute the days that movements created since the last run (late webhooks, a rebuild)
     landed in, from the earliest of them on.
+
+    ``max_days`` bounds the days written per currency (the beat task's runs must end within
+    Celery's time limit); the rest follow in the next runs, since a run always carries on
+    from the last stored day. Meanwhile the reports replay the days not yet stored.
 
     One run at a time: the cursor row is locked. The cursor then records ``now``; movements
     created up to ``LATE_MARGIN`` before it are looked at again next time, in case their
@@ -155,8 +161,11 @@ def mrr_snapshots_compute(*, now: datetime | None = None) -> SnapshotRun:
                 from_day = min(from_day, late.astimezone(UTC).date())
         if from_day > yesterday:
             continue
-        written[currency] = (from_day, yesterday)
-        _snapshots_write(currency=currency, first_day=from_day, last_day=yesterday)
+        last_day = yesterday
+        if max_days is not None:
+            last_day = min(last_day, from_day + timedelta(days=max_days - 1))
+        written[currency] = (from_day, last_day)
+        _snapshots_write(currency=currency, first_day=from_day, last_day=last_day)
     cursor.movements_created_before = now
     cursor.save(update_fields=["movements_created_before"])
     return SnapshotRun(days=written)

@@ -253,7 +253,8 @@ def cohort_changes(
         live_from = anchor.date + timedelta(days=1)
         base: tuple[int, int] | None = (anchor.mrr, anchor.active_customers)
     else:
-        live_from, base = first_month, None
+        # The cohorts' figures do not need the currency's MRR before them: no base query.
+        live_from, base = first_month, (0, 0)
     if live_from <= last_day:
         for figures in day_figures(
             currency=currency, first_day=live_from, last_day=last_day, base=base

@@ -277,7 +277,7 @@ class LicenseAdmin(admin.ModelAdmin):
         "expires_at",
         "units_used",
     )
-    list_filter = ("status", "exclusive", "license_type__kind")
+    list_filter = ("status", "suspended_by", "exclusive", "license_type__kind")
     search_fields = ("=key_prefix", "holder__email", "stripe_payment_intent_id")
     ordering = ("-created_at",)
     list_select_related = ("content", "license_type", "holder")
@@ -286,7 +286,8 @@ class LicenseAdmin(admin.ModelAdmin):
     show_full_result_count = False
     # Issued by the purchase flow; status changes (revoke, suspend) go through its services.
     fields = readonly_fields = (
-        "key_prefix", "content", "license_type", "holder", "status", "exclusive", "amount",
+        "key_prefix", "content", "license_type", "holder", "status", "suspended_by", "exclusive",
+        "amount",
         "currency", "stripe_payment_intent_id", "issued_at", "expires_at", "created_at",
         "usage_summary",
     )  # fmt: skip

@@ -27,7 +27,7 @@ import stripe
 from django.utils import timezone
 
 from accounts.models import User
-from content import licensing, payouts, purchases, sale_reversals, services
+from content import licensing, payouts, purchases, royalties, sale_reversals, services
 from content.models import ContentItem, Creator, License, LicenseType
 from ledger.models import Account, Payout
 from ledger.payouts import payout_batch_run
@@ -255,6 +255,31 @@ def _sales(items: dict[str, ContentItem]) -> int:
     return made
 
 
+# A per-use (usage royalty) licence: issued at once with the card kept on file, its API calls
+# rated and billed on the buyer's monthly usage invoice by the period close.
+PER_USE = ("studio@buyers.demo.example", "Invoice toolkit", 1840)
+
+
+def _per_use(items: dict[str, ContentItem]) -> int:
+    email, title, calls = PER_USE
+    license_type = LicenseType.objects.get(
+        item=items[title], kind=LicenseType.Kind.USAGE_ROYALTY, pricing="per_use"
+    )
+    buyer = User.objects.get(email=email)
+    if License.objects.filter(holder=buyer, license_type=license_type).exists():
+        return 0
+    purchase = royalties.license_issue_per_use(
+        buyer=buyer,
+        item_id=license_type.item_id,
+        license_type_id=license_type.pk,
+        payment_method="pm_card_visa",
+    )
+    licensing.license_usage_record(
+        key=purchase.key, event="api_call", quantity=calls, event_id="demo-calls"
+    )
+    return 1
+
+
 def _payout_methods(creators: dict[str, Creator]) -> None:
     for email, details in PAYOUT_METHODS.items():
         creator = creators[email]
@@ -305,11 +330,13 @@ def seed(*, out: Callable[[str], None]) -> None:
             )
     _payout_methods(creators)
     sold = _sales(items)
+    per_use = _per_use(items)
     yesterday = (timezone.now() - timedelta(days=1)).date()
     batch = payout_batch_run(payee_type=Account.PayeeType.CREATOR, as_of=yesterday)
     paid = Payout.objects.filter(batch=batch, status=Payout.Status.PAID).count()
     out(
         f"  content: {len(creators)} creators, {new_items} new items, {new_types} new licence "
-        f"types; '{CO_CREATED}' split 33.33 / 33.33 / 33.34 %; {sold} new licence sales; "
+        f"types; '{CO_CREATED}' split 33.33 / 33.33 / 33.34 %; {sold} new licence sales, "
+        f"{per_use} new per-use licence; "
         f"creator payouts as of {yesterday}: {paid} paid ({batch.get_status_display()})"
     )

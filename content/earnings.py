@@ -5,14 +5,17 @@ Every amount comes from the entries on the creator's payable (``payable.creator.
 creator's earnings are their own share by construction (a co-creator sees their part of a
 shared item, never the owner's). Each entry is attributed to a content item through the
 posting it belongs to (or, for a reversal, the posting it reverses): the sale posting's key
-names the PaymentIntent, whose licence names the item. Other content postings (usage
-royalties, adjustments) join by registering their source with ``earning_source_register``;
-until then their amounts are counted under ``content: null``.
+names the PaymentIntent, whose licence names the item; a recurring licence's invoice split
+names the licence, a usage royalty's split names the charge line whose reference names the
+licence; a won dispute's book-back names the dispute, whose reversal names the posting it
+reversed. Other postings join by registering their source (``earning_source_register``,
+``book_back_source_register``); until then their amounts are counted under ``content: null``.
 
 Amounts are credit-positive minor units: ``sales`` and ``royalties`` are what was booked to
-the creator, ``reversals`` (≤ 0) what refunds and lost disputes took back, ``other`` anything
-else that is not a payout, and ``net`` their sum. Payouts are not earnings: they are listed by
-``creator/payouts/`` and appear in the statement as their own lines.
+the creator, ``reversals`` what refunds and disputes took back (≤ 0) net of what won
+disputes booked back, ``other`` anything else that is not a payout, and ``net`` their sum.
+Payouts are not earnings: they are listed by ``creator/payouts/`` and appear in the statement
+as their own lines.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, Literal
 from django.db.models import (
     BigIntegerField,
     Case,
+    CharField,
     Expression,
     F,
     OuterRef,
@@ -38,14 +42,23 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Substr, TruncMonth
+from django.db.models.functions import Cast, Coalesce, Concat, StrIndex, Substr, TruncMonth
 
 from content.models import ContentItem, Creator, License
-from content.purchases import SALE_SOURCE, sale_key
+from content.purchases import (
+    DISPUTE_SOURCE,
+    DISPUTE_WON_SOURCE,
+    SALE_SOURCE,
+    dispute_key,
+    dispute_won_key,
+    sale_key,
+)
+from content.royalties import SPLIT_DISPUTE_WON_SOURCE, SPLIT_SOURCE
 from content.services import PAYEE_TYPE
 from ledger.chart import payee_account_code
-from ledger.models import Entry
+from ledger.models import Entry, Transaction
 from ledger.payouts import PAYOUT_SOURCE
+from marketplace.models import UsageChargeLine
 from revenue_site.money import from_minor
 
 Category = Literal["sales", "royalties"]
@@ -53,19 +66,46 @@ Category = Literal["sales", "royalties"]
 
 @dataclass(frozen=True)
 class EarningSource:
-    """A ledger source that books earnings to creators: its category, and an expression that
-    yields the content item id of an Entry annotated with ``original_key`` (the key of the
-    posting, or of the posting a reversal reverses)."""
+    """Postings of ``source`` that book earnings to creators (only those whose key contains
+    ``key_contains``, when given): their category, and an expression that yields the content
+    item id of an Entry annotated with ``root_key`` (the key of the earning posting the entry
+    traces back to: its own, the one a reversal reverses, or the one a won dispute books back)."""
 
     category: Category
     content_id: Callable[[], Expression | Subquery]
+    key_contains: str = ""
 
 
-_SOURCES: dict[str, EarningSource] = {}
+@dataclass(frozen=True)
+class BookBackSource:
+    """Postings of ``source`` that book back (part of) an earlier reversal of earnings, as a
+    won dispute does: counted under ``reversals`` (they undo one), attributed to the content of
+    the earning posting they trace back to. ``root`` yields (given an Entry annotated with
+    ``original_key``) the key of that posting, ``root_source`` names its source."""
+
+    root_source: str
+    root: Callable[[], Expression | Subquery]
+
+
+_SOURCES: dict[tuple[str, str], EarningSource] = {}
+_BOOK_BACKS: dict[str, BookBackSource] = {}
 
 
 def earning_source_register(source: str, spec: EarningSource) -> None:
-    _SOURCES[source] = spec
+    _SOURCES[(source, spec.key_contains)] = spec
+
+
+def book_back_source_register(source: str, spec: BookBackSource) -> None:
+    _BOOK_BACKS[source] = spec
+
+
+def _key_tail(key: Expression | OuterRef, after: str) -> Expression:
+    """What follows the first ``after`` in ``key`` (the key must contain it)."""
+    return Substr(key, StrIndex(key, Value(after)) + len(after))
+
+
+def _as_pk(text: Expression) -> Cast:
+    return Cast(text, output_field=BigIntegerField())
 
 
 def _sale_content_id() -> Subquery:
@@ -73,12 +113,74 @@ def _sale_content_id() -> Subquery:
     return Subquery(
         # The non-empty filter matches the partial unique index on the PaymentIntent id.
         License.objects.exclude(stripe_payment_intent_id="")
-        .filter(stripe_payment_intent_id=Substr(OuterRef("original_key"), prefix + 1))
+        .filter(stripe_payment_intent_id=Substr(OuterRef("root_key"), prefix + 1))
         .values("content_id")[:1]
     )
 
 
+# Keys of invoice splits (``content.royalties.split_key``) end in ``:license-<pk>`` (a recurring
+# licence's invoice: a sale) or ``:line-<pk>`` (a usage charge line: royalties).
+_SPLIT_LICENSE = ":license-"
+_SPLIT_LINE = ":line-"
+
+
+def _recurring_content_id() -> Subquery:
+    return Subquery(
+        License.objects.filter(pk=_as_pk(_key_tail(OuterRef("root_key"), _SPLIT_LICENSE))).values(
+            "content_id"
+        )[:1]
+    )
+
+
+def _royalty_content_id() -> Subquery:
+    # The charge line's reference is ``license-<pk>-<kind>`` (content.royalties).
+    reference = F("reference")
+    after = Substr(reference, len("license-") + 1)
+    licence_pk = _as_pk(Substr(after, 1, StrIndex(after, Value("-")) - 1))
+    line = (
+        UsageChargeLine.objects.filter(
+            pk=_as_pk(_key_tail(OuterRef(OuterRef("root_key")), _SPLIT_LINE))
+        )
+        .annotate(licence_pk=licence_pk)
+        .values("licence_pk")[:1]
+    )
+    return Subquery(License.objects.filter(pk=Subquery(line)).values("content_id")[:1])
+
+
+def _license_dispute_won_root() -> Subquery:
+    """``stripe:content.dispute.won:<dispute>`` -> the sale the dispute's reversal reversed."""
+    dispute = Substr(OuterRef("original_key"), len(dispute_won_key("")) + 1)
+    return Subquery(
+        Transaction.objects.filter(
+            source=DISPUTE_SOURCE, idempotency_key=Concat(Value(dispute_key("")), dispute)
+        ).values("reversal_of__idempotency_key")[:1]
+    )
+
+
+def _split_dispute_won_root() -> Subquery:
+    """``stripe:content.dispute.won:<dispute>:<split pk>`` -> that split's key."""
+    rest = Substr(OuterRef("original_key"), len(dispute_won_key("")) + 1)
+    return Subquery(
+        Transaction.objects.filter(pk=_as_pk(_key_tail(rest, ":"))).values("idempotency_key")[:1]
+    )
+
+
 earning_source_register(SALE_SOURCE, EarningSource(category="sales", content_id=_sale_content_id))
+earning_source_register(
+    SPLIT_SOURCE,
+    EarningSource(category="sales", content_id=_recurring_content_id, key_contains=_SPLIT_LICENSE),
+)
+earning_source_register(
+    SPLIT_SOURCE,
+    EarningSource(category="royalties", content_id=_royalty_content_id, key_contains=_SPLIT_LINE),
+)
+book_back_source_register(
+    DISPUTE_WON_SOURCE, BookBackSource(root_source=SALE_SOURCE, root=_license_dispute_won_root)
+)
+book_back_source_register(
+    SPLIT_DISPUTE_WON_SOURCE,
+    BookBackSource(root_source=SPLIT_SOURCE, root=_split_dispute_won_root),
+)
 
 
 def day_start(day: date) -> datetime:
@@ -101,35 +203,74 @@ def _earning_entries(
         entries = entries.filter(posted_at__gte=day_start(start))
     if end is not None:
         entries = entries.filter(posted_at__lt=day_start(end + timedelta(days=1)))
-    whens = [
-        When(original_source=source, then=spec.content_id()) for source, spec in _SOURCES.items()
-    ]
-    return entries.annotate(
-        original_source=Coalesce(F("transaction__reversal_of__source"), F("transaction__source")),
-        original_key=Coalesce(
-            F("transaction__reversal_of__idempotency_key"), F("transaction__idempotency_key")
-        ),
-        content_id=Case(*whens, default=Value(None), output_field=BigIntegerField()),
-        period=TruncMonth("posted_at", tzinfo=UTC),
+    return (
+        entries.annotate(
+            original_source=Coalesce(
+                F("transaction__reversal_of__source"), F("transaction__source")
+            ),
+            original_key=Coalesce(
+                F("transaction__reversal_of__idempotency_key"), F("transaction__idempotency_key")
+            ),
+        )
+        .annotate(
+            root_source=Case(
+                *(
+                    When(original_source=source, then=Value(spec.root_source))
+                    for source, spec in _BOOK_BACKS.items()
+                ),
+                default=F("original_source"),
+                output_field=CharField(),
+            ),
+            root_key=Case(
+                *(
+                    When(original_source=source, then=spec.root())
+                    for source, spec in _BOOK_BACKS.items()
+                ),
+                default=F("original_key"),
+                output_field=CharField(),
+            ),
+        )
+        .annotate(
+            content_id=Case(
+                *(
+                    When(_matches(source, spec), then=spec.content_id())
+                    for (source, _), spec in _SOURCES.items()
+                ),
+                default=Value(None),
+                output_field=BigIntegerField(),
+            ),
+            category=Case(
+                *(
+                    When(_matches(source, spec), then=Value(spec.category))
+                    for (source, _), spec in _SOURCES.items()
+                ),
+                default=Value(""),
+                output_field=CharField(),
+            ),
+            period=TruncMonth("posted_at", tzinfo=UTC),
+        )
     )
 
 
-def _sources_of(category: Category) -> list[str]:
-    return [source for source, spec in _SOURCES.items() if spec.category == category]
+def _matches(source: str, spec: EarningSource) -> Q:
+    match = Q(root_source=source)
+    if spec.key_contains:
+        match &= Q(root_key__contains=spec.key_contains)
+    return match
 
 
 def _aggregate(entries: EntryRows, *group: str) -> EntryRows:
-    original = Q(transaction__reversal_of__isnull=True)
+    """Sum per ``group``: ``sales`` / ``royalties`` are earning postings by category;
+    ``reversals`` are reversals of them and the postings that book reversals back."""
+    undoing = Q(transaction__reversal_of__isnull=False) | Q(
+        transaction__source__in=list(_BOOK_BACKS)
+    )
     return (
         entries.values(*group)
         .annotate(
-            sales_raw=Sum(
-                "amount", filter=original & Q(transaction__source__in=_sources_of("sales"))
-            ),
-            royalties_raw=Sum(
-                "amount", filter=original & Q(transaction__source__in=_sources_of("royalties"))
-            ),
-            reversals_raw=Sum("amount", filter=Q(transaction__reversal_of__isnull=False)),
+            sales_raw=Sum("amount", filter=~undoing & Q(category="sales")),
+            royalties_raw=Sum("amount", filter=~undoing & Q(category="royalties")),
+            reversals_raw=Sum("amount", filter=undoing),
             net_raw=Sum("amount"),
         )
         .order_by()

@@ -420,7 +420,8 @@ def license_suspend(*, license: License) -> License:
             {"status": [f"Only an active licence is suspended ({license.status})."]}
         )
     license.status = License.Status.SUSPENDED
-    license.save(update_fields=["status"])
+    license.suspended_by = License.SuspendedBy.STAFF
+    license.save(update_fields=["status", "suspended_by"])
     return license
 
 
@@ -437,9 +438,10 @@ def license_reinstate(*, license: License, now: datetime | None = None) -> Licen
         )
     expired = license.expires_at is not None and license.expires_at <= now
     license.status = License.Status.EXPIRED if expired else License.Status.ACTIVE
+    license.suspended_by = ""
     try:
         with transaction.atomic():
-            license.save(update_fields=["status"])
+            license.save(update_fields=["status", "suspended_by"])
     except IntegrityError as exc:
         raise ValidationError(
             {"status": ["Another holder has this item's active exclusive licence."]}
@@ -459,7 +461,8 @@ def license_revoke(*, license: License) -> License:
             {"status": [f"Only an issued licence is revoked ({license.status})."]}
         )
     license.status = License.Status.REVOKED
-    license.save(update_fields=["status"])
+    license.suspended_by = ""
+    license.save(update_fields=["status", "suspended_by"])
     return license
 
 

@@ -356,6 +356,10 @@ class License(models.Model):
         REVOKED = "revoked", "Revoked"
         SUSPENDED = "suspended", "Suspended"
 
+    class SuspendedBy(models.TextChoices):
+        STAFF = "staff", "Staff"
+        DISPUTE = "dispute", "A payment dispute"
+
     license_type = models.ForeignKey(LicenseType, on_delete=models.PROTECT, related_name="licenses")
     content = models.ForeignKey(
         ContentItem,
@@ -369,6 +373,12 @@ class License(models.Model):
     key_prefix = models.CharField(max_length=32, unique=True)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    suspended_by = models.CharField(
+        max_length=10,
+        choices=SuspendedBy.choices,
+        blank=True,
+        help_text="Who suspended it, while it is suspended: a won dispute lifts only its own.",
+    )
     exclusive = models.BooleanField(
         default=False, help_text="A copy of license_type.kind == exclusive."
     )

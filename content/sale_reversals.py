@@ -71,10 +71,11 @@ def _licence_of(pi_id: str) -> License | None:
     return License.objects.select_for_update().filter(stripe_payment_intent_id=pi_id).first()
 
 
-def _set_status(license: License | None, status: str) -> None:
+def _set_status(license: License | None, status: str, *, suspended_by: str = "") -> None:
     if license is not None and license.status != status:
         license.status = status
-        license.save(update_fields=["status"])
+        license.suspended_by = suspended_by if status == License.Status.SUSPENDED else ""
+        license.save(update_fields=["status", "suspended_by"])
 
 
 def _reinstatements(sale: Transaction) -> list[Transaction]:
@@ -185,7 +186,7 @@ def license_dispute_opened(
     sale = _sale_ensure(pi_id, livemode=dispute.get("livemode"))
     license = _licence_of(pi_id)
     if license is not None and license.status == License.Status.ACTIVE:
-        _set_status(license, License.Status.SUSPENDED)
+        _set_status(license, License.Status.SUSPENDED, suspended_by=License.SuspendedBy.DISPUTE)
     reversal = None
     if sale is not None:
         key = dispute_key(str(dispute["id"]))
@@ -211,9 +212,10 @@ def license_dispute_won(*, dispute: Mapping[str, Any], occurred_at: datetime) ->
     """The merchant won a licence payment's dispute (``charge.dispute.funds_reinstated``, or
     ``charge.dispute.closed`` with ``won``, whichever comes first): book the dispute's
     reversal back (its lines negated, key ``stripe:content.dispute.won:<dispute id>``), give
-    the commission back (``commission_dispute_won_record``) and reinstate the SUSPENDED
-    licence (EXPIRED if its term ended meanwhile). When the opening was not processed yet it
-    is booked first, so the result is the same in any order. Returns the posting, if any."""
+    the commission back (``commission_dispute_won_record``) and reinstate the licence if the
+    dispute suspended it (EXPIRED if its term ended meanwhile; a staff suspension stands). When
+    the opening was not processed yet it is booked first, so the result is the same in any
+    order. Returns the posting, if any."""
     opened_at = stripe_time(dispute.get("created")) or occurred_at
     license_dispute_opened(dispute=dispute, occurred_at=opened_at)
     clawbacks.commission_dispute_won_record(dispute=dispute, occurred_at=occurred_at)
@@ -221,7 +223,10 @@ def license_dispute_won(*, dispute: Mapping[str, Any], occurred_at: datetime) ->
     license = _licence_of(pi_id) if pi_id else None
     if license is None:
         return None
-    if license.status == License.Status.SUSPENDED:
+    # Only the dispute's own suspension is lifted: one staff made stands.
+    if license.status == License.Status.SUSPENDED and (
+        license.suspended_by == License.SuspendedBy.DISPUTE
+    ):
         expired = license.expires_at is not None and license.expires_at <= timezone.now()
         _set_status(license, License.Status.EXPIRED if expired else License.Status.ACTIVE)
     dispute_id = str(dispute["id"])

@@ -48,3 +48,14 @@ def orders_auto_accept_due() -> dict[str, int]:
         "transferred": result.transferred,
         "failed": result.failed,
     }
+
+
+@shared_task(name="marketplace.tasks.usage_events_prune", ignore_result=True)
+def usage_events_prune() -> dict[str, int]:
+    """Daily: raw usage events of months past USAGE_EVENT_RETENTION_DAYS (rollups kept)."""
+    result = usage_store.usage_events_prune()
+    return {
+        "partitions_dropped": len(result.partitions_dropped),
+        "events_deleted": result.events_deleted,
+        "keys_deleted": result.keys_deleted,
+    }

@@ -17,7 +17,8 @@ rollup, and two processes storing the same batch at once wait on the key's uniqu
 inserts, the other finds the rows there. Rows are written in a fixed order (event id, then meter
 and hour) so concurrent batches take their locks in the same order and cannot deadlock.
 
-`usage_partitions_ensure` creates the month partitions ahead (daily beat task, after migrate).
+`usage_partitions_ensure` creates the month partitions ahead (daily beat task, after migrate);
+`usage_events_prune` drops raw events past their retention, keeping the rollups (daily too).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Max, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
@@ -47,6 +49,7 @@ from marketplace.models import (
     UsageRollup,
     hour_floor,
 )
+from revenue_site.retention import DEFAULT_BATCH_SIZE, batched_delete, retention_cutoff
 
 MICROS = 10**QUANTITY_DECIMAL_PLACES
 
@@ -379,6 +382,65 @@ def _partition_create(
     )
 
 
+# --- retention -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    before: datetime
+    partitions_dropped: list[str]
+    events_deleted: int
+    keys_deleted: int
+
+
+def usage_events_prune(
+    *, now: datetime | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+) -> PruneResult:
+    """Delete raw events (and their dedupe keys) of whole months (UTC) that ended more than
+    ``USAGE_EVENT_RETENTION_DAYS`` ago. The hourly rollups and distinct values, which rating,
+    summaries and the explorer read, are kept. On PostgreSQL a month's partition is dropped
+    whole (a short lock on the parent, bounded by ``lock_timeout``); rows elsewhere (SQLite,
+    the DEFAULT partition) and the keys go in batches. Those months were closed and billed
+    long ago, so no event stamped in them can be accepted again; an event id past retention
+    can be reused."""
+    before = _month_start(retention_cutoff(days=settings.USAGE_EVENT_RETENTION_DAYS, now=now))
+    dropped = _partitions_drop(before=before)
+    events = batched_delete(UsageEvent.objects.filter(timestamp__lt=before), batch_size=batch_size)
+    keys = batched_delete(UsageEventKey.objects.filter(timestamp__lt=before), batch_size=batch_size)
+    return PruneResult(
+        before=before, partitions_dropped=dropped, events_deleted=events, keys_deleted=keys
+    )
+
+
+def _partitions_drop(*, before: datetime) -> list[str]:
+    """Drop the month partitions that end on or before ``before``; their names."""
+    if connection.vendor != "postgresql":
+        return []
+    parent = UsageEvent._meta.db_table
+    qn = connection.ops.quote_name
+    dropped: list[str] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('marketplace.usage_partitions'))")
+        cursor.execute("SET LOCAL lock_timeout = '5s'")
+        # A table with deferred foreign-key checks still pending in this transaction cannot be
+        # dropped: run them now (none are pending when the daily task calls this).
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = to_regclass(%s)",
+            [parent],
+        )
+        for (name,) in cursor.fetchall():
+            month = name.removeprefix(f"{parent}_p")
+            if len(month) != 6 or not month.isdigit():
+                continue  # the DEFAULT partition
+            start = datetime(int(month[:4]), int(month[4:]), 1, tzinfo=UTC)
+            if _next_month(start) <= before:
+                cursor.execute(f"DROP TABLE {qn(name)}")
+                dropped.append(name)
+    return sorted(dropped)
+
+
 # --- reads ---------------------------------------------------------------------------------
 
 
@@ -534,5 +596,6 @@ __all__ = [
     "rollup_totals",
     "rollups_read",
     "to_micros",
+    "usage_events_prune",
     "usage_partitions_ensure",
 ]

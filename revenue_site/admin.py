@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.apps import apps
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
@@ -170,3 +172,34 @@ def register_read_only(site: admin.AdminSite, model: type[Model]) -> None:
     )
     site.unregister(model)
     site.register(model, read_only)
+
+
+def audited_models() -> list[type[Model]]:
+    """The models of ``settings.AUDITLOG_INCLUDE_TRACKING_MODELS`` (names or dicts)."""
+    models = []
+    for spec in getattr(settings, "AUDITLOG_INCLUDE_TRACKING_MODELS", ()):
+        label = spec["model"] if isinstance(spec, dict) else spec
+        models.append(apps.get_model(label))
+    return models
+
+
+def attach_audit_history(site: admin.AdminSite) -> None:
+    """Give each audited model's admin django-auditlog's history page ("Audit log" on the
+    change form: who changed what, when, before -> after): re-registered as a subclass of its
+    own class behind AuditlogHistoryAdminMixin, as ``register_read_only`` does."""
+    from auditlog.mixins import AuditlogHistoryAdminMixin
+
+    for model in audited_models():
+        if not site.is_registered(model):
+            continue
+        model_admin = site.get_model_admin(model)
+        if isinstance(model_admin, AuditlogHistoryAdminMixin):
+            continue
+        admin_class = type(model_admin)
+        audited = type(
+            f"Audited{admin_class.__name__}",
+            (AuditlogHistoryAdminMixin, admin_class),
+            {"__module__": __name__, "__doc__": admin_class.__doc__},
+        )
+        site.unregister(model)
+        site.register(model, audited)

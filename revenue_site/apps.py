@@ -12,10 +12,12 @@ class StaffConsoleAdminConfig(admin_apps.AdminConfig):
         super().ready()  # autodiscover: every app's admin module, dj-stripe's included
         from django.contrib import admin
 
+        from revenue_site.admin import attach_audit_history
         from revenue_site.admin_site import StaffConsoleSite
 
         if isinstance(admin.site, StaffConsoleSite):
             admin.site.lock_stripe_mirror()
+        attach_audit_history(admin.site)
 
 
 class RevenueSiteConfig(AppConfig):

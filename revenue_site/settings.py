@@ -12,6 +12,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp import constants as csp
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -46,7 +47,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "csp",
     "djstripe",
+    "auditlog",
     "revenue_site",
     "accounts",
     "ledger",
@@ -68,8 +72,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in user (and IP) as the actor of the audit log entries a request writes.
+    "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -166,6 +173,58 @@ CELERY_DB_REUSE_MAX = 100
 # API billing: a usage period (calendar month, UTC) is closed and billed this long after its
 # end; events stamped inside it are accepted until then.
 USAGE_CLOSE_GRACE_SECONDS = env.int("USAGE_CLOSE_GRACE_SECONDS", default=3600)
+# Audit trail (django-auditlog): every create / change / delete of these money-affecting
+# records is a LogEntry (who, when, before -> after), written by a signal in the same
+# transaction as the change; staff read it in the console ("Audit log" on each record, and
+# Audit log > Log entries). Bank and PayPal details are masked, passwords never recorded.
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    "subscriptions.Plan",
+    "subscriptions.PlanPrice",
+    "affiliates.Program",
+    "affiliates.Affiliate",
+    "affiliates.Commission",
+    "content.Creator",
+    "content.ContentItem",
+    "content.ContentShare",
+    "content.LicenseType",
+    "content.License",
+    "marketplace.Meter",
+    "marketplace.ApiPlan",
+    "marketplace.ApiPlanCharge",
+    "marketplace.CustomerApiPlan",
+    "marketplace.Category",
+    "marketplace.Provider",
+    "marketplace.Listing",
+    "marketplace.ListingPackage",
+    "marketplace.Order",
+    {
+        "model": "ledger.PayeeProfile",
+        "mask_fields": ["bank_account_name", "bank_iban", "bank_bic", "paypal_email"],
+    },
+    "ledger.PayoutBatch",
+    "ledger.Payout",
+    {
+        "model": "accounts.User",
+        "exclude_fields": ["password", "last_login"],
+    },
+)
+
+# Retention (days): raw rows older than this are pruned daily, in small batches, by beat.
+# Processed webhook events (failed ones are kept until handled; Stripe's Events API keeps 30
+# days, which the reconcile sweep reads, so at least 35).
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=90)
+# Raw click rows (daily counts per link are kept for ever; fraud checks read recent clicks).
+CLICK_RETENTION_DAYS = env.int("CLICK_RETENTION_DAYS", default=180)
+# Raw usage events (the hourly rollups, which rating and the explorer read, are kept; months
+# past it are closed and billed, so at least 62).
+USAGE_EVENT_RETENTION_DAYS = env.int("USAGE_EVENT_RETENTION_DAYS", default=400)
+for _name, _minimum in (
+    ("WEBHOOK_EVENT_RETENTION_DAYS", 35),
+    ("CLICK_RETENTION_DAYS", 31),
+    ("USAGE_EVENT_RETENTION_DAYS", 62),
+):
+    if globals()[_name] < _minimum:
+        raise ImproperlyConfigured(f"{_name} must be at least {_minimum} (days).")
 # The beat schedule lives in code; each issue adds its periodic tasks here.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "ledger-trial-balance-check": {
@@ -218,6 +277,18 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "affiliates-payouts-monthly": {
         "task": "affiliates.tasks.commissions.affiliate_payouts_run",
         "schedule": crontab(minute=30, hour=6, day_of_month=1),  # as of the month's last day
+    },
+    "subscriptions-webhook-events-prune": {
+        "task": "subscriptions.tasks.webhook_events_prune",
+        "schedule": crontab(minute=10, hour=4),  # daily: past WEBHOOK_EVENT_RETENTION_DAYS
+    },
+    "affiliates-clicks-prune": {
+        "task": "affiliates.tasks.tracking.clicks_prune",
+        "schedule": crontab(minute=20, hour=4),  # daily: rolled up per day, then deleted
+    },
+    "marketplace-usage-events-prune": {
+        "task": "marketplace.tasks.usage_events_prune",
+        "schedule": crontab(minute=30, hour=4),  # daily: past USAGE_EVENT_RETENTION_DAYS
     },
     "content-creator-payouts-monthly": {
         "task": "content.tasks.creator_payouts_run",
@@ -374,11 +445,33 @@ REST_FRAMEWORK = {
     },
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
 }
+# Content-Security-Policy (django-csp) on every response: scripts, styles, images and fetches
+# from our own origin only (Chart.js and Swagger UI are our static files; no page has an inline
+# script); inline style attributes are allowed, as Django's admin templates use them. No
+# framing (with X-Frame-Options DENY), no plugins, forms post only to us.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF],
+        "style-src": [csp.SELF, csp.UNSAFE_INLINE],
+        "img-src": [csp.SELF, "data:"],
+        "font-src": [csp.SELF],
+        "connect-src": [csp.SELF],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.SELF],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    },
+}
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Revenue Agent System API",
     "DESCRIPTION": "Subscriptions, affiliates, content, marketplace and analytics.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Choice sets that share a field name with another app's get a name of their own.
     "ENUM_NAME_OVERRIDES": {
         "ContentKindEnum": "content.models.ContentItem.Kind",

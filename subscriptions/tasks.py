@@ -57,3 +57,9 @@ def stripe_reconcile() -> dict[str, int]:
     """Record and process Stripe events created since the last sweep that we never received."""
     result = inbox.stripe_reconcile(enqueue=webhook_event_process_on_commit)
     return {"listed": result.listed, "recorded": result.recorded}
+
+
+@shared_task(name="subscriptions.tasks.webhook_events_prune", ignore_result=True)
+def webhook_events_prune() -> int:
+    """Daily: processed inbox rows past WEBHOOK_EVENT_RETENTION_DAYS, in batches."""
+    return inbox.webhook_events_prune()

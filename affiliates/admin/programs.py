@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest
 
 from accounts.selectors import request_user
 from affiliates.models import Affiliate, Click, Program, Referral, ReferralLink
+from affiliates.selectors import links_with_click_counts
 from affiliates.services import applications, tracking
 from revenue_site.admin import EstimatedCountPaginator, ReadOnlyAdmin
 
@@ -230,11 +231,11 @@ class ReferralLinkAdmin(admin.ModelAdmin):
     ordering = ("-created_at",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ReferralLink]:
-        return super().get_queryset(request).annotate(clicks_total=Count("clicks"))
+        return links_with_click_counts(super().get_queryset(request))
 
-    @admin.display(description="clicks", ordering="clicks_total")
+    @admin.display(description="clicks", ordering="click_count")
     def click_count(self, obj: Any) -> int:
-        return int(obj.clicks_total)
+        return int(obj.click_count)
 
 
 @admin.register(Click)

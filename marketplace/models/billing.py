@@ -425,6 +425,8 @@ class UsageEventKey(models.Model):
                 fields=["customer", "event_id"], name="marketplace_usageeventkey_customer_event_id"
             ),
         ]
+        # Retention deletes keys by age (usage_store.usage_events_prune).
+        indexes = [models.Index(fields=["timestamp"], name="marketplace_usageeventkey_ts")]
 
     def __str__(self) -> str:
         return self.event_id

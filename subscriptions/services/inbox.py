@@ -61,6 +61,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from djstripe import models as djm
 
+from revenue_site.retention import batched_delete, retention_cutoff
 from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import MirrorEvent, WebhookEvent
 
@@ -438,3 +439,16 @@ def stripe_reconcile(*, enqueue: Enqueue, now: datetime | None = None) -> Reconc
     if recorded:
         logger.warning("stripe reconcile recorded %s missed events since %s", recorded, since)
     return ReconcileResult(since=since, listed=len(events), recorded=recorded)
+
+
+def webhook_events_prune(*, now: datetime | None = None, batch_size: int = 2000) -> int:
+    """Delete inbox rows that SUCCEEDED more than ``WEBHOOK_EVENT_RETENTION_DAYS`` ago (by
+    ``received_at``), in batches. Failed, received and processing rows stay until handled; the
+    effects of every pruned event are in their own tables (and dj-stripe's Event mirror keeps
+    the event itself). Returns how many rows were deleted."""
+    cutoff = retention_cutoff(days=settings.WEBHOOK_EVENT_RETENTION_DAYS, now=now)
+    done = WebhookEvent.objects.filter(status=WebhookEvent.Status.SUCCEEDED, received_at__lt=cutoff)
+    deleted = batched_delete(done, batch_size=batch_size)
+    if deleted:
+        logger.info("webhook inbox: %s processed event(s) past retention deleted", deleted)
+    return deleted

@@ -92,3 +92,106 @@ def test_movements_of_any_period_sum_to_the_change_in_mrr(steps, first, length, 
     months = reports.movements_by_month(start=start, end=end, currency="usd")
     assert sum(m.net_new for m in months) == result.net_new
     assert all(min(m.new, m.expansion, m.contraction, m.churn, m.reactivation) >= 0 for m in months)
+
+
+PRICES = {
+    "monthly": {"interval": "month", "interval_count": 1, "unit_amount": 1_000},
+    "quarterly": {"interval": "month", "interval_count": 3, "unit_amount": 2_700},
+    "annual": {"interval": "year", "interval_count": 1, "unit_amount": 9_900},
+    "weekly": {"interval": "week", "interval_count": 1, "unit_amount": 250},
+}
+subscription_changes = st.lists(
+    st.tuples(
+        st.sampled_from(["cus_a", "cus_b"]),
+        st.sampled_from(["s1", "s2"]),
+        st.sampled_from(["trialing", "active", "past_due", "canceled", "unpaid"]),
+        st.sampled_from(sorted(PRICES)),
+        st.integers(min_value=0, max_value=3),  # quantity
+        st.sampled_from([None, 10, 50]),  # a forever percent-off coupon
+    ),
+    max_size=15,
+)
+
+
+def _subscription(customer, sub, status, price_name, quantity, percent_off):
+    price = PRICES[price_name]
+    discounts = []
+    if percent_off is not None:
+        coupon = {"id": f"c{percent_off}", "duration": "forever", "percent_off": percent_off}
+        discounts.append({"id": f"di_{sub}", "source": {"coupon": coupon}, "end": None})
+    return {
+        "id": f"{customer}_{sub}",
+        "object": "subscription",
+        "customer": customer,
+        "status": status,
+        "currency": "usd",
+        "discounts": discounts,
+        "items": {
+            "data": [
+                {
+                    "id": f"si_{customer}_{sub}",
+                    "quantity": quantity,
+                    "price": {
+                        "currency": "usd",
+                        "type": "recurring",
+                        "billing_scheme": "per_unit",
+                        "unit_amount": price["unit_amount"],
+                        "recurring": {
+                            "interval": price["interval"],
+                            "interval_count": price["interval_count"],
+                            "usage_type": "licensed",
+                        },
+                    },
+                }
+            ]
+        },
+    }
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(changes=subscription_changes, cut=st.integers(0, 15))
+def test_subscription_events_give_movements_that_sum_to_the_mrr(changes, cut):
+    """Subscription objects applied as the webhooks apply them (one a day): any period's movements
+    sum to the change of the summed subscriptions' MRR (``subscription_mrr``), and the rebuild
+    from the same events finds nothing to change."""
+    from djstripe import models as djm
+
+    from analytics.mrr import subscription_mrr
+    from analytics.rebuild import movements_diff, movements_replay
+    from subscriptions.models import SubscriptionState
+    from subscriptions.services.subscription_state import subscription_state_apply
+
+    MRRMovement.objects.all().delete()
+    SubscriptionState.objects.all().delete()
+    djm.Event.objects.all().delete()
+    MRRSnapshot.objects.all().delete()
+    SnapshotCursor.objects.all().delete()
+    MRRCohortChange.objects.all().delete()
+    mrr_by_day = []
+    current: dict[str, int] = {}
+    for n, change in enumerate(changes):
+        subscription = _subscription(*change)
+        at = datetime.combine(DAY0 + timedelta(days=n), time(12), tzinfo=UTC)
+        event_id = f"evt_{n:03d}"
+        djm.Event.objects.create(
+            id=event_id,
+            type="customer.subscription.updated",
+            created=at,
+            livemode=False,
+            data={"object": subscription},
+            stripe_data={"id": event_id, "object": "event"},
+        )
+        subscription_state_apply(subscription=subscription, event_id=event_id, occurred_at=at)
+        current[subscription["id"]] = subscription_mrr(subscription, at=at)[1]
+        mrr_by_day.append(sum(current.values()))
+    last = max(len(changes) - 1, 0)
+    start = DAY0 + timedelta(days=min(cut, last))
+    end = DAY0 + timedelta(days=last)
+    result = reports.movements(start=start, end=end, currency="usd")
+    before = mrr_by_day[(start - DAY0).days - 1] if start > DAY0 else 0
+    assert result.mrr_start == before
+    assert result.mrr_end == (mrr_by_day[-1] if changes else 0)
+    assert result.net_new == result.mrr_end - result.mrr_start
+    assert not movements_diff(movements_replay())

@@ -174,3 +174,13 @@ def test_an_event_delivered_late_is_put_in_its_place_by_the_replay(history):
     assert _run("--apply")[0] == 0
     assert reports.summary(on=date(2026, 1, 9), currency="usd").mrr == 10_000
     assert reports.summary(on=date(2026, 1, 10), currency="usd").mrr == 1_500
+
+
+def test_snapshots_option_recomputes_every_snapshot(history):
+    MRRMovement.objects.update(created_at=datetime(2026, 2, 15, tzinfo=UTC))
+    mrr_snapshots_compute(now=datetime(2026, 3, 1, tzinfo=UTC))
+    MRRSnapshot.objects.filter(date=date(2026, 1, 31)).update(mrr=1)  # damaged
+    code, out = _run("--snapshots")
+    assert code == 0
+    assert out.startswith("snapshots recomputed: usd 2026-01-05..")
+    assert MRRSnapshot.objects.get(currency="usd", date=date(2026, 1, 31)).mrr == 2500

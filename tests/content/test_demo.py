@@ -39,13 +39,18 @@ def test_the_demo_has_every_kind_and_a_three_way_split_and_runs_twice(stripe_fak
         Decimal("33.34"),
     ]
     assert ContentShare.objects.count() == 3
-    assert "0 new items" in lines[-1] and "0 new licence sales" in lines[-1]
+    assert "0 new items" in lines[-1] and "0 new licence sales, 0 new per-use" in lines[-1]
     assert selectors.catalog_list().count() == len(demo.ITEMS)
 
 
 def test_the_demo_sells_licences_books_them_and_pays_creators(stripe_fake):
     demo.seed(out=lambda line: None)
-    licenses = License.objects.select_related("license_type")
+    # The per-use licence: active at once, nothing charged yet, its calls counted for the close.
+    per_use = License.objects.get(license_type__pricing="per_use")
+    assert (per_use.status, per_use.amount, per_use.stripe_payment_intent_id) == ("active", 0, "")
+    assert per_use.holder.email == demo.PER_USE[0]
+    assert LicenseUsage.objects.get(license=per_use).quantity == demo.PER_USE[2]
+    licenses = License.objects.select_related("license_type").exclude(pk=per_use.pk)
     assert licenses.count() == len(demo.SALES)
     states = {license_state(license=lic) for lic in licenses}
     assert {

@@ -20,6 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from affiliates.models import Commission
+from content.earnings import creator_earnings, earnings_row
+from content.licensing import license_reinstate, license_suspend
 from content.models import License, LicenseType
 from content.purchases import (
     DISPUTE_SOURCE,
@@ -436,10 +438,18 @@ def test_a_dispute_suspends_and_reverses_everything_at_once_and_a_win_books_it_b
     assert "charge.dispute.created" in {e["type"] for e in events}
 
     license.refresh_from_db()
-    assert license.status == License.Status.SUSPENDED
+    assert (license.status, license.suspended_by) == ("suspended", "dispute")
     assert (balance(CLEARING), balance(REVENUE), affiliate_owed(affiliate)) == (0, 0, 0)
     assert creators_owed(creators) == [0, 0, 0]
     assert Commission.objects.get().status == Commission.Status.REVERSED
+    # The creator's earnings show the sale and its reversal on the item.
+    (row,) = [earnings_row(r) for r in creator_earnings(creator=creators[0])]
+    assert (row["content_id"], row["sales"], row["reversals"], row["net"]) == (
+        item.pk,
+        534,
+        -534,
+        0,
+    )
 
     dispute = stripe.Dispute.list(limit=1).data[0]
     stripe.Dispute.modify(dispute.id, evidence={"uncategorized_text": "winning_evidence"})
@@ -449,9 +459,17 @@ def test_a_dispute_suspends_and_reverses_everything_at_once_and_a_win_books_it_b
     }
 
     license.refresh_from_db()
-    assert license.status == License.Status.ACTIVE
+    assert (license.status, license.suspended_by) == ("active", "")
     commission = Commission.objects.get()
     assert (commission.status, commission.reversed_amount) == ("held", 0)
+    # The book-back is attributed to the item too, as an undone reversal.
+    (row,) = [earnings_row(r) for r in creator_earnings(creator=creators[0])]
+    assert (row["content_id"], row["sales"], row["reversals"], row["other"]) == (
+        item.pk,
+        534,
+        0,
+        0,
+    )
     assert balance(CLEARING) == 2500
     assert affiliate_owed(affiliate) == 500
     assert balance(REVENUE) == -400  # 2000 * 20 %
@@ -460,6 +478,28 @@ def test_a_dispute_suspends_and_reverses_everything_at_once_and_a_win_books_it_b
     entries = Entry.objects.count()
     inbox.deliver(events)  # redelivered: nothing twice
     assert Entry.objects.count() == entries
+
+
+def test_winning_a_dispute_leaves_a_staff_suspension_standing(stripe_fake, inbox):
+    item, creators = three_creator_item()
+    buyer, _ = referred_buyer(rate="20")
+    license = buy(buyer, item, LicenseTypeFactory(item=item, amount=2500), "pm_card_createDispute")
+    events = inbox.new()
+    disputes = [e for e in events if e["type"].startswith("charge.dispute.")]
+    assert disputes
+    inbox.deliver([e for e in events if e not in disputes])  # paid: active
+    license_suspend(license=license)  # staff, for their own reasons
+    inbox.deliver(disputes)
+    dispute = stripe.Dispute.list(limit=1).data[0]
+    stripe.Dispute.modify(dispute.id, evidence={"uncategorized_text": "winning_evidence"})
+    inbox.deliver_new()
+
+    license.refresh_from_db()
+    assert (license.status, license.suspended_by) == ("suspended", "staff")
+    assert creators_owed(creators) == [534, 533, 533]  # the money is booked back all the same
+    license_reinstate(license=license)
+    license.refresh_from_db()
+    assert (license.status, license.suspended_by) == ("active", "")
 
 
 def test_a_lost_dispute_revokes_without_reversing_twice(stripe_fake, inbox):

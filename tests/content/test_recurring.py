@@ -14,6 +14,7 @@ from django.db.models import Sum
 from rest_framework.test import APIClient
 
 from content import licensing, royalties
+from content.earnings import creator_earnings, earnings_row
 from content.models import License, LicenseType
 from content.services import content_shares_set, license_type_create, license_type_update
 from ledger.chart import SystemAccount
@@ -45,6 +46,14 @@ def creator_balance(creator) -> int:
         ).aggregate(t=Sum("amount"))["t"]
         or 0
     )
+
+
+def owner_earnings(creator) -> list[tuple]:
+    """(content id, sales, royalties, reversals, net) per row of the creator's earnings."""
+    return [
+        (row["content_id"], row["sales"], row["royalties"], row["reversals"], row["net"])
+        for row in map(earnings_row, creator_earnings(creator=creator))
+    ]
 
 
 def three_creator_item():
@@ -232,6 +241,8 @@ def test_a_dispute_reverses_the_split_and_winning_it_books_it_back(stripe_fake):
     assert [creator_balance(c) for c in creators] == [0, 0, 0]
     assert balance(CONTENT) == 0
     assert Transaction.objects.filter(source=royalties.SPLIT_DISPUTE_SOURCE).count() == 1
+    # A recurring licence's invoice is a sale of its item; the dispute a reversal of it.
+    assert owner_earnings(creators[0]) == [(item.pk, 267, 0, -267, 0)]
 
     (dispute,) = stripe.Dispute.list(limit=10).data
     stripe.Dispute.modify(
@@ -244,6 +255,7 @@ def test_a_dispute_reverses_the_split_and_winning_it_books_it_back(stripe_fake):
     assert [creator_balance(c) for c in creators] == [-267, -266, -266]
     assert balance(CONTENT) == -200
     assert Transaction.objects.filter(source=royalties.SPLIT_DISPUTE_WON_SOURCE).count() == 1
+    assert owner_earnings(creators[0]) == [(item.pk, 267, 0, 0, 267)]
 
 
 def test_staff_adding_a_recurring_type_in_the_console_pushes_its_price(stripe_fake, admin_client):

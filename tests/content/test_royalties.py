@@ -15,6 +15,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from content import licensing, royalties
+from content.earnings import creator_earnings, earnings_row
 from content.models import License, LicenseType
 from content.services import content_shares_set
 from ledger.chart import SystemAccount
@@ -146,7 +147,7 @@ def _per_use_and_overage(stripe_fake):
 
 
 def test_uses_and_overage_are_rated_invoiced_once_and_split_when_paid(stripe_fake):
-    buyer, _item, (owner, a, b), per_use, limited = _per_use_and_overage(stripe_fake)
+    buyer, item, (owner, a, b), per_use, limited = _per_use_and_overage(stripe_fake)
     sale = (balance(CONTENT), [creator_balance(c) for c in (owner, a, b)])  # the one-time sale
     start, after = after_close()
     assert (buyer.pk, start) in period_close.periods_due(now=after)
@@ -178,6 +179,11 @@ def test_uses_and_overage_are_rated_invoiced_once_and_split_when_paid(stripe_fak
     assert sum(moved) == -(24 + 320)
     assert moved == [-(8 + 107), -(8 + 107), -(8 + 106)]
     assert balance(SystemAccount.REVENUE_SUBSCRIPTIONS.value) == 0
+    # The owner's earnings on the item: the one-time sale, and the royalties of both lines.
+    rows = [earnings_row(row) for row in creator_earnings(creator=owner)]
+    assert {row["content_id"] for row in rows} == {item.pk}
+    assert sum(row["royalties"] for row in rows) == 8 + 107
+    assert sum(row["sales"] for row in rows) == -sale[1][0]
 
     # Nothing twice: the close again, and the events again.
     again = period_close.usage_period_close(customer=buyer, period_start=start, now=after)

@@ -82,7 +82,7 @@ def test_seed_demo_builds_the_demo_business_once(stripe_fake):
     assert _counts() == first
     assert first["products"] == 3
     assert first["prices"] == 4
-    assert first["customers"] == 9  # 8 subscribers and Devon (API only)
+    assert first["customers"] == 10  # 8 subscribers, Devon (API only), a per-use licensee
     assert first["subscriptions"] == 8
     assert first["invoices"] >= 6  # the trial has none yet; the canceled one was paid first
     statuses = sorted(s.status for s in djstripe_models.Subscription.objects.all())
