@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -801,12 +802,33 @@ def dashboard_view(
         "form": form,
         "board": board,
         "export_query": _export_query(period=period, currency=currency),
+        "presets": range_presets(today=today, currency=currency),
+        # the charts' data as attributes of their canvas (CSP: no <script> element on the page)
+        "charts_json": {name: json.dumps(spec) for name, spec in board.charts.items()},
         **(extra_context or {}),
     }
     request.current_app = site.name
     return TemplateResponse(
         request, "admin/analytics/dashboard.html", context, status=200 if valid else 400
     )
+
+
+def range_presets(*, today: date, currency: str) -> list[tuple[str, str]]:
+    """(label, query string) of the picker's shortcuts, all ending today."""
+    from urllib.parse import urlencode
+
+    presets = [
+        ("Last 7 days", today - timedelta(days=6)),
+        ("Last 30 days", today - timedelta(days=DEFAULT_DAYS - 1)),
+        ("Last 90 days", today - timedelta(days=89)),
+        ("Month to date", today.replace(day=1)),
+        ("Year to date", today.replace(month=1, day=1)),
+        ("Last 12 months", today - timedelta(days=364)),
+    ]
+    return [
+        (label, urlencode({"start": start, "end": today, "currency": currency}))
+        for label, start in presets
+    ]
 
 
 def _export_query(*, period: Period, currency: str) -> str:

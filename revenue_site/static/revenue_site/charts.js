@@ -1,6 +1,7 @@
-/* Draws every <canvas data-chart="ID"> from the JSON in the element #ID (Django's json_script).
-   Loaded after the vendored Chart.js by revenue_site/includes/chartjs.html. The JSON is data
-   only:
+/* Draws every <canvas data-chart="ID"> from the JSON in the element #ID (Django's json_script),
+   and every <canvas data-chart-spec="JSON"> from the JSON in that attribute (no <script>
+   element at all). Loaded after the vendored Chart.js by revenue_site/includes/chartjs.html.
+   The JSON is data only:
      {type, labels, datasets: [{label, data, type?, color?, axis?}], y_title?,
       stacked?, y1_title?}
    Values may be strings (exact decimals from Django); they are drawn as numbers, null leaves a
@@ -37,12 +38,19 @@
     return index === 0 ? primary : PALETTE[ORDER[(index - 1) % ORDER.length]];
   }
 
-  function draw(canvas) {
+  function specOf(canvas) {
+    if (canvas.dataset.chartSpec) {
+      return JSON.parse(canvas.dataset.chartSpec);
+    }
     var source = document.getElementById(canvas.dataset.chart);
-    if (!source || typeof window.Chart === "undefined") {
+    return source ? JSON.parse(source.textContent) : null;
+  }
+
+  function draw(canvas) {
+    var spec = specOf(canvas);
+    if (!spec || typeof window.Chart === "undefined") {
       return;
     }
-    var spec = JSON.parse(source.textContent);
     var style = getComputedStyle(document.documentElement);
     var primary = style.getPropertyValue("--primary").trim() || "#79aec8";
     var text = style.getPropertyValue("--body-quiet-color").trim() || "#666";
@@ -103,7 +111,7 @@
   }
 
   function drawAll() {
-    document.querySelectorAll("canvas[data-chart]").forEach(draw);
+    document.querySelectorAll("canvas[data-chart], canvas[data-chart-spec]").forEach(draw);
   }
 
   if (document.readyState === "loading") {
