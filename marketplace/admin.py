@@ -266,4 +266,7 @@ def _query_with(request: HttpRequest, **values: str) -> str:
     return query.urlencode()
 
 
-from marketplace import admin_orders  # noqa: E402, F401 (registers the orders' admin)
+from marketplace import (  # noqa: E402
+    admin_orders,  # noqa: F401 (registers the orders' admin)
+    admin_usage,  # noqa: F401 (registers the usage events' admin)
+)

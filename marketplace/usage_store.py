@@ -34,7 +34,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Max, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
@@ -471,6 +471,26 @@ def event_ids_stored(*, customer_id: int, event_ids: set[str]) -> set[str]:
             "event_id", flat=True
         )
     )
+
+
+def events_for_admin() -> QuerySet[UsageEvent]:
+    """Every stored event, newest id first, with its customer and meter: the staff console's
+    list (paginated there; filters narrow it by month of `timestamp`, which on PostgreSQL reads
+    only that month's partition, by meter, or by customer through the (customer, event id)
+    index). Ordered by id, the primary key's first column in every partition: a page is a merge
+    of index scans, never a sort of the table."""
+    return UsageEvent.objects.select_related("customer", "meter").order_by("-pk")
+
+
+def event_months(*, now: datetime | None = None, back: int = 5) -> list[datetime]:
+    """The starts (UTC) of the current month and the `back` months before it, newest first:
+    the months an event list is filtered by."""
+    start = _month_start(now or timezone.now())
+    months = [start]
+    for _ in range(back):
+        start = _month_start(start - timedelta(days=1))
+        months.append(start)
+    return months
 
 
 def events_for_customer(*, customer_id: int) -> list[UsageEvent]:

@@ -1,3 +1,3 @@
 """Staff console for subscriptions, one module per concern."""
 
-from subscriptions.admin import catalog, customers, webhooks  # noqa: F401
+from subscriptions.admin import catalog, customers, states, webhooks  # noqa: F401
