@@ -71,6 +71,7 @@ class OrderSerializer(serializers.ModelSerializer[Order]):
             "revisions_allowed",
             "revisions_used",
             "refunded_amount",
+            "disputed_amount",
             "created_at",
             "quoted_at",
             "paid_at",

@@ -14,6 +14,7 @@ staff in the console, or the system: the auto-accept timer and Stripe's events):
     accepted ──release (system, staff)──▶ released        earnings to the provider
     delivered, revision_requested ──dispute (buyer)──▶ disputed
     paid … accepted ──stripe_dispute (system: charge.dispute.created)──▶ disputed
+    disputed ──stripe_dispute_won (system)──▶ the state the Stripe dispute found it in
     disputed ──resolve_release (staff)──▶ released
     disputed, released ──partial_refund (staff)──▶ released   part back to the buyer
     paid … released ──refund (staff; system on a full refund or a lost Stripe dispute)──▶ refunded
@@ -42,7 +43,16 @@ Money (minor units of the order's currency; each posting once per idempotency ke
   the earnings were transferred, the provider's share is taken back from the connected account
   (a transfer reversal), booked Dr clearing / Cr payable. The provider's payable ends at what
   they keep; for CSV providers already paid it goes negative and the next payout nets it;
-- a lost Stripe dispute is booked like a full refund of what is left.
+- a Stripe dispute (see ``order_stripe_dispute_opened``): Stripe takes the disputed funds
+  when it opens, so they are booked then, once per dispute (``order:<pk>:dispute:<id>``):
+  after a release the release is reversed by the disputed amount first (the provider's
+  payable and the commission give back their shares, ``…:clawback``) and the provider's
+  share is taken back from the connected account when it was transferred; then Dr held / Cr
+  stripe clearing. While it is open no money moves on the order (release, refunds: 409). Won:
+  the dispute's postings are booked back with their lines negated
+  (``order:<pk>:dispute_won:<id>``; the provider's share is then in their payable, paid by the
+  payout engine) and the order goes back to the state the dispute found it in. Lost: the
+  reversals stand (one per dispute, never two); the whole price lost closes the order.
 
 Stripe's processing and dispute fees are booked for every charge by
 ``subscriptions.services.stripe_fees`` (``charge.succeeded``, dispute events): nothing here.
@@ -61,16 +71,23 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
 from ledger.chart import SystemAccount
 from ledger.models import Account, Entry, PayeeProfile, Transaction
-from ledger.services import Line, account_for_payee, ledger_post, ledger_reverse, system_account
+from ledger.services import (
+    Line,
+    account_for_payee,
+    ledger_post,
+    ledger_reverse_in_order,
+    system_account,
+)
 from marketplace.models import Listing, ListingPackage, Order, OrderEvent, OrderMessage
 from revenue_site.money import split_with_platform_remainder
 from revenue_site.stripe_errors import BillingError, StripeUnavailable, stripe_errors
-from revenue_site.stripe_payloads import dispute_is_inquiry, stripe_id
+from revenue_site.stripe_payloads import dispute_is_inquiry, stripe_id, stripe_time
 from revenue_site.stripe_setup import stripe_api_key
 
 logger = logging.getLogger(__name__)
@@ -87,6 +104,9 @@ TRANSFER_SOURCE = "marketplace.order_transfer"
 REFUND_SOURCE = "marketplace.order_refund"
 CLAWBACK_SOURCE = "marketplace.order_clawback"
 TRANSFER_REVERSAL_SOURCE = "marketplace.order_transfer_reversal"
+DISPUTE_SOURCE = "marketplace.order_dispute"
+DISPUTE_WON_SOURCE = "marketplace.order_dispute_won"
+DISPUTE_CLOSED_STATUSES = frozenset({"won", "lost", "warning_closed"})
 
 
 # --- the state machine ---------------------------------------------------------------------
@@ -94,13 +114,15 @@ TRANSFER_REVERSAL_SOURCE = "marketplace.order_transfer_reversal"
 
 @dataclass(frozen=True)
 class Transition:
+    """``target`` None: back to the state the order had before its Stripe dispute."""
+
     name: str
     sources: frozenset[str]
-    target: str
+    target: str | None
     actors: frozenset[str]
 
 
-def _t(name: str, sources: set[str], target: str, actors: set[str]) -> Transition:
+def _t(name: str, sources: set[str], target: str | None, actors: set[str]) -> Transition:
     return Transition(name, frozenset(sources), target, frozenset(actors))
 
 
@@ -129,6 +151,7 @@ TRANSITIONS: dict[str, Transition] = {
         _t("release", {State.ACCEPTED}, State.RELEASED, {Actor.SYSTEM, Actor.STAFF}),
         _t("dispute", {State.DELIVERED, State.REVISION_REQUESTED}, State.DISPUTED, {Actor.BUYER}),
         _t("stripe_dispute", _FUNDED | {State.ACCEPTED}, State.DISPUTED, {Actor.SYSTEM}),
+        _t("stripe_dispute_won", {State.DISPUTED}, None, {Actor.SYSTEM}),
         _t("resolve_release", {State.DISPUTED}, State.RELEASED, {Actor.STAFF}),
         _t("partial_refund", {State.DISPUTED, State.RELEASED}, State.RELEASED, {Actor.STAFF}),
         _t(
@@ -152,6 +175,9 @@ API_TRANSITIONS = {
     "cancel": "cancel",
 }
 STAFF_TRANSITIONS = ("resolve_release", "partial_refund", "refund", "release", "cancel")
+# Money stays where it is while a Stripe dispute on the order's charge is open: Stripe holds
+# the disputed funds and refuses refunds of a disputed charge.
+MONEY_TRANSITIONS = frozenset({"release", "resolve_release", "partial_refund", "refund"})
 
 
 class OrderTransitionError(BillingError):
@@ -165,18 +191,27 @@ class OrderTransitionError(BillingError):
         self.state = state
 
 
+def stripe_dispute_open(order: Order) -> bool:
+    """Whether Stripe holds funds of ``order`` for a dispute that is not decided yet."""
+    return order.disputed_amount > 0 and order.stripe_dispute_status not in DISPUTE_CLOSED_STATUSES
+
+
+def _allowed(order: Order, spec: Transition, actor: str) -> bool:
+    return (
+        order.state in spec.sources
+        and actor in spec.actors
+        and not (spec.name in MONEY_TRANSITIONS and stripe_dispute_open(order))
+    )
+
+
 def transition_allowed(*, order: Order, transition: str, actor: str) -> bool:
     spec = TRANSITIONS.get(transition)
-    return spec is not None and order.state in spec.sources and actor in spec.actors
+    return spec is not None and _allowed(order, spec, actor)
 
 
 def transitions_available(*, order: Order, actor: str) -> list[str]:
     """The transitions ``actor`` may take on ``order`` now (in table order)."""
-    return [
-        name
-        for name, spec in TRANSITIONS.items()
-        if order.state in spec.sources and actor in spec.actors
-    ]
+    return [name for name, spec in TRANSITIONS.items() if _allowed(order, spec, actor)]
 
 
 def order_actor(*, order: Order, user: User) -> str | None:
@@ -199,6 +234,12 @@ def _check(order: Order, transition: str, actor: str) -> Transition:
         raise OrderTransitionError(
             f"The {actor} cannot {transition.replace('_', ' ')} an order.", state=order.state
         )
+    if transition in MONEY_TRANSITIONS and stripe_dispute_open(order):
+        raise OrderTransitionError(
+            f"Stripe dispute {order.stripe_dispute_id} on order {order.pk}'s payment is open: "
+            "no money moves until Stripe decides it.",
+            state=order.state,
+        )
     return spec
 
 
@@ -211,22 +252,27 @@ def _move(
     note: str = "",
     amount: int | None = None,
     at: datetime | None = None,
+    target: str | None = None,
 ) -> OrderEvent:
-    """Check and take ``transition`` on a locked ``order``; save it and record the event."""
+    """Check and take ``transition`` on a locked ``order``; save it and record the event.
+    ``target`` is the state a transition without one in the table goes to."""
     spec = _check(order, transition, actor)
+    to_state = spec.target or target
+    if to_state is None:
+        raise ValueError(f"{transition} needs a target state")
     at = at or timezone.now()
     event = OrderEvent.objects.create(
         order=order,
         transition=transition,
         from_state=order.state,
-        to_state=spec.target,
+        to_state=to_state,
         actor=actor,
         actor_user=user,
         amount=amount,
         note=note,
         at=at,
     )
-    order.state = spec.target
+    order.state = to_state
     order.save()
     return event
 
@@ -255,6 +301,12 @@ def _locked(order: Order | int) -> Order:
 
 
 # --- placing and moving orders ---------------------------------------------------------------
+
+
+def order_left(order: Order) -> int:
+    """What the order still holds for the provider or the buyer: the price less refunds and
+    less what Stripe took for a dispute."""
+    return order.price - order.refunded_amount - order.disputed_amount
 
 
 def order_commission_percent(*, listing: Listing) -> Decimal:
@@ -587,7 +639,7 @@ def order_release(
     now = timezone.now()
     if refund_first:
         _refund(order, amount=refund_first, user=user, at=now)
-    amount = order.price - order.refunded_amount
+    amount = order_left(order)
     parts = {"provider": 0, "platform": 0}
     if amount > 0:
         parts = order_split(amount=amount, commission_percent=order.commission_percent)
@@ -712,9 +764,9 @@ def order_transfer_retry(*, order: Order) -> Order:
     order = _locked(order)
     if not order.transfer_pending or order.stripe_transfer_id or order.state != State.RELEASED:
         return order
-    amount = order_split(
-        amount=order.price - order.refunded_amount, commission_percent=order.commission_percent
-    )["provider"]
+    amount = order_split(amount=order_left(order), commission_percent=order.commission_percent)[
+        "provider"
+    ]
     owed = -sum(
         Entry.objects.filter(account=_payable(order), currency=order.currency).values_list(
             "amount", flat=True
@@ -734,7 +786,7 @@ def order_transfer_retry(*, order: Order) -> Order:
 
 def _refund(order: Order, *, amount: int, user: User | None, at: datetime) -> None:
     """Refund ``amount`` of a locked order through Stripe and book it."""
-    left = order.price - order.refunded_amount
+    left = order_left(order)
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= left:
         raise ValidationError({"amount": [f"Between 1 and {left} (minor units left to refund)."]})
     new_total = order.refunded_amount + amount
@@ -756,31 +808,68 @@ def _release_posting(order: Order) -> Transaction | None:
     ).first()
 
 
+def _release_postings(order: Order) -> list[Transaction]:
+    """The release, then the postings that booked it back after won disputes: what a refund
+    or a dispute after the release reverses, in that order."""
+    release = _release_posting(order)
+    if release is None:
+        return []
+    booked_back = Transaction.objects.filter(
+        source=DISPUTE_WON_SOURCE,
+        idempotency_key__startswith=f"order:{order.pk}:dispute_won:",
+        idempotency_key__endswith=":release",
+    ).order_by("pk")
+    return [release, *booked_back]
+
+
+def _clawback(
+    order: Order, *, amount: int, key: str, ref: str, source: str, memo: str, at: datetime
+) -> None:
+    """Take ``amount`` of a locked order's released funds back into held, pro rata: the
+    provider's payable and the commission each give back their share. When the earnings were
+    transferred, the provider's share is taken back from the connected account too."""
+    originals = _release_postings(order)
+    if not originals:
+        return
+    ledger_reverse_in_order(
+        transactions=originals,
+        amount=amount,
+        idempotency_key=key,
+        source=source,
+        memo=memo,
+        posted_at=at,
+    )
+    provider_share = sum(
+        Entry.objects.filter(
+            Q(transaction__idempotency_key=key)
+            | Q(transaction__idempotency_key__startswith=f"{key}:"),
+            transaction__source=source,
+            account=_payable(order),
+        ).values_list("amount", flat=True)
+    )
+    if provider_share > 0 and order.transferred_amount:
+        _transfer_reverse(order, min(provider_share, order.transferred_amount), ref, at)
+
+
 def _refund_book(order: Order, *, new_total: int, at: datetime, source: str) -> int:
     """Book refunds (or a lost dispute) up to ``new_total`` of a locked order; returns the
     amount booked now (0 when ``new_total`` is already booked)."""
-    new_total = min(new_total, order.price)
+    new_total = min(new_total, order.price - order.disputed_amount)
     delta = new_total - order.refunded_amount
     if delta <= 0 or order.paid_at is None:
         return 0
     held = system_account(SystemAccount.LIABILITY_MARKETPLACE_HELD)
-    release = _release_posting(order)
-    if release is not None:
-        # Take the refund back from the released split, pro rata: the provider's payable and
-        # the commission each give back their share, into held, which then pays the buyer.
-        clawback = ledger_reverse(
-            transaction=release,
-            amount=delta,
-            idempotency_key=f"order:{order.pk}:clawback:{new_total}",
-            source=CLAWBACK_SOURCE,
-            memo=f"Order {order.pk}: refund after release",
-            posted_at=at,
-        )
-        provider_share = sum(
-            clawback.entries.filter(account=_payable(order)).values_list("amount", flat=True)
-        )
-        if provider_share and order.transferred_amount:
-            _transfer_reverse(order, min(provider_share, order.transferred_amount), new_total, at)
+    # After a release the refund comes back from the released split first, into held, which
+    # then pays the buyer.
+    _clawback(
+        order,
+        amount=delta,
+        key=f"order:{order.pk}:clawback:{new_total}",
+        ref=str(new_total),
+        source=CLAWBACK_SOURCE,
+        memo=f"Order {order.pk}: refund after release",
+        at=at,
+    )
     ledger_post(
         idempotency_key=f"order:{order.pk}:refund:{new_total}",
         source=source,
@@ -796,17 +885,19 @@ def _refund_book(order: Order, *, new_total: int, at: datetime, source: str) -> 
     return delta
 
 
-def _transfer_reverse(order: Order, amount: int, new_total: int, at: datetime) -> None:
+def _transfer_reverse(order: Order, amount: int, ref: str, at: datetime) -> None:
+    """Take ``amount`` back from the order's transfer; ``ref`` names what for in the keys (a
+    refund's new total, or ``dispute:<id>``)."""
     with stripe_errors():
         stripe.Transfer.create_reversal(
             order.stripe_transfer_id,
             amount=amount,
             metadata={METADATA_KEY: str(order.pk)},
             api_key=stripe_api_key(),
-            idempotency_key=f"marketplace-order-{order.pk}-trr-{new_total}",
+            idempotency_key=f"marketplace-order-{order.pk}-trr-{ref.replace(':', '-')}",
         )
     ledger_post(
-        idempotency_key=f"order:{order.pk}:transfer_reversal:{new_total}",
+        idempotency_key=f"order:{order.pk}:transfer_reversal:{ref}",
         source=TRANSFER_REVERSAL_SOURCE,
         lines=[
             Line.debit(system_account(SystemAccount.STRIPE_CLEARING), amount, order.currency),
@@ -830,7 +921,7 @@ def order_refund(
     connected account. Raises OrderTransitionError, ValidationError (``amount``), the
     ``stripe_errors`` kinds."""
     order = _locked(order)
-    left = order.price - order.refunded_amount
+    left = order_left(order)
     full = amount is None or amount == left
     if full:
         _check(order, "refund", Actor.STAFF)
@@ -892,34 +983,188 @@ def order_charge_refunded(*, charge: Mapping[str, Any], occurred_at: datetime) -
 def _close_if_refunded(order: Order, *, note: str) -> None:
     if (
         order.paid_at
-        and order.refunded_amount >= order.price
+        and order_left(order) <= 0
         and transition_allowed(order=order, transition="refund", actor=Actor.SYSTEM)
     ):
         order.closed_at = timezone.now()
         _move(order, "refund", actor=Actor.SYSTEM, user=None, note=note)
 
 
+def _dispute_key(order: Order, dispute_id: str) -> str:
+    return f"order:{order.pk}:dispute:{dispute_id}"
+
+
+def _dispute_order(dispute: Mapping[str, Any], occurred_at: datetime) -> Order | None:
+    """The locked order whose charge ``dispute`` is on, its payment booked (from Stripe when
+    the dispute's event comes before ``payment_intent.succeeded``), with the dispute's id and
+    status recorded; a decided dispute's status is never set back by an older event."""
+    pi_id = stripe_id(dispute.get("payment_intent"))
+    order = _order_for_charge(stripe_id(dispute.get("charge")), pi_id)
+    if order is None:
+        return None
+    if order.paid_at is None and order.stripe_payment_intent_id:
+        with stripe_errors():
+            intent = stripe.PaymentIntent.retrieve(
+                order.stripe_payment_intent_id, api_key=stripe_api_key(dispute.get("livemode"))
+            ).to_dict()
+        if intent.get("status") == "succeeded":
+            _payment_succeeded(order, intent, at=stripe_time(intent.get("created")) or occurred_at)
+    dispute_id = stripe_id(dispute.get("id"))
+    status = str(dispute.get("status") or "")
+    decided = order.stripe_dispute_status in DISPUTE_CLOSED_STATUSES
+    if order.stripe_dispute_id != dispute_id or not decided or status in DISPUTE_CLOSED_STATUSES:
+        order.stripe_dispute_id = dispute_id
+        order.stripe_dispute_status = status
+        order.save(update_fields=["stripe_dispute_id", "stripe_dispute_status", "updated_at"])
+    return order
+
+
+def _dispute_withdraw(order: Order, dispute: Mapping[str, Any], occurred_at: datetime) -> None:
+    """Book the funds Stripe took for ``dispute`` from a locked order, once per dispute, and
+    hold the order ``disputed`` (a note when its state does not allow it). A dispute booked
+    back already (won) is not booked again."""
+    dispute_id = stripe_id(dispute.get("id"))
+    key = _dispute_key(order, dispute_id)
+    if (
+        order.paid_at is None
+        or Transaction.objects.filter(
+            Q(source=DISPUTE_SOURCE, idempotency_key=key)
+            | Q(
+                source=DISPUTE_WON_SOURCE,
+                idempotency_key=f"order:{order.pk}:dispute_won:{dispute_id}",
+            )
+        ).exists()
+    ):
+        return
+    amount = min(int(dispute.get("amount") or 0), order_left(order))
+    if amount <= 0:
+        return
+    memo = f"Order {order.pk}: Stripe dispute {dispute_id} took {amount}"
+    _clawback(
+        order,
+        amount=amount,
+        key=f"{key}:clawback",
+        ref=f"dispute:{dispute_id}",
+        source=DISPUTE_SOURCE,
+        memo=memo,
+        at=occurred_at,
+    )
+    ledger_post(
+        idempotency_key=key,
+        source=DISPUTE_SOURCE,
+        lines=[
+            Line.debit(
+                system_account(SystemAccount.LIABILITY_MARKETPLACE_HELD), amount, order.currency
+            ),
+            Line.credit(system_account(SystemAccount.STRIPE_CLEARING), amount, order.currency),
+        ],
+        memo=memo,
+        posted_at=occurred_at,
+    )
+    order.disputed_amount += amount
+    order.save(update_fields=["disputed_amount", "updated_at"])
+    note = f"Stripe dispute {dispute_id} ({dispute.get('reason') or 'no reason'})"
+    if transition_allowed(order=order, transition="stripe_dispute", actor=Actor.SYSTEM):
+        _move(
+            order,
+            "stripe_dispute",
+            actor=Actor.SYSTEM,
+            user=None,
+            note=note,
+            amount=amount,
+            at=occurred_at,
+        )
+    else:
+        _note(order, "stripe_dispute_opened", note=note, amount=amount)
+
+
 @transaction.atomic
 def order_stripe_dispute_opened(
     *, dispute: Mapping[str, Any], occurred_at: datetime
 ) -> Order | None:
-    """``charge.dispute.created`` on an order's charge: the dispute is recorded; an order not
-    released yet becomes ``disputed`` so nothing is released while it is open."""
+    """``charge.dispute.created`` / ``.funds_withdrawn`` on an order's charge: Stripe took the
+    disputed funds, so they are booked now (see the module docstring): held funds go back to
+    Stripe, a released order's split is reversed (the provider's share from their connected
+    account when transferred), and an order not released yet becomes ``disputed``; no money
+    moves on it until the dispute is decided. Inquiries (no funds withdrawn) change nothing
+    until they escalate. Idempotent per dispute."""
     if dispute_is_inquiry(dispute):
         return None
-    order = _order_for_charge(
-        stripe_id(dispute.get("charge")), stripe_id(dispute.get("payment_intent"))
+    order = _dispute_order(dispute, occurred_at)
+    if order is not None:
+        _dispute_withdraw(order, dispute, occurred_at)
+    return order
+
+
+def _book_back(order: Order, *, rows_of: Q, key: str, memo: str, at: datetime) -> None:
+    """Post the negation of the dispute postings ``rows_of`` selects, per account."""
+    totals = (
+        Entry.objects.filter(rows_of, transaction__source=DISPUTE_SOURCE)
+        .values("account_id", "currency")
+        .annotate(total=Sum("amount"))
+        .order_by("account_id")
     )
+    rows = [row for row in totals if row["total"]]
+    if not rows:
+        return
+    accounts = Account.objects.in_bulk([row["account_id"] for row in rows])
+    ledger_post(
+        idempotency_key=key,
+        source=DISPUTE_WON_SOURCE,
+        lines=[Line(accounts[row["account_id"]], -row["total"], row["currency"]) for row in rows],
+        memo=memo,
+        posted_at=at,
+    )
+
+
+@transaction.atomic
+def order_stripe_dispute_won(*, dispute: Mapping[str, Any], occurred_at: datetime) -> Order | None:
+    """The merchant won a dispute on an order's charge (``charge.dispute.funds_reinstated``, or
+    ``charge.dispute.closed`` with ``won``, whichever comes first): its postings are booked
+    back with their lines negated (the release's part keyed ``…:release``, so a later refund
+    reverses it like the release), and an order the dispute made ``disputed`` goes back to the
+    state it had before. The provider's share taken back from their connected account is in
+    their payable again, for the payout engine. When the opening was not processed yet it is
+    booked first, so the result is the same in any order. Idempotent per dispute."""
+    order = _dispute_order(dispute, occurred_at)
     if order is None:
         return None
-    order.stripe_dispute_id = stripe_id(dispute.get("id"))
-    order.stripe_dispute_status = str(dispute.get("status") or "")
-    order.save(update_fields=["stripe_dispute_id", "stripe_dispute_status", "updated_at"])
-    note = f"Stripe dispute {order.stripe_dispute_id} ({dispute.get('reason') or 'no reason'})"
-    if transition_allowed(order=order, transition="stripe_dispute", actor=Actor.SYSTEM):
-        _move(order, "stripe_dispute", actor=Actor.SYSTEM, user=None, note=note, at=occurred_at)
-    elif not order.events.filter(transition="stripe_dispute_opened").exists():
-        _note(order, "stripe_dispute_opened", note=note, amount=int(dispute.get("amount") or 0))
+    dispute_id = stripe_id(dispute.get("id"))
+    key = _dispute_key(order, dispute_id)
+    won_key = f"order:{order.pk}:dispute_won:{dispute_id}"
+    if Transaction.objects.filter(source=DISPUTE_WON_SOURCE, idempotency_key=won_key).exists():
+        return order
+    opened_at = stripe_time(dispute.get("created")) or occurred_at
+    _dispute_withdraw(order, dispute, opened_at)
+    withdrawal = Transaction.objects.filter(source=DISPUTE_SOURCE, idempotency_key=key).first()
+    if withdrawal is None:
+        return order  # nothing was taken (an unpaid order, or nothing left to dispute)
+    memo = f"Order {order.pk}: Stripe dispute {dispute_id} won"
+    _book_back(
+        order,
+        rows_of=Q(transaction__idempotency_key__startswith=f"{key}:clawback"),
+        key=f"{won_key}:release",
+        memo=memo,
+        at=occurred_at,
+    )
+    _book_back(order, rows_of=Q(transaction=withdrawal), key=won_key, memo=memo, at=occurred_at)
+    amount = -sum(withdrawal.entries.filter(amount__lt=0).values_list("amount", flat=True))
+    order.disputed_amount -= amount
+    order.save(update_fields=["disputed_amount", "updated_at"])
+    opened = order.events.filter(transition="stripe_dispute").order_by("-at", "-pk").first()
+    if order.state == State.DISPUTED and opened is not None:
+        _move(
+            order,
+            "stripe_dispute_won",
+            actor=Actor.SYSTEM,
+            user=None,
+            note=memo,
+            amount=amount,
+            at=occurred_at,
+            target=opened.from_state,
+        )
+    else:
+        _note(order, "stripe_dispute_won", note=memo, amount=amount)
     return order
 
 
@@ -927,37 +1172,24 @@ def order_stripe_dispute_opened(
 def order_stripe_dispute_closed(
     *, dispute: Mapping[str, Any], occurred_at: datetime
 ) -> Order | None:
-    """``charge.dispute.closed``: a lost dispute is booked like a refund of the disputed amount
-    (after a release: clawed back from the provider, and from their connected account when
-    transferred); the whole price lost closes the order. Won: recorded; staff resolve a
-    ``disputed`` order."""
-    order = _order_for_charge(
-        stripe_id(dispute.get("charge")), stripe_id(dispute.get("payment_intent"))
-    )
+    """``charge.dispute.closed``: ``won`` as ``order_stripe_dispute_won``; ``lost`` leaves the
+    reversals made when it opened (booked now if that event was not processed yet: one per
+    dispute, never two) and closes an order that lost all it held (``refunded``). Stripe's
+    dispute fee is booked by ``subscriptions.services.stripe_fees``, for every charge."""
+    status = str(dispute.get("status") or "")
+    if status == "won":
+        return order_stripe_dispute_won(dispute=dispute, occurred_at=occurred_at)
+    if status != "lost":
+        return None
+    order = _dispute_order(dispute, occurred_at)
     if order is None:
         return None
-    status = str(dispute.get("status") or "")
-    order.stripe_dispute_id = stripe_id(dispute.get("id"))
-    order.stripe_dispute_status = status
-    order.save(update_fields=["stripe_dispute_id", "stripe_dispute_status", "updated_at"])
-    if status == "lost":
-        amount = int(dispute.get("amount") or 0)
-        booked = _refund_book(
-            order,
-            new_total=order.refunded_amount + amount,
-            at=occurred_at,
-            source=REFUND_SOURCE,
-        )
-        if booked:
-            _note(
-                order,
-                "stripe_dispute_lost",
-                note=f"Stripe dispute {order.stripe_dispute_id} lost",
-                amount=booked,
-            )
-        _close_if_refunded(order, note=f"Stripe dispute {order.stripe_dispute_id} lost")
-    elif status == "won" and not order.events.filter(transition="stripe_dispute_won").exists():
-        _note(order, "stripe_dispute_won", note=f"Stripe dispute {order.stripe_dispute_id} won")
+    opened_at = stripe_time(dispute.get("created")) or occurred_at
+    _dispute_withdraw(order, dispute, opened_at)
+    note = f"Stripe dispute {order.stripe_dispute_id} lost"
+    if not order.events.filter(transition="stripe_dispute_lost").exists():
+        _note(order, "stripe_dispute_lost", note=note, amount=order.disputed_amount)
+    _close_if_refunded(order, note=note)
     return order
 
 

@@ -17,7 +17,8 @@ The fake starts only when a test asks for one of these fixtures:
 Helpers for webhook tests: :func:`sign_webhook_payload` builds a ``Stripe-Signature`` header
 exactly as Stripe does, :func:`post_signed_event` posts a signed event to our
 ``/stripe/webhook/<uuid>/`` with the Django test client, :func:`make_webhook_endpoint`
-creates the dj-stripe ``WebhookEndpoint`` row that route needs.
+creates the dj-stripe ``WebhookEndpoint`` row that route needs, :class:`SignedInbox` delivers
+the fake's events to that route in the order they happened.
 """
 
 from __future__ import annotations
@@ -103,6 +104,37 @@ def post_signed_event(
         content_type="application/json",
         HTTP_STRIPE_SIGNATURE=header,
     )
+
+
+class SignedInbox:
+    """The fake's events, delivered to our webhook endpoint signed like Stripe's.
+
+    ``client`` is a Django test client, ``on_commit`` pytest-django's
+    ``django_capture_on_commit_callbacks`` (the inbox processes an event after its commit).
+    """
+
+    def __init__(self, client: Any, on_commit: Any) -> None:
+        self.client = client
+        self.on_commit = on_commit
+        self.endpoint = make_webhook_endpoint()
+        self.seen: set[str] = set()
+
+    def new(self) -> list[dict[str, Any]]:
+        """The events not seen yet, oldest first (raw JSON, as Stripe sends them)."""
+        events = stripe.Event.list(limit=100).last_response.data["data"]
+        fresh = [e for e in sorted(events, key=lambda e: e["created"]) if e["id"] not in self.seen]
+        self.seen.update(e["id"] for e in fresh)
+        return fresh
+
+    def deliver(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for event in events:
+            with self.on_commit(execute=True):
+                response = post_signed_event(self.client, self.endpoint, json.dumps(event).encode())
+            assert response.status_code == 200, response.content
+        return events
+
+    def deliver_new(self) -> list[dict[str, Any]]:
+        return self.deliver(self.new())
 
 
 def _free_port() -> int:
