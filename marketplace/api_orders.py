@@ -424,7 +424,16 @@ class ProviderEarningsView(APIView):
 class ProviderPayoutSerializer(serializers.ModelSerializer[Payout]):
     class Meta:
         model = Payout
-        fields = ["id", "amount", "currency", "method", "status", "paid_at", "stripe_transfer_id"]
+        fields = [
+            "id",
+            "amount",
+            "currency",
+            "method",
+            "status",
+            "skip_reason",
+            "paid_at",
+            "stripe_transfer_id",
+        ]
 
 
 class OrderTransferSerializer(serializers.ModelSerializer[Order]):

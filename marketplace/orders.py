@@ -77,6 +77,7 @@ from django.utils import timezone
 from accounts.models import User
 from ledger.chart import SystemAccount
 from ledger.models import Account, Entry, PayeeProfile, Transaction
+from ledger.payouts import connect_not_ready
 from ledger.services import (
     Line,
     account_for_payee,
@@ -600,11 +601,13 @@ def order_accept(*, order: Order, user: User | None, note: str = "") -> Order:
 
 
 def provider_connect_account(*, provider_id: int) -> str:
-    """The provider's connected account id when they are paid through Stripe Connect."""
+    """The provider's connected account id when they are paid through Stripe Connect and their
+    onboarding is complete ("" otherwise: Stripe would refuse the transfer, so the earnings
+    stay in their payable for the payout engine, which skips them until it is)."""
     profile = PayeeProfile.objects.filter(payee_type=PAYEE_TYPE, payee_id=provider_id).first()
-    if profile and profile.method == PayeeProfile.Method.STRIPE_CONNECT:
-        return profile.stripe_account_id
-    return ""
+    if profile is None or profile.method != PayeeProfile.Method.STRIPE_CONNECT:
+        return ""
+    return "" if connect_not_ready(profile) else profile.stripe_account_id
 
 
 def order_split(*, amount: int, commission_percent: Decimal) -> dict[str, int]:

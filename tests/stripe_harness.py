@@ -18,7 +18,8 @@ Helpers for webhook tests: :func:`sign_webhook_payload` builds a ``Stripe-Signat
 exactly as Stripe does, :func:`post_signed_event` posts a signed event to our
 ``/stripe/webhook/<uuid>/`` with the Django test client, :func:`make_webhook_endpoint`
 creates the dj-stripe ``WebhookEndpoint`` row that route needs, :class:`SignedInbox` delivers
-the fake's events to that route in the order they happened.
+the fake's events to that route in the order they happened. :func:`connected_account` makes
+a Connect account Stripe will transfer to (onboarded).
 """
 
 from __future__ import annotations
@@ -104,6 +105,23 @@ def post_signed_event(
         content_type="application/json",
         HTTP_STRIPE_SIGNATURE=header,
     )
+
+
+def connect_onboard(account_id: str, **flags: bool) -> dict[str, Any]:
+    """Complete (or, with ``payouts_enabled=False`` …, undo) a connected account's onboarding
+    on the fake ``stripe`` points at, as Stripe's hosted page does; returns the account."""
+    form = {name: "true" if value else "false" for name, value in flags.items()}
+    url = f"{stripe.api_base}/_config/accounts/{urllib.parse.quote(account_id)}/onboard"
+    return json.loads(_request("POST", url, urllib.parse.urlencode(form).encode()))
+
+
+def connected_account(*, onboarded: bool = True, **params: Any) -> Any:
+    """An Express connected account on the fake (``params`` as for ``stripe.Account.create``),
+    its onboarding complete unless ``onboarded=False``: Stripe transfers only to those."""
+    account = stripe.Account.create(**{"type": "express", "country": "US", **params})
+    if onboarded:
+        connect_onboard(account.id)
+    return account
 
 
 class SignedInbox:
