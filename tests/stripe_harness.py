@@ -221,11 +221,19 @@ class StripeFake:
     account: Any
 
     def register_webhook(
-        self, url: str, secret: str, *, events: list[str] | None = None, name: str | None = None
+        self,
+        url: str,
+        secret: str,
+        *,
+        events: list[str] | None = None,
+        name: str | None = None,
+        connect: bool = False,
     ) -> str:
-        """Have the fake deliver events (all, or ``events``) to ``url`` signed with ``secret``."""
+        """Have the fake deliver events (all, or ``events``) to ``url`` signed with ``secret``:
+        the platform's, or with ``connect`` the connected accounts' (as Stripe's endpoints)."""
         name = name or "test_" + secrets.token_hex(6)
-        form = [("url", url), ("secret", secret)] + [("events[]", e) for e in events or []]
+        form = [("url", url), ("secret", secret), ("connect", "true" if connect else "false")]
+        form += [("events[]", e) for e in events or []]
         body = urllib.parse.urlencode(form).encode()
         _request("POST", f"{self.api_base}/_config/webhooks/{name}", body)
         return name

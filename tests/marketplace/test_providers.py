@@ -202,7 +202,7 @@ def test_onboarding_on_the_hosted_page_comes_back_as_a_signed_account_updated(
     stripe_fake, live_server, celery_eager
 ):
     endpoint = make_webhook_endpoint(url=live_server.url + "/stripe/webhook/")
-    stripe_fake.register_webhook(endpoint.url, endpoint.secret)
+    stripe_fake.register_webhook(endpoint.url, endpoint.secret, connect=True)
     provider = ProviderFactory(onboarded=False)
     client = client_for(provider.user)
     link = client.post(CONNECT, {"return_url": RETURN}, format="json").json()
