@@ -481,6 +481,37 @@ def test_dispute_events_in_any_order_give_the_same_books(stripe_fake, inbox):
     assert_balanced()
 
 
+def test_a_dispute_delivered_before_the_payment_event_books_the_payment_first(stripe_fake, inbox):
+    # The buyer paid, but our answer from Stripe was lost: the order is still quoted when the
+    # dispute's events arrive, before payment_intent.succeeded.
+    order = order_in(S.QUOTED)
+    intent = stripe.PaymentIntent.create(
+        amount=order.price,
+        currency=order.currency,
+        payment_method="pm_card_createDispute",
+        payment_method_types=["card"],
+        confirm=True,
+        metadata={orders.METADATA_KEY: str(order.pk)},
+    )
+    Order.objects.filter(pk=order.pk).update(stripe_payment_intent_id=intent.id)
+    events = inbox.new()
+    disputes = [e for e in events if e["type"].startswith("charge.dispute")]
+    assert disputes
+
+    inbox.deliver(disputes)
+    order.refresh_from_db()
+    assert (order.state, order.disputed_amount) == (S.DISPUTED, 10000)
+    assert order.events.get(transition="stripe_dispute").from_state == S.PAID
+    inbox.deliver([e for e in events if e not in disputes])  # the payment's own, late
+
+    order.refresh_from_db()
+    assert order.state == S.DISPUTED
+    assert Transaction.objects.filter(source=orders.PAID_SOURCE).count() == 1
+    assert Transaction.objects.filter(source=orders.DISPUTE_SOURCE).count() == 1
+    assert balance(HELD) == 0
+    assert_balanced()
+
+
 def _win_quietly() -> list[dict]:
     """Win the open dispute and return its events, undelivered."""
     seen = {e["id"] for e in stripe.Event.list(limit=100).last_response.data["data"]}
