@@ -129,7 +129,7 @@ class PayoutSerializer(serializers.ModelSerializer[Payout]):
 
     class Meta:
         model = Payout
-        fields = ["id", "as_of", "amount", "currency", "method", "status", "paid_at"]
+        fields = ["id", "as_of", "amount", "currency", "method", "status", "skip_reason", "paid_at"]
 
 
 class PayoutSettingsSerializer(serializers.Serializer[Any]):

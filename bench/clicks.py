@@ -15,21 +15,16 @@ its click buffer keys are cleared). Run: ``.venv/bin/python bench/clicks.py [--r
 
 from __future__ import annotations
 
-import argparse
 import http.client
-import os
-import secrets
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import ensure_database, free_port, pct, process_stop, wait_http  # noqa: E402
+from bench.common import bench_site, http_bench_parser, pct  # noqa: E402
 
 
 def get_one(port: int, path: str) -> tuple[float, int]:
@@ -90,41 +85,14 @@ def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--requests", type=int, default=5000, help="requests per variant")
-    parser.add_argument("--concurrency", type=int, default=4, help="client threads")
-    parser.add_argument(
-        "--database-url", default="postgres://postgres@127.0.0.1:5432/ras_bench_clicks"
-    )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
+    parser = http_bench_parser(__doc__ or "", database="bench_clicks", redis_db=10)
     args = parser.parse_args()
 
-    ensure_database(args.database_url)
-    web_port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "bench.clicks_support.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-" + secrets.token_hex(24),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DJANGO_LOG_LEVEL": "WARNING",
-        "DATABASE_URL": args.database_url,
-        "REDIS_URL": args.redis_url,
-    }
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
-    logs = open(os.devnull, "wb")  # noqa: SIM115
-    server: subprocess.Popen[bytes] | None = None
-    try:
-        subprocess.run(
-            [str(BIN / "python"), "manage.py", "migrate", "--noinput"],
-            cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        import django
-
-        django.setup()
+    with bench_site(
+        settings_module="bench.clicks_support.settings",
+        database_url=args.database_url,
+        REDIS_URL=args.redis_url,
+    ) as site:
         from accounts.models import User
         from affiliates.models import Affiliate, Click, Program, ReferralLink
         from affiliates.services import tracking
@@ -148,25 +116,20 @@ def main() -> None:
         )
         Click.objects.filter(link=link).delete()
 
-        server = subprocess.Popen(
-            [str(BIN / "gunicorn"), "revenue_site.wsgi", "--bind", f"127.0.0.1:{web_port}",
-             "--workers", "2", "--timeout", "120"],
-            cwd=ROOT, env=env, stdout=logs, stderr=logs,
-        )  # fmt: skip
-        wait_http(f"http://127.0.0.1:{web_port}/health")
+        site.start()
 
         ours_path, plain_path = "/r/bench-clicks", "/bench/plain-redirect/bench-clicks"
         n, c = args.requests, args.concurrency
         sent = 0
         for path in (plain_path, ours_path):  # warm up both
-            run(web_port, path, 200, c)
+            run(site.port, path, 200, c)
         sent += 200
         # Alternate the variants (three rounds each) and keep each one's best round: the
         # machine's noise hits both alike.
         plain_runs, ours_runs = [], []
         for _ in range(3):
-            plain_runs.append(run(web_port, plain_path, n, c))
-            ours_runs.append(run(web_port, ours_path, n, c))
+            plain_runs.append(run(site.port, plain_path, n, c))
+            ours_runs.append(run(site.port, ours_path, n, c))
             sent += n
         plain_s, plain_lat, plain_bad = min(plain_runs, key=lambda r: r[0])
         ours_s, ours_lat, ours_bad = min(ours_runs, key=lambda r: r[0])
@@ -185,7 +148,7 @@ def main() -> None:
         )
         half = ours_rate / 2
         paced_n = min(n, int(half * 10)) or 1  # about ten seconds
-        _, paced_lat, paced_bad = run(web_port, ours_path, paced_n, c, rate=half)
+        _, paced_lat, paced_bad = run(site.port, ours_path, paced_n, c, rate=half)
         sent += paced_n
         print(
             f"clicks_latency_half_peak  rate={half:.0f}/s requests={paced_n}  "
@@ -204,9 +167,6 @@ def main() -> None:
             f"flushed_in={flush_s:.2f}s ({buffered / flush_s if flush_s else 0:.0f} rows/s)  "
             f"sent={sent} rows={rows}  {'OK' if rows == sent else 'MISMATCH (clicks lost)'}"
         )
-    finally:
-        process_stop(server)
-        logs.close()
 
 
 if __name__ == "__main__":

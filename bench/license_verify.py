@@ -17,13 +17,9 @@ Run: ``.venv/bin/python bench/license_verify.py [--requests 5000] [--licences 10
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
-import os
 import random
-import secrets
-import subprocess
 import sys
 import threading
 import time
@@ -32,10 +28,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import ensure_database, free_port, pct, wait_http  # noqa: E402
+from bench.common import bench_site, http_bench_parser, pct  # noqa: E402
 
 BENCH_EMAIL = "bench-license-verify@example.com"
 
@@ -155,42 +150,16 @@ def build_licences(count: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--requests", type=int, default=5000, help="requests per variant")
-    parser.add_argument("--concurrency", type=int, default=4, help="client threads")
+    parser = http_bench_parser(__doc__ or "", database="bench_license_verify", redis_db=12)
     parser.add_argument("--licences", type=int, default=100_000, help="licences stored")
-    parser.add_argument(
-        "--database-url", default="postgres://postgres@127.0.0.1:5432/ras_bench_license_verify"
-    )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
 
-    ensure_database(args.database_url)
-    web_port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "bench.license_verify_support.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-" + secrets.token_hex(24),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DJANGO_LOG_LEVEL": "WARNING",
-        "DJANGO_NUM_PROXIES": "1",
-        "DATABASE_URL": args.database_url,
-        "REDIS_URL": args.redis_url,
-    }
-    os.environ.update(env)
-    logs = open(os.devnull, "wb")  # noqa: SIM115
-    server: subprocess.Popen[bytes] | None = None
-    try:
-        subprocess.run(
-            [str(BIN / "python"), "manage.py", "migrate", "--noinput"],
-            cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        import django
-
-        django.setup()
+    with bench_site(
+        settings_module="bench.license_verify_support.settings",
+        database_url=args.database_url,
+        DJANGO_NUM_PROXIES="1",
+        REDIS_URL=args.redis_url,
+    ) as site:
         from django.core.cache import cache
         from django.db import connection
 
@@ -214,28 +183,22 @@ def main() -> None:
         ]
         plain = ["/bench/plain-json"]
 
-        server = subprocess.Popen(
-            [str(BIN / "gunicorn"), "revenue_site.wsgi", "--bind", f"127.0.0.1:{web_port}",
-             "--workers", "2", "--timeout", "120"],
-            cwd=ROOT, env=env, stdout=logs, stderr=logs,
-        )  # fmt: skip
-        wait_http(f"http://127.0.0.1:{web_port}/health")
+        site.start()
         # The variants answer what they should: a stored key is valid, a fresh one unknown.
         answers = [
-            json.loads(urllib.request.urlopen(f"http://127.0.0.1:{web_port}{path}").read())
-            for path in (ours[1], ours[0])
+            json.loads(urllib.request.urlopen(site.url(path)).read()) for path in (ours[1], ours[0])
         ]
         assert [a["status"] for a in answers] == ["valid", "unknown"], answers
 
         n, c = args.requests, args.concurrency
         for paths in (plain, ours):  # warm up both
-            run(web_port, paths, 200, c)
+            run(site.port, paths, 200, c)
         # Alternate the variants (three rounds each) and keep each one's best round: the
         # machine's noise hits both alike.
         plain_runs, ours_runs = [], []
         for _ in range(3):
-            plain_runs.append(run(web_port, plain, n, c))
-            ours_runs.append(run(web_port, ours, n, c))
+            plain_runs.append(run(site.port, plain, n, c))
+            ours_runs.append(run(site.port, ours, n, c))
         plain_s, plain_lat, _ = min(plain_runs, key=lambda r: r[0])
         ours_s, ours_lat, _ = min(ours_runs, key=lambda r: r[0])
 
@@ -259,21 +222,12 @@ def main() -> None:
         )
         half = ours_rate / 2
         paced_n = min(n, int(half * 10)) or 1  # about ten seconds
-        _, paced_lat, paced_statuses = run(web_port, ours, paced_n, c, rate=half)
+        _, paced_lat, paced_statuses = run(site.port, ours, paced_n, c, rate=half)
         print(
             f"license_verify_latency_half_peak  rate={half:.0f}/s requests={paced_n}  "
             f"p50={pct(paced_lat, 50):.1f}ms p95={pct(paced_lat, 95):.1f}ms  "
             f"(target p95 < 15 ms)  statuses={dict(sorted(paced_statuses.items()))}"
         )
-    finally:
-        if server is not None and server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-        logs.close()
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ class CreatorPayoutSerializer(serializers.ModelSerializer[Payout]):
 
     class Meta:
         model = Payout
-        fields = ["id", "as_of", "amount", "currency", "method", "status", "paid_at"]
+        fields = ["id", "as_of", "amount", "currency", "method", "status", "skip_reason", "paid_at"]
         read_only_fields = fields
 
 

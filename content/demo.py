@@ -30,7 +30,9 @@ from accounts.models import User
 from content import licensing, payouts, purchases, royalties, sale_reversals, services
 from content.models import ContentItem, Creator, License, LicenseType
 from ledger.models import Account, Payout
+from ledger.payees import payee_connect_account_refresh
 from ledger.payouts import payout_batch_run
+from revenue_site.demo import demo_connect_onboard
 from revenue_site.stripe_setup import stripe_api_key
 
 logger = logging.getLogger(__name__)
@@ -295,7 +297,12 @@ def _payout_methods(creators: dict[str, Creator]) -> None:
                 idempotency_key=f"demo:creator-account-{creator.pk}",
             )
             details = {**details, "stripe_account_id": account.id}
-        payouts.creator_payout_settings_update(creator=creator, **details)
+        profile = payouts.creator_payout_settings_update(creator=creator, **details)
+        if details["method"] == "stripe_connect" and demo_connect_onboard(
+            profile.stripe_account_id
+        ):
+            # Stripe transfers only to an onboarded account; the payout engine checks.
+            payee_connect_account_refresh(profile=profile)
 
 
 def seed(*, out: Callable[[str], None]) -> None:

@@ -31,7 +31,12 @@
   same currency, else 400 ``No such charge``) moves money from the platform balance to
   a connected account: a balance transaction (``transfer``, ``-amount``, fee 0, available at
   once) and ``transfer.created``. An unknown destination is refused like Stripe does (400 ``No
-  such destination``). With an ``Idempotency-Key`` a replay returns the first transfer
+  such destination``), and so is a destination whose ``transfers`` capability is not
+  ``active`` (onboarding not complete, or restricted again): 400
+  ``insufficient_capabilities_for_transfer``, "Your destination account needs to have at
+  least one of the following capabilities enabled: transfers, crypto_transfers,
+  legacy_payments", as Stripe answers (no ``param``). With an ``Idempotency-Key`` a replay
+  returns the first transfer
   (``idempotency.py``). ``GET /v1/transfers[/<id>]`` (filters ``destination``,
   ``transfer_group``; newest first) read them back.
 - ``POST /v1/transfers/<id>/reversals`` (optional ``amount``, default what is left;
@@ -40,9 +45,8 @@
   and ``reversed`` updated, ``transfer.reversed``; ``GET /v1/transfers/<id>/reversals`` lists
   them (newest first), as does the transfer's ``reversals``.
 
-Not emulated: the platform balance (transfers never fail for insufficient funds), the
-``transfers`` capability as a condition of a transfer (Stripe refuses a transfer to an account
-whose ``transfers`` capability is not active; the fake accepts it), collecting the onboarding
+Not emulated: the platform balance (transfers never fail for insufficient funds),
+``crypto_transfers`` and ``legacy_payments`` (no account has them), collecting the onboarding
 fields themselves, account updates (``POST /v1/accounts/<id>``) and deletion, ``account.*``
 events other than ``account.updated``, updating transfers.
 """
@@ -330,6 +334,13 @@ class Transfer(StripeObject):
             or store.get("account:" + destination) is None
         ):
             raise UserError(400, f"No such destination: '{destination}'")
+        if store.get("account:" + destination).capabilities.get("transfers") != "active":
+            raise stripe_error(
+                400,
+                "Your destination account needs to have at least one of the following "
+                "capabilities enabled: transfers, crypto_transfers, legacy_payments",
+                code="insufficient_capabilities_for_transfer",
+            )
         if description is not None and not isinstance(description, str):
             raise UserError(400, "Invalid string: description")
         if metadata is not None and not isinstance(metadata, dict):

@@ -39,14 +39,18 @@ def _current(func: Any) -> Any:
 
 
 async def config_webhook(request: web.Request) -> web.Response:
-    """``POST /_config/webhooks/<id>`` with ``url``, ``secret`` and optional ``events[]``."""
+    """``POST /_config/webhooks/<id>`` with ``url``, ``secret``, optional ``events[]`` and
+    ``connect`` (``true``: a Connect endpoint, for connected accounts' events)."""
     data = await ls_server.get_post_data(request) or {}
     url, secret, events = data.get("url"), data.get("secret"), data.get("events")
+    connect = data.get("connect", "false")
     if not isinstance(url, str) or not url.startswith("http") or not secret:
         raise UserError(400, "Bad request")
     if events is not None and not isinstance(events, list):
         raise UserError(400, "Bad request")
-    webhooks.register(request.match_info["id"], url, secret, events)
+    if connect not in ("true", "false"):
+        raise UserError(400, "connect: true or false")
+    webhooks.register(request.match_info["id"], url, secret, events, connect=connect == "true")
     return web.Response()
 
 

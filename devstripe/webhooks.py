@@ -1,5 +1,10 @@
 """Webhook delivery for the fake Stripe: in order, one at a time, signed as Stripe signs.
 
+As in Stripe, an account endpoint gets the platform's own events and a Connect endpoint
+(``connect``) the events of connected accounts (those whose ``account`` names one, such as
+``account.updated`` when a connected account's onboarding changes), each only the types it
+enabled (``None`` or ``*``: all).
+
 localstripe fires each event from its own task after a one-second sleep, so events can
 arrive out of order and the signature's ``t=`` is the event's creation time. Here one
 worker drains a FIFO queue and signs with the time of sending:
@@ -31,6 +36,7 @@ class Endpoint:
     url: str
     secret: str
     events: list[str] | None
+    connect: bool = False
 
 
 endpoints: dict[str, Endpoint] = {}
@@ -47,8 +53,10 @@ def signature_header(payload: bytes, secret: str, timestamp: int) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def register(endpoint_id: str, url: str, secret: str, events: list[str] | None) -> None:
-    endpoints[endpoint_id] = Endpoint(url=url, secret=secret, events=events)
+def register(
+    endpoint_id: str, url: str, secret: str, events: list[str] | None, *, connect: bool = False
+) -> None:
+    endpoints[endpoint_id] = Endpoint(url=url, secret=secret, events=events, connect=connect)
 
 
 def unregister(endpoint_id: str) -> bool:
@@ -92,7 +100,10 @@ async def _deliver_forever() -> None:
 
 async def _deliver(session: aiohttp.ClientSession, event: Any) -> None:
     payload = json.dumps(event._export(), indent=2, sort_keys=True).encode()
+    from_connected_account = bool(getattr(event, "account", None))
     for endpoint_id, endpoint in list(endpoints.items()):
+        if endpoint.connect != from_connected_account:
+            continue
         if endpoint.events is not None and not (
             "*" in endpoint.events or event.type in endpoint.events
         ):

@@ -39,6 +39,7 @@ class PayoutInline(ReadOnlyAdminMixin, admin.TabularInline):
         "status",
         "stripe_transfer_id",
         "failure_message",
+        "skip_reason",
         "paid_at",
     )
     readonly_fields = fields

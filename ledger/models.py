@@ -321,6 +321,7 @@ class Payout(models.Model):
         PENDING = "pending", "Pending"
         PAID = "paid", "Paid"
         FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped (left for the next batch)"
 
     batch = models.ForeignKey(PayoutBatch, on_delete=models.PROTECT, related_name="payouts")
     payee_type = models.CharField(max_length=16, choices=Account.PayeeType.choices)
@@ -332,6 +333,9 @@ class Payout(models.Model):
     stripe_transfer_id = models.CharField(max_length=255, blank=True)
     external_reference = models.CharField(max_length=255, blank=True)
     failure_message = models.TextField(blank=True)
+    skip_reason = models.TextField(
+        blank=True, help_text="Why the payee was not paid in this batch (SKIPPED): the next pays."
+    )
     paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

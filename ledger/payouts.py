@@ -12,9 +12,15 @@ the engine pays balances, not commission rows.
 A batch is unique per (payee type, as_of), so re-running resumes it:
 
 1. ``DRAFT``: the batch and its PENDING Payout rows are created in one transaction (payees
-   without a payout method are skipped and keep their balance);
+   without a payout method are left out and keep their balance). A payee paid through Stripe
+   Connect whose onboarding is not complete (``PayeeProfile.onboarding_complete``: the
+   connected account has payouts enabled) gets a SKIPPED payout with the reason in
+   ``skip_reason``: nothing is transferred, the balance stays for the next batch (Stripe
+   refuses a transfer to an account without an active ``transfers`` capability);
 2. ``APPROVED`` by staff (admin action) or by ``payout_batch_run(execute=True)``;
 3. ``EXECUTING``: each PENDING (or FAILED, retried) payout runs in its own transaction, locked:
+   - a Connect payee whose onboarding is not complete (again: an ``account.updated`` may have
+     restricted the account since the draft) is SKIPPED, never transferred to;
    - Stripe Connect: ``stripe.Transfer.create(..., idempotency_key=f"payout-<pk>:<acct>")``;
      a crash after Stripe answered but before our commit replays the same transfer, and a
      payout retried after a refusal (unknown account, fixed profile) gets a new key because the
@@ -28,7 +34,8 @@ A batch is unique per (payee type, as_of), so re-running resumes it:
      Stripe's message; Stripe unavailable (connection error, 5xx, rate limit, our key refused)
      raises ``StripeUnavailable`` (``revenue_site.stripe_errors``) and leaves it PENDING for
      the next run;
-4. ``COMPLETED`` when every payout is PAID, ``FAILED`` ("completed with failures") otherwise;
+4. ``COMPLETED`` when every payout is PAID or SKIPPED, ``FAILED`` ("completed with failures")
+   otherwise;
    re-running a FAILED batch retries its failed payouts.
 
 Apps plug in from their ``AppConfig.ready()`` with
@@ -98,6 +105,20 @@ def batch_cutoff(batch: PayoutBatch) -> datetime:
     return datetime.combine(batch.as_of, time.max, tzinfo=UTC)
 
 
+def connect_not_ready(profile: PayeeProfile, method: str | None = None) -> str:
+    """Why a payee paid through Stripe Connect (``method``, by default the profile's) cannot
+    be transferred to now: "" when they can, or are paid another way."""
+    if (method or profile.method) != PayeeProfile.Method.STRIPE_CONNECT:
+        return ""
+    if profile.stripe_account_id and profile.stripe_payouts_enabled:
+        return ""
+    account = profile.stripe_account_id or "no connected account"
+    return (
+        f"Stripe Connect onboarding is not complete ({account}: payouts not enabled); "
+        "the balance is left for the next batch."
+    )
+
+
 def _minimum_for(payee_type: str, payee_id: int, minimum: Callable[[int], int] | int | None) -> int:
     if minimum is None:
         hook = _hooks(payee_type).minimum
@@ -137,6 +158,7 @@ def _batch_create(
                 balance.currency,
             )
             continue
+        skip_reason = connect_not_ready(profile)
         payouts.append(
             Payout(
                 batch=batch,
@@ -145,6 +167,8 @@ def _batch_create(
                 amount=amount,
                 currency=balance.currency,
                 method=profile.method,
+                status=Payout.Status.SKIPPED if skip_reason else Payout.Status.PENDING,
+                skip_reason=skip_reason,
             )
         )
     Payout.objects.bulk_create(payouts)
@@ -168,12 +192,19 @@ def _destination(payout: Payout) -> PayeeProfile:
 
 @transaction.atomic
 def payout_execute(*, payout: Payout) -> Payout:
-    """Pay one PENDING or FAILED payout (see the module docstring); PAID ones are returned as is."""
+    """Pay one PENDING or FAILED payout (see the module docstring); PAID and SKIPPED ones are
+    returned as is."""
     payout = Payout.objects.select_for_update().select_related("batch").get(pk=payout.pk)
-    if payout.status == Payout.Status.PAID:
+    if payout.status in (Payout.Status.PAID, Payout.Status.SKIPPED):
         return payout
     profile = _destination(payout)
     now = timezone.now()
+    skip_reason = connect_not_ready(profile, payout.method)
+    if skip_reason:
+        payout.status = Payout.Status.SKIPPED
+        payout.skip_reason = skip_reason
+        payout.save(update_fields=["status", "skip_reason"])
+        return payout
     if payout.method == PayeeProfile.Method.STRIPE_CONNECT:
         destination = profile.stripe_account_id
         try:
@@ -239,12 +270,13 @@ def payout_batch_execute(*, batch: PayoutBatch) -> PayoutBatch:
             return batch
         batch.status = PayoutBatch.Status.EXECUTING
         batch.save(update_fields=["status"])
-    todo = batch.payouts.exclude(status=Payout.Status.PAID).order_by("pk")
+    done = (Payout.Status.PAID, Payout.Status.SKIPPED)
+    todo = batch.payouts.exclude(status__in=done).order_by("pk")
     for payout in list(todo):
         payout_execute(payout=payout)
     with transaction.atomic():
         batch = PayoutBatch.objects.select_for_update().get(pk=batch.pk)
-        unpaid = batch.payouts.exclude(status=Payout.Status.PAID).exists()
+        unpaid = batch.payouts.exclude(status__in=done).exists()
         batch.status = PayoutBatch.Status.FAILED if unpaid else PayoutBatch.Status.COMPLETED
         batch.completed_at = timezone.now()
         batch.save(update_fields=["status", "completed_at"])

@@ -100,8 +100,9 @@ class OrderAdmin(admin.ModelAdmin):
     fields = readonly_fields = (
         "state", "staff_transitions", "buyer", "provider", "listing", "package", "price",
         "currency", "commission_percent", "requirements", "quote_note", "revisions_allowed",
-        "revisions_used", "refunded_amount", "transferred_amount", "stripe_payment_intent_id",
-        "stripe_charge_id", "stripe_transfer_id", "stripe_dispute_id", "stripe_dispute_status",
+        "revisions_used", "refunded_amount", "disputed_amount", "transferred_amount",
+        "stripe_payment_intent_id", "stripe_charge_id", "stripe_transfer_id", "stripe_dispute_id",
+        "stripe_dispute_status",
         "created_at", "quoted_at", "paid_at", "delivered_at", "accepted_at", "released_at",
         "closed_at",
     )  # fmt: skip
@@ -246,9 +247,7 @@ class OrderAdmin(admin.ModelAdmin):
             "title": f"Refund order {order.pk}",
             "order": order,
             "form": form,
-            "left": format_money(
-                order.price - order.refunded_amount, order.currency, with_code=True
-            ),
+            "left": format_money(orders.order_left(order), order.currency, with_code=True),
         }
         return TemplateResponse(request, "admin/marketplace/order/refund.html", context)
 

@@ -24,6 +24,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_view,
     inline_serializer,
 )
 from rest_framework import exceptions, generics, permissions, serializers, status
@@ -71,6 +72,7 @@ class OrderSerializer(serializers.ModelSerializer[Order]):
             "revisions_allowed",
             "revisions_used",
             "refunded_amount",
+            "disputed_amount",
             "created_at",
             "quoted_at",
             "paid_at",
@@ -157,11 +159,8 @@ def conflict_response(exc: orders.OrderTransitionError) -> Response:
     return Response(body, status=status.HTTP_409_CONFLICT)
 
 
-def _order(request: Request, order_id: int) -> Order:
-    try:
-        return order_selectors.order_get_for(user=request_user(request), order_id=order_id)
-    except Order.DoesNotExist as exc:
-        raise exceptions.NotFound() from exc
+UNAUTHENTICATED = {401: _error("Not authenticated.")}
+NOT_THE_CALLERS = {**UNAUTHENTICATED, 404: _error("Not one of the caller's orders.")}
 
 
 def _detail(request: Request, order: Order, code: int = status.HTTP_200_OK) -> Response:
@@ -174,8 +173,47 @@ def _detail(request: Request, order: Order, code: int = status.HTTP_200_OK) -> R
 TAGS = ["marketplace orders"]
 
 
-class OrderListCreateView(generics.ListAPIView[Order]):
+class CallerView(APIView):
+    """Base of the order and provider views: token auth, the caller's own objects only."""
+
     permission_classes = [permissions.IsAuthenticated]
+
+    def caller_order(self) -> Order:
+        """The order of the URL's ``order_id`` if it is the caller's (as buyer or provider);
+        anyone else's id is 404."""
+        try:
+            return order_selectors.order_get_for(
+                user=request_user(self.request), order_id=self.kwargs["order_id"]
+            )
+        except Order.DoesNotExist as exc:
+            raise exceptions.NotFound() from exc
+
+    def caller_provider(self) -> Provider:
+        """The caller's provider profile; 403 for a caller who is not a provider."""
+        provider = order_selectors.provider_for(user=request_user(self.request))
+        if provider is None:
+            raise exceptions.PermissionDenied("Only providers have earnings.")
+        return provider
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="marketplace_orders_list",
+        description="The caller's orders as buyer and as provider, newest first "
+        "(`limit`, `offset`).",
+        parameters=[
+            OpenApiParameter("role", str, enum=["buyer", "provider"], required=False),
+            OpenApiParameter("state", str, enum=Order.State.values, required=False),
+        ],
+        responses={
+            200: OrderSerializer(many=True),
+            400: _error("Bad `role` or `state`."),
+            **UNAUTHENTICATED,
+        },
+        tags=TAGS,
+    )
+)
+class OrderListCreateView(CallerView, generics.ListAPIView[Order]):
     serializer_class = OrderSerializer
 
     def get_queryset(self) -> QuerySet[Order]:
@@ -191,29 +229,12 @@ class OrderListCreateView(generics.ListAPIView[Order]):
         )
 
     @extend_schema(
-        operation_id="marketplace_orders_list",
-        parameters=[
-            OpenApiParameter("role", str, enum=["buyer", "provider"], required=False),
-            OpenApiParameter("state", str, enum=Order.State.values, required=False),
-        ],
-        responses={
-            200: OrderSerializer(many=True),
-            400: _error("Bad `role` or `state`."),
-            401: _error("Not authenticated."),
-        },
-        tags=TAGS,
-    )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """The caller's orders as buyer and as provider, newest first (`limit`, `offset`)."""
-        return super().get(request, *args, **kwargs)
-
-    @extend_schema(
         operation_id="marketplace_orders_create",
         request=OrderCreateInput,
         responses={
             201: OrderDetailSerializer,
             400: _error("Invalid input; `error.fields` names the field."),
-            401: _error("Not authenticated."),
+            **UNAUTHENTICATED,
             402: _error("The card was declined (`error.decline_code`); the order stays requested."),
             404: _error("No such package on a published listing."),
             409: OpenApiResponse(ConflictSerializer, description="The order cannot be paid."),
@@ -239,26 +260,18 @@ class OrderListCreateView(generics.ListAPIView[Order]):
         return _detail(request, order, status.HTTP_201_CREATED)
 
 
-class OrderDetailView(APIView):
-    permission_classes = [permissions.IsAuthenticated]
-
+class OrderDetailView(CallerView):
     @extend_schema(
         operation_id="marketplace_orders_retrieve",
-        responses={
-            200: OrderDetailSerializer,
-            401: _error("Not authenticated."),
-            404: _error("Not one of the caller's orders."),
-        },
+        responses={200: OrderDetailSerializer, **NOT_THE_CALLERS},
         tags=TAGS,
     )
     def get(self, request: Request, order_id: int) -> Response:
         """One of the caller's orders with its state history."""
-        return _detail(request, _order(request, order_id))
+        return _detail(request, self.caller_order())
 
 
-class OrderTransitionView(APIView):
-    permission_classes = [permissions.IsAuthenticated]
-
+class OrderTransitionView(CallerView):
     @extend_schema(
         operation_id="marketplace_orders_transition",
         request=TransitionInput,
@@ -270,7 +283,7 @@ class OrderTransitionView(APIView):
         responses={
             200: OrderDetailSerializer,
             400: _error("Invalid input (`price`, `payment_method`, `note`)."),
-            401: _error("Not authenticated."),
+            **UNAUTHENTICATED,
             402: _error("`pay`: the card was declined (`error.decline_code`)."),
             404: _error("Not one of the caller's orders, or no such transition."),
             409: OpenApiResponse(
@@ -288,7 +301,7 @@ class OrderTransitionView(APIView):
         name = orders.API_TRANSITIONS.get(transition)
         if name is None:
             raise exceptions.NotFound()
-        order = _order(request, order_id)
+        order = self.caller_order()
         data = TransitionInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -320,25 +333,19 @@ class OrderTransitionView(APIView):
         return _detail(request, order)
 
 
-class OrderMessagesView(generics.ListAPIView[OrderMessage]):
-    permission_classes = [permissions.IsAuthenticated]
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="marketplace_order_messages_list",
+        description="The order's messages, oldest first (`limit`, `offset`).",
+        responses={200: OrderMessageSerializer(many=True), **NOT_THE_CALLERS},
+        tags=TAGS,
+    )
+)
+class OrderMessagesView(CallerView, generics.ListAPIView[OrderMessage]):
     serializer_class = OrderMessageSerializer
 
     def get_queryset(self) -> QuerySet[OrderMessage]:
-        return order_selectors.order_messages(order=_order(self.request, self.kwargs["order_id"]))
-
-    @extend_schema(
-        operation_id="marketplace_order_messages_list",
-        responses={
-            200: OrderMessageSerializer(many=True),
-            401: _error("Not authenticated."),
-            404: _error("Not one of the caller's orders."),
-        },
-        tags=TAGS,
-    )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """The order's messages, oldest first (`limit`, `offset`)."""
-        return super().get(request, *args, **kwargs)
+        return order_selectors.order_messages(order=self.caller_order())
 
     @extend_schema(
         operation_id="marketplace_order_messages_create",
@@ -346,14 +353,13 @@ class OrderMessagesView(generics.ListAPIView[OrderMessage]):
         responses={
             201: OrderMessageSerializer,
             400: _error("Empty or too long `body`."),
-            401: _error("Not authenticated."),
-            404: _error("Not one of the caller's orders."),
+            **NOT_THE_CALLERS,
         },
         tags=TAGS,
     )
     def post(self, request: Request, order_id: int) -> Response:
         """Write to the other party of the order."""
-        order = _order(request, order_id)
+        order = self.caller_order()
         data = OrderMessageSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         message = orders.order_message_create(
@@ -365,11 +371,7 @@ class OrderMessagesView(generics.ListAPIView[OrderMessage]):
 # --- provider earnings and payouts -------------------------------------------------------------
 
 
-def _provider(request: Request) -> Provider:
-    provider = order_selectors.provider_for(user=request_user(request))
-    if provider is None:
-        raise exceptions.PermissionDenied("Only providers have earnings.")
-    return provider
+NOT_A_PROVIDER = {**UNAUTHENTICATED, 403: _error("The caller is not a provider.")}
 
 
 StatementLines = inline_serializer(
@@ -398,22 +400,16 @@ EarningsSerializer = inline_serializer(
 )
 
 
-class ProviderEarningsView(APIView):
-    permission_classes = [permissions.IsAuthenticated]
-
+class ProviderEarningsView(CallerView):
     @extend_schema(
         operation_id="provider_earnings",
-        responses={
-            200: EarningsSerializer,
-            401: _error("Not authenticated."),
-            403: _error("The caller is not a provider."),
-        },
+        responses={200: EarningsSerializer, **NOT_A_PROVIDER},
         tags=TAGS,
     )
     def get(self, request: Request) -> Response:
         """What the platform owes the provider per currency (released earnings less transfers,
         payouts and clawbacks) and their statement, oldest line first."""
-        provider = _provider(request)
+        provider = self.caller_provider()
         rows = orders.provider_earnings_rows(provider_id=provider.pk)
         last = {row["currency"]: row["balance"] for row in rows}
         balances = [{"currency": c, "payable": amount} for c, amount in sorted(last.items())]
@@ -423,7 +419,16 @@ class ProviderEarningsView(APIView):
 class ProviderPayoutSerializer(serializers.ModelSerializer[Payout]):
     class Meta:
         model = Payout
-        fields = ["id", "amount", "currency", "method", "status", "paid_at", "stripe_transfer_id"]
+        fields = [
+            "id",
+            "amount",
+            "currency",
+            "method",
+            "status",
+            "skip_reason",
+            "paid_at",
+            "stripe_transfer_id",
+        ]
 
 
 class OrderTransferSerializer(serializers.ModelSerializer[Order]):
@@ -444,22 +449,16 @@ ProviderPayoutsSerializer = inline_serializer(
 )
 
 
-class ProviderPayoutsView(APIView):
-    permission_classes = [permissions.IsAuthenticated]
-
+class ProviderPayoutsView(CallerView):
     @extend_schema(
         operation_id="provider_payouts",
-        responses={
-            200: ProviderPayoutsSerializer,
-            401: _error("Not authenticated."),
-            403: _error("The caller is not a provider."),
-        },
+        responses={200: ProviderPayoutsSerializer, **NOT_A_PROVIDER},
         tags=TAGS,
     )
     def get(self, request: Request) -> Response:
         """Payouts of the payout engine (bank / Connect) and the Connect transfers made when
         orders were released (net of reversals), newest first (at most 200 of each)."""
-        provider = _provider(request)
+        provider = self.caller_provider()
         payouts = order_selectors.provider_payouts(provider=provider)[:200]
         transfers = order_selectors.provider_transfers(provider=provider)[:200]
         return Response(

@@ -20,6 +20,7 @@ from accounts.models import User
 from ledger.models import Account, PayeeProfile
 from marketplace import orders
 from marketplace.models import Category, Listing, ListingPackage, Order, Provider
+from revenue_site.demo import demo_connect_onboard
 from revenue_site.stripe_setup import stripe_api_key
 
 ORDER = 60
@@ -73,12 +74,14 @@ def _provider(email: str, name: str, connect: bool) -> Provider:
                 api_key=stripe_api_key(),
                 idempotency_key=f"demo-orders-acct-{provider.pk}",
             )
+            # Stripe transfers only to an onboarded account: onboard it on the fake.
+            onboarded = demo_connect_onboard(account.id)
             fields = {
                 "method": PayeeProfile.Method.STRIPE_CONNECT,
                 "stripe_account_id": account.id,
-                "stripe_payouts_enabled": True,
-                "stripe_charges_enabled": True,
-                "stripe_details_submitted": True,
+                "stripe_payouts_enabled": onboarded,
+                "stripe_charges_enabled": onboarded,
+                "stripe_details_submitted": onboarded,
             }
         else:
             fields = {

@@ -17,8 +17,6 @@ slug or title; an existing listing is left as it is.
 
 from __future__ import annotations
 
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -28,6 +26,7 @@ from accounts.models import User
 from marketplace import listings, providers
 from marketplace.listings import PackageInput
 from marketplace.models import Category, Listing, Provider
+from revenue_site.demo import demo_connect_onboard
 
 ORDER = 45
 
@@ -82,18 +81,6 @@ def _provider(email: str, name: str, display_name: str) -> Provider:
     return provider or providers.provider_create(user=user, display_name=display_name)
 
 
-def _onboard_on_the_fake(account_id: str) -> bool:
-    """Complete the account's onboarding on the local fake Stripe (it emits account.updated).
-    Against a real Stripe test account there is no such shortcut: False."""
-    host = getattr(settings, "STRIPE_API_HOST", "")
-    if not host:
-        return False
-    url = f"{host.rstrip('/')}/_config/accounts/{urllib.parse.quote(account_id)}/onboard"
-    request = urllib.request.Request(url, data=b"", method="POST")  # noqa: S310
-    with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - the configured fake
-        return True
-
-
 def _connect(provider: Provider, out: Callable[[str], None]) -> None:
     if providers.provider_onboarding_complete(provider=provider):
         return
@@ -102,7 +89,7 @@ def _connect(provider: Provider, out: Callable[[str], None]) -> None:
         provider=provider, return_url=site, refresh_url=site
     )
     profile = providers.provider_payee_profile(provider=provider)
-    if profile is not None and _onboard_on_the_fake(profile.stripe_account_id):
+    if profile is not None and demo_connect_onboard(profile.stripe_account_id):
         providers.provider_connect_refresh(provider=provider)
     else:
         out(f"  {provider}: finish Stripe onboarding at {link['url']}")

@@ -279,32 +279,41 @@ def listing_withdraw(*, listing: Listing) -> Listing:
 
 
 @transaction.atomic
-def listing_pause(*, listing: Listing) -> Listing:
-    """published → paused by the provider (off the catalog; orders in progress go on)."""
+def listing_pause_set(*, listing: Listing, paused: bool) -> Listing:
+    """The provider pauses (published → paused: off the catalog, orders in progress go on)
+    or resumes (paused → published) their listing. A listing staff paused is not resumed by
+    its provider (``ListingError`` ``paused_by_staff``: editing it sends it back to review);
+    resuming needs a provider who can sell (``ProviderSuspended`` / ``OnboardingIncomplete``).
+    Raises ``ListingStateError`` from any other state."""
     listing = _lock(listing)
-    if listing.status != Listing.Status.PUBLISHED:
-        raise ListingStateError(listing, "pause")
-    listing.status = Listing.Status.PAUSED
+    source, target = (
+        (Listing.Status.PUBLISHED, Listing.Status.PAUSED)
+        if paused
+        else (Listing.Status.PAUSED, Listing.Status.PUBLISHED)
+    )
+    if listing.status != source:
+        raise ListingStateError(listing, "pause" if paused else "resume")
+    if not paused:
+        if listing.paused_by_staff:
+            raise ListingError(
+                "Staff paused this listing; edit it to send it back to review.",
+                code="paused_by_staff",
+            )
+        provider_can_sell_check(provider=listing.provider)
+    listing.status = target
     listing.paused_by_staff = False
     listing.save(update_fields=["status", "paused_by_staff", "updated_at"])
     return listing
 
 
-@transaction.atomic
+def listing_pause(*, listing: Listing) -> Listing:
+    """published → paused by the provider (``listing_pause_set``)."""
+    return listing_pause_set(listing=listing, paused=True)
+
+
 def listing_resume(*, listing: Listing) -> Listing:
-    """paused → published by the provider, unless staff paused it (then staff decide)."""
-    listing = _lock(listing)
-    if listing.status != Listing.Status.PAUSED:
-        raise ListingStateError(listing, "resume")
-    if listing.paused_by_staff:
-        raise ListingError(
-            "Staff paused this listing; edit it to send it back to review.",
-            code="paused_by_staff",
-        )
-    provider_can_sell_check(provider=listing.provider)
-    listing.status = Listing.Status.PUBLISHED
-    listing.save(update_fields=["status", "updated_at"])
-    return listing
+    """paused → published by the provider, unless staff paused it (``listing_pause_set``)."""
+    return listing_pause_set(listing=listing, paused=False)
 
 
 # --- staff steps ---------------------------------------------------------------------------

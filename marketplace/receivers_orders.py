@@ -7,8 +7,11 @@ Connected in ``MarketplaceConfig.ready()``.
 - ``payment_intent.succeeded``: an order's payment completed (after authentication, or the
   redelivery of one we booked synchronously): the order is paid, its funds held;
 - ``charge.refunded``: refunds made on Stripe outside our console are booked;
-- ``charge.dispute.created`` / ``.funds_withdrawn``: the order is disputed (nothing released);
-- ``charge.dispute.closed``: a lost dispute is booked like a refund, clawed back after release.
+- ``charge.dispute.created`` / ``.funds_withdrawn``: the disputed funds are booked back to
+  Stripe (after a release: clawed back, from the connected account when transferred) and the
+  order is disputed (nothing released or refunded while it is open);
+- ``charge.dispute.funds_reinstated`` / ``.closed`` won: booked back, the order returns to the
+  state it had; ``.closed`` lost: the reversals stand, an order that lost all it held closes.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ def on_dispute_opened(sender: Any, event: Event, **kwargs: Any) -> None:
     orders.order_stripe_dispute_opened(dispute=_object(event), occurred_at=event.created)
 
 
+def on_dispute_funds_reinstated(sender: Any, event: Event, **kwargs: Any) -> None:
+    orders.order_stripe_dispute_won(dispute=_object(event), occurred_at=event.created)
+
+
 def on_dispute_closed(sender: Any, event: Event, **kwargs: Any) -> None:
     orders.order_stripe_dispute_closed(dispute=_object(event), occurred_at=event.created)
 
@@ -46,6 +53,7 @@ RECEIVERS = {
     "charge.refunded": on_charge_refunded,
     "charge.dispute.created": on_dispute_opened,
     "charge.dispute.funds_withdrawn": on_dispute_opened,
+    "charge.dispute.funds_reinstated": on_dispute_funds_reinstated,
     "charge.dispute.closed": on_dispute_closed,
 }
 

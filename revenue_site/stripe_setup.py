@@ -6,7 +6,10 @@ object's mode). The rest sets up dj-stripe's rows: API key, account, webhook.
 dj-stripe 2.11 reads the secret key from its ``APIKey`` rows and each webhook's signing
 secret from its ``WebhookEndpoint`` row; the webhook route is
 ``/stripe/webhook/<WebhookEndpoint.djstripe_uuid>/``. ``manage.py stripe_bootstrap`` calls
-:func:`stripe_webhook_endpoint_ensure`.
+:func:`stripe_webhook_endpoint_ensure` for the platform's endpoint and
+:func:`stripe_connect_webhook_endpoint_ensure` for the Connect endpoint: Stripe sends a
+connected account's events (a provider's or creator's ``account.updated``, their payouts) only
+to an endpoint created with ``connect=true``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from typing import Any, cast
 
 import stripe
 from django.conf import settings
@@ -26,6 +30,10 @@ from djstripe.models.api import get_api_key_details_by_prefix
 from djstripe.settings import djstripe_settings
 
 ALL_EVENTS = ["*"]
+# The connected accounts' events we act on: their onboarding state (ledger.receivers), and
+# their payouts, which the platform's payout receivers recognise as not ours by the event's
+# ``account``. Transfers are the platform's own events, on the platform endpoint.
+CONNECT_EVENTS = ["account.updated", "payout.failed", "payout.paid"]
 # Namespace of the webhook endpoint uuids derived from the site's webhook base URL.
 _ENDPOINT_NAMESPACE = uuid.UUID("5d1c3f0e-8b7a-4e38-9d0b-6f1e2a7c9b41")
 
@@ -81,8 +89,11 @@ def _webhook_base(base_url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path + "/", "", ""))
 
 
-def _register_with_fake(api_host: str, endpoint: WebhookEndpoint) -> None:
-    body = urllib.parse.urlencode({"url": endpoint.url, "secret": endpoint.secret}).encode()
+def _register_with_fake(api_host: str, endpoint: WebhookEndpoint, *, connect: bool) -> None:
+    form = [("url", endpoint.url), ("secret", endpoint.secret)]
+    form += [("connect", "true" if connect else "false")]
+    form += [("events[]", event) for event in endpoint.enabled_events if event != "*"]
+    body = urllib.parse.urlencode(form).encode()
     url = f"{api_host.rstrip('/')}/_config/webhooks/{endpoint.id}"
     request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310
     try:
@@ -110,14 +121,34 @@ def stripe_webhook_endpoint_ensure(
     ``stripe.WebhookEndpoint.create`` (idempotency key derived from the uuid) and the
     secret Stripe returns is stored. Raises :class:`StripeSetupError` or ``stripe.StripeError``.
     """
+    return _endpoint_ensure(
+        base_url=base_url, secret_key=secret_key, api_host=api_host, connect=False
+    )
+
+
+def stripe_connect_webhook_endpoint_ensure(
+    *, base_url: str, secret_key: str | None = None, api_host: str | None = None
+) -> WebhookSetup:
+    """The same for the Connect endpoint (``connect=true``, ``CONNECT_EVENTS``): its own
+    dj-stripe row, uuid and signing secret at the same webhook base, idempotently."""
+    return _endpoint_ensure(
+        base_url=base_url, secret_key=secret_key, api_host=api_host, connect=True
+    )
+
+
+def _endpoint_ensure(
+    *, base_url: str, secret_key: str | None, api_host: str | None, connect: bool
+) -> WebhookSetup:
     secret_key = secret_key or settings.STRIPE_SECRET_KEY
     if api_host is None:
         api_host = getattr(settings, "STRIPE_API_HOST", None) or None
     api_key = stripe_api_key_sync(secret_key=secret_key)
     account = api_key.djstripe_owner_account
     base = _webhook_base(base_url)
-    endpoint_uuid = uuid.uuid5(_ENDPOINT_NAMESPACE, f"{base}|livemode={api_key.livemode}")
+    name = f"{base}|livemode={api_key.livemode}" + ("|connect" if connect else "")
+    endpoint_uuid = uuid.uuid5(_ENDPOINT_NAMESPACE, name)
     webhook_url = f"{base}{endpoint_uuid}/"
+    events = CONNECT_EVENTS if connect else ALL_EVENTS
 
     endpoint = WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid).first()
     created = endpoint is None
@@ -130,19 +161,21 @@ def stripe_webhook_endpoint_ensure(
                 livemode=api_key.livemode,
                 url=webhook_url,
                 secret="whsec_" + secrets.token_urlsafe(32),
-                enabled_events=ALL_EVENTS,
+                enabled_events=events,
                 status="enabled",
                 api_version=djstripe_settings.STRIPE_API_VERSION,
-                stripe_data={},
+                stripe_data={"connect": connect} if connect else {},
             )
-        _register_with_fake(api_host, endpoint)
+        _register_with_fake(api_host, endpoint, connect=connect)
     elif endpoint is None:
         data = stripe.WebhookEndpoint.create(
             url=webhook_url,
-            enabled_events=["*"],
+            enabled_events=cast("list[Any]", events),
+            connect=connect,
             api_version=djstripe_settings.STRIPE_API_VERSION,
             metadata={"djstripe_uuid": str(endpoint_uuid)},
-            description="Revenue Agent System (stripe_bootstrap)",
+            description="Revenue Agent System (stripe_bootstrap)"
+            + (": connected accounts" if connect else ""),
             api_key=secret_key,
             idempotency_key=f"stripe-bootstrap-webhook-{endpoint_uuid}",
         )
@@ -157,5 +190,10 @@ def stripe_webhook_endpoint_ensure(
     )
 
 
-def webhook_setup_json(setup: WebhookSetup) -> str:
-    return json.dumps({"webhook_url": setup.webhook_url, "secret": setup.secret})
+def webhook_setup_json(setup: WebhookSetup, connect: WebhookSetup | None = None) -> str:
+    """The command's one JSON line: the platform endpoint's URL and secret, and the Connect
+    endpoint's (``connect_webhook_url``, ``connect_secret``) when given."""
+    data = {"webhook_url": setup.webhook_url, "secret": setup.secret}
+    if connect is not None:
+        data |= {"connect_webhook_url": connect.webhook_url, "connect_secret": connect.secret}
+    return json.dumps(data)

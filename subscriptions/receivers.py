@@ -68,11 +68,21 @@ def on_dispute_balance_changed(sender: Any, event: Event, **kwargs: Any) -> None
     stripe_fees.dispute_fees_record(dispute=_object(event), occurred_at=event.created)
 
 
+def _connected_account(event: Event) -> str:
+    """The connected account an event comes from (through the Connect webhook endpoint), or ""
+    for the platform's own events."""
+    return str((event.stripe_data or {}).get("account") or "")
+
+
 def on_payout_paid(sender: Any, event: Event, **kwargs: Any) -> None:
+    if _connected_account(event):
+        return  # a connected account paid out its own balance: not our money
     bank_payouts.payout_paid_record(payout=_object(event), occurred_at=event.created)
 
 
 def on_payout_failed(sender: Any, event: Event, **kwargs: Any) -> None:
+    if _connected_account(event):
+        return
     bank_payouts.payout_failed_record(payout=_object(event), occurred_at=event.created)
 
 

@@ -17,7 +17,9 @@ The fake starts only when a test asks for one of these fixtures:
 Helpers for webhook tests: :func:`sign_webhook_payload` builds a ``Stripe-Signature`` header
 exactly as Stripe does, :func:`post_signed_event` posts a signed event to our
 ``/stripe/webhook/<uuid>/`` with the Django test client, :func:`make_webhook_endpoint`
-creates the dj-stripe ``WebhookEndpoint`` row that route needs.
+creates the dj-stripe ``WebhookEndpoint`` row that route needs, :class:`SignedInbox` delivers
+the fake's events to that route in the order they happened. :func:`connected_account` makes
+a Connect account Stripe will transfer to (onboarded).
 """
 
 from __future__ import annotations
@@ -105,6 +107,54 @@ def post_signed_event(
     )
 
 
+def connect_onboard(account_id: str, **flags: bool) -> dict[str, Any]:
+    """Complete (or, with ``payouts_enabled=False`` …, undo) a connected account's onboarding
+    on the fake ``stripe`` points at, as Stripe's hosted page does; returns the account."""
+    form = {name: "true" if value else "false" for name, value in flags.items()}
+    url = f"{stripe.api_base}/_config/accounts/{urllib.parse.quote(account_id)}/onboard"
+    return json.loads(_request("POST", url, urllib.parse.urlencode(form).encode()))
+
+
+def connected_account(*, onboarded: bool = True, **params: Any) -> Any:
+    """An Express connected account on the fake (``params`` as for ``stripe.Account.create``),
+    its onboarding complete unless ``onboarded=False``: Stripe transfers only to those."""
+    account = stripe.Account.create(**{"type": "express", "country": "US", **params})
+    if onboarded:
+        connect_onboard(account.id)
+    return account
+
+
+class SignedInbox:
+    """The fake's events, delivered to our webhook endpoint signed like Stripe's.
+
+    ``client`` is a Django test client, ``on_commit`` pytest-django's
+    ``django_capture_on_commit_callbacks`` (the inbox processes an event after its commit).
+    """
+
+    def __init__(self, client: Any, on_commit: Any) -> None:
+        self.client = client
+        self.on_commit = on_commit
+        self.endpoint = make_webhook_endpoint()
+        self.seen: set[str] = set()
+
+    def new(self) -> list[dict[str, Any]]:
+        """The events not seen yet, oldest first (raw JSON, as Stripe sends them)."""
+        events = stripe.Event.list(limit=100).last_response.data["data"]
+        fresh = [e for e in sorted(events, key=lambda e: e["created"]) if e["id"] not in self.seen]
+        self.seen.update(e["id"] for e in fresh)
+        return fresh
+
+    def deliver(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for event in events:
+            with self.on_commit(execute=True):
+                response = post_signed_event(self.client, self.endpoint, json.dumps(event).encode())
+            assert response.status_code == 200, response.content
+        return events
+
+    def deliver_new(self) -> list[dict[str, Any]]:
+        return self.deliver(self.new())
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -171,11 +221,19 @@ class StripeFake:
     account: Any
 
     def register_webhook(
-        self, url: str, secret: str, *, events: list[str] | None = None, name: str | None = None
+        self,
+        url: str,
+        secret: str,
+        *,
+        events: list[str] | None = None,
+        name: str | None = None,
+        connect: bool = False,
     ) -> str:
-        """Have the fake deliver events (all, or ``events``) to ``url`` signed with ``secret``."""
+        """Have the fake deliver events (all, or ``events``) to ``url`` signed with ``secret``:
+        the platform's, or with ``connect`` the connected accounts' (as Stripe's endpoints)."""
         name = name or "test_" + secrets.token_hex(6)
-        form = [("url", url), ("secret", secret)] + [("events[]", e) for e in events or []]
+        form = [("url", url), ("secret", secret), ("connect", "true" if connect else "false")]
+        form += [("events[]", e) for e in events or []]
         body = urllib.parse.urlencode(form).encode()
         _request("POST", f"{self.api_base}/_config/webhooks/{name}", body)
         return name

@@ -15,7 +15,9 @@ from .base import _require
 
 
 class WebhookEndpoint(StripeObject):
-    """``/v1/webhook_endpoints``: the secret is returned on create only, as in Stripe."""
+    """``/v1/webhook_endpoints``: the secret is returned on create only, as in Stripe. With
+    ``connect`` true it is a Connect endpoint: it gets connected accounts' events instead of
+    the platform's (Stripe's object does not show which it is)."""
 
     object = "webhook_endpoint"
     _id_prefix = "we_"
@@ -27,10 +29,14 @@ class WebhookEndpoint(StripeObject):
         api_version: str | None = None,
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
+        connect: Any = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
             raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+        connect = ls.try_convert_to_bool(connect) if connect is not None else False
+        if not isinstance(connect, bool):
+            raise UserError(400, "Invalid boolean: connect")
         try:
             _require(isinstance(url, str) and url.startswith(("http://", "https://")))
             _require(isinstance(enabled_events, list) and enabled_events)
@@ -46,7 +52,8 @@ class WebhookEndpoint(StripeObject):
         self.status = "enabled"
         self.application = None
         self._secret = "whsec_" + ls.random_id(32)
-        webhooks.register(self.id, str(url), self._secret, enabled_events)
+        self._connect = connect
+        webhooks.register(self.id, str(url), self._secret, enabled_events, connect=connect)
 
     @classmethod
     def _api_create(cls, **data: Any) -> WebhookEndpoint:

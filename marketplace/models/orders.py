@@ -58,6 +58,11 @@ class Order(models.Model):
     refunded_amount = models.BigIntegerField(
         default=0, help_text="Minor units refunded to the buyer so far (booked in the ledger)."
     )
+    disputed_amount = models.BigIntegerField(
+        default=0,
+        help_text="Minor units Stripe took back for a dispute on the charge (open or lost; "
+        "given back when the dispute is won), booked in the ledger.",
+    )
     transferred_amount = models.BigIntegerField(
         default=0,
         help_text="Minor units transferred to the provider's connected account, net "
@@ -105,6 +110,11 @@ class Order(models.Model):
                 condition=models.Q(refunded_amount__gte=0)
                 & models.Q(refunded_amount__lte=models.F("price")),
                 name="marketplace_order_refund_within_price",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(disputed_amount__gte=0)
+                & models.Q(disputed_amount__lte=models.F("price") - models.F("refunded_amount")),
+                name="marketplace_order_disputed_within_price",
             ),
             models.CheckConstraint(
                 condition=models.Q(transferred_amount__gte=0),

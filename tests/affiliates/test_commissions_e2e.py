@@ -15,6 +15,7 @@ from ledger.payouts import payout_batch_run
 from ledger.selectors import payee_balance, trial_balance
 from tests.accounts.factories import UserFactory
 from tests.affiliates.factories import AffiliateFactory, ProgramFactory
+from tests.stripe_harness import connected_account
 from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
 
@@ -30,12 +31,13 @@ def test_paid_invoice_commission_payout_and_refund_clawback(stripe_fake):
         commission_rate="25", duration=Program.Duration.LIFETIME, hold_days=30, minimum_payout=100
     )
     affiliate = AffiliateFactory(program=program, user=UserFactory(email="aff@partner.test"))
-    connect = stripe.Account.create(type="express")
+    connect = connected_account()
     PayeeProfile.objects.create(
         payee_type="affiliate",
         payee_id=affiliate.pk,
         method=PayeeProfile.Method.STRIPE_CONNECT,
         stripe_account_id=connect.id,
+        stripe_payouts_enabled=True,
     )
     feed = EventFeed()
     customer, pm = make_customer(email="buyer@customer.test")

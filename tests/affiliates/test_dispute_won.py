@@ -30,6 +30,7 @@ from ledger.payouts import payout_batch_run
 from ledger.selectors import payee_balance, trial_balance
 from tests.accounts.factories import UserFactory
 from tests.affiliates.factories import AffiliateFactory, ProgramFactory
+from tests.stripe_harness import connected_account
 from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, key, make_customer, make_price, subscribe
 
@@ -120,12 +121,13 @@ def test_a_paid_commission_is_paid_again_and_its_money_payable(stripe_fake):
         program=ProgramFactory(commission_rate="20", hold_days=0, minimum_payout=100),
         user=UserFactory(email="aff@partner.test"),
     )
-    connect = stripe.Account.create(type="express")
+    connect = connected_account()
     PayeeProfile.objects.create(
         payee_type="affiliate",
         payee_id=affiliate.pk,
         method=PayeeProfile.Method.STRIPE_CONNECT,
         stripe_account_id=connect.id,
+        stripe_payouts_enabled=True,
     )
     charge_id = _referred_subscription(affiliate, card="pm_card_createDispute")
     feed = EventFeed()

@@ -23,11 +23,13 @@ from content import payouts
 from content.models import Creator
 from content.tasks import creator_payouts_run
 from ledger.models import Entry, PayeeProfile, Payout, PayoutBatch, Transaction
+from ledger.payees import payee_connect_account_refresh
 from ledger.payouts import payout_batch_export_csv, payout_batch_run
 from ledger.selectors import payee_balance, trial_balance
 from tests.accounts.factories import UserFactory
 from tests.content.factories import ContentItemFactory, CreatorFactory, LicenseTypeFactory
 from tests.content.sales import refund, sell
+from tests.stripe_harness import connected_account
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("stripe_fake")]
 
@@ -224,11 +226,13 @@ def test_co_creators_are_paid_their_own_share():
 
 
 def test_a_stripe_connect_creator_is_paid_by_transfer_and_told(stripe_fake):
-    account = stripe.Account.create(type="express", country="US")
+    account = connected_account()
     creator, license_type = creator_with_item(method="")
-    payouts.creator_payout_settings_update(
+    profile = payouts.creator_payout_settings_update(
         creator=creator, method="stripe_connect", stripe_account_id=account.id
     )
+    payee_connect_account_refresh(profile=profile)  # what account.updated tells us
+    assert profile.onboarding_complete
     sell(license_type, at=at(3, 1))
 
     batch = run()

@@ -5,7 +5,6 @@ to our webhook inbox signed as Stripe signs them."""
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 import urllib.request
 from datetime import timedelta
@@ -46,7 +45,7 @@ from tests.content.factories import (
     LicenseTypeFactory,
 )
 from tests.content.test_purchases import buy_url, client_for
-from tests.stripe_harness import make_webhook_endpoint, post_signed_event
+from tests.stripe_harness import SignedInbox
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
 
@@ -110,35 +109,9 @@ def referred_buyer(*, rate: str = "20", **program):
     return buyer, affiliate
 
 
-class Inbox:
-    """The fake's events, delivered to our webhook endpoint signed like Stripe's."""
-
-    def __init__(self, client, on_commit) -> None:
-        self.client = client
-        self.on_commit = on_commit
-        self.endpoint = make_webhook_endpoint()
-        self.seen: set[str] = set()
-
-    def new(self) -> list[dict]:
-        events = stripe.Event.list(limit=100).last_response.data["data"]
-        fresh = [e for e in sorted(events, key=lambda e: e["created"]) if e["id"] not in self.seen]
-        self.seen.update(e["id"] for e in fresh)
-        return fresh
-
-    def deliver(self, events: list[dict]) -> list[dict]:
-        for event in events:
-            with self.on_commit(execute=True):
-                response = post_signed_event(self.client, self.endpoint, json.dumps(event).encode())
-            assert response.status_code == 200, response.content
-        return events
-
-    def deliver_new(self) -> list[dict]:
-        return self.deliver(self.new())
-
-
 @pytest.fixture
 def inbox(client, django_capture_on_commit_callbacks):
-    return Inbox(client, django_capture_on_commit_callbacks)
+    return SignedInbox(client, django_capture_on_commit_callbacks)
 
 
 def buy(buyer, item, lt, card: str = "pm_card_visa") -> License:

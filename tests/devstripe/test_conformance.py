@@ -19,6 +19,7 @@ import stripe
 from tests.devstripe import conformance
 from tests.devstripe.clock_helpers import FEB_1, JAN_1, advance, make_clock
 from tests.devstripe.recording import all_events
+from tests.stripe_harness import connected_account
 
 pytestmark = pytest.mark.django_db
 
@@ -128,7 +129,7 @@ def _run_flow() -> None:
     stripe.test_helpers.TestClock.list()
 
     # Connect: an Express account and a transfer to it.
-    account = stripe.Account.create(type="express", country="US", email="seller@example.com")
+    account = connected_account(email="seller@example.com")
     stripe.Account.retrieve(account.id)
     stripe.Transfer.create(
         amount=300, currency="usd", destination=account.id, idempotency_key=_key()

@@ -20,6 +20,7 @@ import stripe
 from devstripe.resources import ACCOUNT_ID
 from tests.devstripe import conformance
 from tests.devstripe.recording import all_events
+from tests.stripe_harness import connected_account
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +90,7 @@ def _run_flow() -> None:
     # Connect: the platform account, an Express account, a transfer and a reversal of it.
     stripe.Account.retrieve()
     stripe.Account.retrieve(ACCOUNT_ID)
-    account = stripe.Account.create(type="express", country="US", email="seller@example.com")
+    account = connected_account(email="seller@example.com")
     stripe.Account.retrieve(account.id)
     stripe.Account.list_external_accounts(account.id)
     transfer = stripe.Transfer.create(

@@ -7,13 +7,14 @@ import stripe
 from djstripe import models as djm
 
 from devstripe.resources import ACCOUNT_ID
+from tests.stripe_harness import connect_onboard, connected_account
 from tests.subscriptions.effects_helpers import EventFeed
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_transfer_to_a_connected_account_is_created_once_per_idempotency_key(stripe_fake):
-    account = stripe.Account.create(type="express", country="US", email="a@example.com")
+    account = connected_account(email="a@example.com")
     assert account.id.startswith("acct_")
 
     first = stripe.Transfer.create(
@@ -40,8 +41,8 @@ def test_a_transfer_to_an_unknown_destination_is_refused(stripe_fake):
 
 def test_a_transfer_can_be_reversed_and_dj_stripe_syncs_both(stripe_fake):
     feed = EventFeed()
+    account = connected_account()
     feed.new_events()
-    account = stripe.Account.create(type="express", country="US")
     transfer = stripe.Transfer.create(amount=1000, currency="usd", destination=account.id)
     txn = stripe.BalanceTransaction.retrieve(transfer.balance_transaction)
     assert (txn.type, txn.amount, txn.fee, txn.source) == ("transfer", -1000, 0, transfer.id)
@@ -82,3 +83,40 @@ def test_accounts_are_read_back_and_the_platform_is_no_destination(stripe_fake):
         stripe.Transfer.create(amount=100, currency="usd", destination=ACCOUNT_ID)
     with pytest.raises(stripe.InvalidRequestError, match="No such account"):
         stripe.Account.retrieve("acct_nobody")
+
+
+def test_a_transfer_to_an_account_without_an_active_transfers_capability_is_refused(stripe_fake):
+    account = connected_account(onboarded=False)
+    assert stripe.Account.retrieve(account.id).capabilities.transfers == "inactive"
+
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe.Transfer.create(
+            amount=500, currency="usd", destination=account.id, idempotency_key="refused-1"
+        )
+
+    # As Stripe answers: 400, invalid_request_error, its code, message and doc_url, no param.
+    assert refused.value.http_status == 400
+    error = refused.value.error
+    assert (error.type, error.code, error.param) == (
+        "invalid_request_error",
+        "insufficient_capabilities_for_transfer",
+        None,
+    )
+    assert error.message == (
+        "Your destination account needs to have at least one of the following capabilities "
+        "enabled: transfers, crypto_transfers, legacy_payments"
+    )
+    assert (
+        error.doc_url
+        == "https://stripe.com/docs/error-codes/insufficient-capabilities-for-transfer"
+    )
+    assert stripe.Transfer.list(destination=account.id).data == []
+
+    # Onboarded, the account takes transfers; restricted again, it refuses them again.
+    connect_onboard(account.id)
+    assert stripe.Transfer.create(amount=500, currency="usd", destination=account.id).amount == 500
+    connect_onboard(account.id, payouts_enabled=False)
+    assert stripe.Account.retrieve(account.id).capabilities.transfers == "inactive"
+    with pytest.raises(stripe.InvalidRequestError, match="capabilities enabled: transfers"):
+        stripe.Transfer.create(amount=500, currency="usd", destination=account.id)
+    assert len(stripe.Transfer.list(destination=account.id).data) == 1

@@ -24,6 +24,7 @@ from ledger.payouts import (
 from ledger.selectors import account_balance, payee_balance, trial_balance
 from ledger.services import system_account
 from tests.affiliates.factories import AffiliateFactory, ProgramFactory
+from tests.stripe_harness import connect_onboard, connected_account
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,11 @@ def _earn(affiliate, amount: int, *, paid_at: datetime = PAID) -> Commission:
 def _affiliate(*, method="paypal", minimum=5000, **profile):
     program = ProgramFactory(minimum_payout=minimum, hold_days=30, duration="lifetime")
     affiliate = AffiliateFactory(program=program)
-    defaults = {"paypal_email": f"pay{affiliate.pk}@example.com"} if method == "paypal" else {}
+    defaults = {
+        "paypal": {"paypal_email": f"pay{affiliate.pk}@example.com"},
+        # Onboarded: the connected account has payouts enabled (account.updated said so).
+        "stripe_connect": {"stripe_payouts_enabled": True},
+    }.get(method, {})
     PayeeProfile.objects.create(
         payee_type="affiliate", payee_id=affiliate.pk, method=method, **{**defaults, **profile}
     )
@@ -148,7 +153,7 @@ def test_a_clawback_after_payout_is_netted_by_the_next_batch():
 
 
 def test_stripe_connect_payouts_and_an_interrupted_batch_pay_each_payee_once(stripe_fake):
-    good_account = stripe.Account.create(type="express", country="US")
+    good_account = connected_account()
     good = _affiliate(method="stripe_connect", stripe_account_id=good_account.id)
     bad = _affiliate(method="stripe_connect", stripe_account_id="acct_unknownToStripe")
     _earn(good, 6000)
@@ -163,7 +168,7 @@ def test_stripe_connect_payouts_and_an_interrupted_batch_pay_each_payee_once(str
     assert (_owed(good), _owed(bad)) == (0, 7000)
 
     # The payee fixes their account; the same batch resumes: the failed payout only.
-    fixed_account = stripe.Account.create(type="express", country="US")
+    fixed_account = connected_account()
     PayeeProfile.objects.filter(payee_id=bad.pk).update(stripe_account_id=fixed_account.id)
     batch = payout_batch_run(payee_type="affiliate", as_of=AS_OF)
     batch = payout_batch_run(payee_type="affiliate", as_of=AS_OF)
@@ -214,7 +219,7 @@ def test_stripe_unreachable_leaves_a_connect_payout_pending_and_the_rerun_pays_i
 
     from revenue_site.stripe_errors import StripeUnavailable
 
-    account = stripe.Account.create(type="express", country="US")
+    account = connected_account()
     affiliate = _affiliate(method="stripe_connect", stripe_account_id=account.id)
     _earn(affiliate, 6000)
     with socket.socket() as sock:  # a port nothing listens on
@@ -239,3 +244,80 @@ def test_stripe_unreachable_leaves_a_connect_payout_pending_and_the_rerun_pays_i
     assert payout.status == "paid"
     assert [t.amount for t in stripe.Transfer.list(destination=account.id).data] == [6000]
     assert _owed(affiliate) == 0
+
+
+# --- Stripe Connect payees whose onboarding is not complete ------------------------------------
+
+
+def test_a_connect_payee_not_onboarded_is_skipped_with_a_reason_and_paid_by_the_next_batch(
+    stripe_fake,
+):
+    account = connected_account(onboarded=False)
+    waiting = _affiliate(
+        method="stripe_connect", stripe_account_id=account.id, stripe_payouts_enabled=False
+    )
+    ready = _affiliate(method="stripe_connect", stripe_account_id=connected_account().id)
+    _earn(waiting, 6000)
+    _earn(ready, 7000)
+
+    draft = payout_batch_run(payee_type="affiliate", as_of=AS_OF, execute=False)
+    skipped = draft.payouts.get(payee_id=waiting.pk)
+    # Visible before anyone approves the batch.
+    assert (skipped.status, skipped.amount) == ("skipped", 6000)
+    assert "onboarding is not complete" in skipped.skip_reason and account.id in skipped.skip_reason
+
+    batch = payout_batch_run(payee_type="affiliate", as_of=AS_OF)
+
+    assert batch.status == PayoutBatch.Status.COMPLETED
+    skipped.refresh_from_db()
+    assert (skipped.status, skipped.stripe_transfer_id, skipped.paid_at) == ("skipped", "", None)
+    assert stripe.Transfer.list(destination=account.id).data == []
+    assert (_owed(waiting), _owed(ready)) == (6000, 0)
+    out = StringIO()
+    call_command("run_payouts", "--as-of", str(AS_OF), "--payee-type", "affiliate", stdout=out)
+    assert f"affiliate {waiting.pk}: 6000 usd stripe_connect skipped (Stripe Connect" in (
+        out.getvalue()
+    )
+
+    # Onboarding completes (account.updated); the next batch pays the balance, once.
+    connect_onboard(account.id)
+    PayeeProfile.objects.filter(payee_id=waiting.pk).update(stripe_payouts_enabled=True)
+    later = payout_batch_run(payee_type="affiliate", as_of=AS_OF + timedelta(days=31))
+    assert later.payouts.get().status == "paid"
+    assert [t.amount for t in stripe.Transfer.list(destination=account.id).data] == [6000]
+    assert _owed(waiting) == 0
+
+
+def test_an_account_restricted_after_the_draft_is_skipped_not_transferred_to(stripe_fake):
+    account = connected_account()
+    affiliate = _affiliate(method="stripe_connect", stripe_account_id=account.id)
+    _earn(affiliate, 6000)
+    draft = payout_batch_run(payee_type="affiliate", as_of=AS_OF, execute=False)
+    assert draft.payouts.get().status == "pending"
+    # Stripe restricts the account (account.updated: payouts disabled) before execution.
+    connect_onboard(account.id, payouts_enabled=False)
+    PayeeProfile.objects.filter(payee_id=affiliate.pk).update(stripe_payouts_enabled=False)
+
+    batch = payout_batch_run(payee_type="affiliate", as_of=AS_OF)
+
+    payout = batch.payouts.get()
+    assert (payout.status, batch.status) == ("skipped", PayoutBatch.Status.COMPLETED)
+    assert "onboarding is not complete" in payout.skip_reason
+    assert stripe.Transfer.list(destination=account.id).data == []
+    assert _owed(affiliate) == 6000
+
+
+def test_a_transfer_stripe_refuses_for_the_capability_fails_the_payout_with_its_message(
+    stripe_fake,
+):
+    # Our record says onboarded, Stripe's account is restricted (the webhook is late).
+    account = connected_account(onboarded=False)
+    affiliate = _affiliate(method="stripe_connect", stripe_account_id=account.id)
+    _earn(affiliate, 6000)
+
+    batch = payout_batch_run(payee_type="affiliate", as_of=AS_OF)
+
+    payout = batch.payouts.get()
+    assert (payout.status, batch.status) == ("failed", PayoutBatch.Status.FAILED)
+    assert "capabilities enabled: transfers" in payout.failure_message
+    assert _owed(affiliate) == 6000

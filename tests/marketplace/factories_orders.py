@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import factory
-import stripe
 from django.utils import timezone
 
 from accounts.models import User
@@ -16,6 +15,7 @@ from ledger.models import Account, PayeeProfile
 from marketplace import orders
 from marketplace.models import Category, Listing, ListingPackage, Order, Provider
 from tests.accounts.factories import UserFactory
+from tests.stripe_harness import connected_account
 
 
 class OrderCategoryFactory(factory.django.DjangoModelFactory):
@@ -43,7 +43,7 @@ class OrderProviderFactory(factory.django.DjangoModelFactory):
         if not create:
             return
         if extracted:
-            account = stripe.Account.create(type="express", country="US")
+            account = connected_account()
             defaults = {
                 "method": PayeeProfile.Method.STRIPE_CONNECT,
                 "stripe_account_id": account.id,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from ledger.chart import SystemAccount
-from ledger.models import Account, Entry
+from ledger.models import Account, Entry, Transaction
 from marketplace import orders
 from marketplace.models import Order
 from tests.accounts.factories import UserFactory
@@ -29,6 +29,7 @@ from tests.marketplace.factories_orders import (
     order_in,
     step,
 )
+from tests.stripe_harness import SignedInbox
 from tests.subscriptions.effects_helpers import EventFeed, key
 
 pytestmark = pytest.mark.django_db
@@ -37,6 +38,7 @@ S = Order.State
 HELD = SystemAccount.LIABILITY_MARKETPLACE_HELD.value
 REVENUE = SystemAccount.REVENUE_MARKETPLACE.value
 CLEARING = SystemAccount.STRIPE_CLEARING.value
+DISPUTE_FEES = SystemAccount.DISPUTE_LOSSES.value
 
 
 def balance(code: str) -> int:
@@ -312,58 +314,211 @@ def test_a_refund_made_on_stripe_is_booked_from_its_event_once(stripe_fake):
     assert_balanced()
 
 
-# --- Stripe disputes -------------------------------------------------------------------------
+# --- Stripe disputes (events delivered to our webhook, signed as Stripe signs them) ----------
 
 
-def _disputed_charge_order(state: str, package=None) -> Order:
+@pytest.fixture
+def inbox(client, django_capture_on_commit_callbacks):
+    return SignedInbox(client, django_capture_on_commit_callbacks)
+
+
+def _disputed_charge_order(package=None) -> Order:
+    """A paid order whose card Stripe disputes at once (its events are not delivered yet)."""
     package = package or OrderPackageFactory()
     order = orders.order_create(buyer=UserFactory(password=None), package_id=package.pk)
     step(order, "quote")
     orders.order_pay(order=order, user=order.buyer, payment_method="pm_card_createDispute")
     order.refresh_from_db()
-    for name in {"paid": [], "released": ["start", "deliver", "accept"]}[state]:
-        order = step(order, name)
     return order
 
 
-def test_a_stripe_dispute_on_a_paid_order_holds_it_disputed(stripe_fake):
-    feed = EventFeed()
-    order = _disputed_charge_order("paid")
-    feed.process_new()
-    order.refresh_from_db()
-    assert order.state == S.DISPUTED
-    assert order.stripe_dispute_id
-    assert order.events.filter(transition="stripe_dispute", actor="system").exists()
-    assert balance(HELD) == 10000
-
-
-def test_a_lost_stripe_dispute_on_a_released_order_claws_back_the_transfer(stripe_fake):
-    feed = EventFeed()
-    order = _disputed_charge_order("paid", package=connect_package())
-    # The dispute event comes later than the release here: process nothing yet.
-    order = step(order, "start")
-    order = step(order, "deliver")
-    order = step(order, "accept")
+def _released(order: Order) -> Order:
+    for name in ("start", "deliver", "accept"):
+        order = step(order, name)
     assert order.state == S.RELEASED
-    feed.process_new()
-    order.refresh_from_db()
-    assert order.state == S.RELEASED  # recorded, nothing released twice
-    assert order.events.filter(transition="stripe_dispute_opened").exists()
+    return order
 
+
+def _win(inbox) -> list[dict]:
     dispute = stripe.Dispute.list(limit=1).data[0]
-    stripe.Dispute.close(dispute.id)
-    events = feed.process_new()
-    assert "charge.dispute.closed" in {e["type"] for e in events}
+    stripe.Dispute.modify(dispute.id, evidence={"uncategorized_text": "winning_evidence"})
+    return inbox.deliver_new()
+
+
+def _types(events: list[dict]) -> set[str]:
+    return {e["type"] for e in events}
+
+
+def test_a_stripe_dispute_on_a_paid_order_gives_the_held_funds_back_and_a_win_restores_it(
+    stripe_fake, inbox
+):
+    order = _disputed_charge_order()
+    assert "charge.dispute.created" in _types(inbox.deliver_new())
+
     order.refresh_from_db()
-    assert order.state == S.REFUNDED
-    assert order.stripe_dispute_status == "lost"
+    assert (order.state, order.disputed_amount) == (S.DISPUTED, 10000)
+    assert order.stripe_dispute_id and order.stripe_dispute_status == "needs_response"
+    opened = order.events.get(transition="stripe_dispute")
+    assert (opened.actor, opened.from_state, opened.amount) == ("system", S.PAID, 10000)
+    assert balance(HELD) == 0  # Stripe took the held funds
+    assert Transaction.objects.filter(source=orders.DISPUTE_SOURCE).count() == 1
+    # No money moves while Stripe holds it: staff can neither release nor refund.
+    for service in (orders.order_resolve_release, orders.order_refund):
+        with pytest.raises(orders.OrderTransitionError, match="Stripe dispute"):
+            service(order=order, user=staff())
+    assert orders.transitions_available(order=order, actor="staff") == []
+    assert_balanced()
+
+    events = _win(inbox)
+    assert {"charge.dispute.funds_reinstated", "charge.dispute.closed"} <= _types(events)
+    order.refresh_from_db()
+    assert (order.state, order.disputed_amount, order.stripe_dispute_status) == (
+        S.PAID,
+        0,
+        "won",
+    )
+    won = order.events.get(transition="stripe_dispute_won")
+    assert (won.from_state, won.to_state) == (S.DISPUTED, S.PAID)
+    assert balance(HELD) == 10000
+    assert balance(DISPUTE_FEES) == 0  # the fee came back with the win
+    entries = Entry.objects.count()
+    inbox.deliver(events)  # redelivered: nothing twice
+    assert Entry.objects.count() == entries
+
+    # The order carries on from where the dispute found it.
+    order = _released(order)
+    assert (payable(order), balance(REVENUE), balance(HELD)) == (8500, 1500, 0)
+    assert_balanced()
+
+
+def test_a_stripe_dispute_on_a_released_order_reverses_the_split_and_the_transfer_at_once(
+    stripe_fake, inbox
+):
+    order = _disputed_charge_order(package=connect_package())
+    held_back = inbox.new()  # the dispute's events arrive after the release here
+    order = _released(order)
+    assert (payable(order), order.transferred_amount) == (0, 8500)
+
+    inbox.deliver(held_back)
+
+    order.refresh_from_db()
+    assert (order.state, order.disputed_amount, order.transferred_amount) == (
+        S.RELEASED,
+        10000,
+        0,
+    )
+    assert order.events.filter(transition="stripe_dispute_opened", amount=10000).exists()
     assert stripe.Transfer.retrieve(order.stripe_transfer_id).amount_reversed == 8500
     assert (payable(order), balance(REVENUE), balance(HELD)) == (0, 0, 0)
+    with pytest.raises(orders.OrderTransitionError, match="Stripe dispute"):
+        orders.order_refund(order=order, user=staff(), amount=100)
+    assert_balanced()
+
+    stripe.Dispute.close(stripe.Dispute.list(limit=1).data[0].id)
+    events = inbox.deliver_new()
+    assert "charge.dispute.closed" in _types(events)
+
+    order.refresh_from_db()
+    assert (order.state, order.stripe_dispute_status) == (S.REFUNDED, "lost")
+    assert order.events.filter(transition="stripe_dispute_lost").exists()
+    # The reversals made when it opened stand, once; the dispute fee is a loss.
+    assert Transaction.objects.filter(source=orders.DISPUTE_SOURCE).count() == 2  # + clawback
+    assert Transaction.objects.filter(source=orders.TRANSFER_REVERSAL_SOURCE).count() == 1
+    assert stripe.Transfer.retrieve(order.stripe_transfer_id).amount_reversed == 8500
+    assert (payable(order), balance(REVENUE), balance(HELD)) == (0, 0, 0)
+    assert balance(DISPUTE_FEES) < 0  # an expense: a debit balance
     entries = Entry.objects.count()
-    for event in events:
-        djm.Event.process(event)
+    inbox.deliver(events + held_back)
     assert Entry.objects.count() == entries
     assert_balanced()
+
+
+def test_a_won_dispute_on_a_released_order_books_the_split_back_for_the_payout_engine(
+    stripe_fake, inbox
+):
+    order = _disputed_charge_order(package=connect_package())
+    held_back = inbox.new()
+    order = _released(order)
+    inbox.deliver(held_back)
+
+    events = _win(inbox)
+
+    order.refresh_from_db()
+    assert (order.state, order.disputed_amount) == (S.RELEASED, 0)
+    assert order.events.filter(transition="stripe_dispute_won").exists()
+    assert not order.events.filter(transition="stripe_dispute").exists()
+    # The transfer stays reversed: the provider's share is owed again, through the payout
+    # engine; the commission is the platform's again.
+    assert stripe.Transfer.retrieve(order.stripe_transfer_id).amount_reversed == 8500
+    assert (payable(order), balance(REVENUE), balance(HELD)) == (8500, 1500, 0)
+    entries = Entry.objects.count()
+    inbox.deliver(events + held_back)
+    assert Entry.objects.count() == entries
+
+    # A refund after the win takes back from what the win booked.
+    orders.order_refund(order=order, user=staff(), amount=2000)
+    assert (payable(order), balance(REVENUE), balance(HELD)) == (6800, 1200, 0)
+    assert_balanced()
+
+
+def test_dispute_events_in_any_order_give_the_same_books(stripe_fake, inbox):
+    order = _disputed_charge_order()
+    opened = inbox.new()
+    events = _win_quietly()
+    # The decision arrives first, then the opening (a delayed delivery).
+    inbox.deliver(events)
+    inbox.deliver(opened)
+
+    order.refresh_from_db()
+    assert (order.state, order.disputed_amount, order.stripe_dispute_status) == (
+        S.PAID,
+        0,
+        "won",
+    )
+    assert balance(HELD) == 10000
+    assert Transaction.objects.filter(source=orders.DISPUTE_SOURCE).count() == 1
+    assert Transaction.objects.filter(source=orders.DISPUTE_WON_SOURCE).count() == 1
+    assert_balanced()
+
+
+def test_a_dispute_delivered_before_the_payment_event_books_the_payment_first(stripe_fake, inbox):
+    # The buyer paid, but our answer from Stripe was lost: the order is still quoted when the
+    # dispute's events arrive, before payment_intent.succeeded.
+    order = order_in(S.QUOTED)
+    intent = stripe.PaymentIntent.create(
+        amount=order.price,
+        currency=order.currency,
+        payment_method="pm_card_createDispute",
+        payment_method_types=["card"],
+        confirm=True,
+        metadata={orders.METADATA_KEY: str(order.pk)},
+    )
+    Order.objects.filter(pk=order.pk).update(stripe_payment_intent_id=intent.id)
+    events = inbox.new()
+    disputes = [e for e in events if e["type"].startswith("charge.dispute")]
+    assert disputes
+
+    inbox.deliver(disputes)
+    order.refresh_from_db()
+    assert (order.state, order.disputed_amount) == (S.DISPUTED, 10000)
+    assert order.events.get(transition="stripe_dispute").from_state == S.PAID
+    inbox.deliver([e for e in events if e not in disputes])  # the payment's own, late
+
+    order.refresh_from_db()
+    assert order.state == S.DISPUTED
+    assert Transaction.objects.filter(source=orders.PAID_SOURCE).count() == 1
+    assert Transaction.objects.filter(source=orders.DISPUTE_SOURCE).count() == 1
+    assert balance(HELD) == 0
+    assert_balanced()
+
+
+def _win_quietly() -> list[dict]:
+    """Win the open dispute and return its events, undelivered."""
+    seen = {e["id"] for e in stripe.Event.list(limit=100).last_response.data["data"]}
+    dispute = stripe.Dispute.list(limit=1).data[0]
+    stripe.Dispute.modify(dispute.id, evidence={"uncategorized_text": "winning_evidence"})
+    events = stripe.Event.list(limit=100).last_response.data["data"]
+    return sorted((e for e in events if e["id"] not in seen), key=lambda e: e["created"])
 
 
 # --- the auto-accept timer ---------------------------------------------------------------------

@@ -36,6 +36,7 @@ ALLOWED: set[tuple[str, str, str]] = {
     ("dispute", S.DELIVERED, "buyer"),
     ("dispute", S.REVISION_REQUESTED, "buyer"),
     *(("stripe_dispute", s, "system") for s in [*_FUNDED, S.ACCEPTED]),
+    ("stripe_dispute_won", S.DISPUTED, "system"),
     ("resolve_release", S.DISPUTED, "staff"),
     ("partial_refund", S.DISPUTED, "staff"),
     ("partial_refund", S.RELEASED, "staff"),
@@ -56,6 +57,7 @@ TARGET = {
     "release": S.RELEASED,
     "dispute": S.DISPUTED,
     "stripe_dispute": S.DISPUTED,
+    "stripe_dispute_won": None,  # back to the state the Stripe dispute found
     "resolve_release": S.RELEASED,
     "partial_refund": S.RELEASED,
     "refund": S.REFUNDED,

@@ -21,7 +21,11 @@ from ledger.payees import iban_is_valid, payee_connect_account_sync
 from ledger.payouts import payout_batch_export_csv, payout_batch_run
 from ledger.services import Line, account_for_payee, ledger_post, system_account
 from marketplace.models import Provider
-from marketplace.providers import provider_connect_onboarding_start, provider_create
+from marketplace.providers import (
+    provider_connect_onboarding_start,
+    provider_connect_refresh,
+    provider_create,
+)
 from subscriptions.models import WebhookEvent
 from tests.accounts.factories import UserFactory
 from tests.marketplace.factories import ProviderFactory
@@ -198,7 +202,7 @@ def test_onboarding_on_the_hosted_page_comes_back_as_a_signed_account_updated(
     stripe_fake, live_server, celery_eager
 ):
     endpoint = make_webhook_endpoint(url=live_server.url + "/stripe/webhook/")
-    stripe_fake.register_webhook(endpoint.url, endpoint.secret)
+    stripe_fake.register_webhook(endpoint.url, endpoint.secret, connect=True)
     provider = ProviderFactory(onboarded=False)
     client = client_for(provider.user)
     link = client.post(CONNECT, {"return_url": RETURN}, format="json").json()
@@ -354,6 +358,7 @@ def test_providers_are_paid_by_transfer_on_connect_and_in_the_csv_by_bank(stripe
         provider=connect, return_url=RETURN, refresh_url=RETURN
     )
     complete_hosted_onboarding(link["url"])
+    provider_connect_refresh(provider=connect)  # back from onboarding (or account.updated)
     for provider, amount in ((connect, 8000), (bank, 4500)):
         ledger_post(
             idempotency_key=f"earned-{provider.pk}",

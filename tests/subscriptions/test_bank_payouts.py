@@ -24,6 +24,7 @@ from subscriptions.services.bank_payouts import (
     payout_failed_record,
     payout_paid_record,
 )
+from tests.stripe_harness import connected_account
 from tests.stripe_paths import invoice_charge_id
 from tests.subscriptions.effects_helpers import EventFeed, make_customer, make_price, subscribe
 
@@ -179,3 +180,21 @@ def test_paying_out_a_charges_net_empties_clearing_into_the_bank(stripe_fake):
 
     assert (_balance(CLEARING), _balance(BANK)) == (0, 2397)
     assert set(trial_balance().values()) == {0}
+
+
+def test_a_connected_accounts_payout_through_the_connect_endpoint_books_nothing(stripe_fake):
+    # The Connect endpoint sends connected accounts' payouts too (their own balance to their
+    # bank): the event names the account, and it is not the platform's money.
+    seller = connected_account()
+    feed = EventFeed()
+    feed.new_events()
+    stripe.Payout.create(amount=50000, currency="usd", status="failed")
+    stripe.Payout.create(amount=40000, currency="usd", status="paid")
+    for event in feed.new_events():
+        connected = copy.deepcopy(event)
+        connected["id"] += "_connected"
+        connected["account"] = seller.id
+        djm.Event.process(connected)
+
+    assert _payout_postings() == []
+    assert (_balance(BANK), _balance(CLEARING)) == (0, 0)

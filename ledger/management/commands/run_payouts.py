@@ -37,6 +37,7 @@ class Command(BaseCommand):
                 f"{payout.payee_type} {payout.payee_id}: {payout.amount} {payout.currency} "
                 f"{payout.method} {payout.status}"
                 + (f" ({payout.failure_message})" if payout.failure_message else "")
+                + (f" ({payout.skip_reason})" if payout.skip_reason else "")
             )
         self.stdout.write(
             f"batch {batch.pk} ({batch.as_of}): {batch.status}, {len(payouts)} payouts"

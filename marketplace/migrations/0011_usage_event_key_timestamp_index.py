@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("marketplace", "0009_charge_sources"),
+        ("marketplace", "0010_order_disputed_amount"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
