@@ -46,6 +46,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import ensure_database  # noqa: E402
+from bench.common.report import record  # noqa: E402
 
 TODAY_ROWS = 7000  # movements landing today, for the live part of today's summary
 BIG_TABLES = (
@@ -310,6 +311,14 @@ def main() -> None:
             f"(target < {target} ms, no unbounded COUNT)  "
             f"{verdict(max(cold, warm) < target and not bad)}"
         )
+        record(
+            script="analytics.py",
+            name=f"{label} (cold cache)",
+            value=cold,
+            unit="ms",
+            target_value=target,
+            higher_is_better=False,
+        )
         for sql in bad:
             print(f"    unbounded: {sql[:200]}")
 
@@ -434,6 +443,15 @@ def _reports_measure(
             f"{'= bare SUM' if result.mrr == expected else f'!= bare SUM {expected}: MISMATCH'}  "
             f"active_customers={result.active_customers}"
         )
+        record(
+            script="analytics.py",
+            name=f"summary, {label}",
+            value=cold,
+            unit="ms",
+            baseline=base,
+            target_ratio=3,
+            higher_is_better=False,
+        )
 
     summary_line("yesterday", yesterday)
     # Today is live (snapshots cover completed days): a day's worth of movements landed today
@@ -465,6 +483,15 @@ def _reports_measure(
             f"analytics_{label}  {range_start}..{range_end} {currency}  "
             f"bare_sum={base_range:.0f}ms  cold={cold:.1f}ms warm={warm:.1f}ms  "
             f"ratio={ratio:.2f}  (target <= 1.5x)  {verdict(ratio <= 1.5)}"
+        )
+        record(
+            script="analytics.py",
+            name=label.replace("_", " "),
+            value=cold,
+            unit="ms",
+            baseline=base_range,
+            target_ratio=1.5,
+            higher_is_better=False,
         )
     result = movements()
     consistent = result.net_new == result.mrr_end - result.mrr_start

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_site, http_bench_parser, pct  # noqa: E402
+from bench.common.report import record  # noqa: E402
 
 
 def get_one(port: int, path: str) -> tuple[float, int]:
@@ -141,6 +142,14 @@ def main() -> None:
             f"tracked={ours_rate:.0f}/s  ratio={ours_rate / plain_rate:.2f}  (target >= 0.8)  "
             f"non-302 plain={plain_bad} tracked={ours_bad}"
         )
+        record(
+            script="clicks.py",
+            name="/r/<code> redirects per second (tracking on)",
+            value=ours_rate,
+            unit="req/s",
+            baseline=plain_rate,
+            target_ratio=0.8,
+        )
         print(
             f"clicks_latency_peak  plain p50={pct(plain_lat, 50):.1f}ms "
             f"p95={pct(plain_lat, 95):.1f}ms  tracked p50={pct(ours_lat, 50):.1f}ms "
@@ -154,6 +163,14 @@ def main() -> None:
             f"clicks_latency_half_peak  rate={half:.0f}/s requests={paced_n}  "
             f"p50={pct(paced_lat, 50):.1f}ms p95={pct(paced_lat, 95):.1f}ms  (target p95 < 20 ms)"
             f"  non-302={paced_bad}"
+        )
+        record(
+            script="clicks.py",
+            name="/r/<code> p95 at half the peak rate",
+            value=pct(paced_lat, 95),
+            unit="ms",
+            target_value=20,
+            higher_is_better=False,
         )
         buffered = redis.llen(tracking.CLICK_BUFFER_KEY)
         rows_before = Click.objects.filter(link=link).count()

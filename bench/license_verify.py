@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_site, http_bench_parser, pct  # noqa: E402
+from bench.common.report import record  # noqa: E402
 
 BENCH_EMAIL = "bench-license-verify@example.com"
 
@@ -215,6 +216,14 @@ def main() -> None:
             f"  verify={ours_rate:.0f}/s  ratio={ours_rate / plain_rate:.2f}  (target >= 0.7)  "
             f"statuses plain={merged(plain_runs)} verify={merged(ours_runs)}"
         )
+        record(
+            script="license_verify.py",
+            name="licence verifications per second",
+            value=ours_rate,
+            unit="req/s",
+            baseline=plain_rate,
+            target_ratio=0.7,
+        )
         print(
             f"license_verify_latency_peak  plain p50={pct(plain_lat, 50):.1f}ms "
             f"p95={pct(plain_lat, 95):.1f}ms  verify p50={pct(ours_lat, 50):.1f}ms "
@@ -227,6 +236,14 @@ def main() -> None:
             f"license_verify_latency_half_peak  rate={half:.0f}/s requests={paced_n}  "
             f"p50={pct(paced_lat, 50):.1f}ms p95={pct(paced_lat, 95):.1f}ms  "
             f"(target p95 < 15 ms)  statuses={dict(sorted(paced_statuses.items()))}"
+        )
+        record(
+            script="license_verify.py",
+            name="licence verification p95 at half the peak",
+            value=pct(paced_lat, 95),
+            unit="ms",
+            target_value=15,
+            higher_is_better=False,
         )
 
 

@@ -47,6 +47,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import ensure_database, free_port, pct, process_stop, wait_http  # noqa: E402
+from bench.common.report import record  # noqa: E402
 
 BATCH = 1000
 
@@ -235,6 +236,14 @@ def main() -> None:
             f"copy={copy_rate:.0f} rows/s  ratio={api_rate / copy_rate:.2f}  "
             f"(target api >= 20000/s)  statuses={statuses}"
         )
+        record(
+            script="usage_ingest.py",
+            name="usage events ingested per second (API)",
+            value=api_rate,
+            unit="events/s",
+            baseline=copy_rate,
+            target_value=20000,
+        )
         print(
             f"usage_ingest_latency  per batch of {BATCH}: p50={pct(latencies, 50):.0f}ms "
             f"p95={pct(latencies, 95):.0f}ms"
@@ -342,6 +351,14 @@ def main() -> None:
             f"p95={pct(api_times, 95):.1f}ms  selector median="
             f"{statistics.median(selector_times) * 1000:.1f}ms  (target < 50 ms)  "
             f"buckets={len(summary.buckets)}"
+        )
+        record(
+            script="usage_ingest.py",
+            name="usage summary of a 10M-event customer-month",
+            value=statistics.median(selector_times) * 1000,
+            unit="ms",
+            target_value=50,
+            higher_is_better=False,
         )
         t0 = time.perf_counter()
         with connection.cursor() as cursor:

@@ -38,6 +38,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import ensure_database, free_port, pct, wait_http  # noqa: E402
+from bench.common.report import record  # noqa: E402
 
 EVENT_TYPE = "balance.available"  # dj-stripe stores the Event; no mirror object to fetch
 
@@ -196,10 +197,26 @@ def main() -> None:
             f"bare={bare_rate:.0f}/s  inbox={ours_rate:.0f}/s  ratio={ours_rate / bare_rate:.2f}"
             f"  (target >= 0.6)  errors bare={bare_err} inbox={ours_err}"
         )
+        record(
+            script="webhooks.py",
+            name="signed webhooks acknowledged per second",
+            value=ours_rate,
+            unit="events/s",
+            baseline=bare_rate,
+            target_ratio=0.6,
+        )
         print(
             f"webhook_ack_latency  bare p50={pct(bare_lat, 50):.1f}ms p99={pct(bare_lat, 99):.1f}ms"
             f"  inbox p50={pct(ours_lat, 50):.1f}ms p99={pct(ours_lat, 99):.1f}ms"
             "  (target inbox p99 < 100 ms)"
+        )
+        record(
+            script="webhooks.py",
+            name="webhook acknowledgement p99",
+            value=pct(ours_lat, 99),
+            unit="ms",
+            target_value=100,
+            higher_is_better=False,
         )
 
         worker_cmd = [str(BIN / "celery"), "-A", "revenue_site", "worker", "--concurrency", "1",
@@ -232,6 +249,15 @@ def main() -> None:
             f"webhook_drain  events={n}  noop={noop_rate:.0f}/s  inbox={drain_rate:.0f}/s  "
             f"ratio={drain_rate / noop_rate if noop_rate else 0:.2f}  (target >= 0.2)"
         )
+        if noop_rate:
+            record(
+                script="webhooks.py",
+                name="webhook backlog drained per second (one worker)",
+                value=drain_rate,
+                unit="events/s",
+                baseline=noop_rate,
+                target_ratio=0.2,
+            )
 
         succeeded = bench_rows.filter(status=WebhookEvent.Status.SUCCEEDED, attempts=1).count()
         mirrored = djm.Event.objects.filter(id__startswith=f"evt_bench_{run}_").count()
