@@ -58,3 +58,37 @@ def page(browser, request):
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
     assert not blocked, f"the page broke its Content-Security-Policy: {blocked}"
+
+
+STAFF_EMAIL, STAFF_PASSWORD = "boss@example.com", "a-long-Passw0rd!"
+
+
+def watch_problems(page) -> list[str]:
+    """What goes wrong on the page from now on: console errors (but the browser's own
+    /favicon.ico request), uncaught page errors and any response with status >= 400."""
+    problems: list[str] = []
+
+    def console(message):
+        url = message.location.get("url", "")
+        if message.type == "error" and not url.endswith("/favicon.ico"):
+            problems.append(f"console: {message.text} ({url})")
+
+    def response(answer):
+        if answer.status >= 400:
+            problems.append(f"{answer.status} {answer.url}")
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("response", response)
+    return problems
+
+
+def staff_login(page, live_server) -> None:
+    """A superuser signs in to the staff console through its login form."""
+    from accounts.models import User
+
+    User.objects.create_superuser(email=STAFF_EMAIL, password=STAFF_PASSWORD)
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("input[name=username]", STAFF_EMAIL)
+    page.fill("input[name=password]", STAFF_PASSWORD)
+    page.click("input[type=submit]")

@@ -6,9 +6,8 @@ from datetime import UTC, date, datetime
 import pytest
 from django.core.cache import cache
 
-from accounts.models import User
 from analytics.services import mrr_movement_record
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, staff_login, watch_problems
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -62,26 +61,8 @@ def test_staff_reads_the_dashboard_and_changes_the_range(live_server, page):
     _move("cus_bob", 0, 5_000, date(2026, 1, 20))
     _move("cus_bob", 5_000, 8_000, date(2026, 3, 3))
     _move("cus_ada", 10_000, 0, date(2026, 3, 10))
-    User.objects.create_superuser(email="boss@example.com", password="a-long-Passw0rd!")
-    problems: list[str] = []
-
-    def console(message):  # the browser's own /favicon.ico request is no error of the page
-        url = message.location.get("url", "")
-        if message.type == "error" and not url.endswith("/favicon.ico"):
-            problems.append(f"console: {message.text} ({url})")
-
-    def response(answer):
-        if answer.status >= 400:
-            problems.append(f"{answer.status} {answer.url}")
-
-    page.on("console", console)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("response", response)
-
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("input[name=username]", "boss@example.com")
-    page.fill("input[name=password]", "a-long-Passw0rd!")
-    page.click("input[type=submit]")
+    problems = watch_problems(page)
+    staff_login(page, live_server)
     page.wait_for_selector("#revenue-dashboard")
 
     # The default range: the last 30 days, the charts drawn (12 months, nothing lately).

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import User
 from marketplace import services
 from tests.accounts.factories import UserFactory
+from tests.browser.conftest import staff_login, watch_problems
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -28,26 +28,8 @@ def test_staff_explores_a_customers_usage_and_sees_the_chart(live_server, page):
     services.usage_events_record(
         customer=customer, events=services.usage_batch_parse(payload={"events": events})
     )
-    User.objects.create_superuser(email="boss@example.com", password="a-long-Passw0rd!")
-    problems: list[str] = []
-
-    def console(message):  # the browser's own /favicon.ico request is no error of the page
-        url = message.location.get("url", "")
-        if message.type == "error" and not url.endswith("/favicon.ico"):
-            problems.append(f"console: {message.text} ({url})")
-
-    def response(answer):
-        if answer.status >= 400:
-            problems.append(f"{answer.status} {answer.url}")
-
-    page.on("console", console)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("response", response)
-
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("input[name=username]", "boss@example.com")
-    page.fill("input[name=password]", "a-long-Passw0rd!")
-    page.click("input[type=submit]")
+    problems = watch_problems(page)
+    staff_login(page, live_server)
     page.goto(f"{live_server.url}/admin/marketplace/meter/")
     page.click("#usage-explorer-link")
     page.fill("input[name=customer]", "heavy.user@example.com")
