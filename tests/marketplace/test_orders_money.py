@@ -318,7 +318,8 @@ def test_a_refund_made_on_stripe_is_booked_from_its_event_once(stripe_fake):
 
 
 @pytest.fixture
-def inbox(client, django_capture_on_commit_callbacks):
+def inbox(client, django_capture_on_commit_callbacks, celery_eager):
+    # The inbox processes each event in a task: in-process, as under REDIS_URL it is queued.
     return SignedInbox(client, django_capture_on_commit_callbacks)
 
 
