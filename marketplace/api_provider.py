@@ -21,7 +21,6 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions, serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,6 +34,7 @@ from marketplace.listings import ListingStateError, PackageInput
 from marketplace.models import Category, Listing, ListingPackage, Provider
 from marketplace.providers import ProviderError
 from revenue_site.errors import ErrorSerializer, error_body
+from revenue_site.pagination import LimitOffsetPagination
 
 # --- serializers ---------------------------------------------------------------------------
 

@@ -54,7 +54,11 @@ ErrorSerializer = inline_serializer(
             fields={
                 "code": serializers.CharField(),
                 "message": serializers.CharField(),
-                "fields": serializers.DictField(child=serializers.ListField()),
+                "fields": serializers.DictField(
+                    child=serializers.JSONField(),
+                    help_text="Each refused field's messages (a list), or for a nested object or "
+                    "a list's items an object of the same shape keyed by field or index.",
+                ),
                 "param": serializers.CharField(
                     required=False, help_text="Stripe's name of the parameter it refused."
                 ),

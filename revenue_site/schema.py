@@ -6,7 +6,8 @@ the framework gives around the view are the same everywhere, so they are added h
 the view is, instead of in every view (an undocumented status fails schemathesis'
 `status_code_conformance`):
 
-- 400 when the operation takes a request body or query parameters (DRF validation),
+- 400 when the operation takes query parameters, or a request body it does not refuse with
+  422 instead (the usage API answers any bad batch 422),
 - 401 when a permission class other than AllowAny guards it (no or a bad credential),
 - 403 when a permission class beyond "is signed in" guards it (a role the caller lacks), or when
   it is an unsafe method under session authentication (a missing CSRF token),
@@ -14,14 +15,24 @@ the view is, instead of in every view (an undocumented status fails schemathesis
 - 429 when a throttle applies (`error.retry_after` and the `Retry-After` header).
 
 A status the view already documents keeps the view's description.
+
+Request fields: a CharField that trims whitespace and refuses blank refuses "  " too, which a
+bare `minLength: 1` allows; such fields get `pattern: \\S` (at least one non-space character)
+unless they already carry a pattern.
+
+An input serializer that needs one of several optional fields says so with a class attribute,
+`one_of_required = ("price", "quantity")`, and its schema gets
+`anyOf: [{required: [price]}, {required: [quantity]}]`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 
@@ -39,6 +50,39 @@ _DESCRIPTIONS = {
 
 
 class AutoSchema(SpectacularAutoSchema):
+    def _map_basic_serializer(self, serializer: Any, direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_basic_serializer(serializer, direction)
+        one_of_required = getattr(serializer, "one_of_required", ())
+        if direction == "request" and one_of_required:
+            schema["anyOf"] = [{"required": [name]} for name in one_of_required]
+        return schema
+
+    def _map_serializer_field(
+        self, field: Any, direction: Any, bypass_extensions: bool = False
+    ) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and not isinstance(field, serializers.ChoiceField)
+            and field.trim_whitespace
+            and not field.allow_blank
+            and schema.get("type") == "string"
+            and "pattern" not in schema
+            and not any(isinstance(v, RegexValidator) for v in field.validators)
+            and "format" not in schema
+            and "enum" not in schema
+        ):
+            schema["pattern"] = r"\S"
+        return schema
+
+    def _get_request_body(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        # Not get_request_serializer(): @extend_schema(request=...) replaces that method.
+        body: dict[str, Any] | None = super()._get_request_body(*args, **kwargs)
+        if body and getattr(self.get_request_serializer(), "one_of_required", ()):
+            body["required"] = True
+        return body
+
     def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         operation = super().get_operation(*args, **kwargs)
         if operation is None:
@@ -55,7 +99,8 @@ class AutoSchema(SpectacularAutoSchema):
     def _framework_error_codes(self, operation: dict[str, Any]) -> list[str]:
         codes = []
         parameters = operation.get("parameters", [])
-        if "requestBody" in operation or any(p.get("in") == "query" for p in parameters):
+        has_body = "requestBody" in operation and "422" not in operation.get("responses", {})
+        if has_body or any(p.get("in") == "query" for p in parameters):
             codes.append("400")
         permissions = self.view.get_permissions()
         if any(not isinstance(p, AllowAny) for p in permissions):
