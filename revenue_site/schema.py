@@ -79,7 +79,9 @@ class AutoSchema(SpectacularAutoSchema):
     def _get_request_body(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         # Not get_request_serializer(): @extend_schema(request=...) replaces that method.
         body: dict[str, Any] | None = super()._get_request_body(*args, **kwargs)
-        if body and getattr(self.get_request_serializer(), "one_of_required", ()):
+        serializer: Any = self.get_request_serializer()
+        one_of_required: tuple[str, ...] = getattr(serializer, "one_of_required", ())
+        if body and one_of_required:
             body["required"] = True
         return body
 

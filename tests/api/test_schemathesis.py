@@ -121,7 +121,8 @@ def caller_headers(
         return {}
     from rest_framework.authtoken.models import Token
 
-    token = Token.objects.create(user=UserFactory())
+    user: Any = UserFactory()
+    token = Token.objects.create(user=user)
     return {"Authorization": f"Token {token.key}"}
 
 
