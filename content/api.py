@@ -332,6 +332,9 @@ class CreatorProfileView(APIView):
 
 
 class CreatorItemListView(CreatorAPIView):
+    # The schema then documents the paginated envelope and `limit` / `offset`.
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(
         operation_id="creator_content_list",
         responses={200: CreatorItemSerializer(many=True), **CREATOR_ERRORS},

@@ -206,6 +206,9 @@ class LicenseUsageView(APIView):
 
 
 class CreatorLicenseListView(CreatorAPIView):
+    # The schema then documents the paginated envelope and `limit` / `offset`.
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(
         operation_id="creator_licenses_list",
         responses={200: CreatorLicenseSerializer(many=True), **CREATOR_ERRORS},

@@ -198,11 +198,13 @@ class ConnectInput(serializers.Serializer[Any]):
         help_text="Where Stripe sends you when the link expired or was used: ask for a new "
         "one there (default: the site).",
     )
-    country = serializers.CharField(
+    country = serializers.RegexField(
+        r"^[A-Za-z]{2}$",
         required=False,
         default="US",
         min_length=2,
         max_length=2,
+        trim_whitespace=False,
         help_text="Your country (ISO 3166-1 alpha-2); fixed once the account exists.",
     )
 
@@ -326,9 +328,11 @@ class ProviderProfileView(ProviderAPIView):
         tags=["provider"],
     )
     def patch(self, request: Request) -> Response:
-        """Change your display name."""
-        data = ProviderInput(data=request.data)
+        """Change your display name (a body without it changes nothing)."""
+        data = ProviderInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
+        if "display_name" not in data.validated_data:
+            return Response(ProviderSerializer(self.provider).data)
         provider = providers.provider_update(
             provider=self.provider, display_name=data.validated_data["display_name"]
         )
@@ -418,6 +422,9 @@ class OnboardingBankView(ProviderAPIView):
 
 
 class ProviderListingListView(ProviderAPIView):
+    # The schema then documents the paginated envelope and `limit` / `offset`.
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(
         operation_id="provider_listings_list",
         parameters=[ListingFilterSerializer],

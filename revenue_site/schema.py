@@ -16,9 +16,9 @@ the view is, instead of in every view (an undocumented status fails schemathesis
 
 A status the view already documents keeps the view's description.
 
-Request fields: a CharField that trims whitespace and refuses blank refuses "  " too, which a
-bare `minLength: 1` allows; such fields get `pattern: \\S` (at least one non-space character)
-unless they already carry a pattern.
+Request fields: DRF's CharField refuses a NUL character, refuses blank unless allow_blank, and
+when it trims whitespace counts "  " as blank; a string field with no pattern of its own gets a
+pattern saying so (`_char_field_pattern`).
 
 An input serializer that needs one of several optional fields says so with a class attribute,
 `one_of_required = ("price", "quantity")`, and its schema gets
@@ -49,6 +49,16 @@ _DESCRIPTIONS = {
 }
 
 
+def _char_field_pattern(field: serializers.CharField) -> str:
+    """What DRF's CharField accepts, as a pattern: never a NUL character; not blank unless
+    allowed, where blank means only whitespace when the field trims it."""
+    if field.allow_blank:
+        return r"^[^\u0000]*$"
+    if field.trim_whitespace:
+        return r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    return r"^[^\u0000]+$"
+
+
 class AutoSchema(SpectacularAutoSchema):
     def _map_basic_serializer(self, serializer: Any, direction: Any) -> dict[str, Any]:
         schema: dict[str, Any] = super()._map_basic_serializer(serializer, direction)
@@ -65,23 +75,21 @@ class AutoSchema(SpectacularAutoSchema):
             direction == "request"
             and isinstance(field, serializers.CharField)
             and not isinstance(field, serializers.ChoiceField)
-            and field.trim_whitespace
-            and not field.allow_blank
             and schema.get("type") == "string"
-            and "pattern" not in schema
+            and not {"pattern", "format", "enum"} & set(schema)
             and not any(isinstance(v, RegexValidator) for v in field.validators)
-            and "format" not in schema
-            and "enum" not in schema
         ):
-            schema["pattern"] = r"\S"
+            schema["pattern"] = _char_field_pattern(field)
         return schema
 
     def _get_request_body(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         # Not get_request_serializer(): @extend_schema(request=...) replaces that method.
         body: dict[str, Any] | None = super()._get_request_body(*args, **kwargs)
+        if not body:  # not a POST, PUT or PATCH (asking for a serializer would warn)
+            return body
         serializer: Any = self.get_request_serializer()
         one_of_required: tuple[str, ...] = getattr(serializer, "one_of_required", ())
-        if body and one_of_required:
+        if one_of_required:
             body["required"] = True
         return body
 

@@ -41,18 +41,35 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=False)]
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "4"))
 
-# Fields whose value the schema cannot fully say: ids of objects that must exist (Stripe
-# Prices, PaymentMethods, coupons, referral codes) and URLs that must point back at this site or
-# an allowed origin (the request's host decides). A schema-valid request may be refused with 400
+# Fields whose value the schema cannot fully say. A schema-valid request may be refused with 400
 # naming only these fields; a 400 naming any other field fails the test.
 CONTEXT_DEPENDENT_FIELDS = {
+    # ids of objects that must exist: Stripe Prices, PaymentMethods, coupons, referral codes,
+    # marketplace categories
     "price",
     "payment_method",
     "coupon",
     "referral_code",
+    "category",
+    # URLs that must point back at this site or an allowed origin (the request's host decides)
     "success_url",
     "cancel_url",
     "return_url",
+    # a checksum (IBAN), Stripe's list of supported countries, an e-mail not yet registered, an
+    # expiry in the future (the clock)
+    "iban",
+    "country",
+    "email",
+    "expires_at",
+    # rules across fields that OpenAPI 3.0 cannot state: `end` on or after `start`,
+    # `price_max` at least `price_min`, the payout method's own details
+    "end",
+    "price_max",
+    "paypal_email",
+    "stripe_account_id",
+    "bank_account_name",
+    "bank_iban",
+    "bank_bic",
 }
 
 
@@ -113,16 +130,45 @@ def _connections_kept_open() -> Iterator[None]:
         request_finished.connect(close_old_connections)
 
 
-@pytest.fixture(params=["anonymous", "customer"])
-def caller_headers(
-    request: pytest.FixtureRequest, stripe_fake: Any, _connections_kept_open: None
-) -> dict[str, str]:
-    if request.param == "anonymous":
+# Each role runs the operations of its own part of the API (the customer runs them all): the
+# role's profile exists and owns real objects, so lists and details answer with real rows.
+ROLE_PATHS = {
+    "anonymous": ("/api/",),
+    "customer": ("/api/",),
+    "affiliate": ("/api/v1/affiliate/",),
+    "creator": ("/api/v1/creator/", "/api/v1/content/"),
+    "provider": ("/api/v1/provider/", "/api/v1/marketplace/"),
+}
+
+
+def _make_role(role: str) -> Any:
+    from content.services import creator_create
+    from tests.affiliates.factories import AffiliateFactory, ReferralLinkFactory
+    from tests.content.factories import ContentItemFactory, LicenseTypeFactory
+    from tests.marketplace.factories import ListingFactory, ProviderFactory
+
+    user: Any = UserFactory()
+    if role == "affiliate":
+        ReferralLinkFactory(affiliate=AffiliateFactory(user=user))
+    elif role == "creator":
+        creator = creator_create(user=user, display_name="Schema Creator")
+        LicenseTypeFactory(item=ContentItemFactory(owner=creator))
+    elif role == "provider":
+        ListingFactory(provider=ProviderFactory(user=user))
+    return user
+
+
+@pytest.fixture(params=list(ROLE_PATHS))
+def caller_headers(request: pytest.FixtureRequest, _connections_kept_open: None) -> dict[str, str]:
+    role = request.param
+    if not any(f" {prefix}" in request.node.name for prefix in ROLE_PATHS[role]):
+        pytest.skip(f"not the {role}'s part of the API (the customer runs it)")
+    request.getfixturevalue("stripe_fake")
+    if role == "anonymous":
         return {}
     from rest_framework.authtoken.models import Token
 
-    user: Any = UserFactory()
-    token = Token.objects.create(user=user)
+    token = Token.objects.create(user=_make_role(role))
     return {"Authorization": f"Token {token.key}"}
 
 
