@@ -58,7 +58,10 @@ CONTEXT_DEPENDENT_FIELDS = {
     # a checksum (IBAN), Stripe's list of supported countries, an e-mail not yet registered, an
     # expiry in the future (the clock)
     "iban",
+    "bic",
     "country",
+    # a landing path on our site (no "//", scheme, backslash, control or encoded slash)
+    "landing_path",
     "email",
     "expires_at",
     # rules across fields that OpenAPI 3.0 cannot state: `end` on or after `start`,
