@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -33,7 +34,14 @@ class SignupView(_PublicView):
 
     class SignupInputSerializer(serializers.Serializer):
         email = serializers.EmailField(max_length=254)
-        password = serializers.CharField(max_length=128, trim_whitespace=False)
+        # AUTH_PASSWORD_VALIDATORS, as far as a schema can say them (8 characters, not all
+        # digits); a common password or one like the email is still refused with 400.
+        password = serializers.CharField(
+            min_length=8,
+            max_length=128,
+            trim_whitespace=False,
+            validators=[RegexValidator(r"\D", message="This password is entirely numeric.")],
+        )
         name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
 
     class SignupOutputSerializer(serializers.Serializer):

@@ -141,6 +141,14 @@ class PayoutSettingsSerializer(serializers.Serializer[Any]):
     bank_bic = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class PayoutSettingsOutSerializer(PayoutSettingsSerializer):
+    method = serializers.ChoiceField(
+        choices=PayeeProfile.Method.choices,
+        allow_blank=True,
+        help_text='"" until the affiliate chooses a payout method.',
+    )
+
+
 class DayPointSerializer(serializers.Serializer[Any]):
     day = serializers.DateField()
     clicks = serializers.IntegerField()
@@ -240,18 +248,18 @@ class StatsView(AffiliateAPIView):
 
 class PayoutSettingsView(AffiliateAPIView):
     @extend_schema(
-        responses={200: PayoutSettingsSerializer},
+        responses={200: PayoutSettingsOutSerializer},
         tags=["affiliate"],
     )
     def get(self, request: Request) -> Response:
         profile = selectors.payee_profile_get(affiliate=self.affiliate)
         if profile is None:
-            return Response(PayoutSettingsSerializer({"method": ""}).data)
-        return Response(PayoutSettingsSerializer(profile).data)
+            return Response(PayoutSettingsOutSerializer({"method": ""}).data)
+        return Response(PayoutSettingsOutSerializer(profile).data)
 
     @extend_schema(
         request=PayoutSettingsSerializer,
-        responses={200: PayoutSettingsSerializer},
+        responses={200: PayoutSettingsOutSerializer},
         tags=["affiliate"],
     )
     def put(self, request: Request) -> Response:
@@ -260,4 +268,4 @@ class PayoutSettingsView(AffiliateAPIView):
         profile = applications.affiliate_payout_settings_update(
             affiliate=self.affiliate, **data.validated_data
         )
-        return Response(PayoutSettingsSerializer(profile).data)
+        return Response(PayoutSettingsOutSerializer(profile).data)

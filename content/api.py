@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, generics, permissions, serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,7 +24,8 @@ from accounts.selectors import request_user
 from content import payouts, selectors, services
 from content.models import ContentItem, Creator, LicenseType
 from ledger.models import PayeeProfile
-from revenue_site.errors import ErrorSerializer
+from revenue_site.errors import Conflict, ErrorSerializer
+from revenue_site.pagination import LimitOffsetPagination
 
 # --- serializers ---------------------------------------------------------------------------
 
@@ -305,7 +306,8 @@ class CreatorProfileView(APIView):
         request=CreatorCreateInput,
         responses={
             201: CreatorSerializer,
-            400: _error("Invalid input, or already a creator; `error.fields` names the field."),
+            400: _error("Invalid input; `error.fields` names the field."),
+            409: _error("Already a creator (`conflict`)."),
             **TOKEN_ERRORS,
         },
         tags=["creator"],
@@ -315,15 +317,24 @@ class CreatorProfileView(APIView):
         you are paid (`payout`) if you know it already."""
         data = CreatorCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        creator = payouts.creator_onboard(
-            user=request_user(request),
-            display_name=data.validated_data["display_name"],
-            payout=data.validated_data.get("payout"),
-        )
+        try:
+            creator = payouts.creator_onboard(
+                user=request_user(request),
+                display_name=data.validated_data["display_name"],
+                payout=data.validated_data.get("payout"),
+            )
+        except DjangoValidationError as exc:
+            # The unique constraint on the creator's user decided: a state, not bad input.
+            if "user" in getattr(exc, "message_dict", {}):
+                raise Conflict("This account is already a creator.") from exc
+            raise
         return Response(CreatorSerializer(creator).data, status=status.HTTP_201_CREATED)
 
 
 class CreatorItemListView(CreatorAPIView):
+    # The schema then documents the paginated envelope and `limit` / `offset`.
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(
         operation_id="creator_content_list",
         responses={200: CreatorItemSerializer(many=True), **CREATOR_ERRORS},

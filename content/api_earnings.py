@@ -18,7 +18,6 @@ from typing import Any
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -32,6 +31,7 @@ from content.api import (
 )
 from content.models import ContentItem, LicenseUsage
 from ledger.models import Payout
+from revenue_site.pagination import LimitOffsetPagination
 
 # --- serializers ---------------------------------------------------------------------------
 

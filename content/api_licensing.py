@@ -16,7 +16,6 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, permissions, serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,6 +24,7 @@ from content import licensing
 from content.api import CREATOR_ERRORS, NOT_YOURS, PUBLIC_ERRORS, CreatorAPIView, _error
 from content.models import License, LicenseUsage
 from revenue_site.errors import error_body
+from revenue_site.pagination import LimitOffsetPagination
 from revenue_site.throttling import PerIpRateThrottle
 
 
@@ -206,6 +206,9 @@ class LicenseUsageView(APIView):
 
 
 class CreatorLicenseListView(CreatorAPIView):
+    # The schema then documents the paginated envelope and `limit` / `offset`.
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(
         operation_id="creator_licenses_list",
         responses={200: CreatorLicenseSerializer(many=True), **CREATOR_ERRORS},

@@ -25,8 +25,8 @@ from rest_framework.views import APIView
 from marketplace import listing_selectors as selectors
 from marketplace.api_provider import CategoryRefSerializer, PackageSerializer
 from marketplace.models import Category, Listing, Provider
+from revenue_site.api_fields import CurrencyField
 from revenue_site.errors import ErrorSerializer
-from revenue_site.money import MoneyError, normalize_currency
 
 
 class ProviderRefSerializer(serializers.ModelSerializer[Provider]):
@@ -62,18 +62,10 @@ class CatalogFilterSerializer(serializers.Serializer[Any]):
     price_max = serializers.IntegerField(
         min_value=0, required=False, help_text="Minor units: a package costs at most this."
     )
-    currency = serializers.CharField(
-        required=False, max_length=3, help_text="ISO 4217: a package is priced in it."
-    )
+    currency = CurrencyField(required=False, help_text="ISO 4217: a package is priced in it.")
     search = serializers.CharField(
         required=False, max_length=200, help_text="Words in the title, description or provider."
     )
-
-    def validate_currency(self, value: str) -> str:
-        try:
-            return normalize_currency(value)
-        except MoneyError as exc:
-            raise serializers.ValidationError("A three-letter ISO 4217 code, e.g. usd.") from exc
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         low, high = attrs.get("price_min"), attrs.get("price_max")

@@ -21,7 +21,6 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions, serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,6 +34,7 @@ from marketplace.listings import ListingStateError, PackageInput
 from marketplace.models import Category, Listing, ListingPackage, Provider
 from marketplace.providers import ProviderError
 from revenue_site.errors import ErrorSerializer, error_body
+from revenue_site.pagination import LimitOffsetPagination
 
 # --- serializers ---------------------------------------------------------------------------
 
@@ -198,11 +198,13 @@ class ConnectInput(serializers.Serializer[Any]):
         help_text="Where Stripe sends you when the link expired or was used: ask for a new "
         "one there (default: the site).",
     )
-    country = serializers.CharField(
+    country = serializers.RegexField(
+        r"^[A-Za-z]{2}$",
         required=False,
         default="US",
         min_length=2,
         max_length=2,
+        trim_whitespace=False,
         help_text="Your country (ISO 3166-1 alpha-2); fixed once the account exists.",
     )
 
@@ -326,9 +328,11 @@ class ProviderProfileView(ProviderAPIView):
         tags=["provider"],
     )
     def patch(self, request: Request) -> Response:
-        """Change your display name."""
-        data = ProviderInput(data=request.data)
+        """Change your display name (a body without it changes nothing)."""
+        data = ProviderInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
+        if "display_name" not in data.validated_data:
+            return Response(ProviderSerializer(self.provider).data)
         provider = providers.provider_update(
             provider=self.provider, display_name=data.validated_data["display_name"]
         )
@@ -418,6 +422,9 @@ class OnboardingBankView(ProviderAPIView):
 
 
 class ProviderListingListView(ProviderAPIView):
+    # The schema then documents the paginated envelope and `limit` / `offset`.
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(
         operation_id="provider_listings_list",
         parameters=[ListingFilterSerializer],

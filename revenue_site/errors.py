@@ -54,7 +54,11 @@ ErrorSerializer = inline_serializer(
             fields={
                 "code": serializers.CharField(),
                 "message": serializers.CharField(),
-                "fields": serializers.DictField(child=serializers.ListField()),
+                "fields": serializers.DictField(
+                    child=serializers.JSONField(),
+                    help_text="Each refused field's messages (a list), or for a nested object or "
+                    "a list's items an object of the same shape keyed by field or index.",
+                ),
                 "param": serializers.CharField(
                     required=False, help_text="Stripe's name of the parameter it refused."
                 ),
@@ -114,6 +118,12 @@ def billing_error_response(exc: BillingError | stripe.StripeError) -> Response:
     return Response(body, status=exc.http_status, headers=headers)
 
 
+def _is_sqlite_id_overflow(exc: Exception) -> bool:
+    """SQLite cannot bind an integer past 64 bits (`<int:id>` in a URL takes any digits);
+    PostgreSQL just finds no row. Either way the id names nothing: 404, not 500."""
+    return isinstance(exc, OverflowError) and "too large to convert to SQLite" in str(exc)
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, BillingError | stripe.StripeError):
         return billing_error_response(exc)
@@ -124,7 +134,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, IntegrityError):
         logger.warning("integrity error turned into 409: %s", exc)
         exc = Conflict()
-    elif isinstance(exc, Http404):
+    elif isinstance(exc, Http404) or _is_sqlite_id_overflow(exc):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()

@@ -194,6 +194,9 @@ class SubscriptionCreateInput(serializers.Serializer[Any]):
 
 
 class SubscriptionChangeInput(serializers.Serializer[Any]):
+    # At least one of them; the schema says so too (revenue_site.schema.AutoSchema).
+    one_of_required = ("price", "quantity")
+
     price = serializers.CharField(max_length=255, required=False)
     quantity = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
     proration_behavior = serializers.ChoiceField(

@@ -118,8 +118,10 @@ def test_a_user_becomes_a_creator_once():
     creator = Creator.objects.get(user=user)
     assert PayeeProfile.objects.filter(payee_type="creator", payee_id=creator.pk).exists()
     assert client.get(PROFILE).json()["id"] == creator.pk
-    again = error_of(client.post(PROFILE, {"display_name": "Again"}, format="json"), 400)
-    assert "user" in again["fields"]
+    # Already a creator: a state, like an existing provider profile (409), not bad input.
+    again = error_of(client.post(PROFILE, {"display_name": "Again"}, format="json"), 409)
+    assert again["code"] == "conflict"
+    assert Creator.objects.filter(user=user).count() == 1
     blank = error_of(
         client_for(UserFactory(password=None)).post(PROFILE, {"display_name": ""}, format="json"),
         400,

@@ -1,0 +1,129 @@
+"""The OpenAPI schema's AutoSchema (DEFAULT_SCHEMA_CLASS): the error answers every view can give.
+
+A view documents its own answers (`@extend_schema(responses=...)`): what it returns and the
+errors its service raises (402 declined, 409 conflict, 503 Stripe unavailable...). The answers
+the framework gives around the view are the same everywhere, so they are added here, from what
+the view is, instead of in every view (an undocumented status fails schemathesis'
+`status_code_conformance`):
+
+- 400 when the operation takes query parameters, or a request body it does not refuse with
+  422 instead (the usage API answers any bad batch 422),
+- 401 when a permission class other than AllowAny guards it (no or a bad credential),
+- 403 when a permission class beyond "is signed in" guards it (a role the caller lacks), or when
+  it is an unsafe method under session authentication (a missing CSRF token),
+- 404 when its path has parameters (an unknown id, or another caller's),
+- 429 when a throttle applies (`error.retry_after` and the `Retry-After` header).
+
+A status the view already documents keeps the view's description.
+
+Request fields: DRF's CharField refuses a NUL character, refuses blank unless allow_blank, and
+when it trims whitespace counts "  " as blank; a string field with no pattern of its own gets a
+pattern saying so (`_char_field_pattern`).
+
+An input serializer that needs one of several optional fields says so with a class attribute,
+`one_of_required = ("price", "quantity")`, and its schema gets
+`anyOf: [{required: [price]}, {required: [quantity]}]`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.validators import RegexValidator
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
+
+from revenue_site.errors import ErrorSerializer
+
+_DESCRIPTIONS = {
+    "400": "Invalid input; `error.fields` names each refused field.",
+    "401": "Not authenticated (no credential, or an unknown or expired one).",
+    "403": "Not allowed: the caller lacks the role this needs, or a session-authenticated "
+    "request came without its CSRF token.",
+    "404": "Not found (or not the caller's).",
+    "429": "Too many requests; retry after the `Retry-After` header's seconds "
+    "(also `error.retry_after`).",
+}
+
+
+def _char_field_pattern(field: serializers.CharField) -> str:
+    """What DRF's CharField accepts, as a pattern: never a NUL character; not blank unless
+    allowed, where blank means only whitespace when the field trims it."""
+    if field.allow_blank:
+        return r"^[^\u0000]*$"
+    if field.trim_whitespace:
+        return r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    return r"^[^\u0000]+$"
+
+
+class AutoSchema(SpectacularAutoSchema):
+    def _map_basic_serializer(self, serializer: Any, direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_basic_serializer(serializer, direction)
+        one_of_required = getattr(serializer, "one_of_required", ())
+        if direction == "request" and one_of_required:
+            schema["anyOf"] = [{"required": [name]} for name in one_of_required]
+        return schema
+
+    def _map_serializer_field(
+        self, field: Any, direction: Any, bypass_extensions: bool = False
+    ) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and not isinstance(field, serializers.ChoiceField)
+            and schema.get("type") == "string"
+            and not {"pattern", "format", "enum"} & set(schema)
+            and not any(isinstance(v, RegexValidator) for v in field.validators)
+        ):
+            schema["pattern"] = _char_field_pattern(field)
+        return schema
+
+    def _get_request_body(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        # Not get_request_serializer(): @extend_schema(request=...) replaces that method.
+        body: dict[str, Any] | None = super()._get_request_body(*args, **kwargs)
+        if not body:  # not a POST, PUT or PATCH (asking for a serializer would warn)
+            return body
+        serializer: Any = self.get_request_serializer()
+        one_of_required: tuple[str, ...] = getattr(serializer, "one_of_required", ())
+        if one_of_required:
+            body["required"] = True
+        return body
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation = super().get_operation(*args, **kwargs)
+        if operation is None:
+            return None
+        responses = operation.setdefault("responses", {})
+        for code in self._framework_error_codes(operation):
+            if code not in responses:
+                responses[code] = self._get_response_for_code(
+                    OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[code]), code
+                )
+        operation["responses"] = dict(sorted(responses.items()))
+        return operation
+
+    def _framework_error_codes(self, operation: dict[str, Any]) -> list[str]:
+        codes = []
+        parameters = operation.get("parameters", [])
+        has_body = "requestBody" in operation and "422" not in operation.get("responses", {})
+        if has_body or any(p.get("in") == "query" for p in parameters):
+            codes.append("400")
+        permissions = self.view.get_permissions()
+        if any(not isinstance(p, AllowAny) for p in permissions):
+            codes.append("401")
+        # A tuple, not `AllowAny | IsAuthenticated`: DRF overloads `|` on permission classes.
+        role_checked = any(not isinstance(p, (AllowAny, IsAuthenticated)) for p in permissions)
+        csrf_checked = self.method not in SAFE_METHODS and any(
+            isinstance(a, SessionAuthentication) for a in self.view.get_authenticators()
+        )
+        if role_checked or csrf_checked:
+            codes.append("403")
+        if any(p.get("in") == "path" for p in parameters):
+            codes.append("404")
+        if self.view.get_throttles():
+            codes.append("429")
+        return codes
