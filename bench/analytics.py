@@ -8,7 +8,7 @@ Against same-run baselines (the targets of issue 13 in brackets), on PostgreSQL,
 - ``analytics.reports.summary`` for yesterday and today (<= 3x the bare SUM up to that date);
 - ``analytics.reports.movements`` and ``movements_by_month`` over the 12 complete months
   before this one (<= 1.5x the bare SUM over the range), from the daily snapshots, whose
-  computation (``analytics.tasks.snapshots_compute``) is timed separately first;
+  computation (``analytics.services.mrr_snapshots_compute``, all days) is timed separately first;
 - ``GET /admin/`` (the dashboard) as a staff user (< 300 ms);
 - the admin changelists of dj-stripe's Subscription mirror (1M rows), the subscription states
   (1M), the marketplace usage events (10M) (< 300 ms each) and the SQL they ran: no
@@ -415,17 +415,11 @@ def _reports_measure(
 ) -> None:
     from django.db import transaction
 
-    # Snapshots first, timed (the beat task computes every completed day not snapshotted yet).
-    try:
-        from analytics import tasks as analytics_tasks
+    # Snapshots first, timed: every completed day not snapshotted yet, in one go (as
+    # `analytics_rebuild --snapshots` does; the hourly beat task writes at most 92 days per run).
+    from analytics.services import mrr_snapshots_compute
 
-        compute = analytics_tasks.snapshots_compute
-    except (ImportError, AttributeError):
-        compute = None
-    if compute is None:
-        print("analytics_snapshots  SKIPPED: analytics.tasks.snapshots_compute not found")
-    else:
-        _snapshots(compute=compute, connection=connection)
+    _snapshots(compute=mrr_snapshots_compute, connection=connection)
 
     def summary_line(label: str, on: date) -> None:
         base = median_ms(timed(bare_to(on), repeat)) if on != yesterday else base_to
