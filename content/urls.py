@@ -15,11 +15,6 @@ urlpatterns = [
         api_purchases.BuyerLicenseListView.as_view(),
         name="content-licenses-mine",
     ),
-    path(
-        "content/licenses/verify",
-        api_licensing.LicenseVerifyView.as_view(),
-        name="content-license-verify",
-    ),
     path("content/usage", api_licensing.LicenseUsageView.as_view(), name="content-usage"),
     path(
         "creator/licenses/", api_licensing.CreatorLicenseListView.as_view(), name="creator-licenses"

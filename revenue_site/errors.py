@@ -20,6 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -165,6 +166,24 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if wait is not None:
         response.data["error"]["retry_after"] = int(wait)
     return response
+
+
+def error_response(exc: exceptions.APIException) -> HttpResponse:
+    """An API error answered by a plain Django view (a hot path served outside DRF's request
+    cycle): the status, body and headers (``Retry-After``) that api_exception_handler gives a
+    DRF view, rendered by the same JSON renderer."""
+    response = api_exception_handler(exc, {})
+    if response is None:  # every APIException has an answer
+        raise exc
+    out = HttpResponse(
+        JSONRenderer().render(response.data),
+        status=response.status_code,
+        content_type="application/json",
+    )
+    for name, value in response.items():
+        if name.lower() != "content-type":  # the unrendered Response's default, not JSON's
+            out[name] = value
+    return out
 
 
 def _is_api(request: HttpRequest) -> bool:

@@ -3,12 +3,20 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from affiliates.portal.staff_views import program_performance
+from content.api_licensing import LicenseVerifyView, license_verify_view
 from revenue_site.health import health, metrics
+from revenue_site.schema import documented_by
 from subscriptions.webhooks import stripe_webhook
 
 urlpatterns = [
     path("health", health, name="health"),
     path("", include("affiliates.urls")),  # /r/<code>: the hot path, resolved early
+    # Called on every use of every licence: resolved before the API's includes.
+    path(
+        "api/v1/content/licenses/verify",
+        documented_by(LicenseVerifyView, license_verify_view),
+        name="content-license-verify",
+    ),
     path("metrics", metrics, name="prometheus-django-metrics"),
     path(
         "admin/affiliates/performance/",

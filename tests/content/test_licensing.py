@@ -13,6 +13,7 @@ from django.contrib.admin.models import LogEntry
 from django.db import connection, connections
 from django.urls import reverse
 from django.utils import timezone
+from django_prometheus.db.metrics import execute_total
 from rest_framework.test import APIClient
 
 from content import licensing
@@ -100,10 +101,24 @@ def test_a_valid_key_answers_valid_with_content_holder_and_limits(django_assert_
     }
 
 
-def test_a_perpetual_unlimited_licence_is_verified_in_one_query(django_assert_num_queries):
+def _statements_run() -> float:
+    """Statements sent to the database, as /metrics counts them (django-prometheus' cursor
+    wraps the driver's too: on PostgreSQL the lookup runs on the driver's cursor)."""
+    return sum(
+        sample.value
+        for metric in execute_total.collect()  # this counter only: other collectors query
+        for sample in metric.samples
+        if sample.name == "django_db_execute_total" and sample.labels["alias"] == "default"
+    )
+
+
+def test_a_perpetual_unlimited_licence_is_verified_in_one_query():
     _, key = licence()
-    with django_assert_num_queries(1):
-        body = verify(key).json()
+    verify(license_key_generate().key)  # the connection's statement is prepared
+    before = _statements_run()
+    body = verify(key).json()
+    # One statement: no health check of the connection, no second lookup.
+    assert _statements_run() - before == 1
     assert body["status"] == "valid"
     assert body["limits_remaining"] == {}
     assert body["expires_at"] is None
