@@ -23,7 +23,7 @@ from django.db import transaction
 from djstripe import models as djm
 
 from analytics.mrr import subscription_mrr
-from analytics.rebuild import SUBSCRIPTION_EVENTS, customer_movements_rebuild
+from analytics.rebuild import customer_movements_rebuild
 from analytics.services import mrr_movement_record
 from revenue_site.stripe_payloads import stripe_id
 from subscriptions.models import SubscriptionState, WebhookEvent
@@ -31,6 +31,13 @@ from subscriptions.services.dunning import dunning_cases_close
 from subscriptions.stripe_expand import subscription_discounts_expanded
 
 logger = logging.getLogger(__name__)
+
+# The events subscriptions.receivers applies here (paused / resumed come with an update).
+APPLIED_EVENTS = (
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+)
 
 
 @transaction.atomic
@@ -112,7 +119,7 @@ def _customer_replay(*, customer_id: str, since: datetime, event_id: str) -> boo
         )
     )
     event_ids = WebhookEvent.objects.filter(
-        object_id__in=subscriptions, type__in=SUBSCRIPTION_EVENTS, stripe_created__gte=since
+        object_id__in=subscriptions, type__in=APPLIED_EVENTS, stripe_created__gte=since
     ).values_list("stripe_event_id", flat=True)
     events = [
         (event_id, created, event_type, subscription_discounts_expanded(subscription=obj))
