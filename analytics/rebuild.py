@@ -2,7 +2,8 @@
 (``python manage.py analytics_rebuild``, issue 13 part 1).
 
 The replay reads dj-stripe's Event mirror (every ``customer.subscription.*`` event our inbox
-processed), in the order of (``created``, ``id``), and does what the webhook path does with each
+processed), in the order of (``created``, lifecycle rank, ``id``: :func:`event_order`), and
+does what the webhook path does with each
 (``subscriptions.services.subscription_state.subscription_state_apply``): discounts listed by id
 are filled in from the subscription mirror, the subscription's MRR comes from
 ``analytics.mrr.subscription_mrr`` at the event's time, an event older than the subscription's
@@ -20,6 +21,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Case, IntegerField, Value, When
 from djstripe import models as djm
 
 from analytics.models import MRRCohortChange, MRRMovement, MRRSnapshot, SnapshotCursor
@@ -61,7 +63,7 @@ class Expected:
 
 
 @dataclass
-class _SubscriptionState:
+class SubscriptionReplayState:
     status: str
     currency: str
     mrr: int
@@ -89,56 +91,94 @@ def _mirrored_discounts() -> dict[str, dict[str, Any]]:
     return found
 
 
-def _events() -> Iterator[tuple[str, datetime, dict[str, Any]]]:
+# Stripe's ``created`` has one-second resolution: events of one subscription in the same second
+# are taken in lifecycle order (created, then updated, then deleted), then by id, so the result
+# never depends on the order they were delivered in.
+EVENT_RANK = {
+    "customer.subscription.created": 0,
+    "customer.subscription.updated": 1,
+    "customer.subscription.paused": 1,
+    "customer.subscription.resumed": 1,
+    "customer.subscription.deleted": 2,
+}
+
+SubscriptionEvent = tuple[str, datetime, str, dict[str, Any]]  # (id, created, type, object)
+
+
+def event_order(event: SubscriptionEvent) -> tuple[datetime, int, str]:
+    """The order subscription events are applied in: (``created``, lifecycle rank, id)."""
+    event_id, created, event_type, _ = event
+    return (created, EVENT_RANK.get(event_type, 1), event_id)
+
+
+def _events() -> Iterator[SubscriptionEvent]:
+    rank = Case(
+        *(When(type=name, then=Value(value)) for name, value in EVENT_RANK.items()),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
     rows = (
         djm.Event.objects.filter(type__in=SUBSCRIPTION_EVENTS)
-        .order_by("created", "id")
-        .values_list("id", "created", "data")
+        .annotate(rank=rank)
+        .order_by("created", "rank", "id")
+        .values_list("id", "created", "type", "data")
         .iterator(chunk_size=2000)
     )
-    for event_id, created, data in rows:
+    for event_id, created, event_type, data in rows:
         subscription = (data or {}).get("object")
         if isinstance(subscription, Mapping) and created is not None:
-            yield event_id, created, dict(subscription)
+            yield event_id, created, event_type, dict(subscription)
 
 
-def movements_replay() -> list[Expected]:
-    """Every MRR movement the subscription events imply, in time order."""
-    discounts = _mirrored_discounts()
-    subscriptions: dict[str, _SubscriptionState] = {}
-    customers: dict[tuple[str, str], tuple[int, bool]] = {}  # (total, had movements)
-    expected: list[Expected] = []
-    for event_id, created, subscription in _events():
+class Replay:
+    """Subscription events applied in :func:`event_order`, as the webhook path applies them:
+    each subscription's state (an event older than its last applied one changes nothing, a
+    same-second event cannot bring a canceled subscription back), an expected movement per MRR
+    change, classified against the customer's MRR per currency.
+
+    ``subscriptions`` and ``customers`` may start from a known state (the movements before a
+    point in time); the caller expands discounts listed by id before ``apply``.
+    """
+
+    def __init__(self) -> None:
+        self.subscriptions: dict[str, SubscriptionReplayState] = {}
+        self.customers: dict[tuple[str, str], tuple[int, bool]] = {}  # (total, had movements)
+        self.expected: list[Expected] = []
+
+    def start(self, *, sub_id: str, currency: str, mrr: int, as_of: datetime) -> None:
+        """A subscription's state before the replayed events (its last movement's)."""
+        self.subscriptions[sub_id] = SubscriptionReplayState("", currency, mrr, as_of)
+
+    def customer_start(self, *, customer_id: str, currency: str, total: int) -> None:
+        self.customers[(customer_id, currency)] = (total, True)
+
+    def apply(self, event_id: str, created: datetime, subscription: Mapping[str, Any]) -> None:
         sub_id = stripe_id(subscription.get("id"))
         customer_id = stripe_id(subscription.get("customer"))
         status = str(subscription.get("status") or "")
-        listed = list(subscription.get("discounts") or [])
-        if not all(_is_expanded(d) for d in listed):
-            known = discounts.get(sub_id, {})
-            subscription["discounts"] = [
-                d if _is_expanded(d) else known.get(stripe_id(d), d) for d in listed
-            ]
         currency, mrr = subscription_mrr(subscription, at=created)
-        state = subscriptions.get(sub_id)
+        state = self.subscriptions.get(sub_id)
         if state is None:
             old_mrr = 0
-            state = subscriptions[sub_id] = _SubscriptionState(status, currency, mrr, created)
+            state = self.subscriptions[sub_id] = SubscriptionReplayState(
+                status, currency, mrr, created
+            )
         else:
             stale = created < state.as_of or (
                 created == state.as_of and state.status == "canceled" and status != "canceled"
             )
             if stale:
-                continue
+                return
             old_mrr = state.mrr
             state.status, state.mrr, state.as_of = status, mrr, created
             state.currency = currency or state.currency
         if mrr == old_mrr:
-            continue
+            return
         movement_currency = state.currency.lower()
-        total, had = customers.get((customer_id, movement_currency), (0, False))
+        total, had = self.customers.get((customer_id, movement_currency), (0, False))
         kind = movement_kind(customer_before=total, delta=mrr - old_mrr, had_movements=had)
-        customers[(customer_id, movement_currency)] = (total + mrr - old_mrr, True)
-        expected.append(
+        self.customers[(customer_id, movement_currency)] = (total + mrr - old_mrr, True)
+        self.expected.append(
             Expected(
                 source_event_id=event_id,
                 stripe_subscription_id=sub_id,
@@ -150,7 +190,102 @@ def movements_replay() -> list[Expected]:
                 occurred_at=created,
             )
         )
-    return expected
+
+
+def movements_replay() -> list[Expected]:
+    """Every MRR movement the subscription events imply, in time order."""
+    discounts = _mirrored_discounts()
+    replay = Replay()
+    for event_id, created, _, subscription in _events():
+        sub_id = stripe_id(subscription.get("id"))
+        listed = list(subscription.get("discounts") or [])
+        if not all(_is_expanded(d) for d in listed):
+            known = discounts.get(sub_id, {})
+            subscription["discounts"] = [
+                d if _is_expanded(d) else known.get(stripe_id(d), d) for d in listed
+            ]
+        replay.apply(event_id, created, subscription)
+    return replay.expected
+
+
+@transaction.atomic
+def customer_movements_rebuild(
+    *, stripe_customer_id: str, since: datetime, events: list[SubscriptionEvent]
+) -> dict[str, SubscriptionReplayState] | None:
+    """Make one customer's movements from ``since`` on what replaying ``events`` says.
+
+    For an event delivered out of order (the webhook path): ``events`` are every applied
+    subscription event of the customer created at or after ``since`` (discounts expanded),
+    the late one included. The state before ``since`` comes from the stored movements (each
+    subscription's last one, the customer's totals per currency); the events are replayed in
+    :func:`event_order` from there, so the movements end as in-order delivery would have left
+    them. Stored rows of the window that differ are replaced, and the daily snapshots from the
+    earliest touched day on are dropped (the snapshot task recomputes them, the reports replay
+    meanwhile), as ``analytics_rebuild --apply`` does.
+
+    Returns the replayed subscriptions' final states, or None, changing nothing, when a
+    stored movement of the window comes from an event not in ``events`` (pruned from the
+    inbox): then only ``analytics_rebuild`` can tell.
+    The caller serialises the customer's changes (``subscription_state_apply`` locks it).
+    """
+    replay = Replay()
+    before = MRRMovement.objects.filter(
+        stripe_customer_id=stripe_customer_id, occurred_at__lt=since
+    ).order_by("occurred_at", "pk")
+    totals: dict[str, int] = {}
+    for row in before.values_list(
+        "stripe_subscription_id", "currency", "old_mrr", "new_mrr", "occurred_at"
+    ):
+        sub_id, currency, old_mrr, new_mrr, occurred_at = row
+        replay.start(sub_id=sub_id, currency=currency, mrr=new_mrr, as_of=occurred_at)
+        totals[currency] = totals.get(currency, 0) + new_mrr - old_mrr
+    for currency, total in totals.items():
+        replay.customer_start(customer_id=stripe_customer_id, currency=currency, total=total)
+    stored = {
+        (row["source_event_id"], row["stripe_subscription_id"]): row
+        for row in MRRMovement.objects.filter(
+            stripe_customer_id=stripe_customer_id, occurred_at__gte=since
+        ).values("pk", "source_event_id", "stripe_subscription_id", *FIELDS)
+    }
+    known = {event[0] for event in events}
+    if any(source not in known for source, _ in stored):
+        return None
+    for event_id, created, _, subscription in sorted(events, key=event_order):
+        replay.apply(event_id, created, subscription)
+    wanted = {e.key: e for e in replay.expected}
+    touched: dict[str, date] = {}
+
+    def touch(currency: str, at: datetime) -> None:
+        day = at.astimezone(UTC).date()
+        touched[currency] = min(day, touched.get(currency, day))
+
+    stale = []
+    for key, row in stored.items():
+        e = wanted.get(key)
+        if e is None or tuple(row[name] for name in FIELDS) != e.values():
+            stale.append(row["pk"])
+            touch(row["currency"], row["occurred_at"])
+    fresh = [
+        e
+        for key, e in wanted.items()
+        if key not in stored or tuple(stored[key][name] for name in FIELDS) != e.values()
+    ]
+    for e in fresh:
+        touch(e.currency, e.occurred_at)
+    MRRMovement.objects.filter(pk__in=stale).delete()
+    MRRMovement.objects.bulk_create(
+        [
+            MRRMovement(
+                source_event_id=e.source_event_id,
+                stripe_subscription_id=e.stripe_subscription_id,
+                **dict(zip(FIELDS, e.values(), strict=True)),
+            )
+            for e in fresh
+        ]
+    )
+    for currency, day in touched.items():
+        MRRSnapshot.objects.filter(currency=currency, date__gte=day).delete()
+    return replay.subscriptions
 
 
 @dataclass

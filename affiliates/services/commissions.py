@@ -39,6 +39,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+import stripe
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -60,6 +62,7 @@ from ledger.services import (
 )
 from revenue_site.money import apply_rate, format_money
 from revenue_site.stripe_payloads import invoice_paid_at, invoice_tax, stripe_id
+from revenue_site.stripe_setup import stripe_api_key
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +108,13 @@ def commission_accrue(*, invoice: Mapping[str, Any], occurred_at: datetime) -> C
     nothing for this invoice (duration over, flat after the first payment). Runs the fraud rules
     and stores their reasons in ``flags``. Posted Dr ``expense.commissions`` (the platform pays
     it out of its subscription revenue) / Cr the affiliate's payable.
+
+    "First payment" is the first as paid, not as delivered: a renewal or change invoice
+    (``billing_reason`` ``subscription_cycle`` / ``_update`` / ``_threshold``) accrued while
+    the referral has no commission yet asks Stripe for the customer's earlier paid invoices
+    (their ``invoice.paid`` may still be on the way), for programs whose rule depends on it
+    (first payment only, recurring for N months, flat). Raises the ``stripe`` errors of that
+    call (the event is retried).
     """
     invoice_id = stripe_id(invoice.get("id"))
     if not invoice_id:
@@ -118,6 +128,7 @@ def commission_accrue(*, invoice: Mapping[str, Any], occurred_at: datetime) -> C
         paid_at=invoice_paid_at(invoice) or occurred_at,
         funded_by=SystemAccount.COMMISSION_EXPENSE,
         cap_at_base=False,
+        renewal=invoice.get("billing_reason") in RENEWAL_BILLING_REASONS,
     )
 
 
@@ -154,7 +165,43 @@ def commission_accrue_sale(
         paid_at=paid_at,
         funded_by=funded_by,
         cap_at_base=True,
+        renewal=False,
     )
+
+
+# Invoices of a subscription after its first: an earlier payment of the customer exists.
+RENEWAL_BILLING_REASONS = frozenset(
+    {"subscription_cycle", "subscription_update", "subscription_threshold"}
+)
+# Invoices paid this long before the referral was recorded still count as the affiliate's (a
+# subscribe call whose first invoice is paid moments before the referral it carried).
+REFERRAL_MARGIN = timedelta(minutes=5)
+
+
+def _earlier_paid_invoice_at(
+    *, customer_id: str, paid_at: datetime, since: datetime, invoice_id: str
+) -> datetime | None:
+    """When the customer's first invoice paid (net of tax > 0) since ``since`` and before this
+    payment (``paid_at``; same second: by invoice id, as ``commissions_accrue_for_referral``
+    orders them) was paid, asking Stripe (its ``invoice.paid`` may not have arrived yet);
+    None when this payment is the first."""
+    listing = stripe.Invoice.list(
+        customer=customer_id,
+        status="paid",
+        created={"gte": int((since - timedelta(days=1)).timestamp())},
+        limit=100,
+        api_key=stripe_api_key(settings.STRIPE_LIVE_MODE),
+    )
+    found: list[datetime] = []
+    for listed in listing.auto_paging_iter():
+        data = listed.to_dict()
+        at = invoice_paid_at(data)
+        paid = int(data.get("amount_paid") or 0)
+        if at is None or at < since or paid - min(invoice_tax(data), paid) <= 0:
+            continue
+        if (at, str(data.get("id"))) < (paid_at, invoice_id or "~"):
+            found.append(at)
+    return min(found, default=None)
 
 
 @dataclass(frozen=True)
@@ -186,6 +233,7 @@ def _commission_accrue(
     paid_at: datetime,
     funded_by: SystemAccount,
     cap_at_base: bool,
+    renewal: bool,
 ) -> Commission | None:
     referral = (
         Referral.objects.select_related("affiliate__program", "affiliate__user")
@@ -205,7 +253,24 @@ def _commission_accrue(
     program = referral.affiliate.program
 
     first = referral.commissions.order_by("paid_at_invoice", "pk").first()
-    is_first = first is None
+    first_paid_at = first.paid_at_invoice if first is not None else None
+    if (
+        first is None
+        and renewal
+        and (
+            program.duration != Program.Duration.LIFETIME
+            or program.commission_type == Program.CommissionType.FLAT
+        )
+    ):
+        # Out-of-order delivery: a renewal's invoice.paid may come before the first invoice's.
+        # The rule counts from the referral's first payment as it happened, not as delivered.
+        first_paid_at = _earlier_paid_invoice_at(
+            customer_id=customer_id,
+            paid_at=paid_at,
+            since=referral.referred_at - REFERRAL_MARGIN,
+            invoice_id=source.stripe_invoice_id,
+        )
+    is_first = first_paid_at is None
     rule: dict[str, Any] = {
         "program": program.pk,
         "type": program.commission_type,
@@ -214,11 +279,11 @@ def _commission_accrue(
         "hold_days": program.hold_days,
         "first_payment": is_first,
     }
-    if first is not None:
+    if first_paid_at is not None:
         if program.duration == Program.Duration.FIRST_PAYMENT:
             return None
         if program.duration == Program.Duration.RECURRING:
-            ends = _add_months(first.paid_at_invoice, int(program.recurring_months or 0))
+            ends = _add_months(first_paid_at, int(program.recurring_months or 0))
             if paid_at >= ends:
                 return None
             rule["recurring_until"] = ends.isoformat()
@@ -301,7 +366,7 @@ def commissions_accrue_for_referral(*, referral: Referral) -> list[Commission]:
     made = []
     for data in paid:
         paid_at = invoice_paid_at(data) or referral.referred_at
-        if paid_at < referral.referred_at - timedelta(minutes=5):
+        if paid_at < referral.referred_at - REFERRAL_MARGIN:
             continue
         commission = commission_accrue(invoice=data, occurred_at=paid_at)
         if commission is not None:
