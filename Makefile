@@ -55,7 +55,7 @@ format: install
 
 ## Benchmarks: every bench/*.py on PostgreSQL + Redis, one table of figures against their
 ## same-run baselines and targets, written to docs/benchmarks.md; see bench/README.md.
-## BENCH_ONLY=clicks.py,webhooks.py runs a subset.
+## BENCH_ONLY=clicks.py,webhooks.py runs a subset; SOAK_SECONDS (default 600) sets the soak's load.
 bench: install
 	$(BIN)/python bench/run_all.py
 

@@ -1,6 +1,7 @@
 """``make bench``: every benchmark script, one after the other, on PostgreSQL + Redis; then one
 table (figure, same-run baseline, ratio, target, pass/fail) on stdout and in
-``docs/benchmarks.md`` with the machine, the date and the commit.
+``docs/benchmarks.md`` with the machine, the date and the commit, followed by the tables some
+scripts add (``report.table``: e.g. the soak's latencies per endpoint).
 
 Each script reports its figures through ``bench.common.report.record``; a script that fails
 is listed as failed and the others still run; ``BENCH_ONLY=a.py,b.py`` runs a subset. Exit
@@ -84,6 +85,18 @@ def _row(figure: dict) -> str:
     )
 
 
+def _table(reported: dict) -> list[str]:
+    """A script's table (``report.table``) in Markdown, under a heading naming the script."""
+    cells = [[str(c).replace("|", "\\|") for c in row] for row in reported["rows"]]
+    return [
+        f"### {reported['script']}: {reported['title']}",
+        "",
+        "| " + " | ".join(reported["columns"]) + " |",
+        "|" + "---|" * len(reported["columns"]),
+        *["| " + " | ".join(row) + " |" for row in cells],
+    ]
+
+
 def main() -> int:
     machine = _machine()
     started = datetime.now(UTC)
@@ -102,8 +115,10 @@ def main() -> int:
         if code.returncode != 0:
             failed.append(script.name)
     with open(path, encoding="utf-8") as lines:
-        figures = [json.loads(line) for line in lines if line.strip()]
+        reported = [json.loads(line) for line in lines if line.strip()]
     os.unlink(path)
+    figures = [f for f in reported if f.get("kind", "figure") == "figure"]
+    tables = [_table(t) for t in reported if t.get("kind") == "table"]
 
     header = [
         "| script | figure | value | baseline (same run) | ratio | target | result |",
@@ -111,6 +126,8 @@ def main() -> int:
     ]
     table = header + [_row(f) for f in figures]
     print("\n" + "\n".join(table))
+    for lines_of_table in tables:
+        print("\n" + "\n".join(lines_of_table))
     for name in failed:
         print(f"FAILED: {name} (see its output above)")
     OUT.parent.mkdir(exist_ok=True)
@@ -132,6 +149,7 @@ def main() -> int:
                 "",
                 *table,
                 "",
+                *[line for lines_of_table in tables for line in [*lines_of_table, ""]],
                 "## Scripts",
                 "",
                 *[

@@ -63,3 +63,14 @@ def record(
         with open(path, "a", encoding="utf-8") as out:
             out.write(json.dumps(asdict(figure)) + "\n")
     return figure
+
+
+def table(*, script: str, title: str, columns: list[str], rows: list[list[object]]) -> None:
+    """Report a table of figures without targets (e.g. the soak's latencies per endpoint):
+    printed here, and under ``run_all.py`` written to docs/benchmarks.md below the figures."""
+    print(f"TABLE {script}: {title} ({len(rows)} rows)", flush=True)
+    path = os.environ.get("BENCH_RESULTS")
+    if path:
+        line = {"kind": "table", "script": script, "title": title, "columns": columns}
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({**line, "rows": [[str(c) for c in r] for r in rows]}) + "\n")
