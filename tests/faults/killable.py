@@ -18,6 +18,7 @@ settings, with only the environment changed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -174,10 +175,8 @@ class Worker:
         """kill -9 the whole worker (its process group: main process and pool child)."""
         if self.process is None or self.process.poll() is not None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
@@ -226,6 +225,31 @@ class RowLocks:
                 [self.backend],
             )
             return [row[0] for row in cursor.fetchall()]
+
+    def end_waiters(self) -> list[int]:
+        """Terminate the backends of a killed worker that wait for these locks, and return
+        once they are gone (their transactions rolled back).
+
+        A backend blocked on a lock does not notice its client died until it has the lock and
+        answers; if the client had sent COMMIT (a deferred foreign key check waiting), the
+        transaction would then commit without anyone. That ending is correct too, but not the
+        case a test stops the task for: a killed worker whose transaction never commits, as
+        PostgreSQL does when it notices the dead connection (``client_connection_check_interval``,
+        TCP keepalives) or the lock is held long enough.
+        """
+        pids = self.waiters()
+        with self.conn.cursor() as cursor:
+            for pid in pids:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+        def gone() -> bool:
+            with self.conn.cursor() as cursor:
+                cursor.execute("SELECT pg_stat_clear_snapshot()")
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids])
+                return cursor.fetchone()[0] == 0
+
+        wait_until(gone, f"backends {pids} to end")
+        return pids
 
     def close(self) -> None:
         if not self.conn.closed:

@@ -23,6 +23,7 @@ test); skipped on SQLite or without REDIS_URL.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -37,7 +38,8 @@ from decimal import Decimal
 import pytest
 import stripe
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
+from django.test import Client
 from django.utils import timezone
 
 from affiliates.models import Referral
@@ -56,7 +58,10 @@ from marketplace.models import (
     UsagePeriodClose,
     month_bounds,
 )
+from subscriptions.models import WebhookEvent
+from subscriptions.services import inbox
 from subscriptions.services.billing import billing_customer_ensure
+from subscriptions.tasks import webhook_event_process_on_commit
 from tests.accounts.factories import UserFactory
 from tests.affiliates.factories import AffiliateFactory, ProgramFactory
 from tests.faults.killable import (
@@ -66,14 +71,21 @@ from tests.faults.killable import (
     fake_has_unread_request,
     wait_until,
 )
-from tests.marketplace.helpers import bearer, event, key_for, post_events
 from tests.marketplace.factories_orders import (
     OrderListingFactory,
     OrderPackageFactory,
     OrderProviderFactory,
     order_in,
 )
-from tests.stripe_harness import BASE_DIR, _free_port, connected_account
+from tests.marketplace.helpers import bearer, event, key_for, post_events
+from tests.stripe_harness import (
+    BASE_DIR,
+    _free_port,
+    connected_account,
+    make_webhook_endpoint,
+    post_signed_event,
+)
+from tests.subscriptions.effects_helpers import make_customer, make_price, subscribe
 
 pytestmark = [
     pytest.mark.fault,
@@ -252,7 +264,9 @@ def test_payout_batch_worker_killed_after_the_transfer_before_commit(worker, loc
     assert Payout.objects.get().status == Payout.Status.PENDING  # our database did not
 
     worker.kill_all()
+    assert locks.end_waiters()  # its connection dies with it: nothing of the payout commits
     locks.release()
+    assert Payout.objects.get().status == Payout.Status.PENDING
     time.sleep(1.2)  # past the visibility timeout: the restarted worker takes the message back
     worker.start()
 
@@ -300,6 +314,7 @@ def test_order_release_pool_child_killed_after_the_transfer_before_commit(worker
     assert order.state == Order.State.ACCEPTED  # nothing of the release committed
 
     worker.kill_child()  # the message is back in the queue; the new child waits for the lock
+    assert locks.end_waiters()  # the dead child's connection: its transaction rolls back
     locks.release()
 
     def released() -> bool:
@@ -386,7 +401,9 @@ def test_usage_period_close_worker_killed_after_an_invoice_item_before_saving_it
     assert not lines.exclude(stripe_invoice_item_id="").exists()
 
     worker.kill_all()
+    assert locks.end_waiters()  # the item id's UPDATE dies with the worker's connection
     locks.release()
+    assert not lines.exclude(stripe_invoice_item_id="").exists()
     time.sleep(1.2)  # past the visibility timeout: the restarted worker takes the message back
     worker.start()
 
@@ -404,3 +421,70 @@ def test_usage_period_close_worker_killed_after_an_invoice_item_before_saving_it
     assert [i.id for i in invoices] == [close.stripe_invoice_id]
     assert (invoices[0].status, invoices[0].amount_due, close.amount) == ("paid", 166, 166)
     assert close.attempts == 0 and close.last_error == ""
+
+
+# --- (b) webhook events: the inbox to the ledger ---------------------------------------------
+
+
+def test_webhook_processing_worker_killed_mid_posting(worker, locks):
+    price = make_price(unit_amount=2500)
+    customer, pm = make_customer()
+    subscription = subscribe(customer, pm, price)
+    invoice = stripe.Invoice.retrieve(subscription.latest_invoice)
+    assert invoice.status == "paid" and invoice.amount_paid == 2500
+    events = sorted(
+        stripe.Event.list(limit=100).last_response.data["data"], key=lambda e: e["created"]
+    )
+    endpoint = make_webhook_endpoint()
+    for code in SystemAccount:
+        system_account(code)  # every account a posting may need exists, so the test can lock it
+    # Any posting's entries need their accounts at commit: holding them all stops the first
+    # event that books money with its mirror rows and postings written, not committed.
+    locks.hold("SELECT id FROM ledger_account ORDER BY id FOR UPDATE")
+    worker.start()
+
+    for stripe_event in events:  # as Stripe delivers them; the inbox queues each on commit
+        response = post_signed_event(Client(), endpoint, json.dumps(stripe_event).encode())
+        assert response.status_code == 200, response.content
+    wait_until(locks.waiters, "an event's postings to wait for the ledger accounts")
+    stuck = WebhookEvent.objects.get(status=WebhookEvent.Status.PROCESSING)
+
+    worker.kill_all()
+    assert locks.end_waiters()  # the event's transaction rolls back with the connection
+    locks.release()
+    time.sleep(1.2)
+    worker.start()
+
+    # The other events are processed; the killed one stays claimed (its message, redelivered,
+    # finds it PROCESSING: the claim of a worker that may still be running) until its lease
+    # expires, when the inbox's retry sweep (beat, every minute) fails it and queues it again.
+    rows = WebhookEvent.objects.all()
+    wait_until(
+        lambda: (
+            set(rows.exclude(pk=stuck.pk).values_list("status", flat=True))
+            == {WebhookEvent.Status.SUCCEEDED}
+        ),
+        "the other events to be processed by the restarted worker",
+    )
+    assert rows.get(pk=stuck.pk).status == WebhookEvent.Status.PROCESSING
+    with transaction.atomic():
+        queued = inbox.webhook_events_retry_due(
+            enqueue=webhook_event_process_on_commit,
+            now=timezone.now() + inbox.PROCESSING_LEASE + timedelta(seconds=1),
+        )
+    assert queued == 1
+    wait_until(
+        lambda: set(rows.values_list("status", flat=True)) == {WebhookEvent.Status.SUCCEEDED},
+        "the killed event to be processed after the sweep",
+    )
+    assert rows.count() == len(events) and rows.get(pk=stuck.pk).attempts == 2
+    # Each money movement of those events booked once: the invoice's revenue, the charge's fee.
+    charge = stripe.Charge.list(customer=customer.id).data[0]
+    postings = sorted(Transaction.objects.values_list("source", "idempotency_key"))
+    assert postings == [
+        ("subscriptions.invoice_paid", f"stripe:invoice.paid:{invoice.id}"),
+        ("subscriptions.stripe_fee", f"stripe:fee:{charge.balance_transaction}"),
+    ]
+    revenue = Transaction.objects.get(source="subscriptions.invoice_paid").entries.all()
+    assert sum(-e.amount for e in revenue if e.amount < 0) == 2500
+    assert not any(trial_balance().values())
