@@ -180,7 +180,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Redis hands a task whose worker vanished (killed, host lost) to another worker only after
+# this many seconds unacknowledged. It must exceed the longest a healthy task stays unacked
+# (queue wait with prefetch 1, plus the 300 s hard time limit), or a slow task runs twice at
+# once; an hour is the margin. Lower only for tests that kill workers (tests/faults/).
+_visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+if _visibility_timeout < 1:
+    raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must be at least 1 (seconds).")
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _visibility_timeout}
 CELERY_TIMEZONE = "UTC"
 # Celery's Django fixup closes every DB connection after each task unless this is set; keep
 # them for this many tasks (CONN_HEALTH_CHECKS still drops broken ones).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import transaction
 
 from subscriptions.models import WebhookEvent
@@ -19,12 +19,14 @@ from subscriptions.services import inbox
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="subscriptions.tasks.webhook_event_process")
-def webhook_event_process(event_id: int) -> str | None:
+@shared_task(bind=True, name="subscriptions.tasks.webhook_event_process")
+def webhook_event_process(self: Task, event_id: int) -> str | None:
     """Process one stored webhook event; its status after, or None when another worker had it
-    or it was done. A failure leaves the row FAILED for the inbox's retry sweep."""
+    or it was done. A failure leaves the row FAILED for the inbox's retry sweep. A message
+    delivered again after its worker died takes over the claim that worker left."""
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     try:
-        event = inbox.webhook_event_process(event_id=event_id)
+        event = inbox.webhook_event_process(event_id=event_id, redelivered=redelivered)
     except inbox.WebhookEventProcessingError:
         return WebhookEvent.Status.FAILED.value
     return event.status if event is not None else None

@@ -20,7 +20,10 @@ Lifecycle of a :class:`~subscriptions.models.WebhookEvent` row::
   fails, everything rolls back, and the row is marked SUCCEEDED.
 - While PROCESSING, ``next_attempt_at`` is the claim's lease expiry: a row still PROCESSING
   after it belonged to a worker that died, and :func:`webhook_events_retry_due` fails it and
-  queues it again (no extra column needed).
+  queues it again (no extra column needed). Sooner, when the dead worker's own message comes
+  back (``redelivered``: Celery requeues the task of a killed pool child at once, Redis a
+  killed worker's after the visibility timeout), it takes the row over instead of waiting
+  for the lease.
 - Out-of-order delivery: dj-stripe 2.11 syncs the mirror row of every create/update-like
   event by re-retrieving the object from Stripe (``_handle_crud_like_event``), never from the
   event's snapshot, so an older event processed after a newer one writes Stripe's *current*
@@ -214,9 +217,10 @@ def _backoff(attempts: int) -> timedelta:
 _CLAIM_FIELDS = ("id", "stripe_event_id", "type", "livemode", "payload", "attempts")
 
 
-def _claim(*, event_id: int, now: datetime) -> WebhookEvent | None:
-    """Move a RECEIVED or FAILED row to PROCESSING (attempts + 1, lease until now +
-    PROCESSING_LEASE) and return it, or None when another worker has it, it is done, or gone.
+def _claim(*, event_id: int, now: datetime, takeover: bool = False) -> WebhookEvent | None:
+    """Move a RECEIVED or FAILED row (with ``takeover``, a PROCESSING one too) to PROCESSING
+    (attempts + 1, lease until now + PROCESSING_LEASE) and return it, or None when another
+    worker has it, it is done, or gone.
 
     One conditional ``UPDATE … RETURNING`` (PostgreSQL, SQLite >= 3.35): Django's
     ``QuerySet.update()`` returns only a count, and reading the payload back would cost a
@@ -235,19 +239,16 @@ def _claim(*, event_id: int, now: datetime) -> WebhookEvent | None:
 
     lease = meta.get_field("next_attempt_at").get_db_prep_value(now + PROCESSING_LEASE, connection)
     # Only quoted identifiers from the model's meta are interpolated; values are parameters.
+    claimable = [WebhookEvent.Status.RECEIVED.value, WebhookEvent.Status.FAILED.value]
+    if takeover:
+        claimable.append(WebhookEvent.Status.PROCESSING.value)
     sql = (
         f"UPDATE {qn(meta.db_table)} SET {col('status')} = %s,"  # noqa: S608
         f" {col('attempts')} = {col('attempts')} + 1, {col('next_attempt_at')} = %s"
-        f" WHERE {col('id')} = %s AND {col('status')} IN (%s, %s)"
+        f" WHERE {col('id')} = %s AND {col('status')} IN ({', '.join(['%s'] * len(claimable))})"
         f" RETURNING {', '.join(col(name) for name in _CLAIM_FIELDS)}"
     )
-    params = [
-        WebhookEvent.Status.PROCESSING.value,
-        lease,
-        event_id,
-        WebhookEvent.Status.RECEIVED.value,
-        WebhookEvent.Status.FAILED.value,
-    ]
+    params = [WebhookEvent.Status.PROCESSING.value, lease, event_id, *claimable]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -262,7 +263,7 @@ def _claim(*, event_id: int, now: datetime) -> WebhookEvent | None:
     return event
 
 
-def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
+def webhook_event_process(*, event_id: int, redelivered: bool = False) -> WebhookEvent | None:
     """Process one stored event through dj-stripe, at most one worker at a time.
 
     Returns the SUCCEEDED row (fields processing did not need are deferred), or None when
@@ -276,8 +277,15 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent | None:
     On failure the row becomes FAILED with the error text and, until MAX_ATTEMPTS, a
     ``next_attempt_at`` by exponential backoff (the retry sweep queues it again then); then
     WebhookEventProcessingError is raised.
+
+    ``redelivered``: the caller's message was delivered before to a worker that died running
+    it (Celery's ``delivery_info``), so a PROCESSING row is that dead run's claim and is taken
+    over (attempts + 1) rather than left for the lease to expire, ten minutes on. Should the
+    earlier run be alive after all (a visibility timeout shorter than a task), the two still
+    cannot both apply the event: dj-stripe's Event row, inserted first, serialises them, and
+    the second finds it and only marks the row done.
     """
-    event = _claim(event_id=event_id, now=timezone.now())
+    event = _claim(event_id=event_id, now=timezone.now(), takeover=redelivered)
     if event is None:
         return None
     ours = WebhookEvent.objects.filter(
