@@ -75,6 +75,8 @@ MIDDLEWARE = [
     # The signed-in user (and IP) as the actor of the audit log entries a request writes.
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A view that loses the database answers 503 with Retry-After (revenue_site.errors).
+    "revenue_site.errors.DatabaseUnavailableMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
