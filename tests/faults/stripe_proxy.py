@@ -88,6 +88,8 @@ class StripeProxy:
         self._lock = threading.Lock()
         self._mode = "pass"
         self._remaining: int | None = None  # requests left in the mode; None: until heal()
+        self._method = ""  # only requests of this method fail ("": any)
+        self._path = ""  # only requests under this path fail
         self._healed = threading.Event()
         self._stopped = False
         self._listener: socket.socket | None = None
@@ -97,13 +99,17 @@ class StripeProxy:
 
     # --- control ---------------------------------------------------------------------------
 
-    def fail(self, mode: str, *, count: int | None = None) -> None:
-        """Fail the next ``count`` requests (all until :meth:`heal` when None) as ``mode``.
-        ``refuse`` has no count: the port stays closed until :meth:`heal`."""
+    def fail(
+        self, mode: str, *, count: int | None = None, method: str = "", path: str = ""
+    ) -> None:
+        """Fail the next ``count`` requests (all until :meth:`heal` when None) as ``mode``;
+        with ``method`` and/or ``path``, only requests of that method and under that path (the
+        others pass). ``refuse`` has none of these: the port stays closed until :meth:`heal`."""
         assert mode in MODES and mode != "pass", mode
-        assert mode != "refuse" or count is None
+        assert mode != "refuse" or (count is None and not path and not method)
         with self._lock:
             self._mode, self._remaining = mode, count
+            self._method, self._path = method, path
             self._healed.clear()
         if mode == "refuse":
             self._close_listener()
@@ -112,6 +118,7 @@ class StripeProxy:
         """Back to passing every request on (a hanging request is dropped unanswered)."""
         with self._lock:
             self._mode, self._remaining = "pass", None
+            self._method, self._path = "", ""
             self._healed.set()
         if self._listener is None:
             self._listen()
@@ -151,9 +158,13 @@ class StripeProxy:
                 return  # closed: refuse, or stop
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
-    def _take_mode(self) -> str:
+    def _take_mode(self, method: str, path: str) -> str:
         with self._lock:
             mode = self._mode
+            if mode == "pass" or not path.startswith(self._path):
+                return "pass"
+            if self._method and method != self._method:
+                return "pass"
             if self._remaining is not None:
                 self._remaining -= 1
                 if self._remaining <= 0:
@@ -172,11 +183,10 @@ class StripeProxy:
             head = request.partition(b"\r\n\r\n")[0]
             request_line = head.split(b"\r\n")[0].decode(errors="replace")
             method, path, *_ = [*request_line.split(" "), "", ""]
-            mode = self._take_mode()
+            path = path.split("?")[0]
+            mode = self._take_mode(method, path)
             with self._lock:
-                self.seen.append(
-                    Seen(method, path.split("?")[0], _header(head, "Idempotency-Key"), mode)
-                )
+                self.seen.append(Seen(method, path, _header(head, "Idempotency-Key"), mode))
             if mode == "error":
                 conn.sendall(
                     b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"

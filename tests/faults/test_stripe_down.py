@@ -8,8 +8,9 @@ test's fake Stripe and is switched to fail; nothing of our code is patched. What
 - an API request that calls Stripe answers a clean 503 JSON error with ``Retry-After`` (never
   500), within the client's timeout, and commits nothing that claims Stripe did it;
 - the monthly payout task retries with backoff, resuming its batch;
-- after recovery no payout, transfer, refund or charge exists twice, counted on the fake
-  through the ``stripe`` client, and in our ledger.
+- the usage period close records the failure and resumes later, finding what it made;
+- after recovery no payout, transfer, refund, charge or invoice item exists twice, counted on
+  the fake through the ``stripe`` client, and in our ledger.
 
 The client waits ``CLIENT_TIMEOUT`` seconds here (the setting's default is 20) so that a hang
 costs a test a few seconds.
@@ -20,12 +21,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
 import stripe
 from celery.exceptions import Retry
 from django.urls import reverse
+from django.utils import timezone
 from djstripe import models as djm
 from rest_framework.test import APIClient
 
@@ -36,7 +40,8 @@ from content.purchases import SALE_SOURCE
 from ledger.models import Payout, PayoutBatch, Transaction
 from ledger.payouts import PAYOUT_SOURCE, payout_batch_run
 from ledger.tasks import PAYOUT_TASK_MAX_RETRIES, payout_batch_run_or_retry
-from marketplace.models import Order
+from marketplace import period_close
+from marketplace.models import ApiPlan, ApiPlanCharge, Meter, Order, UsagePeriodClose, month_bounds
 from marketplace.orders.money import PAID_SOURCE
 from revenue_site.stripe_errors import StripeUnavailable
 from revenue_site.stripe_setup import stripe_client_configure
@@ -46,6 +51,7 @@ from tests.content.factories import LicenseTypeFactory
 from tests.faults.stripe_proxy import StripeProxy
 from tests.ledger.test_payouts import AS_OF, _affiliate, _earn
 from tests.marketplace.factories_orders import order_in
+from tests.marketplace.helpers import api_calls, bearer, event, key_for, post_events
 from tests.stripe_harness import StripeFake, connected_account
 from tests.subscriptions.effects_helpers import EventFeed, make_customer, make_price, subscribe
 
@@ -378,3 +384,66 @@ def test_a_staff_refund_sent_again_after_an_outage_refunds_once(stripe_fake, pro
     assert len(set(keys(proxy, "POST", "/v1/refunds"))) == 1
     reversal = Transaction.objects.get(source="subscriptions.refund")
     assert sum(e.amount for e in reversal.entries.all() if e.amount > 0) == 700
+
+
+# --- invoice items at the usage period close -----------------------------------------------
+
+
+@pytest.mark.parametrize("failure", ["lose_answer", "hang"])
+def test_a_period_close_with_stripe_down_is_retried_later_and_bills_each_line_once(
+    stripe_fake, proxy, failure
+):
+    """Invoice items written while their answers were lost (or never sent while Stripe hung)
+    are found, not made again, when the close resumes."""
+    plan = ApiPlan.objects.create(code="usage", name="Usage", currency="usd", is_default=True)
+    ApiPlanCharge.objects.create(
+        plan=plan, meter=api_calls(), price_model="per_unit", unit_amount=Decimal(1)
+    )
+    tokens = Meter.objects.create(code="tokens", name="Tokens", unit="token", aggregation="sum")
+    ApiPlanCharge.objects.create(
+        plan=plan, meter=tokens, price_model="per_unit", unit_amount=Decimal(2)
+    )
+    user = UserFactory()
+    customer_id = billing_customer_ensure(user=user)[0].stripe_customer_id
+    with straight_to(stripe_fake):
+        stripe.PaymentMethod.attach("pm_card_visa", customer=customer_id)
+        stripe.Customer.modify(
+            customer_id, invoice_settings={"default_payment_method": "pm_card_visa"}
+        )
+    batch = [event("e1", 300), event("t1", 10, metric="tokens")]
+    assert post_events(bearer(key_for(user)), batch).status_code == 202
+    start, end = month_bounds(timezone.now())
+    after = end + period_close.grace() + timedelta(minutes=1)
+    # lose_answer: the first invoice item is made, every answer about it lost; hang: Stripe
+    # hangs from the first call (looking for an invoice an earlier attempt made).
+    if failure == "lose_answer":
+        proxy.fail(failure, method="POST", path="/v1/invoiceitems")
+    else:
+        proxy.fail(failure)
+
+    failed = period_close.usage_period_close(customer=user, period_start=start, now=after)
+
+    assert failed.status == UsagePeriodClose.Status.INVOICING
+    assert failed.attempts == 1 and failed.next_attempt_at > after
+    assert not Transaction.objects.exists()
+    proxy.heal()
+    later = failed.next_attempt_at + timedelta(seconds=1)
+
+    result = period_close.usage_periods_close_due(now=later)
+
+    assert (result.closed, result.failed) == (1, 0)
+    close = UsagePeriodClose.objects.get()
+    with straight_to(stripe_fake):
+        items = list(stripe.InvoiceItem.list(customer=customer_id, limit=100).auto_paging_iter())
+        invoices = stripe.Invoice.list(customer=customer_id, limit=10).data
+    assert sorted(item.amount for item in items) == [20, 300]
+    assert [invoice.id for invoice in invoices] == [close.stripe_invoice_id]
+    assert invoices[0].amount_paid == 320
+    assert set(close.lines.values_list("stripe_invoice_item_id", flat=True)) == {
+        item.id for item in items
+    }
+    if failure == "lose_answer":
+        lost = [
+            seen for seen in proxy.requests("POST", "/v1/invoiceitems") if seen.outcome != "pass"
+        ]
+        assert len(lost) == RETRIES + 1 and len({seen.idempotency_key for seen in lost}) == 1
