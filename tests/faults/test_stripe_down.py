@@ -128,7 +128,7 @@ def test_a_lost_answer_is_retried_under_the_same_key_and_the_payout_is_made_once
     affiliate = _affiliate(method="stripe_connect", stripe_account_id=account.id)
     _earn(affiliate, 6000)
     # The transfer is made at Stripe, its answer lost on the way back.
-    proxy.fail("lose_answer", count=1)
+    proxy.fail("lose_answer", count=1, method="POST", path="/v1/transfers")
 
     batch = payout_batch_run(payee_type="affiliate", as_of=AS_OF)
 
@@ -150,7 +150,10 @@ def test_a_payout_batch_with_stripe_down_stays_pending_and_pays_once_after(
     account = connected_account()
     affiliate = _affiliate(method="stripe_connect", stripe_account_id=account.id)
     _earn(affiliate, 6000)
-    proxy.fail(failure)
+    if failure == "refuse":
+        proxy.fail(failure)
+    else:  # the transfer itself (looking for an earlier one passes)
+        proxy.fail(failure, method="POST", path="/v1/transfers")
 
     started = time.monotonic()
     with pytest.raises(StripeUnavailable):
@@ -178,7 +181,7 @@ def test_the_monthly_payout_task_retries_with_backoff_and_resumes_its_batch(stri
     affiliate = _affiliate(method="stripe_connect", stripe_account_id=account.id)
     _earn(affiliate, 6000)
     # The task's first run fails (three attempts by the client); its retry gets through.
-    proxy.fail("error", count=RETRIES + 1)
+    proxy.fail("error", count=RETRIES + 1, method="POST", path="/v1/transfers")
 
     # In-process, the retry runs at once instead of after its countdown (a worker waits it).
     result = affiliate_payouts_run.apply(kwargs={"as_of": AS_OF.isoformat()}, throw=False)
@@ -447,3 +450,31 @@ def test_a_period_close_with_stripe_down_is_retried_later_and_bills_each_line_on
             seen for seen in proxy.requests("POST", "/v1/invoiceitems") if seen.outcome != "pass"
         ]
         assert len(lost) == RETRIES + 1 and len({seen.idempotency_key for seen in lost}) == 1
+
+
+# --- Stripe's own 500 after a write, saved under the key -----------------------------------
+
+
+def test_a_transfer_stripe_made_but_answered_500_is_found_by_the_rerun_not_made_again(
+    stripe_fake, proxy
+):
+    """Stripe keeps a 500 under its idempotency key and replays it for 24 hours: a rerun under
+    the same key cannot learn that the transfer was made, and one after the key expires would
+    make it again. The rerun finds the payout's transfer first."""
+    account = connected_account()
+    affiliate = _affiliate(method="stripe_connect", stripe_account_id=account.id)
+    _earn(affiliate, 6000)
+    stripe_fake.fail_next("POST", "/v1/transfers", when="after")  # made, then 500, saved
+
+    with pytest.raises(StripeUnavailable):
+        payout_batch_run(payee_type="affiliate", as_of=AS_OF)
+    assert Payout.objects.get().status == Payout.Status.PENDING
+
+    batch = payout_batch_run(payee_type="affiliate", as_of=AS_OF)
+
+    assert batch.status == PayoutBatch.Status.COMPLETED
+    with straight_to(stripe_fake):
+        transfers = stripe.Transfer.list(destination=account.id).data
+    assert [t.amount for t in transfers] == [6000]
+    assert Payout.objects.get().stripe_transfer_id == transfers[0].id
+    assert Transaction.objects.filter(source=PAYOUT_SOURCE).count() == 1
