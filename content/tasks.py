@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.utils import timezone
 
 from content import licensing
 from content.services import PAYEE_TYPE
-from ledger.payouts import payout_batch_run
+from ledger.tasks import payout_batch_run_or_retry
 
 
 @shared_task(name="content.tasks.licenses_expire_due")
@@ -18,14 +18,15 @@ def licenses_expire_due() -> int:
     return licensing.licenses_expire_due()
 
 
-@shared_task(name="content.tasks.creator_payouts_run", ignore_result=True)
-def creator_payouts_run(as_of: str | None = None) -> int:
+@shared_task(bind=True, name="content.tasks.creator_payouts_run", ignore_result=True)
+def creator_payouts_run(self: Task, as_of: str | None = None) -> int:
     """Pay creators' payable balances as of ``as_of`` (ISO date; default: yesterday, UTC),
     less what is still in the hold period (``content.payouts``). Re-running resumes the day's
-    batch; returns its id."""
+    batch; returns its id. Retried with backoff while Stripe is unavailable
+    (``ledger.tasks.payout_batch_run_or_retry``)."""
     day = (
         datetime.date.fromisoformat(as_of)
         if as_of
         else (timezone.now() - datetime.timedelta(days=1)).date()
     )
-    return payout_batch_run(payee_type=PAYEE_TYPE, as_of=day).pk
+    return payout_batch_run_or_retry(self, payee_type=PAYEE_TYPE, as_of=day)

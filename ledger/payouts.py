@@ -24,8 +24,10 @@ A batch is unique per (payee type, as_of), so re-running resumes it:
    - Stripe Connect: ``stripe.Transfer.create(..., idempotency_key=f"payout-<pk>:<acct>")``;
      a crash after Stripe answered but before our commit replays the same transfer, and a
      payout retried after a refusal (unknown account, fixed profile) gets a new key because the
-     destination changed. Booked Dr payee payable / Cr ``asset.stripe_clearing`` (the transfer
-     leaves our Stripe balance at once);
+     destination changed. Before asking, the batch's transfers to the account are listed and
+     one made for this payout by an earlier attempt is taken (Stripe replays a 500 it kept
+     under the key for 24 hours, then forgets the key). Booked Dr payee payable / Cr
+     ``asset.stripe_clearing`` (the transfer leaves our Stripe balance at once);
    - PayPal / bank: the payout is PAID when the batch's CSV export is produced, i.e. when it is
      executed (finance uploads the file); booked Dr payee payable / Cr
      ``liability.payouts_in_transit`` until the bank or PayPal settles it;
@@ -190,6 +192,31 @@ def _destination(payout: Payout) -> PayeeProfile:
     return PayeeProfile.objects.get(payee_type=payout.payee_type, payee_id=payout.payee_id)
 
 
+def _transfer_group(payout: Payout) -> str:
+    return f"payout-batch-{payout.batch_id}"
+
+
+def _transfer_made(payout: Payout, destination: str) -> Any:
+    """The transfer an earlier attempt made for ``payout`` to ``destination``, if any.
+
+    Stripe keeps a failed answer (a 500 after the transfer was made) under the idempotency key
+    and replays it for 24 hours, then forgets the key: asking again under the same key can
+    neither learn that the transfer exists nor, a day later, avoid making a second one. So
+    the batch's transfers to the destination are looked at first (one list call per Connect
+    payout executed)."""
+    found = stripe.Transfer.list(
+        transfer_group=_transfer_group(payout),
+        destination=destination,
+        limit=100,
+        api_key=stripe_api_key(),
+    )
+    for transfer in found.auto_paging_iter():
+        metadata = transfer.to_dict().get("metadata") or {}
+        if metadata.get("payout") == str(payout.pk):
+            return transfer
+    return None
+
+
 @transaction.atomic
 def payout_execute(*, payout: Payout) -> Payout:
     """Pay one PENDING or FAILED payout (see the module docstring); PAID and SKIPPED ones are
@@ -208,16 +235,18 @@ def payout_execute(*, payout: Payout) -> Payout:
     if payout.method == PayeeProfile.Method.STRIPE_CONNECT:
         destination = profile.stripe_account_id
         try:
-            transfer = stripe.Transfer.create(
-                amount=payout.amount,
-                currency=payout.currency,
-                destination=destination,
-                description=f"Payout {payout.pk} ({payout.batch})",
-                metadata={"payout": str(payout.pk), "batch": str(payout.batch_id)},
-                transfer_group=f"payout-batch-{payout.batch_id}",
-                api_key=stripe_api_key(),
-                idempotency_key=f"{payout.idempotency_key}:{destination}",
-            )
+            transfer = _transfer_made(payout, destination)
+            if transfer is None:
+                transfer = stripe.Transfer.create(
+                    amount=payout.amount,
+                    currency=payout.currency,
+                    destination=destination,
+                    description=f"Payout {payout.pk} ({payout.batch})",
+                    metadata={"payout": str(payout.pk), "batch": str(payout.batch_id)},
+                    transfer_group=_transfer_group(payout),
+                    api_key=stripe_api_key(),
+                    idempotency_key=f"{payout.idempotency_key}:{destination}",
+                )
         except stripe.StripeError as exc:
             failure = stripe_failure(exc, param_fields={"destination": "stripe_account_id"})
             if isinstance(failure, StripeUnavailable):

@@ -25,3 +25,13 @@ class RevenueSiteConfig(AppConfig):
 
     name = "revenue_site"
     verbose_name = "Revenue Agent System"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        from revenue_site.stripe_setup import stripe_client_configure
+
+        stripe_client_configure(
+            timeout=settings.STRIPE_TIMEOUT_SECONDS,
+            max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
+        )

@@ -5,17 +5,29 @@
 `api_exception_handler` is DRF's EXCEPTION_HANDLER; the handler400/403/404/500 views give API
 paths the same JSON shape for errors raised outside DRF (unknown URL, CSRF failure) and keep
 Django's HTML pages for the admin and the portal.
+
+The database going away mid-request (a dropped or terminated connection, a failover, a
+statement cancelled, a deadlock: Django's ``OperationalError`` / ``InterfaceError``) is not a
+bug in the request: it answers 503 with ``Retry-After`` (``DATABASE_RETRY_AFTER`` seconds),
+``database_unavailable`` in the API error shape on API paths and a short HTML page elsewhere,
+and is logged at ERROR with its traceback for the operators. Whatever the request wrote in the
+transaction that failed is rolled back by the database; services write in one transaction, so
+nothing of it is left. Three places answer it, one per way the error can leave: DRF's handler
+(API views), :class:`DatabaseUnavailableMiddleware` (other views: the admin, the portal) and
+``server_error`` (errors raised by middleware, e.g. loading the session).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import stripe
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import inline_serializer
@@ -119,6 +131,61 @@ def billing_error_response(exc: BillingError | stripe.StripeError) -> Response:
     return Response(body, status=exc.http_status, headers=headers)
 
 
+DATABASE_RETRY_AFTER = 5  # seconds: a failover or a reconnect takes about that long
+
+
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` says the database could not serve the request (see the module doc)."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def _database_unavailable_body() -> dict[str, Any]:
+    body = error_body(
+        "database_unavailable", "The service is temporarily unavailable; try again shortly."
+    )
+    body["error"]["retry_after"] = DATABASE_RETRY_AFTER
+    return body
+
+
+def _log_database_unavailable(request: HttpRequest | None, exc: BaseException) -> None:
+    path = request.path if request is not None else "?"
+    logger.error("database unavailable during %s: %s", path, exc, exc_info=exc)
+
+
+def database_unavailable_response(request: HttpRequest) -> HttpResponse:
+    """503 with Retry-After: the API error shape on API paths, a short HTML page elsewhere."""
+    if _is_api(request):
+        response: HttpResponse = JsonResponse(_database_unavailable_body(), status=503)
+    else:
+        response = HttpResponse(
+            "<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1>"
+            "<p>The service is temporarily unavailable. Please try again in a few seconds.</p>",
+            status=503,
+            content_type="text/html; charset=utf-8",
+        )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A view that loses the database answers 503 with Retry-After, not 500 (module doc).
+
+    DRF views answer it in ``api_exception_handler`` before it gets here; this is for the
+    others (the admin, the portal, the webhook inbox)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not is_database_unavailable(exception):
+            return None
+        _log_database_unavailable(request, exception)
+        return database_unavailable_response(request)
+
+
 def _is_sqlite_id_overflow(exc: Exception) -> bool:
     """SQLite cannot bind an integer past 64 bits (`<int:id>` in a URL takes any digits);
     PostgreSQL just finds no row. Either way the id names nothing: 404, not 500."""
@@ -128,6 +195,13 @@ def _is_sqlite_id_overflow(exc: Exception) -> bool:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, BillingError | stripe.StripeError):
         return billing_error_response(exc)
+    if is_database_unavailable(exc):
+        _log_database_unavailable(context.get("request"), exc)
+        return Response(
+            _database_unavailable_body(),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -209,6 +283,9 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Django calls handler500 while handling the exception, so it is still the current one.
+    if is_database_unavailable(sys.exc_info()[1]):
+        return database_unavailable_response(request)
     if _is_api(request):
         return JsonResponse(error_body("server_error", "Internal server error."), status=500)
     return defaults.server_error(request)

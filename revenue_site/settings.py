@@ -75,6 +75,8 @@ MIDDLEWARE = [
     # The signed-in user (and IP) as the actor of the audit log entries a request writes.
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A view that loses the database answers 503 with Retry-After (revenue_site.errors).
+    "revenue_site.errors.DatabaseUnavailableMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -523,6 +525,14 @@ STRIPE_LIVE_SECRET_KEY = STRIPE_SECRET_KEY if STRIPE_LIVE_MODE else ""
 # so define it only when the environment asks for a fake Stripe.
 if env.str("STRIPE_API_HOST", default=""):
     STRIPE_API_HOST = env.str("STRIPE_API_HOST")
+# Every Stripe call (web requests, tasks, webhooks) waits at most STRIPE_TIMEOUT_SECONDS for an
+# answer and is retried STRIPE_MAX_NETWORK_RETRIES times with backoff (stripe-python's: 0.5 s
+# doubling, jittered) on a connection error, a timeout, a 409 or a 5xx, with the same
+# idempotency key. stripe-python waits 80 s by default: three such waits would outlive
+# gunicorn's 120 s worker timeout, so a hanging Stripe would kill the worker instead of answering
+# 503. Applied by revenue_site.stripe_setup.stripe_client_configure (RevenueSiteConfig.ready).
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"

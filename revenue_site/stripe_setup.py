@@ -50,6 +50,22 @@ class WebhookSetup:
     created: bool
 
 
+def stripe_client_configure(*, timeout: float, max_network_retries: int) -> None:
+    """How every ``stripe`` call of this process waits and retries (``STRIPE_TIMEOUT_SECONDS``,
+    ``STRIPE_MAX_NETWORK_RETRIES``; called from ``RevenueSiteConfig.ready``).
+
+    stripe-python retries a connection error, a timeout, a 409 and a 5xx itself, with
+    exponential backoff and the same ``Idempotency-Key`` on each attempt (ours, or the one it
+    generates for a POST without one), so a write whose answer was lost is replayed by Stripe,
+    not made twice. What still fails after the retries leaves as ``StripeUnavailable``
+    (``revenue_site.stripe_errors``): a 503 for a request, a later attempt for a task.
+    """
+    stripe.max_network_retries = max_network_retries
+    stripe.default_http_client = stripe.new_default_http_client(
+        timeout=timeout, verify_ssl_certs=stripe.verify_ssl_certs, proxy=stripe.proxy
+    )
+
+
 def stripe_api_key(livemode: bool | None = None) -> str:
     """The secret key to call Stripe with: dj-stripe's default key for ``livemode``.
 

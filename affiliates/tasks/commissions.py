@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.utils import timezone
 
 from affiliates.services import commissions
-from ledger.payouts import payout_batch_run
+from ledger.tasks import payout_batch_run_or_retry
 
 __all__ = ["affiliate_payouts_run", "commissions_approve_due"]
 
@@ -18,13 +18,15 @@ def commissions_approve_due() -> int:
     return commissions.commissions_approve_due()
 
 
-@shared_task(name="affiliates.tasks.commissions.affiliate_payouts_run", ignore_result=True)
-def affiliate_payouts_run(as_of: str | None = None) -> int:
-    """Pay affiliates' balances as of ``as_of`` (ISO date; default: yesterday, UTC)."""
+@shared_task(
+    bind=True, name="affiliates.tasks.commissions.affiliate_payouts_run", ignore_result=True
+)
+def affiliate_payouts_run(self: Task, as_of: str | None = None) -> int:
+    """Pay affiliates' balances as of ``as_of`` (ISO date; default: yesterday, UTC); retried
+    with backoff while Stripe is unavailable (``ledger.tasks.payout_batch_run_or_retry``)."""
     day = (
         datetime.date.fromisoformat(as_of)
         if as_of
         else (timezone.now() - datetime.timedelta(days=1)).date()
     )
-    batch = payout_batch_run(payee_type=commissions.PAYEE_TYPE, as_of=day)
-    return batch.pk
+    return payout_batch_run_or_retry(self, payee_type=commissions.PAYEE_TYPE, as_of=day)

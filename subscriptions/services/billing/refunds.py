@@ -36,6 +36,8 @@ def charge_refund(
     exactly once however often either side runs. The Stripe idempotency key is derived from
     the charge and ``request_key`` (the staff form's one-time token, so a double-submitted
     form refunds once) or, without one, from the amount and how much was refunded before.
+    When Stripe fails (or its answer is lost) the form's token is released, so staff can send
+    the same form again: the same key, and Stripe replays a refund it made.
 
     Raises BillingInputError (a non-positive amount; Stripe refused: already refunded, amount
     larger than what is left, unknown charge), RefundAlreadySubmittedError (the form's token
@@ -52,11 +54,20 @@ def charge_refund(
     # Stripe replays an idempotent request; this also tells staff it was a double submit.
     # add() answers None when the cache is down: then only Stripe's idempotency key (the same
     # key) keeps a double submit from refunding twice, and it is not reported as one.
-    if request_key and cache.add(f"subscriptions:{key}", "1", timeout=24 * 3600) is False:
+    marker = f"subscriptions:{key}"
+    if request_key and cache.add(marker, "1", timeout=24 * 3600) is False:
         raise RefundAlreadySubmittedError("This refund was already submitted.")
     params: dict[str, Any] = {"charge": charge_id, "reason": reason}
     if amount is not None:
         params["amount"] = amount
-    refund = stripe.Refund.create(**params, api_key=stripe_api_key(), idempotency_key=key)
+    try:
+        refund = stripe.Refund.create(**params, api_key=stripe_api_key(), idempotency_key=key)
+    except stripe.StripeError:
+        # Stripe failed or refused, or the answer was lost: the same form may be sent again
+        # (staff retry after an outage) and goes to Stripe under the same key, which replays
+        # a refund that was made; kept, the marker would call the retry a double submit.
+        if request_key:
+            cache.delete(marker)
+        raise
     logger.info("refund %s of charge %s created (amount %s)", refund.id, charge_id, amount)
     return str(refund.id)
