@@ -55,6 +55,7 @@ CONTEXT_DEPENDENT_FIELDS = {
     "success_url",
     "cancel_url",
     "return_url",
+    "refresh_url",
     # a checksum (IBAN), Stripe's list of supported countries, an e-mail not yet registered, an
     # expiry in the future (the clock)
     "iban",
