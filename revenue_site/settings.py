@@ -527,7 +527,12 @@ LOG_JSON = env.bool("DJANGO_LOG_JSON", default=not DEBUG)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "revenue_site.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "revenue_site.logging.RequestIdFilter"},
+        # Licence keys in ?key=, API keys, passwords, card numbers, Stripe keys... never reach
+        # a log line (revenue_site/log_redaction.py; gunicorn's logs: gunicorn.conf.py).
+        "redact_secrets": {"()": "revenue_site.log_redaction.RedactSecretsFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -539,7 +544,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_secrets"],
             "formatter": "json" if LOG_JSON else "text",
         }
     },
@@ -547,6 +552,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "stripe": {"level": "WARNING"},
+        # runserver's request lines (with query strings) through the redacting handler too
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 
