@@ -191,6 +191,8 @@ def test_referral_redirect_ignores_the_query_string_and_refuses_hostile_landing_
         assert location.startswith("https://www.example.com/pricing"), location
     wrong = {}
     for index, target in enumerate(HOSTILE):
+        if "\x00" in target:
+            continue  # never stored: the API refuses NUL, and PostgreSQL cannot hold it
         ReferralLinkFactory(
             code=f"hostile-{index}", affiliate__program=program, landing_path=target
         )
