@@ -487,6 +487,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Links from each create to the operations on what it created (revenue_site/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "revenue_site.schema.openapi_links",
+    ],
     # Choice sets that share a field name with another app's get a name of their own.
     "ENUM_NAME_OVERRIDES": {
         "ContentKindEnum": "content.models.ContentItem.Kind",
