@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import reports
+from revenue_site.api_fields import CURRENCY_PATTERN, CurrencyField
 from revenue_site.errors import ErrorSerializer
 from revenue_site.money import MoneyError, normalize_currency
 
@@ -47,7 +48,8 @@ def _today() -> date:
 
 
 class _CurrencyInput(serializers.Serializer):
-    currency = serializers.CharField(required=False, max_length=3, min_length=3)
+    # no trimming: the schema's pattern says what is taken (" usd" is refused, not trimmed)
+    currency = CurrencyField(required=False)
 
     def validate_currency(self, value: str) -> str:
         try:
@@ -185,6 +187,7 @@ ERRORS = {
 CURRENCY = OpenApiParameter(
     "currency",
     OpenApiTypes.STR,
+    pattern=CURRENCY_PATTERN,
     description="Lowercase ISO code; may be left out when there is only one currency.",
 )
 START = OpenApiParameter(

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import revenue
+from revenue_site.api_fields import CURRENCY_PATTERN, CurrencyField
 from revenue_site.errors import ErrorSerializer
 from revenue_site.money import MoneyError, normalize_currency
 
@@ -44,7 +45,7 @@ class CanViewLedger(permissions.BasePermission):
 
 
 class RevenueInput(serializers.Serializer[Any]):
-    currency = serializers.CharField(max_length=3, min_length=3)
+    currency = CurrencyField()
     start = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
     end = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
     group_by = serializers.ChoiceField(
@@ -125,7 +126,13 @@ class RevenueView(APIView):
     @extend_schema(
         operation_id="analytics_revenue",
         parameters=[
-            OpenApiParameter("currency", OpenApiTypes.STR, required=True, description="usd"),
+            OpenApiParameter(
+                "currency",
+                OpenApiTypes.STR,
+                required=True,
+                pattern=CURRENCY_PATTERN,
+                description="A three-letter ISO 4217 code, e.g. usd.",
+            ),
             OpenApiParameter(
                 "start", OpenApiTypes.DATE, description="Default: the first day of end's month."
             ),

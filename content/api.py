@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, generics, permissions, serializers, status
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +25,7 @@ from accounts.selectors import request_user
 from content import payouts, selectors, services
 from content.models import ContentItem, Creator, LicenseType
 from ledger.models import PayeeProfile
+from revenue_site.api_fields import CurrencyField
 from revenue_site.errors import Conflict, ErrorSerializer
 from revenue_site.pagination import LimitOffsetPagination
 
@@ -111,7 +113,7 @@ class LicenseTypeSerializer(serializers.ModelSerializer[LicenseType]):
     term_days = serializers.IntegerField(
         min_value=1, max_value=36500, required=False, allow_null=True, help_text="null: perpetual."
     )
-    currency = serializers.CharField(max_length=3, help_text="ISO 4217, e.g. usd.")
+    currency = CurrencyField()
     limits = serializers.JSONField(
         required=False, help_text="{downloads?, views?, api_calls?, seats?}: whole numbers ≥ 0."
     )
@@ -389,6 +391,10 @@ class CreatorItemDetailView(CreatorAPIView):
 
 
 class CreatorItemSharesView(CreatorAPIView):
+    # A list of objects has no form encoding DRF can read: JSON only, and the schema says so
+    # (schemathesis sent a schema-valid multipart body, refused as missing `shares`).
+    parser_classes = [JSONParser]
+
     @extend_schema(
         operation_id="creator_content_shares_set",
         request=SharesInput,

@@ -24,6 +24,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -71,6 +72,7 @@ class ApiKeyCreateInput(serializers.Serializer[Any]):
         child=serializers.ChoiceField(choices=SCOPES),
         required=False,
         allow_empty=False,
+        min_length=1,
         help_text="Default: both usage:write and usage:read.",
     )
 
@@ -93,7 +95,10 @@ class UsageEventInput(serializers.Serializer[Any]):
 
 
 class UsageBatchInput(serializers.Serializer[Any]):
-    events = UsageEventInput(many=True, help_text="1 to 1,000 events.")
+    # (DRF's ListSerializer takes min_length/max_length; djangorestframework-stubs lacks them)
+    events = UsageEventInput(  # type: ignore[call-arg]
+        many=True, min_length=1, max_length=1000, help_text="1 to 1,000 events."
+    )
 
 
 class UsageAcceptedSerializer(serializers.Serializer[Any]):
@@ -308,6 +313,9 @@ def _reject_constant(name: str) -> Any:
 
 class UsageEventsView(_UsageView):
     required_scopes = (SCOPE_USAGE_WRITE,)
+    # The body is read as JSON by the view itself; the schema must not offer form encodings
+    # (schemathesis sent a schema-valid multipart batch, refused with 422).
+    parser_classes = [JSONParser]
 
     @extend_schema(
         operation_id="usage_events_create",

@@ -35,6 +35,7 @@ from marketplace.models import Category, Listing, ListingPackage, Provider
 from marketplace.providers import ProviderError
 from revenue_site.errors import ErrorSerializer, error_body
 from revenue_site.pagination import LimitOffsetPagination
+from revenue_site.redirects import RedirectURLField
 
 # --- serializers ---------------------------------------------------------------------------
 
@@ -187,16 +188,18 @@ def _onboarding(profile: PayeeProfile | None) -> dict[str, Any]:
 
 
 class ConnectInput(serializers.Serializer[Any]):
-    return_url = serializers.URLField(
+    # Stripe's hosted page sends the browser here: this site or an allowed origin only.
+    return_url = RedirectURLField(
         required=False,
         max_length=2000,
-        help_text="Where Stripe sends you back after onboarding (default: the site).",
+        help_text="Where Stripe sends you back after onboarding (default: the site); this "
+        "site or an origin in CORS_ALLOWED_ORIGINS.",
     )
-    refresh_url = serializers.URLField(
+    refresh_url = RedirectURLField(
         required=False,
         max_length=2000,
         help_text="Where Stripe sends you when the link expired or was used: ask for a new "
-        "one there (default: the site).",
+        "one there (default: the site); this site or an origin in CORS_ALLOWED_ORIGINS.",
     )
     country = serializers.RegexField(
         r"^[A-Za-z]{2}$",
@@ -370,7 +373,7 @@ class OnboardingConnectView(ProviderAPIView):
         single-use link. When Stripe has what it needs it enables payouts and tells us
         (`account.updated`); `onboarding_complete` becomes true. An `Idempotency-Key` header
         makes a retried request return the same link."""
-        data = ConnectInput(data=request.data)
+        data = ConnectInput(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         v = data.validated_data
         link = providers.provider_connect_onboarding_start(

@@ -28,6 +28,7 @@ An input serializer that needs one of several optional fields says so with a cla
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -75,6 +76,14 @@ class AutoSchema(SpectacularAutoSchema):
         self, field: Any, direction: Any, bypass_extensions: bool = False
     ) -> dict[str, Any]:
         schema: dict[str, Any] = super()._map_serializer_field(field, direction, bypass_extensions)
+        if isinstance(field, serializers.ListSerializer) and schema.get("type") == "array":
+            # `Child(many=True, min_length=1, max_length=1000)`: drf-spectacular leaves it out.
+            min_length = getattr(field, "min_length", None)  # not in the stubs
+            max_length = getattr(field, "max_length", None)
+            if min_length is not None:
+                schema["minItems"] = min_length
+            if max_length is not None:
+                schema["maxItems"] = max_length
         if (
             direction == "request"
             and isinstance(field, serializers.CharField)
@@ -85,6 +94,15 @@ class AutoSchema(SpectacularAutoSchema):
         ):
             schema["pattern"] = _char_field_pattern(field)
         return schema
+
+    def _insert_field_validators(self, field: Any, schema: dict[str, Any]) -> None:
+        super()._insert_field_validators(field, schema)
+        # drf-spectacular offers a blank-allowing field as `oneOf: [<pattern>, maxLength 0]`;
+        # when the pattern accepts "" too, "" matches both and `oneOf` refuses it (schemathesis
+        # sent "" as invalid data and saw it accepted). Either branch will do: `anyOf`.
+        blank = {"type": "string", "maxLength": 0}
+        if blank in schema.get("oneOf", []):
+            schema["anyOf"] = schema.pop("oneOf")
 
     def _get_request_body(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         # Not get_request_serializer(): @extend_schema(request=...) replaces that method.
@@ -147,3 +165,90 @@ def documented_by(view_class: type[APIView], view: Callable[..., HttpResponse]) 
     callback.cls = view_class  # type: ignore[attr-defined]
     callback.initkwargs = {}  # type: ignore[attr-defined]
     return callback
+
+
+# --- OpenAPI links -------------------------------------------------------------------------------
+
+_METHODS = ("get", "put", "patch", "post", "delete")
+_PATH_PARAM = re.compile(r"\{([^}]+)\}")
+
+
+def _response_properties(schema: dict[str, Any], response: dict[str, Any]) -> set[str]:
+    body = response.get("content", {}).get("application/json", {}).get("schema", {})
+    ref = body.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        body = schema["components"]["schemas"].get(ref.rsplit("/", 1)[1], {})
+    return set(body.get("properties", {}))
+
+
+def openapi_links(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: OpenAPI links from each create to what acts on
+    what it created, so a client (and schemathesis' stateful tests) can follow a real id.
+
+    A `201` whose body has an `id` links to every operation under the created collection's
+    path whose next segment is a path parameter: `POST /provider/listings/` → `GET /provider/
+    listings/{listing_id}/` with `listing_id: $response.body#/id`, and the path parameters the
+    create itself had are carried over (`$request.path.item_id`). Usage ingestion answers
+    202 without ids: its link names the batch's first event (`$request.body#/events/0/id`).
+    """
+    paths: dict[str, dict[str, Any]] = result.get("paths", {})
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if method not in _METHODS:
+                continue
+            for status, response in operation.get("responses", {}).items():
+                if status not in ("201", "202"):
+                    continue
+                links = _links_from(result, paths, path, operation, status, response)
+                if links:
+                    response["links"] = links
+    return result
+
+
+def _links_from(
+    result: dict[str, Any],
+    paths: dict[str, dict[str, Any]],
+    path: str,
+    operation: dict[str, Any],
+    status: str,
+    response: dict[str, Any],
+) -> dict[str, Any]:
+    if status == "201":
+        if "id" not in _response_properties(result, response):
+            return {}
+        created = "$response.body#/id"
+    elif path.endswith("/usage/events"):
+        created = "$request.body#/events/0/id"
+    else:
+        return {}
+    carried = {name: f"$request.path.{name}" for name in _PATH_PARAM.findall(path)}
+    prefix = path.rstrip("/") + "/"
+    links: dict[str, Any] = {}
+    for target, target_operations in sorted(paths.items()):
+        rest = target[len(prefix) :] if target.startswith(prefix) else ""
+        match = re.match(r"^\{([^}]+)\}", rest)
+        if not match:
+            continue
+        parameters = {**carried, match.group(1): created}
+        for method, target_operation in target_operations.items():
+            if method not in _METHODS or "operationId" not in target_operation:
+                continue
+            # Another path parameter the link cannot fill must be one of a fixed set (an
+            # order's transition), else the link would lead nowhere real.
+            unfilled = [
+                p
+                for p in target_operation.get("parameters", [])
+                if p.get("in") == "path" and p["name"] not in parameters
+            ]
+            if any("enum" not in p.get("schema", {}) for p in unfilled):
+                continue
+            name = target_operation["operationId"]
+            links[name] = {
+                "operationId": name,
+                "parameters": parameters,
+                "description": f"The {match.group(1)} of what `{operation['operationId']}` "
+                "created.",
+            }
+    return links

@@ -496,6 +496,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Links from each create to the operations on what it created (revenue_site/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "revenue_site.schema.openapi_links",
+    ],
     # Choice sets that share a field name with another app's get a name of their own.
     "ENUM_NAME_OVERRIDES": {
         "ContentKindEnum": "content.models.ContentItem.Kind",
@@ -544,7 +549,12 @@ LOG_JSON = env.bool("DJANGO_LOG_JSON", default=not DEBUG)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "revenue_site.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "revenue_site.logging.RequestIdFilter"},
+        # Licence keys in ?key=, API keys, passwords, card numbers, Stripe keys... never reach
+        # a log line (revenue_site/log_redaction.py; gunicorn's logs: gunicorn.conf.py).
+        "redact_secrets": {"()": "revenue_site.log_redaction.RedactSecretsFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -556,7 +566,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_secrets"],
             "formatter": "json" if LOG_JSON else "text",
         }
     },
@@ -564,6 +574,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "stripe": {"level": "WARNING"},
+        # runserver's request lines (with query strings) through the redacting handler too
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

@@ -12,11 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
-from django.utils.http import url_has_allowed_host_and_scheme
 from djstripe import models as djstripe_models
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
@@ -27,6 +25,7 @@ from rest_framework.views import APIView
 
 from accounts.selectors import request_user
 from revenue_site.errors import ErrorSerializer, billing_error_response
+from revenue_site.redirects import RedirectURLField
 from revenue_site.stripe_payloads import stripe_time
 from subscriptions import selectors
 from subscriptions.models import Plan, PlanPrice
@@ -213,29 +212,6 @@ class SubscriptionCancelInput(serializers.Serializer[Any]):
     at_period_end = serializers.BooleanField(
         default=True, help_text="false cancels now; true (default) at the end of the period."
     )
-
-
-def _redirect_hosts(request: Request) -> set[str]:
-    """Same origin plus the origins allowed to call the API cross-origin (CORS)."""
-    hosts = {request.get_host()}
-    for origin in getattr(settings, "CORS_ALLOWED_ORIGINS", []) or []:
-        netloc = urlsplit(origin).netloc
-        if netloc:
-            hosts.add(netloc)
-    return hosts
-
-
-class RedirectURLField(serializers.URLField):
-    """An absolute URL back to us or an allowed origin (no open redirect through Stripe)."""
-
-    def to_internal_value(self, data: Any) -> str:
-        url = super().to_internal_value(data)
-        request = self.context["request"]
-        if not url_has_allowed_host_and_scheme(
-            url, allowed_hosts=_redirect_hosts(request), require_https=not settings.DEBUG
-        ):
-            raise serializers.ValidationError("Redirects only to this site or an allowed origin.")
-        return str(url)
 
 
 class CheckoutSessionInput(serializers.Serializer[Any]):

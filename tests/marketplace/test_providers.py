@@ -41,6 +41,12 @@ BANK = "/api/v1/provider/onboarding/bank"
 RETURN = "https://app.example.com/onboarding/done"
 
 
+@pytest.fixture(autouse=True)
+def _front_end_origin(settings: Any) -> None:
+    """The providers' front end, whose pages Stripe may send them back to (RedirectURLField)."""
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+
+
 def client_for(user: Any) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
