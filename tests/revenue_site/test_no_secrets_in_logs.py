@@ -45,6 +45,7 @@ from django.core.cache import cache
 from django.test import Client
 from rest_framework.test import APIClient
 
+from content.services import LICENSE_KEY_PREFIX_LENGTH
 from revenue_site.log_redaction import REDACTED, redact
 from tests.accounts.factories import DEFAULT_PASSWORD, StaffUserFactory
 from tests.affiliates.factories import AffiliateFactory, ReferralLinkFactory
@@ -327,7 +328,10 @@ def test_end_to_end_flows_write_no_secret(
     assert bought.status_code == 201, bought.content
     license_key = bought.json()["key"]
     secrets["licence key"] = license_key
-    secrets["licence key secret part"] = license_key.rsplit("_", 1)[1]
+    # The secret is everything after the fixed-length prefix and its "_"; token_urlsafe can
+    # itself hold "_", so splitting at the last "_" could leave a 1-character "secret".
+    secrets["licence key secret part"] = license_key[LICENSE_KEY_PREFIX_LENGTH + 1 :]
+    assert len(secrets["licence key secret part"]) >= 30
     anyone = APIClient()
     verified = anyone.get("/api/v1/content/licenses/verify", {"key": license_key})
     assert verified.json()["status"] == "valid", verified.content
