@@ -105,8 +105,8 @@ class MRRSnapshot(models.Model):
 
 class SnapshotCursor(models.Model):
     """How far the snapshot task has read the movement rows: every movement created before
-    ``movements_created_before`` (less a margin for transactions still open then) is in the
-    snapshots. One row per snapshot kind (``name``)."""
+    ``movements_created_before`` is in the snapshots (the task sets it before reading:
+    ``analytics.snapshots.movements_seen_before``). One row per snapshot kind (``name``)."""
 
     name = models.CharField(max_length=32, unique=True)
     movements_created_before = models.DateTimeField(null=True, blank=True)

@@ -24,7 +24,7 @@ from django.db.models import Count, F, Min, Sum
 from django.utils import timezone
 
 from analytics.models import MRRCohortChange, MRRMovement, MRRSnapshot, SnapshotCursor
-from analytics.snapshots import CURSOR_NAME, LATE_MARGIN, day_figures
+from analytics.snapshots import CURSOR_NAME, day_figures, movements_seen_before
 
 
 class MovementError(ValueError):
@@ -117,15 +117,16 @@ def mrr_snapshots_compute(
     Celery's time limit); the rest follow in the next runs, since a run always carries on
     from the last stored day. Meanwhile the reports replay the days not yet stored.
 
-    One run at a time: the cursor row is locked. The cursor then records ``now``; movements
-    created up to ``LATE_MARGIN`` before it are looked at again next time, in case their
-    transaction was still open while this one read.
+    One run at a time: the cursor row is locked. The cursor then records the time before which
+    every movement was visible to this run (``movements_seen_before``: ``now``, or the start of
+    a transaction still open then); movements created from it on are looked at again next time.
     """
     now = now or timezone.now()
     yesterday = now.astimezone(UTC).date() - timedelta(days=1)
     cursor, _ = SnapshotCursor.objects.select_for_update().get_or_create(name=CURSOR_NAME)
-    since = cursor.movements_created_before
-    late_since = since - LATE_MARGIN if since is not None else None
+    # Before this run reads any movement: what it will see is at least what was committed then.
+    seen_before = movements_seen_before(now)
+    late_since = cursor.movements_created_before
     if late_since is None:
         currencies = set(MRRMovement.objects.values_list("currency", flat=True).distinct())
     else:
@@ -166,7 +167,7 @@ def mrr_snapshots_compute(
             last_day = min(last_day, from_day + timedelta(days=max_days - 1))
         written[currency] = (from_day, last_day)
         _snapshots_write(currency=currency, first_day=from_day, last_day=last_day)
-    cursor.movements_created_before = now
+    cursor.movements_created_before = seen_before
     cursor.save(update_fields=["movements_created_before"])
     return SnapshotRun(days=written)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
+import psycopg2
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from analytics import reports
 from analytics.models import MRRMovement, MRRSnapshot
@@ -140,3 +143,50 @@ def test_the_beat_task_runs_the_service_a_quarter_at_a_time(story, celery_eager)
     assert snapshots_compute.delay().get()["usd"] == ["2026-04-07", "2026-07-07"]
     # Meanwhile the reports replay the days not stored yet.
     assert reports.summary(on=date(2026, 11, 30), currency="usd").mrr == 3500 + 800
+
+
+def test_movements_created_just_before_a_run_are_in_its_snapshots(story):
+    """A bulk load (or ``analytics_rebuild --apply``) right before the task's run: the run saw
+    every committed movement, so the reports read its snapshots at once (they used to treat
+    the last ten minutes' movements as late and replay the whole history)."""
+    MRRMovement.objects.update(created_at=timezone.now() - timedelta(minutes=2))
+    mrr_snapshots_compute(now=timezone.now())
+    MRRSnapshot.objects.filter(currency="usd", date=date(2026, 1, 31)).update(mrr=123)
+    assert reports.summary(on=date(2026, 1, 31), currency="usd").mrr == 123
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="open transactions: PostgreSQL")
+def test_a_movement_of_a_transaction_open_during_the_run_is_late(story):
+    """Another session has written a movement but not committed when the run reads: the run
+    cannot see it, so the reports must treat it as late once it commits."""
+    settings = connection.settings_dict
+    other = psycopg2.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        host=settings["HOST"],
+        port=settings["PORT"] or 5432,
+        password=settings["PASSWORD"],
+    )
+    try:
+        with other.cursor() as cursor:  # psycopg2 opens the transaction with the first query
+            cursor.execute(
+                "INSERT INTO analytics_mrrmovement (stripe_customer_id, stripe_subscription_id,"
+                " kind, old_mrr, new_mrr, currency, occurred_at, source_event_id, created_at)"
+                " VALUES ('cus_open', 'sub_open', 'new', 0, 400, 'usd',"
+                " '2026-02-05 12:00+00', 'evt_open', clock_timestamp())"
+            )
+        mrr_snapshots_compute(now=timezone.now())
+        assert reports.summary(on=date(2026, 2, 28), currency="usd").mrr == 3500
+        other.commit()
+        # Committed after the run read: the snapshots from Feb 5 on are stale, reports replay.
+        assert MRRSnapshot.objects.get(currency="usd", date=date(2026, 2, 28)).mrr == 3500
+        assert reports.summary(on=date(2026, 2, 28), currency="usd").mrr == 3500 + 400
+        run = mrr_snapshots_compute(now=timezone.now())
+        assert run.days["usd"][0] == date(2026, 2, 5)
+        assert MRRSnapshot.objects.get(currency="usd", date=date(2026, 2, 28)).mrr == 3900
+    finally:  # committed outside this test's transaction: not rolled back with it
+        other.rollback()
+        with other.cursor() as cursor:
+            cursor.execute("DELETE FROM analytics_mrrmovement WHERE source_event_id = 'evt_open'")
+        other.commit()
+        other.close()
