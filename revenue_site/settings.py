@@ -464,7 +464,10 @@ REST_FRAMEWORK = {
         "usage": env.str("API_THROTTLE_USAGE", default="6000/min"),
         # Content licences, per client IP: verification (called on every use by the buyer's
         # software) and usage reports (content.api_licensing).
+        # Per address and gunicorn worker (counted in process: the hottest read, no round trip).
         "license_verify": env.str("API_THROTTLE_LICENSE_VERIFY", default="1200/min"),
+        # Verifications of unknown keys per address, shared by every worker (Redis): guessing.
+        "license_verify_failed": env.str("API_THROTTLE_LICENSE_VERIFY_FAILED", default="60/min"),
         "license_usage": env.str("API_THROTTLE_LICENSE_USAGE", default="1200/min"),
     },
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),

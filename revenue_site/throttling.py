@@ -20,6 +20,7 @@ through and the failure logged: a rate limiter must not take the API down with i
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from django.core.cache import cache
@@ -76,6 +77,43 @@ def window_hits(key: str, window: int, seconds: int) -> tuple[int, int]:
     return count, int(cache.get(previous) or 0)
 
 
+class LocalWindowCounter:
+    """``window_hits`` kept in this process's memory: no round trip, so no shared limit (each
+    gunicorn worker counts on its own). For limits that guard capacity rather than secrets.
+
+    Bounded: past ``max_keys`` keys, the ones not hit in this window or the one before are
+    dropped, and if that frees nothing the table starts afresh (a flood of new addresses
+    resets the counts; it does not grow the worker's memory)."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self.max_keys = max_keys
+        self._counts: dict[str, tuple[int, int, int]] = {}  # key -> (window, count, before)
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, window: int) -> tuple[int, int]:
+        with self._lock:
+            found = self._counts.get(key)
+            if found is None:
+                if len(self._counts) >= self.max_keys:
+                    self._prune(window)
+                count, before = 1, 0
+            elif found[0] == window:
+                count, before = found[1] + 1, found[2]
+            else:
+                count, before = 1, found[1] if found[0] == window - 1 else 0
+            self._counts[key] = (window, count, before)
+            return count, before
+
+    def _prune(self, window: int) -> None:
+        self._counts = {k: v for k, v in self._counts.items() if v[0] >= window - 1}
+        if len(self._counts) >= self.max_keys:
+            self._counts = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts = {}
+
+
 class SlidingWindowRateThrottle(SimpleRateThrottle):
     """A scoped rate (``scope`` names the entry in DEFAULT_THROTTLE_RATES) over a sliding
     window. Subclasses say whose requests are counted with ``get_cache_key``."""
@@ -97,7 +135,7 @@ class SlidingWindowRateThrottle(SimpleRateThrottle):
         window, elapsed = divmod(self.now, self.duration)
         self.window_end = self.now - elapsed + self.duration
         try:
-            count, before = window_hits(self.key, int(window), int(self.duration))
+            count, before = self.hits(self.key, int(window), int(self.duration))
         except Exception:  # the cache is down: let the request through, say so
             logger.warning(
                 "rate limit %s not counted: cache unavailable", self.scope, exc_info=True
@@ -105,6 +143,10 @@ class SlidingWindowRateThrottle(SimpleRateThrottle):
             return True
         self.count, self.before, self.elapsed = count, before, elapsed
         return count + before * (1 - elapsed / self.duration) <= self.num_requests
+
+    def hits(self, key: str, window: int, seconds: int) -> tuple[int, int]:
+        """Count this request; the counts of its window and of the one before (shared)."""
+        return window_hits(key, window, seconds)
 
     def wait(self) -> float:
         """Seconds until one more request would pass if none were sent meanwhile: later in
@@ -147,3 +189,13 @@ class UserRateThrottle(SlidingWindowRateThrottle):
         else:
             ident = self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class LocalPerIpRateThrottle(PerIpRateThrottle):
+    """Per client address, counted in this process only (``LocalWindowCounter``): a worker
+    lets each address through at the rate, so N workers let up to N times the rate through."""
+
+    counter = LocalWindowCounter()
+
+    def hits(self, key: str, window: int, seconds: int) -> tuple[int, int]:
+        return self.counter.hit(key, window)

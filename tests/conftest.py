@@ -61,3 +61,18 @@ def _mirror_owner_cache_clear():
     MirrorEvent.owner_cache_clear()
     yield
     MirrorEvent.owner_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _process_local_throttles_clear():
+    """Some rate limits count in the worker's memory (revenue_site.throttling.
+    LocalPerIpRateThrottle, the licence verification's guessing block): one test's counts
+    must not limit the next one's requests."""
+    from content.api_licensing import guessing_block
+    from revenue_site.throttling import LocalPerIpRateThrottle
+
+    LocalPerIpRateThrottle.counter.clear()
+    guessing_block.clear()
+    yield
+    LocalPerIpRateThrottle.counter.clear()
+    guessing_block.clear()

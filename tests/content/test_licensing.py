@@ -243,6 +243,7 @@ def test_the_throttle_settings_are_documented():
     for doc in ("README.md", "DEPLOYMENT.md"):
         text = (root / doc).read_text()
         assert "API_THROTTLE_LICENSE_VERIFY" in text
+        assert "API_THROTTLE_LICENSE_VERIFY_FAILED" in text
         assert "API_THROTTLE_LICENSE_USAGE" in text
 
 

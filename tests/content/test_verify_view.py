@@ -99,3 +99,50 @@ def test_a_connection_broken_since_its_last_use_is_replaced_not_a_500():
     response = client.get(VERIFY, {"key": key})
     assert (response.status_code, response.json()["status"]) == (200, "valid")
     assert connection.connection.get_backend_pid() != victim
+
+
+def _forget_local_limits():
+    """As if the next request reached another gunicorn worker (its own process memory)."""
+    from content.api_licensing import guessing_block
+    from revenue_site.throttling import LocalPerIpRateThrottle
+
+    LocalPerIpRateThrottle.counter.clear()
+    guessing_block.clear()
+
+
+def test_guessing_keys_is_limited_across_workers_and_then_hides_valid_keys_too(settings):
+    """Unknown keys count against a shared per-address limit; once over it the address gets
+    429 for every key, a valid one included, so a guesser cannot learn of a hit."""
+    _rates(settings, license_verify_failed="3/min")
+    _, key = _licence()
+    guesser = Client(REMOTE_ADDR="10.20.0.4")
+
+    def status(k):
+        return guesser.get(VERIFY, {"key": k}).status_code
+
+    assert [status(f"lk_0000000000000000_guess{i}") for i in range(3)] == [200, 200, 200]
+    assert status(key) == 200  # valid keys are not failures
+    refused = guesser.get(VERIFY, {"key": "lk_0000000000000000_guess3"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert status(key) == 429  # blocked: a hit would not show
+    served, twin = _answers("get", {"key": key}, "10.20.0.4")
+    assert served[0] == twin[0] == 429
+    # Another worker has not learnt of it yet: it answers a valid key, but its first guess
+    # finds the shared count over the limit and blocks the address there too.
+    _forget_local_limits()
+    assert status(key) == 200
+    assert status("lk_0000000000000000_guess4") == 429
+    assert status(key) == 429
+    # Other addresses are not affected.
+    assert Client(REMOTE_ADDR="10.20.0.5").get(VERIFY, {"key": key}).status_code == 200
+
+
+def test_the_overall_rate_is_counted_by_each_worker(settings):
+    """All verifications per address are a capacity limit counted in the worker's memory: a
+    second worker (another process) has its own count."""
+    _rates(settings, license_verify="2/min")
+    _, key = _licence()
+    client = Client(REMOTE_ADDR="10.20.0.6")
+    assert [client.get(VERIFY, {"key": key}).status_code for _ in range(3)] == [200, 200, 429]
+    _forget_local_limits()
+    assert client.get(VERIFY, {"key": key}).status_code == 200
