@@ -29,9 +29,11 @@ EXPLORER = "/admin/marketplace/meter/explorer/"
 
 
 def _base() -> datetime:
-    """An hour start three days back (USAGE reaches 51 hours later): inside the ingestion
-    window, fixed for a whole test."""
-    return (timezone.now() - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    """Midnight three days back (USAGE reaches 51 hours later, so the fourth day of the
+    explorer's range stays empty whatever the time of day; an hour start three days back
+    filled all four days from 21:00 UTC on): inside the ingestion window, fixed for a whole
+    test."""
+    return (timezone.now() - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture
