@@ -15,6 +15,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
 _MINIMUM = {"limit": 1, "offset": 0}
+# The database adds them in a bigint: larger values were a 500 ("bigint out of range").
+MAXIMUM = 2**62
 
 
 class LimitOffsetPagination(pagination.LimitOffsetPagination):
@@ -24,8 +26,13 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
             return None
         minimum = _MINIMUM[name]
         raw = values[-1]
-        if len(values) > 1 or not raw.isascii() or not raw.isdigit() or int(raw) < minimum:
-            raise ValidationError({name: [f"A whole number, at least {minimum}."]})
+        if (
+            len(values) > 1
+            or not raw.isascii()
+            or not raw.isdigit()
+            or not minimum <= int(raw) <= MAXIMUM
+        ):
+            raise ValidationError({name: [f"A whole number from {minimum} to {MAXIMUM}."]})
         return int(raw)
 
     def get_limit(self, request: Request) -> int | None:
@@ -44,4 +51,5 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
             if name in (self.limit_query_param, self.offset_query_param):
                 key = "limit" if name == self.limit_query_param else "offset"
                 parameter["schema"]["minimum"] = _MINIMUM[key]
+                parameter["schema"]["maximum"] = MAXIMUM
         return parameters
