@@ -449,6 +449,8 @@ def _find(data: Any, value: str, prefix: str = "") -> str | None:
 
 
 _CARD_CODES = frozenset({d.code for d in DECLINES.values()})
+# 402s that are no decline: the payment waits for the customer (3-D Secure).
+_ACTION_CODES = frozenset({"invoice_payment_intent_requires_action"})
 
 
 def _normalize(exc: UserError, request: web.Request, data: dict[str, Any]) -> None:
@@ -458,7 +460,9 @@ def _normalize(exc: UserError, request: web.Request, data: dict[str, Any]) -> No
     code = error.get("code")
     replacement: UserError | None = None
 
-    if exc.code == 402 or code in _CARD_CODES:
+    if exc.code == 402 and code in _ACTION_CODES:  # not a decline: the customer must act
+        error["type"] = "card_error"
+    elif exc.code == 402 or code in _CARD_CODES:
         charge = store.get(f"charge:{error.get('charge')}") if error.get("charge") else None
         decline = _decline_for(charge)
         error.update(

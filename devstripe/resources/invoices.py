@@ -257,7 +257,24 @@ def _pay_invoice(cls: type[Invoice], id: str, **kwargs: Any) -> Invoice:
     if pi.latest_charge is not None and pi.latest_charge.status == "failed":
         emit("payment_intent.payment_failed", pi)
         obj._on_payment_failure_now()
+    elif pi.status == "requires_action" and sub is not None:
+        _first_payment_needs_action(sub, pi)
     return obj
+
+
+def _first_payment_needs_action(sub: Subscription, pi: PaymentIntent) -> None:
+    """A new subscription whose first payment needs the customer's action (3-D Secure): with
+    ``payment_behavior=error_if_incomplete`` Stripe creates nothing and answers 402
+    (``invoice_payment_intent_requires_action``); otherwise it stays ``incomplete`` for the
+    customer to confirm the invoice's PaymentIntent."""
+    if sub.status != "incomplete" or sub._enable_incomplete_payments:
+        return
+    Subscription._api_delete(sub.id)
+    raise UserError(
+        402,
+        "This payment requires additional user action before it can be completed successfully.",
+        {"code": "invoice_payment_intent_requires_action"},
+    )
 
 
 def _pay_invoice_route(id: str, **kwargs: Any) -> Invoice:

@@ -22,6 +22,7 @@ from ledger.models import Account, Entry, Transaction
 from subscriptions.models import BillingCustomer, Plan, PlanPrice
 from tests.accounts.factories import UserFactory
 from tests.content.factories import ContentItemFactory, CreatorFactory
+from tests.content.test_purchases_sales import three_d_secure_method
 from tests.devstripe.clock_helpers import DAY, FEB_1, JAN_1, MAR_1, advance, make_clock
 from tests.subscriptions.effects_helpers import EventFeed, key
 
@@ -220,6 +221,23 @@ def test_a_declined_first_payment_leaves_no_licence_and_no_subscription(stripe_f
     assert not License.objects.exists()
     customer = BillingCustomer.objects.get(user=buyer).stripe_customer_id
     assert not stripe.Subscription.list(customer=customer).data
+
+
+def test_a_card_that_needs_authentication_is_refused_and_leaves_nothing(stripe_fake):
+    """Subscriptions are created with ``error_if_incomplete``: Stripe answers 402 for a first
+    payment that needs 3-D Secure, and nothing is left pending (an exclusive item stays free)."""
+    item, _ = three_creator_item()
+    license_type = recurring_type(item, kind="exclusive")
+    buyer = UserFactory(password=None)
+
+    response = buy(buyer, item, license_type, three_d_secure_method())
+
+    assert response.status_code == 402, response.content
+    assert response.json()["error"]["code"] == "invoice_payment_intent_requires_action"
+    assert not License.objects.exists()
+    customer = BillingCustomer.objects.get(user=buyer).stripe_customer_id
+    assert not stripe.Subscription.list(customer=customer).data
+    assert buy(UserFactory(password=None), item, license_type).status_code == 201
 
 
 def test_an_exclusive_recurring_licence_has_one_holder(stripe_fake):
