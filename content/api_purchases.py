@@ -3,8 +3,11 @@
 - `POST content/<id>/licenses/` `{license_type, payment_method}` — buy a licence: a one-time
   price is charged now, a recurring one starts a Stripe Subscription, a per-use one is issued
   at once and its uses billed monthly to the payment method (kept on file). 201 with the
-  licence and its `key` (shown this once); 400 naming the field, 404 for an item not on sale,
-  402 declined, 409 when the exclusive licence is taken, 503.
+  licence and its `key` (shown this once), and `payment.client_secret` while a one-time
+  payment waits for the buyer's 3-D Secure step (the licence is `pending` until then); 400
+  naming the field, 404 for an item not on sale, 402 declined (a recurring price with a card
+  that needs 3-D Secure: `invoice_payment_intent_requires_action`), 409 when the exclusive
+  licence is taken, 503.
 - `GET content/licenses/` — the buyer's licences (key prefix only), newest first.
 """
 
@@ -44,13 +47,34 @@ class LicenseSerializer(serializers.ModelSerializer[License]):
         ]
 
 
+class PaymentStepSerializer(serializers.Serializer[Any]):
+    payment_intent = serializers.CharField(read_only=True, help_text="The Stripe PaymentIntent.")
+    status = serializers.CharField(
+        read_only=True, help_text="Its Stripe status, e.g. `requires_action`."
+    )
+    client_secret = serializers.CharField(
+        read_only=True,
+        help_text="For Stripe.js in the buyer's browser: `stripe.handleNextAction()`.",
+    )
+
+
 class PurchasedLicenseSerializer(LicenseSerializer):
     key = serializers.CharField(
         read_only=True, help_text="The full licence key: shown this once, never again."
     )
+    payment = PaymentStepSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "While `status` is `pending` on a one-time price: the payment the buyer still has to "
+            "complete (3-D Secure). The licence turns `active` when Stripe confirms it; unfinished "
+            "after `CONTENT_PENDING_PAYMENT_MINUTES` (default 60), it is canceled and the licence "
+            "released. Null otherwise."
+        ),
+    )
 
     class Meta(LicenseSerializer.Meta):
-        fields = [*LicenseSerializer.Meta.fields, "key"]
+        fields = [*LicenseSerializer.Meta.fields, "key", "payment"]
 
 
 class PurchaseInput(serializers.Serializer[Any]):
@@ -72,7 +96,10 @@ class LicensePurchaseView(APIView):
             201: PurchasedLicenseSerializer,
             400: _error("Invalid input; `error.fields` names the field."),
             401: _error("Not authenticated."),
-            402: _error("The card was declined (`error.decline_code`)."),
+            402: _error(
+                "The card was declined (`error.decline_code`), or, on a recurring price, needs "
+                "3-D Secure (`invoice_payment_intent_requires_action`)."
+            ),
             404: _error("No such published item."),
             409: _error("The item's exclusive licence is held or being bought."),
             503: _error("The payment provider is unavailable; retry after `Retry-After`."),
@@ -81,7 +108,8 @@ class LicensePurchaseView(APIView):
     )
     def post(self, request: Request, item_id: int) -> Response:
         """Buy a licence (one-time: charged now; recurring: a subscription; per use: billed
-        monthly for its uses); the key in the answer is shown only once."""
+        monthly for its uses); the key in the answer is shown only once. A one-time payment
+        that needs 3-D Secure answers a `pending` licence and `payment.client_secret`."""
         data = PurchaseInput(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -95,6 +123,7 @@ class LicensePurchaseView(APIView):
             raise exceptions.NotFound() from exc
         body = PurchasedLicenseSerializer(purchase.license).data
         body["key"] = purchase.key
+        body["payment"] = purchase.payment.as_dict() if purchase.payment else None
         return Response(body, status=status.HTTP_201_CREATED)
 
 

@@ -54,6 +54,7 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User
 from affiliates.services.commissions import commission_accrue_sale
@@ -79,6 +80,10 @@ METADATA_KEY = "content_license"
 HUNDRED = Decimal(100)
 # A PaymentIntent in these states will not succeed without the buyer starting over.
 PAYMENT_DEAD_STATES = frozenset({"requires_payment_method", "canceled"})
+# States in which Stripe lets a PaymentIntent be canceled (processing and succeeded it refuses).
+PAYMENT_CANCELABLE_STATES = frozenset(
+    {"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"}
+)
 
 
 class ExclusiveLicenseTakenError(BillingError):
@@ -159,9 +164,28 @@ def _item_shares(item: ContentItem) -> list[tuple[int, Decimal]]:
 
 
 @dataclass(frozen=True)
+class PaymentStep:
+    """A payment the buyer still has to complete in their browser (3-D Secure): Stripe.js
+    ``handleNextAction`` with ``client_secret``; the licence turns ACTIVE on
+    ``payment_intent.succeeded`` and is released after ``CONTENT_PENDING_PAYMENT_MINUTES``."""
+
+    payment_intent: str
+    status: str
+    client_secret: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "payment_intent": self.payment_intent,
+            "status": self.status,
+            "client_secret": self.client_secret,
+        }
+
+
+@dataclass(frozen=True)
 class Purchase:
     license: License
     key: str  # the full licence key: shown to the buyer this once, never stored
+    payment: PaymentStep | None = None  # while the licence waits for the buyer's action
 
 
 def _sellable_license_type(
@@ -298,7 +322,14 @@ def license_purchase(
     if data.get("status") == "succeeded":
         license_payment_succeeded(payment_intent=data, occurred_at=license.created_at)
     license.refresh_from_db()
-    return Purchase(license=license, key=pending.purchase.key)
+    step = None
+    if license.status == License.Status.PENDING:
+        step = PaymentStep(
+            payment_intent=intent.id,
+            status=str(data.get("status") or ""),
+            client_secret=str(data.get("client_secret") or ""),
+        )
+    return Purchase(license=license, key=pending.purchase.key, payment=step)
 
 
 # --- payment events ------------------------------------------------------------------------
@@ -451,6 +482,76 @@ def license_payment_failed(*, payment_intent: Mapping[str, Any], occurred_at: da
     logger.info("licence %s dropped: payment %s is %s", pk, pi_id, current.status)
     license.delete()
     return True
+
+
+# --- payments left unfinished --------------------------------------------------------------
+
+
+def pending_payment_ttl() -> timedelta:
+    return timedelta(minutes=settings.CONTENT_PENDING_PAYMENT_MINUTES)
+
+
+def pending_licenses_release(*, now: datetime | None = None) -> int:
+    """Release the PENDING licences older than ``CONTENT_PENDING_PAYMENT_MINUTES``: a buyer
+    who never finished 3-D Secure would otherwise hold an exclusive item for ever (Stripe
+    leaves such a PaymentIntent in ``requires_action`` indefinitely).
+
+    Per licence, from what Stripe says of its PaymentIntent now: ``succeeded`` (its event
+    missed or late) activates it as the event would; a cancelable one is canceled
+    (``abandoned``, with an idempotency key) and the licence dropped; ``processing`` is left to
+    finish. A licence with no PaymentIntent and no Subscription (the request died before
+    Stripe answered) is dropped; a payment that succeeded anyway is refunded when its event
+    arrives (``license_payment_succeeded``). Recurring licences waiting on a Subscription are
+    left to its events. Stripe being unavailable leaves the rest for the next run.
+    Returns how many licences were dropped or activated."""
+    now = now or timezone.now()
+    stale = list(
+        License.objects.filter(
+            status=License.Status.PENDING,
+            created_at__lt=now - pending_payment_ttl(),
+            stripe_subscription_id="",
+        )
+        .order_by("created_at", "pk")
+        .values_list("pk", "stripe_payment_intent_id")
+    )
+    settled = 0
+    for pk, payment_intent_id in stale:
+        try:
+            settled += _pending_license_settle(pk, payment_intent_id, now=now)
+        except BillingError as exc:
+            logger.warning("pending licence %s not released now: %s", pk, exc)
+    return settled
+
+
+def _pending_license_settle(pk: int, payment_intent_id: str, *, now: datetime) -> bool:
+    if not payment_intent_id:
+        dropped, _ = License.objects.filter(
+            pk=pk, status=License.Status.PENDING, stripe_payment_intent_id=""
+        ).delete()
+        if dropped:
+            logger.info("licence %s dropped: its payment was never created", pk)
+        return bool(dropped)
+    with stripe_errors():
+        intent = stripe.PaymentIntent.retrieve(payment_intent_id, api_key=stripe_api_key())
+    status = intent.status
+    if status == "succeeded":
+        return (
+            license_payment_succeeded(payment_intent=intent.to_dict(), occurred_at=now) is not None
+        )
+    if status in PAYMENT_CANCELABLE_STATES:
+        # A key per run: Stripe replays a failed answer to the same key for a day, and each
+        # run reads the intent's state first, so a later run's cancel is a new request.
+        with stripe_errors():
+            intent = stripe.PaymentIntent.cancel(
+                payment_intent_id,
+                cancellation_reason="abandoned",
+                api_key=stripe_api_key(),
+                idempotency_key=f"content-license-pi-abandon-{pk}-{now:%Y%m%dT%H%M%S}",
+            )
+        status = intent.status
+    if status != "canceled":
+        return False  # processing: it ends in succeeded or requires_payment_method
+    return license_payment_failed(payment_intent=intent.to_dict(), occurred_at=now)
 
 
 def sale_posting(payment_intent_id: str) -> Transaction | None:

@@ -298,6 +298,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "content.tasks.licenses_expire_due",
         "schedule": crontab(minute="*/5"),  # verification already answers expired on time
     },
+    "content-pending-licenses-release": {
+        "task": "content.tasks.pending_licenses_release",
+        "schedule": crontab(minute="*/10"),
+    },
     "affiliates-payouts-monthly": {
         "task": "affiliates.tasks.commissions.affiliate_payouts_run",
         "schedule": crontab(minute=30, hour=6, day_of_month=1),  # as of the month's last day
@@ -340,6 +344,11 @@ CONTENT_PAYOUT_MINIMUM = env.int("CONTENT_PAYOUT_MINIMUM", default=1000)
 CONTENT_PAYOUT_HOLD_DAYS = env.int("CONTENT_PAYOUT_HOLD_DAYS", default=14)
 if CONTENT_PAYOUT_HOLD_DAYS < 0:
     raise ImproperlyConfigured("CONTENT_PAYOUT_HOLD_DAYS must be 0 or more.")
+# A licence payment the buyer has not finished (3-D Secure) this long after the purchase is
+# canceled and its licence released (an exclusive item is then free for other buyers).
+CONTENT_PENDING_PAYMENT_MINUTES = env.int("CONTENT_PENDING_PAYMENT_MINUTES", default=60)
+if CONTENT_PENDING_PAYMENT_MINUTES < 1:
+    raise ImproperlyConfigured("CONTENT_PENDING_PAYMENT_MINUTES must be at least 1.")
 
 # Sales tax / VAT on one-time licence sales (PaymentIntents, no invoice): the rate (%) per
 # buyer country, "DE:19,FR:20,GB:20" (ISO 3166-1 alpha-2); unset or a country not listed: no

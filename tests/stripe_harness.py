@@ -262,6 +262,10 @@ class StripeFake:
         form = {"method": method, "path": path, "when": when, "status": status, "count": count}
         _request("POST", self.api_base + "/_config/faults", urllib.parse.urlencode(form).encode())
 
+    def clear_faults(self) -> None:
+        """Forget the faults not yet used (``fail_next``): Stripe is back."""
+        _request("DELETE", self.api_base + "/_config/faults")
+
     def flush(self) -> None:
         """Forget every object, queued event, delivery record and webhook endpoint."""
         _request("DELETE", self.api_base + "/_config/data")
