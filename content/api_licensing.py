@@ -12,8 +12,6 @@ Views parse input and call `content.licensing`.
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -31,7 +29,7 @@ from content.api import CREATOR_ERRORS, NOT_YOURS, PUBLIC_ERRORS, CreatorAPIView
 from content.models import License, LicenseUsage
 from revenue_site.errors import error_body, error_response
 from revenue_site.pagination import LimitOffsetPagination
-from revenue_site.throttling import LocalPerIpRateThrottle, PerIpRateThrottle
+from revenue_site.throttling import FailureLimit, LocalPerIpRateThrottle, PerIpRateThrottle
 
 
 class LicenseVerifyThrottle(LocalPerIpRateThrottle):
@@ -49,63 +47,23 @@ class LicenseVerifyFailedThrottle(PerIpRateThrottle):
     scope = "license_verify_failed"
 
 
-class _GuessingBlock:
-    """Addresses over the failed-verification limit, as this worker learnt it: until the limit
-    lets them through again, every verification they send is refused, valid keys included
-    (else a guesser would still learn of a hit). A worker learns it on the address's next
-    failure, so a guesser gets at most one more guess per worker than the limit."""
-
-    def __init__(self, max_addresses: int = 10_000) -> None:
-        self.max_addresses = max_addresses
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def wait(self, ident: str, now: float) -> float | None:
-        until = self._until.get(ident)
-        if until is None:
-            return None
-        if until <= now:
-            with self._lock:
-                self._until.pop(ident, None)
-            return None
-        return until - now
-
-    def block(self, ident: str, until: float) -> None:
-        with self._lock:
-            if len(self._until) >= self.max_addresses:
-                now = time.time()
-                self._until = {k: v for k, v in self._until.items() if v > now}
-                if len(self._until) >= self.max_addresses:
-                    self._until = {}
-            self._until[ident] = until
-
-    def clear(self) -> None:
-        with self._lock:
-            self._until = {}
+# Guessing keys: a shared limit on unknown keys per address, then every key refused.
+guessing = FailureLimit(LicenseVerifyFailedThrottle)
 
 
-guessing_block = _GuessingBlock()
-
-
-def verification_refused(request: HttpRequest) -> exceptions.Throttled | None:
+def verification_refused(request: HttpRequest | Request) -> exceptions.Throttled | None:
     """Throttled when this address is over the verification rate (this worker's count) or
-    blocked for guessing; else None."""
+    blocked for guessing; else None. ``request``: Django's or DRF's (reads ``META``)."""
     throttle = LicenseVerifyThrottle()
     if not throttle.allow_request(request, None):  # type: ignore[arg-type]  # reads META only
         return exceptions.Throttled(throttle.wait())
-    wait = guessing_block.wait(throttle.get_ident(request), time.time())  # type: ignore[arg-type]
-    return None if wait is None else exceptions.Throttled(wait)
+    return guessing.refused(request)
 
 
-def failed_verification(request: HttpRequest) -> exceptions.Throttled | None:
+def failed_verification(request: HttpRequest | Request) -> exceptions.Throttled | None:
     """Count a verification of an unknown key against the address's shared limit; Throttled
     (and the address blocked in this worker) when that goes over it."""
-    throttle = LicenseVerifyFailedThrottle()
-    if throttle.allow_request(request, None):  # type: ignore[arg-type]  # reads META only
-        return None
-    wait = throttle.wait()
-    guessing_block.block(throttle.get_ident(request), time.time() + wait)  # type: ignore[arg-type]
-    return exceptions.Throttled(wait)
+    return guessing.failed(request)
 
 
 class LicenseUsageThrottle(PerIpRateThrottle):
@@ -215,7 +173,7 @@ class LicenseVerifyView(APIView):
     def get(self, request: Request) -> Response:
         """What a licence key is worth now: `valid`, `expired`, `revoked`, `suspended`,
         `over_limit` (a limit's allowance is used up) or `unknown` (any key we cannot use)."""
-        refused = verification_refused(request._request)
+        refused = verification_refused(request)
         if refused is not None:
             raise refused
         key = request.query_params.get("key")
@@ -223,7 +181,7 @@ class LicenseVerifyView(APIView):
             raise exceptions.ValidationError({"key": [_KEY_MISSING]})
         result = licensing.license_verify(key=key)
         if result.status == licensing.VerifyStatus.UNKNOWN:
-            refused = failed_verification(request._request)
+            refused = failed_verification(request)
             if refused is not None:
                 raise refused
         return Response(result.as_dict())

@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from django.core.cache import cache
+from django.http import HttpRequest
+from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 if TYPE_CHECKING:  # rest_framework.views imports the throttle classes named in the settings
     from rest_framework.views import APIView
@@ -77,41 +81,78 @@ def window_hits(key: str, window: int, seconds: int) -> tuple[int, int]:
     return count, int(cache.get(previous) or 0)
 
 
-class LocalWindowCounter:
+V = TypeVar("V")
+
+
+class _BoundedTable(Generic[V]):
+    """A per-process table of at most ``max_keys`` entries, behind a lock. Making room for a
+    new key drops the entries ``live`` rejects, and if that frees nothing the table starts
+    afresh: a flood of new addresses resets what the table knows, it does not grow the
+    worker's memory."""
+
+    def __init__(self, max_keys: int) -> None:
+        self.max_keys = max_keys
+        self._rows: dict[str, V] = {}
+        self._lock = threading.Lock()
+
+    def _make_room(self, live: Callable[[V], bool]) -> None:  # call holding the lock
+        if len(self._rows) < self.max_keys:
+            return
+        self._rows = {k: v for k, v in self._rows.items() if live(v)}
+        if len(self._rows) >= self.max_keys:
+            self._rows = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows = {}
+
+
+class LocalWindowCounter(_BoundedTable[tuple[int, int, int]]):
     """``window_hits`` kept in this process's memory: no round trip, so no shared limit (each
     gunicorn worker counts on its own). For limits that guard capacity rather than secrets.
-
-    Bounded: past ``max_keys`` keys, the ones not hit in this window or the one before are
-    dropped, and if that frees nothing the table starts afresh (a flood of new addresses
-    resets the counts; it does not grow the worker's memory)."""
+    Bounded (``_BoundedTable``): keys not hit in this window or the one before go first."""
 
     def __init__(self, max_keys: int = 100_000) -> None:
-        self.max_keys = max_keys
-        self._counts: dict[str, tuple[int, int, int]] = {}  # key -> (window, count, before)
-        self._lock = threading.Lock()
+        super().__init__(max_keys)  # rows: key -> (window, count, count of the window before)
 
     def hit(self, key: str, window: int) -> tuple[int, int]:
         with self._lock:
-            found = self._counts.get(key)
+            found = self._rows.get(key)
             if found is None:
-                if len(self._counts) >= self.max_keys:
-                    self._prune(window)
+                self._make_room(lambda row: row[0] >= window - 1)
                 count, before = 1, 0
             elif found[0] == window:
                 count, before = found[1] + 1, found[2]
             else:
                 count, before = 1, found[1] if found[0] == window - 1 else 0
-            self._counts[key] = (window, count, before)
+            self._rows[key] = (window, count, before)
             return count, before
 
-    def _prune(self, window: int) -> None:
-        self._counts = {k: v for k, v in self._counts.items() if v[0] >= window - 1}
-        if len(self._counts) >= self.max_keys:
-            self._counts = {}
 
-    def clear(self) -> None:
+class LocalBlocks(_BoundedTable[float]):
+    """Keys blocked until a time (``time.time()``), as this process learnt it. Bounded
+    (``_BoundedTable``): blocks already over go first."""
+
+    def __init__(self, max_keys: int = 10_000) -> None:
+        super().__init__(max_keys)
+
+    def wait(self, key: str, now: float) -> float | None:
+        """Seconds the key is still blocked for, or None."""
+        until = self._rows.get(key)
+        if until is None:
+            return None
+        if until <= now:
+            with self._lock:
+                self._rows.pop(key, None)
+            return None
+        return until - now
+
+    def block(self, key: str, until: float) -> None:
         with self._lock:
-            self._counts = {}
+            if key not in self._rows:
+                now = time.time()
+                self._make_room(lambda blocked_until: blocked_until > now)
+            self._rows[key] = until
 
 
 class SlidingWindowRateThrottle(SimpleRateThrottle):
@@ -199,3 +240,37 @@ class LocalPerIpRateThrottle(PerIpRateThrottle):
 
     def hits(self, key: str, window: int, seconds: int) -> tuple[int, int]:
         return self.counter.hit(key, window)
+
+
+_IDENT = BaseThrottle()  # get_ident: the client's address (NUM_PROXIES), no state
+
+
+class FailureLimit:
+    """A limit on failures per address (``throttle``, counted in the shared cache by every
+    worker), and a block of everything the address sends once it is over, kept in each
+    worker's memory (``LocalBlocks``): the refusal costs no round trip, and only failures
+    pay one. A worker learns of a block on the address's next failure, so an address gets
+    at most one more failure per worker than the limit. For secrets that can be guessed
+    (licence keys): once over, even a right guess is refused, so a hit tells nothing.
+
+    ``request`` may be Django's or DRF's (only ``META`` is read)."""
+
+    def __init__(self, throttle: type[PerIpRateThrottle], max_addresses: int = 10_000) -> None:
+        self.throttle = throttle
+        self.blocks = LocalBlocks(max_addresses)
+
+    def refused(self, request: HttpRequest | Request) -> Throttled | None:
+        """Throttled while this worker knows the address to be over the limit, else None."""
+        ident = _IDENT.get_ident(request)  # type: ignore[arg-type]  # reads META only
+        wait = self.blocks.wait(ident, time.time())
+        return None if wait is None else Throttled(wait)
+
+    def failed(self, request: HttpRequest | Request) -> Throttled | None:
+        """Count one failure; Throttled (and the address blocked in this worker) when that is
+        over the limit, else None."""
+        throttle = self.throttle()
+        if throttle.allow_request(request, None):  # type: ignore[arg-type]  # reads META only
+            return None
+        wait = throttle.wait()
+        self.blocks.block(throttle.get_ident(request), time.time() + wait)  # type: ignore[arg-type]
+        return Throttled(wait)

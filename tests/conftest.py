@@ -68,11 +68,11 @@ def _process_local_throttles_clear():
     """Some rate limits count in the worker's memory (revenue_site.throttling.
     LocalPerIpRateThrottle, the licence verification's guessing block): one test's counts
     must not limit the next one's requests."""
-    from content.api_licensing import guessing_block
+    from content.api_licensing import guessing
     from revenue_site.throttling import LocalPerIpRateThrottle
 
     LocalPerIpRateThrottle.counter.clear()
-    guessing_block.clear()
+    guessing.blocks.clear()
     yield
     LocalPerIpRateThrottle.counter.clear()
-    guessing_block.clear()
+    guessing.blocks.clear()

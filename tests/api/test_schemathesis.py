@@ -231,12 +231,12 @@ def _headers_for(role: str) -> dict[str, str]:
 
 def _rate_limits_clear() -> None:
     """Rate limits count in the cache and, some, in this process's memory."""
-    from content.api_licensing import guessing_block
+    from content.api_licensing import guessing
     from revenue_site.throttling import LocalPerIpRateThrottle
 
     cache.clear()
     LocalPerIpRateThrottle.counter.clear()
-    guessing_block.clear()
+    guessing.blocks.clear()
 
 
 def _call_and_validate(case: Any, headers: dict[str, str]) -> None:

@@ -103,11 +103,11 @@ def test_a_connection_broken_since_its_last_use_is_replaced_not_a_500():
 
 def _forget_local_limits():
     """As if the next request reached another gunicorn worker (its own process memory)."""
-    from content.api_licensing import guessing_block
+    from content.api_licensing import guessing
     from revenue_site.throttling import LocalPerIpRateThrottle
 
     LocalPerIpRateThrottle.counter.clear()
-    guessing_block.clear()
+    guessing.blocks.clear()
 
 
 def test_guessing_keys_is_limited_across_workers_and_then_hides_valid_keys_too(settings):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from revenue_site.throttling import LocalWindowCounter
+from revenue_site.throttling import LocalBlocks, LocalWindowCounter
 
 
 def test_counts_within_a_window_and_carries_the_previous_one():
@@ -34,12 +34,37 @@ def test_the_table_stays_bounded():
     counter = LocalWindowCounter(max_keys=100)
     for i in range(1000):
         counter.hit(f"k{i}", 5)
-    assert len(counter._counts) <= 100
+    assert len(counter._rows) <= 100
     # Keys of older windows go first; current ones are kept while there is room.
     counter = LocalWindowCounter(max_keys=3)
     counter.hit("old", 1)
     counter.hit("x", 5)
     counter.hit("y", 5)
     assert counter.hit("z", 5) == (1, 0)
-    assert set(counter._counts) == {"x", "y", "z"}
+    assert set(counter._rows) == {"x", "y", "z"}
     assert counter.hit("x", 5) == (2, 0)
+
+
+def test_a_block_lasts_until_its_time_then_is_forgotten():
+    blocks = LocalBlocks()
+    blocks.block("10.0.0.1", until=1_000.0)
+    assert blocks.wait("10.0.0.1", now=990.0) == 10.0
+    assert blocks.wait("10.0.0.2", now=990.0) is None
+    assert blocks.wait("10.0.0.1", now=1_000.0) is None
+    assert blocks._rows == {}
+
+
+def test_the_blocks_stay_bounded_dropping_the_ones_over_first():
+    blocks = LocalBlocks(max_keys=100)
+    far = 10.0**12
+    for i in range(1000):
+        blocks.block(f"k{i}", until=far)
+    assert len(blocks._rows) <= 100
+    blocks = LocalBlocks(max_keys=3)
+    blocks.block("over", until=1.0)  # already past
+    blocks.block("x", until=far)
+    blocks.block("y", until=far)
+    blocks.block("z", until=far)
+    assert set(blocks._rows) == {"x", "y", "z"}
+    blocks.block("x", until=far + 1)  # a known key never makes room
+    assert set(blocks._rows) == {"x", "y", "z"}
