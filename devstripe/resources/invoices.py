@@ -253,6 +253,12 @@ def _pay_invoice(cls: type[Invoice], id: str, **kwargs: Any) -> Invoice:
     obj.payment_intent = pi.id
     pi.invoice = obj.id
     _invoice_payment_open(obj, pi)
+    if (
+        sub is not None
+        and sub.status == "incomplete"
+        and getattr(sub, "_default_incomplete", False)
+    ):
+        return obj  # the customer confirms the payment intent (confirmation_secret)
     pi._confirm(on_failure_now=lambda: None)
     if pi.latest_charge is not None and pi.latest_charge.status == "failed":
         emit("payment_intent.payment_failed", pi)

@@ -12,6 +12,9 @@
   Stripe renders it on each item (``items.data[].current_period_start``/``end``), not on the
   subscription; localstripe's ``current_period_*``/``plan``/``quantity`` properties stay for
   the fake's own code but are not rendered;
+- ``payment_behavior=default_incomplete``: the first invoice is finalized with a payment
+  intent left unconfirmed, for the customer to confirm (Stripe.js); the subscription is
+  ``incomplete`` until it succeeds;
 - a coupon applied with ``discounts=[{"coupon": id}]`` is a Discount (``di_``), listed by id
   in ``discounts`` (``expand=["discounts.source.coupon"]`` gives the objects);
 - everything runs on the customer's test clock time when it has one (``base.customer_time``).
@@ -194,7 +197,9 @@ def _subscription_init(
         _require(isinstance(customer, str) and customer.startswith("cus_"))
         _validate_items(items, updating=False)
         _require(items)
-        _require(payment_behavior in ("allow_incomplete", "error_if_incomplete"))
+        _require(
+            payment_behavior in ("allow_incomplete", "default_incomplete", "error_if_incomplete")
+        )
         _require(trial_period_days is None or isinstance(trial_period_days, int))
         _require(trial_end is None or isinstance(trial_end, int))
         _require(cancel_at_period_end is None or isinstance(cancel_at_period_end, bool))
@@ -239,6 +244,9 @@ def _subscription_init(
     self.billing_cycle_anchor = started
     self._period_start = self._period_end = None
     self._enable_incomplete_payments = payment_behavior != "error_if_incomplete"
+    # Stripe: "create Subscriptions with status=incomplete when the first invoice requires
+    # payment" and leave its PaymentIntent for the customer to confirm (invoices.py).
+    self._default_incomplete = payment_behavior == "default_incomplete"
 
     self.discount = _discount(self, coupon)
     self.items = List("/v1/subscription_items?subscription=" + self.id)

@@ -296,6 +296,35 @@ def test_allow_incomplete_keeps_a_subscription_waiting_for_authentication(monthl
     assert intent.status == "requires_action"
 
 
+def test_default_incomplete_leaves_the_first_payment_for_the_customer_to_confirm(
+    monthly, stripe_fake
+):
+    """Stripe: "create Subscriptions with status=incomplete when the first invoice requires
+    payment ... transition to status=active when successfully confirming the payment intent
+    on the first invoice"."""
+    customer = stripe.Customer.create(email="default-incomplete@example.com")
+    method = stripe.PaymentMethod.attach("pm_card_visa", customer=customer.id)
+    stripe_sub = stripe.Subscription.create(
+        customer=customer.id,
+        items=[{"price": monthly.id}],
+        default_payment_method=method.id,
+        payment_behavior="default_incomplete",
+        expand=["latest_invoice.confirmation_secret"],
+        idempotency_key=_key("sub"),
+    )
+    assert stripe_sub.status == "incomplete"
+    assert stripe_sub.latest_invoice.status == "open"
+    secret = stripe_sub.latest_invoice.confirmation_secret.client_secret
+    intent_id = invoice_payment_intent_id(stripe_sub.latest_invoice.id)
+    assert secret.startswith(intent_id + "_secret_")
+    assert stripe.PaymentIntent.retrieve(intent_id).status != "succeeded"  # not attempted
+
+    stripe.PaymentIntent.confirm(intent_id, payment_method=method.id)
+
+    assert stripe.Invoice.retrieve(stripe_sub.latest_invoice.id).status == "paid"
+    assert stripe.Subscription.retrieve(stripe_sub.id).status == "active"
+
+
 def test_subscription_update_and_cancel_sync(product, monthly, customer_with_card, stripe_fake):
     customer, _ = customer_with_card
     yearly = stripe.Price.create(
