@@ -3,11 +3,10 @@
 - `POST content/<id>/licenses/` `{license_type, payment_method}` — buy a licence: a one-time
   price is charged now, a recurring one starts a Stripe Subscription, a per-use one is issued
   at once and its uses billed monthly to the payment method (kept on file). 201 with the
-  licence and its `key` (shown this once), and `payment.client_secret` while a one-time
-  payment waits for the buyer's 3-D Secure step (the licence is `pending` until then); 400
-  naming the field, 404 for an item not on sale, 402 declined (a recurring price with a card
-  that needs 3-D Secure: `invoice_payment_intent_requires_action`), 409 when the exclusive
-  licence is taken, 503.
+  licence and its `key` (shown this once), and `payment.client_secret` while the payment
+  waits for the buyer's 3-D Secure step (the licence is `pending` until then); 400 naming
+  the field, 404 for an item not on sale, 402 declined, 409 when the exclusive licence is
+  taken, 503.
 - `GET content/licenses/` — the buyer's licences (key prefix only), newest first.
 """
 
@@ -50,11 +49,14 @@ class LicenseSerializer(serializers.ModelSerializer[License]):
 class PaymentStepSerializer(serializers.Serializer[Any]):
     payment_intent = serializers.CharField(read_only=True, help_text="The Stripe PaymentIntent.")
     status = serializers.CharField(
-        read_only=True, help_text="Its Stripe status, e.g. `requires_action`."
+        read_only=True,
+        help_text="Its Stripe status: `requires_action` (one-time), or `requires_confirmation` "
+        "or `requires_payment_method` (a recurring price's first invoice).",
     )
     client_secret = serializers.CharField(
         read_only=True,
-        help_text="For Stripe.js in the buyer's browser: `stripe.handleNextAction()`.",
+        help_text="For Stripe.js in the buyer's browser: "
+        "`stripe.confirmCardPayment(client_secret, {payment_method})` runs 3-D Secure.",
     )
 
 
@@ -66,9 +68,10 @@ class PurchasedLicenseSerializer(LicenseSerializer):
         read_only=True,
         allow_null=True,
         help_text=(
-            "While `status` is `pending` on a one-time price: the payment the buyer still has to "
-            "complete (3-D Secure). The licence turns `active` when Stripe confirms it; unfinished "
-            "after `CONTENT_PENDING_PAYMENT_MINUTES` (default 60), it is canceled and the licence "
+            "While `status` is `pending`: the payment the buyer still has to complete (3-D "
+            "Secure; a one-time price's PaymentIntent, or a recurring price's first invoice). "
+            "The licence turns `active` when Stripe confirms it; unfinished after "
+            "`CONTENT_PENDING_PAYMENT_MINUTES` (default 60), it is canceled and the licence "
             "released. Null otherwise."
         ),
     )
@@ -96,10 +99,7 @@ class LicensePurchaseView(APIView):
             201: PurchasedLicenseSerializer,
             400: _error("Invalid input; `error.fields` names the field."),
             401: _error("Not authenticated."),
-            402: _error(
-                "The card was declined (`error.decline_code`), or, on a recurring price, needs "
-                "3-D Secure (`invoice_payment_intent_requires_action`)."
-            ),
+            402: _error("The card was declined (`error.decline_code`)."),
             404: _error("No such published item."),
             409: _error("The item's exclusive licence is held or being bought."),
             503: _error("The payment provider is unavailable; retry after `Retry-After`."),
@@ -108,8 +108,8 @@ class LicensePurchaseView(APIView):
     )
     def post(self, request: Request, item_id: int) -> Response:
         """Buy a licence (one-time: charged now; recurring: a subscription; per use: billed
-        monthly for its uses); the key in the answer is shown only once. A one-time payment
-        that needs 3-D Secure answers a `pending` licence and `payment.client_secret`."""
+        monthly for its uses); the key in the answer is shown only once. A payment that needs
+        3-D Secure answers a `pending` licence and `payment.client_secret`."""
         data = PurchaseInput(data=request.data)
         data.is_valid(raise_exception=True)
         try:

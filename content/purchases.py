@@ -54,7 +54,6 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import User
 from affiliates.services.commissions import commission_accrue_sale
@@ -487,49 +486,20 @@ def license_payment_failed(*, payment_intent: Mapping[str, Any], occurred_at: da
 # --- payments left unfinished --------------------------------------------------------------
 
 
-def pending_payment_ttl() -> timedelta:
-    return timedelta(minutes=settings.CONTENT_PENDING_PAYMENT_MINUTES)
-
-
-def pending_licenses_release(*, now: datetime | None = None) -> int:
-    """Release the PENDING licences older than ``CONTENT_PENDING_PAYMENT_MINUTES``: a buyer
-    who never finished 3-D Secure would otherwise hold an exclusive item for ever (Stripe
-    leaves such a PaymentIntent in ``requires_action`` indefinitely).
-
-    Per licence, from what Stripe says of its PaymentIntent now: ``succeeded`` (its event
-    missed or late) activates it as the event would; a cancelable one is canceled
-    (``abandoned``, with an idempotency key) and the licence dropped; ``processing`` is left to
-    finish. A licence with no PaymentIntent and no Subscription (the request died before
-    Stripe answered) is dropped; a payment that succeeded anyway is refunded when its event
-    arrives (``license_payment_succeeded``). Recurring licences waiting on a Subscription are
-    left to its events. Stripe being unavailable leaves the rest for the next run.
-    Returns how many licences were dropped or activated."""
-    now = now or timezone.now()
-    stale = list(
-        License.objects.filter(
-            status=License.Status.PENDING,
-            created_at__lt=now - pending_payment_ttl(),
-            stripe_subscription_id="",
-        )
-        .order_by("created_at", "pk")
-        .values_list("pk", "stripe_payment_intent_id")
-    )
-    settled = 0
-    for pk, payment_intent_id in stale:
-        try:
-            settled += _pending_license_settle(pk, payment_intent_id, now=now)
-        except BillingError as exc:
-            logger.warning("pending licence %s not released now: %s", pk, exc)
-    return settled
-
-
-def _pending_license_settle(pk: int, payment_intent_id: str, *, now: datetime) -> bool:
+def pending_payment_settle(*, license_pk: int, payment_intent_id: str, now: datetime) -> bool:
+    """A one-time licence still PENDING past the wait (``content.acquire.
+    pending_licenses_release``): what Stripe says of its PaymentIntent now decides.
+    ``succeeded`` (its event missed or late) activates it as the event would; a cancelable one
+    is canceled (``abandoned``) and the licence dropped; ``processing`` is left to finish. With
+    no PaymentIntent (the request died before Stripe answered) the licence is dropped; a
+    payment that succeeded anyway is refunded when its event arrives
+    (``license_payment_succeeded``). Returns whether the licence was dropped or activated."""
     if not payment_intent_id:
         dropped, _ = License.objects.filter(
-            pk=pk, status=License.Status.PENDING, stripe_payment_intent_id=""
+            pk=license_pk, status=License.Status.PENDING, stripe_payment_intent_id=""
         ).delete()
         if dropped:
-            logger.info("licence %s dropped: its payment was never created", pk)
+            logger.info("licence %s dropped: its payment was never created", license_pk)
         return bool(dropped)
     with stripe_errors():
         intent = stripe.PaymentIntent.retrieve(payment_intent_id, api_key=stripe_api_key())
@@ -546,7 +516,7 @@ def _pending_license_settle(pk: int, payment_intent_id: str, *, now: datetime) -
                 payment_intent_id,
                 cancellation_reason="abandoned",
                 api_key=stripe_api_key(),
-                idempotency_key=f"content-license-pi-abandon-{pk}-{now:%Y%m%dT%H%M%S}",
+                idempotency_key=f"content-license-pi-abandon-{license_pk}-{now:%Y%m%dT%H%M%S}",
             )
         status = intent.status
     if status != "canceled":

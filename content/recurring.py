@@ -5,10 +5,17 @@
   Subscription for the buyer's customer (``billing_customer_ensure``) with the payment method
   attached and as its default, ``payment_behavior=error_if_incomplete`` (a declined first
   payment raises 402 and leaves no subscription) and the idempotency key from the licence's
-  pk. Its metadata names the licence (``content_license``) and the revenue account
-  (``revenue.content``), which the invoices carry under ``parent.subscription_details``: the
-  subscriptions app's invoice postings book them as content revenue, not SaaS revenue. A
-  failure deletes the pending licence.
+  pk. When Stripe answers that the first payment needs the buyer's action (3-D Secure,
+  ``invoice_payment_intent_requires_action``, nothing created), the subscription is created
+  again with ``payment_behavior=default_incomplete``: ``incomplete``, its first invoice open
+  with a PaymentIntent for the buyer to confirm in their browser (``Purchase.payment``, from
+  the invoice's ``confirmation_secret``); the licence stays PENDING until ``invoice.paid``.
+  One left unconfirmed is canceled after ``CONTENT_PENDING_PAYMENT_MINUTES``
+  (``content.purchases.pending_licenses_release``), or by Stripe after 23 hours
+  (``incomplete_expired``). Its metadata names the licence (``content_license``) and the
+  revenue account (``revenue.content``), which the invoices carry under
+  ``parent.subscription_details``: the subscriptions app's invoice postings book them as
+  content revenue, not SaaS revenue. A failure deletes the pending licence.
 - ``license_subscription_changed`` (``customer.subscription.*``): the licence is ACTIVE while
   the subscription is active (or trialing, or past due while Stripe retries) and does not
   expire; once it is set to cancel, is canceled, or is unpaid, the licence expires at the
@@ -36,12 +43,17 @@ from django.utils import timezone
 
 from accounts.models import User
 from content.models import License, LicenseType
-from content.purchases import Purchase, _pending_license_create
+from content.purchases import PaymentStep, Purchase, _pending_license_create
 from content.royalties import revenue_split_post, split_key
 from content.services import license_type_price_push
 from ledger.chart import SystemAccount
 from ledger.models import Transaction
-from revenue_site.stripe_errors import BillingError, BillingInputError, stripe_errors
+from revenue_site.stripe_errors import (
+    BillingError,
+    BillingInputError,
+    PaymentDeclined,
+    stripe_errors,
+)
 from revenue_site.stripe_payloads import invoice_tax, stripe_id, stripe_time
 from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import SubscriptionState
@@ -53,6 +65,8 @@ logger = logging.getLogger(__name__)
 METADATA_KEY = "content_license"
 # Statuses in which a recurring licence stays usable (past_due: Stripe is still retrying).
 LIVE_STATUSES = ("active", "trialing", "past_due")
+# Stripe's 402 code for a first payment that needs the customer (error_if_incomplete).
+ACTION_REQUIRED = "invoice_payment_intent_requires_action"
 ENDED_STATUSES = ("canceled", "unpaid", "incomplete_expired")
 
 
@@ -75,7 +89,14 @@ def license_subscribe(
     ).purchase
     license = purchase.license
     try:
-        subscription = _subscription_create(license=license, payment_method=payment_method)
+        try:
+            subscription = _subscription_create(license=license, payment_method=payment_method)
+        except PaymentDeclined as exc:
+            if exc.code != ACTION_REQUIRED:
+                raise
+            subscription = _subscription_create(
+                license=license, payment_method=payment_method, behavior="default_incomplete"
+            )
     except BillingError:
         License.objects.filter(pk=license.pk, status=License.Status.PENDING).delete()
         raise
@@ -84,7 +105,27 @@ def license_subscribe(
         locked = License.objects.select_for_update().get(pk=license.pk)
         _apply(locked, subscription, occurred_at=license.created_at)
     license.refresh_from_db()
-    return Purchase(license=license, key=purchase.key)
+    step = None
+    if license.status == License.Status.PENDING:
+        # After the commit: should Stripe fail here, the buyer gets a 503 and the pending
+        # licence is settled by pending_licenses_release after the wait.
+        step = _first_payment_step(subscription)
+    return Purchase(license=license, key=purchase.key, payment=step)
+
+
+def _first_payment_step(subscription: Mapping[str, Any]) -> PaymentStep | None:
+    """What the buyer's browser needs to confirm an incomplete subscription's first payment:
+    the PaymentIntent behind the first invoice's ``confirmation_secret``."""
+    invoice = subscription.get("latest_invoice")
+    if not isinstance(invoice, Mapping):
+        return None
+    secret = str((invoice.get("confirmation_secret") or {}).get("client_secret") or "")
+    if "_secret_" not in secret:
+        return None
+    intent_id = secret.split("_secret_", 1)[0]
+    with stripe_errors():
+        intent = stripe.PaymentIntent.retrieve(intent_id, api_key=stripe_api_key())
+    return PaymentStep(payment_intent=intent_id, status=intent.status, client_secret=secret)
 
 
 @stripe_errors(
@@ -95,7 +136,9 @@ def license_subscribe(
         "price": "license_type",
     }
 )
-def _subscription_create(*, license: License, payment_method: str) -> dict[str, Any]:
+def _subscription_create(
+    *, license: License, payment_method: str, behavior: str = "error_if_incomplete"
+) -> dict[str, Any]:
     license_type = license_type_price_push(license_type=license.license_type)
     billing_customer, customer = billing_customer_ensure(user=license.holder)
     payment_method = payment_method.strip()
@@ -114,14 +157,17 @@ def _subscription_create(*, license: License, payment_method: str) -> dict[str, 
         customer=customer.id,
         items=[{"price": license_type.stripe_price_id, "quantity": 1}],
         default_payment_method=method.id,
-        payment_behavior="error_if_incomplete",
+        payment_behavior=behavior,
         metadata={
             METADATA_KEY: str(license.pk),
             "revenue_account": SystemAccount.REVENUE_CONTENT.value,
             "billing_customer": str(billing_customer.pk),
         },
+        expand=["latest_invoice.confirmation_secret"],
         api_key=stripe_api_key(),
-        idempotency_key=f"content-license-sub-{license.pk}",
+        # A refused create leaves nothing, so the second one (default_incomplete) is new.
+        idempotency_key=f"content-license-sub-{license.pk}"
+        + ("" if behavior == "error_if_incomplete" else f"-{behavior}"),
     )
     return dict(subscription.to_dict())
 
@@ -196,6 +242,32 @@ def license_subscription_changed(
         return None
     _apply(license, subscription, occurred_at=occurred_at)
     return license
+
+
+def pending_subscription_settle(*, license_pk: int, subscription_id: str, now: datetime) -> bool:
+    """A recurring licence still PENDING past the wait (``pending_licenses_release``): what
+    Stripe says of its subscription now decides. ``incomplete`` (the buyer never confirmed the
+    first payment) is canceled, with a key per run (Stripe replays a failed answer to the same
+    key), and the licence ends as a canceled never-paid one (EXPIRED); a live one (its events
+    missed or late) activates it; an ended one ends it. Returns whether the licence changed."""
+    with stripe_errors():
+        subscription = stripe.Subscription.retrieve(subscription_id, api_key=stripe_api_key())
+        if subscription.status == "incomplete":
+            subscription = stripe.Subscription.cancel(
+                subscription_id,
+                api_key=stripe_api_key(),
+                idempotency_key=f"content-license-sub-abandon-{license_pk}-{now:%Y%m%dT%H%M%S}",
+            )
+    with transaction.atomic():
+        license = (
+            License.objects.select_for_update()
+            .filter(pk=license_pk, status=License.Status.PENDING)
+            .first()
+        )
+        if license is None:
+            return False
+        _apply(license, subscription.to_dict(), occurred_at=now)
+        return license.status != License.Status.PENDING
 
 
 def _subscription_details(invoice: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -7,7 +7,7 @@ import datetime
 from celery import Task, shared_task
 from django.utils import timezone
 
-from content import licensing, purchases
+from content import acquire, licensing
 from content.services import PAYEE_TYPE
 from ledger.tasks import payout_batch_run_or_retry
 
@@ -21,8 +21,8 @@ def licenses_expire_due() -> int:
 @shared_task(name="content.tasks.pending_licenses_release")
 def pending_licenses_release() -> int:
     """Cancel licence payments left unfinished past ``CONTENT_PENDING_PAYMENT_MINUTES`` and
-    release their licences (``content.purchases.pending_licenses_release``)."""
-    return purchases.pending_licenses_release()
+    release their licences (``content.acquire.pending_licenses_release``)."""
+    return acquire.pending_licenses_release()
 
 
 @shared_task(bind=True, name="content.tasks.creator_payouts_run", ignore_result=True)

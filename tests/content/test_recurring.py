@@ -5,15 +5,19 @@ paid for, refunds reversing that invoice's split."""
 
 from __future__ import annotations
 
+import urllib.parse
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 import stripe
+from django.conf import settings as django_settings
 from django.db.models import Sum
 from rest_framework.test import APIClient
 
 from content import licensing, royalties
+from content.acquire import pending_licenses_release
 from content.earnings import creator_earnings, earnings_row
 from content.models import License, LicenseType
 from content.services import content_shares_set, license_type_create, license_type_update
@@ -223,21 +227,92 @@ def test_a_declined_first_payment_leaves_no_licence_and_no_subscription(stripe_f
     assert not stripe.Subscription.list(customer=customer).data
 
 
-def test_a_card_that_needs_authentication_is_refused_and_leaves_nothing(stripe_fake):
-    """Subscriptions are created with ``error_if_incomplete``: Stripe answers 402 for a first
-    payment that needs 3-D Secure, and nothing is left pending (an exclusive item stays free)."""
-    item, _ = three_creator_item()
-    license_type = recurring_type(item, kind="exclusive")
+def authenticate_in_browser(stripe_fake, payment: dict, payment_method: str) -> None:
+    """What Stripe.js does with the answer's client secret: confirm the first invoice's
+    payment with the card, then the 3-D Secure step (the fake's endpoint)."""
+    stripe.PaymentIntent.confirm(payment["payment_intent"], payment_method=payment_method)
+    body = urllib.parse.urlencode(
+        {"client_secret": payment["client_secret"], "success": "true"}
+    ).encode()
+    request = urllib.request.Request(
+        f"{stripe_fake.api_base}/v1/payment_intents/{payment['payment_intent']}/_authenticate",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {stripe_fake.api_key}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_a_card_that_needs_authentication_waits_for_it_then_is_split_once(stripe_fake):
+    """Stripe refuses ``error_if_incomplete`` when the first payment needs 3-D Secure; the
+    subscription is then created ``default_incomplete`` and the buyer confirms it in their
+    browser with the client secret of the answer."""
+    item, creators = three_creator_item()
+    exclusive = recurring_type(item, kind="exclusive")
     buyer = UserFactory(password=None)
+    card = three_d_secure_method()
 
-    response = buy(buyer, item, license_type, three_d_secure_method())
+    response = buy(buyer, item, exclusive, card)
 
-    assert response.status_code == 402, response.content
-    assert response.json()["error"]["code"] == "invoice_payment_intent_requires_action"
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "pending"
+    license = License.objects.get(pk=body["id"])
+    subscription = stripe.Subscription.retrieve(
+        license.stripe_subscription_id, expand=["latest_invoice.confirmation_secret"]
+    )
+    assert subscription.status == "incomplete"
+    secret = subscription.latest_invoice.confirmation_secret.client_secret
+    assert body["payment"]["client_secret"] == secret
+    assert secret.startswith(body["payment"]["payment_intent"] + "_secret_")
+    assert licensing.license_verify(key=body["key"]).status == "unknown"
+    assert buy(UserFactory(password=None), item, exclusive).status_code == 409  # held meanwhile
+    feed = EventFeed()
+    feed.process_new()
+    assert Transaction.objects.filter(source=royalties.SPLIT_SOURCE).count() == 0
+
+    authenticate_in_browser(stripe_fake, body["payment"], card)
+    feed.process_new()
+
+    license.refresh_from_db()
+    assert license.status == License.Status.ACTIVE
+    assert stripe.Subscription.retrieve(license.stripe_subscription_id).status == "active"
+    assert licensing.license_verify(key=body["key"]).status == "valid"
+    assert Transaction.objects.filter(source=royalties.SPLIT_SOURCE).count() == 1
+    assert [creator_balance(c) for c in creators] == [-267, -266, -266]
+    assert balance(CONTENT) == -200
+
+
+def test_an_unconfirmed_subscription_is_canceled_after_the_wait_and_frees_the_item(stripe_fake):
+    item, _ = three_creator_item()
+    exclusive = recurring_type(item, kind="exclusive")
+    body = buy(UserFactory(password=None), item, exclusive, three_d_secure_method()).json()
+    license = License.objects.get(pk=body["id"])
+    feed = EventFeed()
+    feed.process_new()
+    wait = timedelta(minutes=django_settings.CONTENT_PENDING_PAYMENT_MINUTES)
+
+    assert pending_licenses_release(now=license.created_at + wait - timedelta(minutes=1)) == 0
+    assert pending_licenses_release(now=license.created_at + wait + timedelta(minutes=1)) == 1
+
+    assert stripe.Subscription.retrieve(license.stripe_subscription_id).status == "canceled"
+    license.refresh_from_db()
+    assert license.status == License.Status.EXPIRED
+    feed.process_new()  # customer.subscription.deleted: nothing more to do
+    license.refresh_from_db()
+    assert license.status == License.Status.EXPIRED
+    assert Transaction.objects.filter(source=royalties.SPLIT_SOURCE).count() == 0
+    assert buy(UserFactory(password=None), item, exclusive).status_code == 201
+
+
+def test_a_declined_card_that_would_need_no_authentication_is_still_402(stripe_fake):
+    item, _ = three_creator_item()
+    buyer = UserFactory(password=None)
+    response = buy(buyer, item, recurring_type(item), "pm_card_chargeDeclined")
+    assert response.status_code == 402
+    assert response.json()["error"]["code"] == "card_declined"
     assert not License.objects.exists()
-    customer = BillingCustomer.objects.get(user=buyer).stripe_customer_id
-    assert not stripe.Subscription.list(customer=customer).data
-    assert buy(UserFactory(password=None), item, license_type).status_code == 201
 
 
 def test_an_exclusive_recurring_licence_has_one_holder(stripe_fake):
