@@ -284,3 +284,23 @@ def test_without_api_usage_billed_the_first_currency_keeps_the_close(stripe_fake
     assert set(invoices) == {"eur", "gbp"}
     assert {i.metadata["revenue_account"] for i in invoices.values()} == {CONTENT}
     assert [i.amount for i in _items(invoices["eur"].id)] == [10]
+
+
+def test_a_refund_of_one_currencys_invoice_reverses_only_its_bookings(stripe_fake, usd_plan, inbox):
+    buyer, creators, _ = _usd_usage_and_eur_licence()
+    start, after = after_close()
+    close = period_close.usage_period_close(customer=buyer, period_start=start, now=after)
+    split = close.splits.get()
+    assert (close.status, split.status) == (Status.PAID, Status.PAID)
+    inbox.deliver_new()
+    assert [creator_balance(c, "eur") for c in creators] == [-8, -8, -8]
+
+    invoice = stripe.Invoice.retrieve(split.stripe_invoice_id, expand=["payments"])
+    intent = invoice.payments.data[0].payment.payment_intent
+    stripe.Refund.create(payment_intent=intent, idempotency_key=key("re"))
+    inbox.deliver_new()
+
+    assert [creator_balance(c, "eur") for c in creators] == [0, 0, 0]
+    assert (balance(CONTENT, "eur"), balance(API_USAGE, "eur")) == (0, 0)
+    assert balance(API_USAGE, "usd") == -250  # the usd invoice is not touched
+    assert Transaction.objects.filter(source=royalties.SPLIT_REFUND_SOURCE).count() == 1
