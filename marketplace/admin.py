@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
 
 from marketplace import (
     admin_listings,  # noqa: F401 (registers the services marketplace's admins)
@@ -213,13 +214,16 @@ class UsageChargeLineInline(admin.TabularInline):
 @admin.register(UsagePeriodClose)
 class UsagePeriodCloseAdmin(ReadOnlyAdmin):
     """Period closes: which customer's period was billed, for how much, with which Stripe
-    invoice, and which are waiting for a retry (and why). Read-only; "Retry now" resumes."""
+    invoice, and which are waiting for a retry (and why). A period billed in several
+    currencies has one close per currency: its own and the splits off it (each its own row,
+    invoice and retry). Read-only; "Retry now" resumes (a period's own close with its
+    splits)."""
 
     list_display = (
-        "customer", "period_start", "status", "amount_display", "attempts", "next_attempt_at",
-        "stripe_invoice_id", "updated_at",
+        "customer", "period_start", "status", "amount_display", "split_display", "attempts",
+        "next_attempt_at", "stripe_invoice_id", "updated_at",
     )  # fmt: skip
-    list_filter = ("status", "period_start")
+    list_filter = ("status", "period_start", ("split_from", admin.EmptyFieldListFilter))
     search_fields = ("customer__email", "stripe_invoice_id")
     ordering = ("-period_start", "customer__email")
     list_select_related = ("customer", "plan")
@@ -229,8 +233,8 @@ class UsagePeriodCloseAdmin(ReadOnlyAdmin):
     actions = ("retry_now",)
     fields = readonly_fields = (
         "customer", "period_start", "period_end", "status", "plan", "currency", "amount",
-        "stripe_invoice_id", "attempts", "last_error", "next_attempt_at", "created_at",
-        "updated_at",
+        "split_from", "splits_display", "stripe_invoice_id", "attempts", "last_error",
+        "next_attempt_at", "created_at", "updated_at",
     )  # fmt: skip
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[UsagePeriodClose]:
@@ -241,6 +245,31 @@ class UsagePeriodCloseAdmin(ReadOnlyAdmin):
         if obj.amount is None:
             return "—"
         return format_money(obj.amount, obj.currency, with_code=True) if obj.currency else "0"
+
+    @admin.display(description="split off")
+    def split_display(self, obj: UsagePeriodClose) -> str:
+        if obj.split_from_id is None:
+            return "—"
+        url = reverse("admin:marketplace_usageperiodclose_change", args=[obj.split_from_id])
+        return format_html('<a href="{}">close {}</a>', url, obj.split_from_id)
+
+    @admin.display(description="other currencies")
+    def splits_display(self, obj: UsagePeriodClose) -> str:
+        splits = list(obj.splits.order_by("currency"))
+        if not splits:
+            return "—"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{} ({})</a>',
+            (
+                (
+                    reverse("admin:marketplace_usageperiodclose_change", args=[split.pk]),
+                    format_money(split.amount or 0, split.currency, with_code=True),
+                    split.get_status_display(),
+                )
+                for split in splits
+            ),
+        )
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("marketplace.change_usageperiodclose")

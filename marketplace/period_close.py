@@ -5,40 +5,51 @@ A period is a calendar month (UTC). It closes once its end plus the grace period
 and from the close on, new events stamped inside the period are refused (the ingestion asks
 ``usage_periods_closed``), so nothing is stored that is never billed.
 
-``usage_period_close`` runs the steps of a ``UsagePeriodClose`` (one row per customer and
-period; the unique constraint decides who closes it) and resumes wherever an earlier attempt
-stopped:
+``usage_period_close`` runs the steps of a ``UsagePeriodClose`` (the period's own close: one
+row per customer and period, the unique constraint decides who closes it; the currency
+splits below hang off it) and resumes wherever an earlier attempt stopped:
 
 1. **Rating** (one transaction, the row locked): every meter the customer's plan prices is
    rated from the hourly rollups (``selectors.usage_charges_for_period``) and written as
    ``UsageChargeLine`` rows with the total; from here the amounts are fixed. Zero → the close
-   ends ``NOTHING_TO_BILL``.
+   ends ``NOTHING_TO_BILL``. One invoice holds one currency, so when the charges billed
+   (non-zero) come in several, the close keeps one currency's lines (the plan's when API
+   usage is billed, else the first in alphabetical order) and, in the same transaction,
+   a **split** close is created per other currency (``split_from`` the close; unique per
+   currency) holding that currency's lines and total, already ``INVOICING``. Lines of a
+   currency with nothing billed stay on the close (never invoiced, as any zero line).
 2. **Invoicing** in Stripe: a draft invoice for the customer (``pending_invoice_items_behavior
    = exclude``, so nothing else is swept in; ``metadata.revenue_account = revenue.api_usage``
    so the invoice postings book it as API usage revenue), one invoice item per line with an
    amount, then finalize with automatic collection and one payment attempt. Every write has an
-   idempotency key (the item's: customer, meter, period and attempt, see ``_key``); before
-   creating, the customer's invoices and the invoice's items are listed, so what an attempt
-   that died before saving an id created is found rather than created again, however long
-   ago that was (Stripe forgets idempotency keys after 24 hours).
+   idempotency key (the item's: customer, meter, period and attempt, and a split's currency;
+   see ``_key``); before creating, the customer's invoices and the invoice's items are
+   listed (an invoice is the one whose ``metadata.usage_period_close`` is the close's pk),
+   so what an attempt that died before saving an id created is found rather than created
+   again, however long ago that was (Stripe forgets idempotency keys after 24 hours). A
+   period's closes (its own and its splits) are invoiced one after the other, each with its
+   own Stripe invoice (Stripe bills a customer in several currencies: ``currency`` on the
+   invoice and its items), attempts and backoff: one failing does not hold the others.
 3. **Paid**: the invoice's ``invoice.paid`` books the revenue (``subscriptions`` invoice
-   postings, once per invoice) and marks the close ``PAID``; a refund or dispute of its charge
-   reverses that posting like any invoice's.
+   postings, once per invoice) and marks the close whose invoice it is ``PAID``; a refund or
+   dispute of its charge reverses that posting like any invoice's.
 
 A failure (Stripe unreachable or refusing) keeps the step, counts the attempt, records the
-error and schedules the next attempt with backoff; the hourly sweep and the staff console's
-"Retry now" resume it.
+error and schedules the next attempt with backoff, on the close it happened to; the hourly
+sweep resumes every close (own or split) whose next attempt is due, and the staff console's
+"Retry now" resumes the closes chosen at once (a period's own close with its splits).
 
 **Charge sources** (``charge_source_register``): other streams put their own period charges
-on the same invoice, so a customer gets one invoice a month. A source names the customers
-it has charges for in a period and rates each one's charges (through ``marketplace.rating``:
-there is one rating engine); the rating step stores them as ``UsageChargeLine`` rows with
-``source`` and ``reference`` beside the meters' lines, and from there they are invoiced,
-retried and found again exactly like them. The content app's usage royalties are one
-(``content.royalties``). When the invoice is paid, ``invoice_source_lines`` gives a source its
-lines with their share of the revenue booked for the invoice, for the source to book onwards
-(creators' shares). An invoice is in one currency: a period whose charges come in several is
-not invoiced (the close records why and is retried, for staff to look at).
+on the same invoice, so a customer gets one invoice a month (one per currency billed). A
+source names the customers it has charges for in a period and rates each one's charges
+(through ``marketplace.rating``: there is one rating engine); the rating step stores them as
+``UsageChargeLine`` rows with ``source`` and ``reference`` beside the meters' lines, and
+from there they are invoiced, retried and found again exactly like them. The content app's
+usage royalties are one (``content.royalties``). When the invoice is paid,
+``invoice_source_lines`` gives a source its lines with their share of the revenue booked for
+the invoice, for the source to book onwards (creators' shares): per invoice, so a split's
+lines are booked when the split's invoice is paid, and ``_revenue_account`` is chosen per
+close (a split holding only a source's lines books to the source's revenue account).
 """
 
 from __future__ import annotations
@@ -81,13 +92,6 @@ def grace() -> timedelta:
 
 class PeriodNotOver(ValueError):
     """The period (plus the grace) has not ended yet."""
-
-
-class ChargeCurrencyConflict(BillingError):
-    """A period's charges come in more than one currency; one invoice holds one."""
-
-    code = "currency_conflict"
-    http_status = 409
 
 
 # --- charge sources ------------------------------------------------------------------------
@@ -144,7 +148,7 @@ def usage_periods_closed(*, customer_id: int, period_starts: Iterable[datetime])
         return set()
     rows = (
         UsagePeriodClose.objects.select_for_update(no_key=True)
-        .filter(customer_id=customer_id, period_start__in=starts)
+        .filter(customer_id=customer_id, period_start__in=starts, split_from__isnull=True)
         .order_by("pk")
         .values_list("period_start", "status")
     )
@@ -153,8 +157,9 @@ def usage_periods_closed(*, customer_id: int, period_starts: Iterable[datetime])
 
 def periods_due(*, now: datetime) -> list[tuple[int, datetime]]:
     """(customer id, period start) of every period past its end plus the grace, within the
-    look-back, in which the customer has usage and that is not closed yet (or whose close
-    is waiting for its next attempt and is due)."""
+    look-back, in which the customer has usage and that is not closed yet, or one of whose
+    closes (the period's own or a currency split off it) is unfinished and due for its next
+    attempt."""
     current_start, _ = month_bounds(now - grace())
     starts: list[datetime] = []
     start = current_start
@@ -174,11 +179,13 @@ def periods_due(*, now: datetime) -> list[tuple[int, datetime]]:
             due.update(
                 (customer_id, start) for customer_id in source.customers(start=start, end=end)
             )
-    settled = UsagePeriodClose.objects.filter(period_start__in=starts).filter(
-        Q(status__in=[Status.FINALIZED, Status.PAID, Status.NOTHING_TO_BILL])
-        | Q(next_attempt_at__gt=now)
+    closes = UsagePeriodClose.objects.filter(period_start__in=starts)
+    due -= set(closes.filter(split_from__isnull=True).values_list("customer_id", "period_start"))
+    due |= set(
+        closes.filter(status__in=[Status.RATING, Status.INVOICING])
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .values_list("customer_id", "period_start")
     )
-    due -= set(settled.values_list("customer_id", "period_start"))
     return sorted(due, key=lambda pair: (pair[1], pair[0]))
 
 
@@ -192,10 +199,13 @@ def _claim(*, customer: User, period_start: datetime) -> UsagePeriodClose:
             close, _ = UsagePeriodClose.objects.get_or_create(
                 customer=customer,
                 period_start=period_start,
+                split_from=None,
                 defaults={"period_end": period_end},
             )
     except IntegrityError:  # a concurrent claim won the unique constraint
-        close = UsagePeriodClose.objects.get(customer=customer, period_start=period_start)
+        close = UsagePeriodClose.objects.get(
+            customer=customer, period_start=period_start, split_from=None
+        )
     return close
 
 
@@ -211,6 +221,8 @@ def _description(line: selectors.UsageCharge) -> str:
 
 @transaction.atomic
 def _rate(*, close_id: int) -> UsagePeriodClose:
+    """Rate the period of the claimed close ``close_id`` and fix its lines; see the module
+    docstring for how charges in several currencies are split over closes."""
     close = UsagePeriodClose.objects.select_for_update().select_related("customer").get(pk=close_id)
     if close.status != Status.RATING:
         return close  # rated by a concurrent attempt
@@ -229,30 +241,26 @@ def _rate(*, close_id: int) -> UsagePeriodClose:
             customer=close.customer, start=close.period_start, end=close.period_end
         )
     ]
-    billed = {plan.currency for charge in charges if plan is not None and charge.rating.amount}
-    billed |= {charge.currency for _, charge in sourced if charge.amount}
-    if len(billed) > 1:
-        raise ChargeCurrencyConflict(
-            f"The period's charges are in {', '.join(sorted(billed))}: one invoice holds one "
-            "currency."
-        )
-    UsageChargeLine.objects.bulk_create(
-        [
-            *(
+    lines: list[tuple[str, UsageChargeLine]] = [
+        *(
+            (
+                plan.currency,
                 UsageChargeLine(
-                    period_close=close,
                     meter=charge.meter,
                     quantity=charge.rating.quantity,
                     free_quantity=charge.rating.free_quantity,
                     billable_quantity=charge.rating.billable_quantity,
                     amount=charge.rating.amount,
                     description=_description(charge),
-                )
-                for charge in charges
-            ),
-            *(
+                ),
+            )
+            for charge in charges
+            if plan is not None
+        ),
+        *(
+            (
+                charge.currency,
                 UsageChargeLine(
-                    period_close=close,
                     source=name,
                     reference=charge.reference,
                     quantity=charge.quantity,
@@ -260,17 +268,38 @@ def _rate(*, close_id: int) -> UsagePeriodClose:
                     billable_quantity=charge.quantity,
                     amount=charge.amount,
                     description=charge.description[:500],
-                )
-                for name, charge in sourced
-            ),
-        ]
-    )
+                ),
+            )
+            for name, charge in sourced
+        ),
+    ]
+    billed = sorted({currency for currency, line in lines if line.amount})
+    if plan is not None and any(charge.rating.amount for charge in charges):
+        close.currency = plan.currency  # the API usage stays on the period's own invoice
+    elif billed:
+        close.currency = billed[0]
+    else:
+        close.currency = next((currency for currency, _ in lines), "")
     close.plan = plan
-    fallback = plan.currency if plan is not None else next((c.currency for _, c in sourced), "")
-    close.currency = next(iter(billed), fallback)
-    close.amount = sum(charge.rating.amount for charge in charges) + sum(
-        charge.amount for _, charge in sourced
-    )
+    # One close per billed currency: this one, and a split per other currency. Lines of a
+    # currency with nothing billed (all zero: never invoiced) stay on this one.
+    splits = {
+        currency: UsagePeriodClose.objects.create(
+            customer=close.customer,
+            period_start=close.period_start,
+            period_end=close.period_end,
+            split_from=close,
+            currency=currency,
+            amount=sum(line.amount for c, line in lines if c == currency),
+            status=Status.INVOICING,
+        )
+        for currency in billed
+        if currency != close.currency
+    }
+    for currency, line in lines:
+        line.period_close = splits.get(currency, close)
+    UsageChargeLine.objects.bulk_create([line for _, line in lines])
+    close.amount = sum(line.amount for _, line in lines if line.period_close is close)
     close.status = Status.INVOICING if close.amount > 0 else Status.NOTHING_TO_BILL
     close.last_error, close.next_attempt_at = "", None
     close.save()
@@ -278,12 +307,15 @@ def _rate(*, close_id: int) -> UsagePeriodClose:
 
 
 def _key(close: UsagePeriodClose, step: str) -> str:
-    """The idempotency key of a Stripe write: the customer, the period and the step (an
-    invoice item's names its meter), and the attempt. Stripe replays a failed request's
-    answer (a 500 included) to a retry with the same key, so a new attempt takes a new key;
-    what an earlier attempt may have created is found by listing first (``_invoice_find``,
+    """The idempotency key of a Stripe write: the customer, the period (and a split's
+    currency, so the invoices of one period never share a key) and the step (an invoice
+    item's names its meter), and the attempt. Stripe replays a failed request's answer (a
+    500 included) to a retry with the same key, so a new attempt takes a new key; what an
+    earlier attempt may have created is found by listing first (``_invoice_find``,
     ``_items_add``), never created twice."""
-    return f"usage-{step}-{close.customer_id}-{close.period_start:%Y-%m}-a{close.attempts}"
+    split = f"{close.currency}-" if close.split_from_id else ""
+    period = f"{close.period_start:%Y-%m}"
+    return f"usage-{split}{step}-{close.customer_id}-{period}-a{close.attempts}"
 
 
 def _revenue_account(close: UsagePeriodClose) -> SystemAccount:
@@ -439,22 +471,21 @@ def _failed(close: UsagePeriodClose, error: Exception, *, now: datetime) -> Usag
 def usage_period_close(
     *, customer: User, period_start: datetime, now: datetime | None = None
 ) -> UsagePeriodClose:
-    """Close (or resume closing) one customer's period; returns the close in the state it
-    reached. A Stripe failure is recorded on the close (attempts, last error, next attempt),
-    not raised. Raises PeriodNotOver before the period's end plus the grace."""
+    """Close (or resume closing) one customer's period: its own close and every currency
+    split off it (each invoiced on its own); returns the period's own close in the state it
+    reached (``close.splits`` are the others). A Stripe failure is recorded on the close it
+    happened to (attempts, last error, next attempt), not raised. Raises PeriodNotOver before
+    the period's end plus the grace."""
     now = now or timezone.now()
     start, end = month_bounds(period_start)
     if now < end + grace():
         raise PeriodNotOver(f"The period {start:%Y-%m} closes at {end + grace():%Y-%m-%d %H:%M}.")
-    return _resume(_claim(customer=customer, period_start=start), now=now)
+    return _resume_period(_claim(customer=customer, period_start=start), now=now)[0]
 
 
 def _resume(close: UsagePeriodClose, *, now: datetime) -> UsagePeriodClose:
     if close.status == Status.RATING:
-        try:
-            close = _rate(close_id=close.pk)
-        except ChargeCurrencyConflict as exc:
-            return _failed(close, exc, now=now)
+        close = _rate(close_id=close.pk)
     if close.status == Status.INVOICING:
         try:
             close = _invoice(close=close)
@@ -463,29 +494,54 @@ def _resume(close: UsagePeriodClose, *, now: datetime) -> UsagePeriodClose:
     return close
 
 
+def _due(close: UsagePeriodClose, now: datetime) -> bool:
+    return close.next_attempt_at is None or close.next_attempt_at <= now
+
+
+def _resume_period(
+    close: UsagePeriodClose, *, now: datetime, only_due: bool = False
+) -> list[UsagePeriodClose]:
+    """Resume the period's own close, then each unfinished currency split off it (the
+    rating may just have made them); a failure of one does not stop the others. With
+    ``only_due`` (the sweep) a close waiting for its next attempt is left to wait. Returns
+    the period's closes, its own first."""
+    if not only_due or _due(close, now):
+        close = _resume(close, now=now)
+    closes = [close]
+    splits = close.splits.filter(status=Status.INVOICING).select_related("customer")
+    for split in splits.order_by("pk"):
+        closes.append(_resume(split, now=now) if not only_due or _due(split, now) else split)
+    return closes
+
+
 @dataclass(frozen=True)
 class SweepResult:
+    """Periods closed (every invoice finalized or paid), still to retry (a close of theirs
+    unfinished) and with nothing to bill."""
+
     closed: int
     failed: int
     nothing_to_bill: int
 
 
 def usage_periods_close_due(*, now: datetime | None = None) -> SweepResult:
-    """Close every due period (the hourly beat task); one failing customer does not stop the
+    """Close every due period and resume every close whose next attempt is due (the hourly
+    beat task); one failing customer, or one failing invoice of a period, does not stop the
     others."""
     now = now or timezone.now()
     closed = failed = nothing = 0
-    users = {
-        user.pk: user for user in User.objects.filter(pk__in={c for c, _ in periods_due(now=now)})
-    }
-    for customer_id, start in periods_due(now=now):
-        close = usage_period_close(customer=users[customer_id], period_start=start, now=now)
-        if close.status == Status.NOTHING_TO_BILL:
-            nothing += 1
-        elif close.status in (Status.FINALIZED, Status.PAID):
-            closed += 1
-        else:
+    due = periods_due(now=now)
+    users = {user.pk: user for user in User.objects.filter(pk__in={c for c, _ in due})}
+    for customer_id, start in due:
+        closes = _resume_period(
+            _claim(customer=users[customer_id], period_start=start), now=now, only_due=True
+        )
+        if any(close.status in (Status.RATING, Status.INVOICING) for close in closes):
             failed += 1
+        elif closes[0].status == Status.NOTHING_TO_BILL:
+            nothing += 1
+        else:
+            closed += 1
     return SweepResult(closed=closed, failed=failed, nothing_to_bill=nothing)
 
 
@@ -493,8 +549,13 @@ def usage_period_close_retry(
     *, close: UsagePeriodClose, now: datetime | None = None
 ) -> UsagePeriodClose:
     """Staff's "Retry now": resume a close at once, whatever its next attempt time (a close
-    exists only once its period was over)."""
-    return _resume(close, now=now or timezone.now())
+    exists only once its period was over). A period's own close resumes the currency
+    splits off it too (its rating may make them); a split resumes alone."""
+    now = now or timezone.now()
+    close.refresh_from_db()  # the row as it is now (e.g. resumed with its period's close)
+    if close.split_from_id is not None:
+        return _resume(close, now=now)
+    return _resume_period(close, now=now)[0]
 
 
 def usage_invoice_paid(*, invoice: dict[str, Any]) -> int:
@@ -549,7 +610,6 @@ def invoice_source_lines(*, invoice: Mapping[str, Any], source: str) -> list[Pai
 
 
 __all__ = [
-    "ChargeCurrencyConflict",
     "ChargeSource",
     "PaidLine",
     "PeriodNotOver",

@@ -22,7 +22,8 @@ price), ``parent`` (``subscription_details`` for a subscription's prorations, el
 ``quantity_decimal``, ``discountable``, ``net_amount``, ``proration_details``, ``test_clock``.
 
 ``POST /v1/invoices`` without a subscription is a manual invoice (``billing_reason``
-``manual``): ``currency`` (else the customer's, else usd), ``auto_advance`` (default false),
+``manual``): ``currency`` (else the customer's, else usd; a customer may have invoices in
+several currencies, as Stripe's multi-currency customers do), ``auto_advance`` (default false),
 ``pending_invoice_items_behavior`` (default ``exclude``), ``collection_method``
 ``charge_automatically``. ``POST /v1/invoices/<id>/finalize`` finalizes a draft (a number
 is assigned): a total of zero or less is paid at once (``invoice.paid``), as Stripe does;

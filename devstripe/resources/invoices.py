@@ -2,8 +2,9 @@
 
 ``invoice.finalized`` and ``invoice.paid`` are emitted; a declined payment leaves the invoice
 open and reports ``invoice.payment_failed``; ``POST /v1/invoices/<id>/pay`` answers 402 on a
-decline, as Stripe does. Exported invoices and lines carry ids instead of nested objects where
-Stripe returns ids.
+decline, as Stripe does, and takes ``payment_method`` (one of the invoice's customer's, else
+400) to pay with instead of the defaults. Exported invoices and lines carry ids instead of
+nested objects where Stripe returns ids.
 
 Invoices and lines are exported as API version 2026-08-26.dahlia has them: no ``charge``,
 ``payment_intent``, ``paid``, ``subscription``, ``tax``...; the subscription is under
@@ -38,6 +39,7 @@ from localstripe.resources import (
     InvoiceLineItem,
     List,
     PaymentIntent,
+    PaymentMethod,
     StripeObject,
     Subscription,
     SubscriptionItem,
@@ -219,8 +221,9 @@ def _pay_invoice_on_clock(cls: type[Invoice], id: str, **kwargs: Any) -> Invoice
         return _pay_invoice(cls, id, **kwargs)
 
 
-def _pay_invoice(cls: type[Invoice], id: str, **kwargs: Any) -> Invoice:
-    """Pay with the subscription's or the customer's default payment method.
+def _pay_invoice(cls: type[Invoice], id: str, payment_method: Any = None, **kwargs: Any) -> Invoice:
+    """Pay with ``payment_method`` (one of the invoice's customer's, as Stripe requires),
+    else the invoice's, the subscription's or the customer's default payment method.
 
     A decline leaves the invoice open and reports ``invoice.payment_failed`` (localstripe
     swallows declines here). Raises 402 only for ``payment_behavior=error_if_incomplete``.
@@ -228,6 +231,16 @@ def _pay_invoice(cls: type[Invoice], id: str, **kwargs: Any) -> Invoice:
     if kwargs:
         raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
     obj = cls._api_retrieve(id)
+    if payment_method is not None:
+        if not isinstance(payment_method, str) or not payment_method:
+            raise UserError(400, "Invalid payment_method")
+        pm = PaymentMethod._api_retrieve(payment_method)  # 404 when there is none
+        if pm.customer != obj.customer:
+            raise UserError(
+                400,
+                f"The PaymentMethod {pm.id} does not belong to the Customer {obj.customer}. "
+                "Please use a PaymentMethod attached to that Customer.",
+            )
     if obj.status == "paid":
         raise UserError(400, "Invoice is already paid")
     if obj.status not in ("draft", "open"):
@@ -239,8 +252,10 @@ def _pay_invoice(cls: type[Invoice], id: str, **kwargs: Any) -> Invoice:
         return obj
 
     sub = Subscription._api_retrieve(obj.subscription) if obj.subscription else None
-    pm_id = getattr(obj, "_default_payment_method", None) or getattr(
-        sub, "default_payment_method", None
+    pm_id = (
+        payment_method
+        or getattr(obj, "_default_payment_method", None)
+        or getattr(sub, "default_payment_method", None)
     )
     if pm_id is None:
         source = Customer._api_retrieve(obj.customer)._get_default_payment_method_or_source()

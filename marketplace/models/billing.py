@@ -297,7 +297,13 @@ class UsagePeriodClose(models.Model):
     being created, each with an idempotency key) → FINALIZED (Stripe collects) → PAID (the
     invoice's `invoice.paid`; the revenue is booked by the invoice postings). A period whose
     charge is zero ends NOTHING_TO_BILL without an invoice. A failed attempt keeps its step,
-    counts the attempt, records the error and is retried from there."""
+    counts the attempt, records the error and is retried from there.
+
+    One invoice holds one currency, so a period whose charges come in several is billed as
+    one invoice per currency: the close of (customer, period) (``split_from`` null: the row
+    the unique constraint lets one worker claim) keeps one currency's lines, and rating
+    creates a **split** close (``split_from`` that row) per other currency, INVOICING with
+    its own lines, amount, Stripe invoice, attempts and backoff."""
 
     class Status(models.TextChoices):
         RATING = "rating", "Rating"
@@ -315,6 +321,16 @@ class UsagePeriodClose(models.Model):
     plan = models.ForeignKey(
         ApiPlan, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    split_from = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="splits",
+        db_index=False,  # the split key's index starts with it
+        help_text="The period's close whose rating split this currency's charges off "
+        "(blank: the period's own close).",
+    )
     currency = models.CharField(max_length=3, blank=True)
     amount = models.BigIntegerField(null=True, blank=True, help_text="Minor units.")
     stripe_invoice_id = models.CharField(max_length=255, blank=True)
@@ -329,7 +345,19 @@ class UsagePeriodClose(models.Model):
         verbose_name = "usage period close"
         constraints = [
             models.UniqueConstraint(
-                fields=["customer", "period_start"], name="marketplace_periodclose_key"
+                fields=["customer", "period_start"],
+                condition=models.Q(split_from__isnull=True),
+                name="marketplace_periodclose_key",
+            ),
+            models.UniqueConstraint(
+                fields=["split_from", "currency"],
+                condition=models.Q(split_from__isnull=False),
+                name="marketplace_periodclose_split_key",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(split_from__isnull=True)
+                | (~models.Q(status="rating") & ~models.Q(currency="")),
+                name="marketplace_periodclose_split_rated",
             ),
             models.CheckConstraint(
                 condition=models.Q(amount__isnull=True) | models.Q(amount__gte=0),
@@ -342,7 +370,8 @@ class UsagePeriodClose(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.customer_id} {self.period_start:%Y-%m} ({self.status})"
+        split = f" {self.currency}" if self.split_from_id else ""
+        return f"{self.customer_id} {self.period_start:%Y-%m}{split} ({self.status})"
 
     @property
     def is_open(self) -> bool:

@@ -1,7 +1,8 @@
 """Usage royalties through the period close, against the fake Stripe: a per-use licence issued
 without a charge, its uses and a limited licence's overage rated by the metering engine and
-invoiced at the close (beside API usage, on one invoice), split to the creators when the
-invoice is paid, reversed by a refund; closes and webhooks never book twice."""
+invoiced at the close (beside API usage, on one invoice; charges in several currencies:
+tests/marketplace/test_period_close_currencies.py), split to the creators when the invoice is
+paid, reversed by a refund; closes and webhooks never book twice."""
 
 from __future__ import annotations
 
@@ -248,25 +249,6 @@ def test_api_usage_and_royalties_share_one_invoice_and_each_stream_gets_its_reve
     assert balance(CONTENT) == -50  # the 10 % fee of 500
     assert sum(creator_balance(c) for c in creators) == -450
     assert balance(CLEARING) + balance(SystemAccount.STRIPE_FEES.value) == 750
-
-
-def test_charges_in_two_currencies_are_not_invoiced_and_the_close_says_why(stripe_fake):
-    plan = ApiPlan.objects.create(code="usage", name="Usage", currency="usd", is_default=True)
-    ApiPlanCharge.objects.create(
-        plan=plan, meter=api_calls(), price_model="per_unit", unit_amount=Decimal(1)
-    )
-    item, _ = three_creator_item()
-    buyer = UserFactory(password=None)
-    per_use = buy(buyer, item, per_use_type(item, currency="eur")).json()
-    use(per_use["key"], 3, "v1")
-    post_events(bearer(key_for(buyer)), [event("e1", 5)])
-    start, after = after_close()
-
-    close = period_close.usage_period_close(customer=buyer, period_start=start, now=after)
-
-    assert close.status == Status.RATING and close.attempts == 1
-    assert "eur, usd" in close.last_error
-    assert not close.lines.exists() and not close.stripe_invoice_id
 
 
 def test_a_period_without_billed_usage_is_nothing_to_bill(stripe_fake):

@@ -338,3 +338,44 @@ def test_list_filters_and_an_update_that_reprices_the_line(stripe_fake):
     [line] = stripe.Invoice.list_lines(draft.id).data
     assert (line.amount, line.quantity) == (10, 4)
     assert stripe.Invoice.retrieve(draft.id).total == 10
+
+
+def test_one_customer_has_invoices_in_several_currencies_and_pays_with_a_card_named(
+    stripe_fake,
+):
+    """Stripe's multi-currency customers: each manual invoice in its own ``currency``, its
+    items in that currency; ``pay`` takes the customer's ``payment_method`` to charge."""
+    customer, _ = make_customer(card="pm_card_chargeCustomerFail")
+    invoices = {}
+    for currency, amount in (("usd", 1250), ("eur", 300)):
+        draft = stripe.Invoice.create(
+            customer=customer.id,
+            currency=currency,
+            auto_advance=False,
+            pending_invoice_items_behavior="exclude",
+            idempotency_key=key("inv"),
+        )
+        _item(customer, draft, amount=amount, currency=currency)
+        invoices[currency] = stripe.Invoice.finalize_invoice(draft.id, idempotency_key=key("fin"))
+        assert (invoices[currency].currency, invoices[currency].amount_due) == (currency, amount)
+    other = stripe.Invoice.create(customer=customer.id, currency="eur", idempotency_key=key("inv"))
+    with pytest.raises(stripe.InvalidRequestError, match="must match the currency"):
+        _item(customer, other, amount=100, currency="usd")
+    with pytest.raises(stripe.CardError):  # the customer's default card declines
+        stripe.Invoice.pay(invoices["usd"].id, idempotency_key=key("pay"))
+
+    good = stripe.PaymentMethod.attach("pm_card_visa", customer=customer.id)
+    _, someone_elses = make_customer(email="other@example.com")
+    with pytest.raises(stripe.InvalidRequestError, match="does not belong to the Customer"):
+        stripe.Invoice.pay(
+            invoices["usd"].id, payment_method=someone_elses.id, idempotency_key=key("pay")
+        )
+    for currency, amount in (("usd", 1250), ("eur", 300)):
+        paid = stripe.Invoice.pay(
+            invoices[currency].id, payment_method=good.id, idempotency_key=key("pay")
+        )
+        assert (paid.status, paid.currency, paid.amount_paid) == ("paid", currency, amount)
+        charge = stripe.Charge.retrieve(invoice_charge_id(paid.id))
+        assert (charge.currency, charge.amount, charge.payment_method) == (
+            currency, amount, good.id,
+        )  # fmt: skip
