@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 from accounts.selectors import request_user
 from content import acquire, selectors
 from content.models import ContentItem, License
+from revenue_site.api_fields import PaymentStepSerializer
 from revenue_site.errors import ErrorSerializer
 
 
@@ -44,20 +45,6 @@ class LicenseSerializer(serializers.ModelSerializer[License]):
             "expires_at",
             "limits",
         ]
-
-
-class PaymentStepSerializer(serializers.Serializer[Any]):
-    payment_intent = serializers.CharField(read_only=True, help_text="The Stripe PaymentIntent.")
-    status = serializers.CharField(
-        read_only=True,
-        help_text="Its Stripe status: `requires_action` (one-time), or `requires_confirmation` "
-        "or `requires_payment_method` (a recurring price's first invoice).",
-    )
-    client_secret = serializers.CharField(
-        read_only=True,
-        help_text="For Stripe.js in the buyer's browser: "
-        "`stripe.confirmCardPayment(client_secret, {payment_method})` runs 3-D Secure.",
-    )
 
 
 class PurchasedLicenseSerializer(LicenseSerializer):

@@ -27,3 +27,20 @@ class CurrencyField(serializers.RegexField):
 
     def to_internal_value(self, data: Any) -> str:
         return str(super().to_internal_value(data)).lower()
+
+
+class PaymentStepSerializer(serializers.Serializer[Any]):
+    """A payment the customer still has to complete in their browser (3-D Secure), as the
+    purchase and subscribe answers hand it over: Stripe.js confirms it with the secret."""
+
+    payment_intent = serializers.CharField(read_only=True, help_text="The Stripe PaymentIntent.")
+    status = serializers.CharField(
+        read_only=True,
+        help_text="Its Stripe status: `requires_action`, or `requires_confirmation` / "
+        "`requires_payment_method` (a subscription's first invoice, not attempted yet).",
+    )
+    client_secret = serializers.CharField(
+        read_only=True,
+        help_text="For Stripe.js in the customer's browser: "
+        "`stripe.confirmCardPayment(client_secret, {payment_method})` runs 3-D Secure.",
+    )

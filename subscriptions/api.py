@@ -9,6 +9,7 @@ unavailable 503 with Retry-After (revenue_site.stripe_errors).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import request_user
+from revenue_site.api_fields import PaymentStepSerializer
 from revenue_site.errors import ErrorSerializer, billing_error_response
 from revenue_site.redirects import RedirectURLField
 from revenue_site.stripe_payloads import stripe_time
@@ -31,6 +33,8 @@ from subscriptions import selectors
 from subscriptions.models import Plan, PlanPrice
 from subscriptions.pricing import Tier, tiers_normalised
 from subscriptions.services import billing
+
+logger = logging.getLogger(__name__)
 
 # --- serializers (output) ------------------------------------------------------------------
 
@@ -138,6 +142,17 @@ class SubscriptionSerializer(serializers.Serializer[djstripe_models.Subscription
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_trial_end(self, obj: djstripe_models.Subscription) -> datetime | None:
         return stripe_time(obj.stripe_data.get("trial_end"))
+
+
+class SubscriptionCreatedSerializer(SubscriptionSerializer):
+    payment = PaymentStepSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="While `status` is `incomplete` (the first payment needs 3-D Secure): the "
+        "payment the customer confirms in their browser; the subscription turns `active` when "
+        "Stripe confirms it, and Stripe ends it (`incomplete_expired`) after 23 hours. Null "
+        "otherwise.",
+    )
 
 
 class InvoiceSerializer(serializers.Serializer[djstripe_models.Invoice]):
@@ -287,13 +302,15 @@ class SubscriptionListCreateView(generics.ListAPIView[djstripe_models.Subscripti
     @extend_schema(
         request=SubscriptionCreateInput,
         responses={
-            201: SubscriptionSerializer,
+            201: SubscriptionCreatedSerializer,
             402: DECLINED,
             **ERROR_RESPONSES,
         },
     )
     def post(self, request: Request) -> Response:
-        """Subscribe to a price with a payment method (Stripe Customer created on first use)."""
+        """Subscribe to a price with a payment method (Stripe Customer created on first use).
+        A first payment that needs 3-D Secure answers an `incomplete` subscription and
+        `payment.client_secret` for Stripe.js."""
         data = SubscriptionCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
@@ -313,7 +330,15 @@ class SubscriptionListCreateView(generics.ListAPIView[djstripe_models.Subscripti
         )
         if isinstance(result, Response):
             return result
-        return Response(SubscriptionSerializer(result).data, status=status.HTTP_201_CREATED)
+        body = SubscriptionSerializer(result).data
+        try:
+            body["payment"] = billing.subscription_first_payment(subscription=result)
+        except billing.BillingError:
+            # Created: never an error now (a retry without Idempotency-Key would subscribe
+            # twice). The open invoice's hosted_invoice_url (/invoices/) takes the payment too.
+            logger.warning("subscription %s: its first payment step unreadable now", result.id)
+            body["payment"] = None
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class SubscriptionDetailView(APIView):

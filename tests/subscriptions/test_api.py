@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import urllib.parse
+import urllib.request
+
 import stripe
 from djstripe import models as djm
 from rest_framework.test import APIClient
@@ -16,6 +19,7 @@ from tests.subscriptions.api_helpers import (  # noqa: F401 (fixtures)
     client_for,
     error_of,
 )
+from tests.subscriptions.effects_helpers import EventFeed
 
 SUBS = "/api/v1/subscriptions/"
 
@@ -119,6 +123,60 @@ def test_declined_card_is_402_with_the_decline_code_and_leaves_no_subscription(c
     assert error["decline_code"] == "generic_decline"  # what Stripe gives for this card
     assert error["fields"] == {}
     assert not djm.Subscription.objects.filter(customer__subscriber=alice).exists()
+
+
+def _three_d_secure_card() -> str:
+    return stripe.PaymentMethod.create(
+        type="card",
+        card={"number": "4000002500003155", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+    ).id
+
+
+def _browser_confirms(stripe_fake, payment: dict, payment_method: str) -> None:
+    """What Stripe.js does with the answer's client secret: confirm the first invoice's
+    payment with the card, then the 3-D Secure step (the fake's endpoint)."""
+    stripe.PaymentIntent.confirm(payment["payment_intent"], payment_method=payment_method)
+    body = urllib.parse.urlencode(
+        {"client_secret": payment["client_secret"], "success": "true"}
+    ).encode()
+    request = urllib.request.Request(
+        f"{stripe_fake.api_base}/v1/payment_intents/{payment['payment_intent']}/_authenticate",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {stripe_fake.api_key}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_a_card_that_needs_3d_secure_subscribes_incomplete_until_the_customer_confirms(
+    catalog, alice, stripe_fake
+):
+    card = _three_d_secure_card()
+    response = _subscribe(alice, catalog["basic"], payment_method=card)
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "incomplete"
+    remote = stripe.Subscription.retrieve(body["id"], expand=["latest_invoice.confirmation_secret"])
+    secret = remote.latest_invoice.confirmation_secret.client_secret
+    assert body["payment"]["client_secret"] == secret
+    assert secret.startswith(body["payment"]["payment_intent"] + "_secret_")
+    assert client_for(alice).get("/api/v1/entitlements/").json()["plans"] == []
+
+    feed = EventFeed()
+    feed.process_new()
+    _browser_confirms(stripe_fake, body["payment"], card)
+    feed.process_new()
+
+    assert stripe.Subscription.retrieve(body["id"]).status == "active"
+    assert djm.Subscription.objects.get(id=body["id"]).stripe_data["status"] == "active"
+    assert client_for(alice).get("/api/v1/entitlements/").json()["plans"] == ["basic"]
+
+
+def test_a_subscription_charged_at_once_has_no_payment_step(catalog, alice):
+    body = _subscribe(alice, catalog["basic"]).json()
+    assert body["status"] == "active" and body["payment"] is None
 
 
 def test_bad_input_is_400_naming_the_field(catalog, alice):

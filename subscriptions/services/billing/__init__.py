@@ -42,6 +42,7 @@ from subscriptions.services.billing.subscriptions import (
     subscription_create,
     subscription_end_trial,
     subscription_extend_trial,
+    subscription_first_payment,
     subscription_resume,
     subscription_resync,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "subscription_create",
     "subscription_end_trial",
     "subscription_extend_trial",
+    "subscription_first_payment",
     "subscription_resume",
     "subscription_resync",
 ]

@@ -28,6 +28,9 @@ from subscriptions.stripe_expand import SUBSCRIPTION_EXPAND
 PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
 # Statuses from which a subscription can still be changed or resumed.
 LIVE_STATUSES = ("active", "trialing", "past_due", "incomplete", "unpaid")
+# Stripe's 402 code, with payment_behavior=error_if_incomplete, for a first payment that needs
+# the customer (3-D Secure).
+ACTION_REQUIRED = "invoice_payment_intent_requires_action"
 
 
 class SubscriptionStateError(BillingError):
@@ -139,7 +142,9 @@ def subscription_create(
     Creates the user's Stripe Customer on first use, attaches the payment method and makes it
     the subscription's default, then creates the subscription with
     `payment_behavior="error_if_incomplete"` so a declined first payment raises
-    `PaymentDeclined` and leaves nothing behind (`allow_incomplete=True` keeps an incomplete
+    `PaymentDeclined` and leaves nothing behind; a first payment that needs 3-D Secure makes
+    it `default_incomplete` instead (`incomplete` until the customer confirms it in their
+    browser: `subscription_first_payment`) (`allow_incomplete=True` keeps an incomplete
     subscription with an open invoice instead; the demo uses it for a past-due customer).
     `trial_days` overrides the price's default trial. `referral_code` goes into the
     subscription's and (first one wins) the customer's metadata for attribution;
@@ -211,13 +216,47 @@ def subscription_create(
         if coupon:
             params["discounts"] = [{"coupon": coupon}]
         digest = request_digest(params, request_key or uuid.uuid4().hex)
-        subscription = stripe.Subscription.create(
-            **params,
-            api_key=stripe_api_key(),
-            expand=SUBSCRIPTION_EXPAND,
-            idempotency_key=f"subscription-create-{billing_customer.pk}-{digest}",
-        )
+        key = f"subscription-create-{billing_customer.pk}-{digest}"
+        try:
+            subscription = stripe.Subscription.create(
+                **params, api_key=stripe_api_key(), expand=SUBSCRIPTION_EXPAND, idempotency_key=key
+            )
+        except stripe.CardError as exc:
+            if exc.code != ACTION_REQUIRED:
+                raise
+            # The first payment needs the customer (3-D Secure) and Stripe created nothing:
+            # create it waiting for them, its first invoice left for their browser to confirm
+            # (subscription_first_payment); Stripe expires it after 23 hours if they never do.
+            subscription = stripe.Subscription.create(
+                **{**params, "payment_behavior": "default_incomplete"},
+                api_key=stripe_api_key(),
+                expand=SUBSCRIPTION_EXPAND,
+                idempotency_key=f"{key}-default-incomplete",
+            )
     return _sync_subscription(subscription)
+
+
+@stripe_errors()
+def subscription_first_payment(
+    *, subscription: djstripe_models.Subscription
+) -> dict[str, str] | None:
+    """What the customer's browser needs to confirm an ``incomplete`` subscription's first
+    payment (Stripe.js): the PaymentIntent behind its first invoice's ``confirmation_secret``,
+    its status and the client secret; None for any other subscription. Not stored: asked of
+    Stripe when the subscribe answer is made."""
+    data = subscription.stripe_data
+    invoice_id = stripe_id(data.get("latest_invoice"))
+    if data.get("status") != "incomplete" or not invoice_id:
+        return None
+    invoice = stripe.Invoice.retrieve(
+        invoice_id, expand=["confirmation_secret"], api_key=stripe_api_key()
+    ).to_dict()
+    secret = str((invoice.get("confirmation_secret") or {}).get("client_secret") or "")
+    if invoice.get("status") != "open" or "_secret_" not in secret:
+        return None
+    intent_id = secret.split("_secret_", 1)[0]
+    intent = stripe.PaymentIntent.retrieve(intent_id, api_key=stripe_api_key())
+    return {"payment_intent": intent_id, "status": intent.status, "client_secret": secret}
 
 
 @stripe_errors()
