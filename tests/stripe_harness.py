@@ -212,6 +212,18 @@ def devstripe_url() -> Iterator[str]:
         log.close()
 
 
+# Stripe's test card that needs 3-D Secure on every payment.
+THREE_D_SECURE_CARD = "4000002500003155"
+
+
+def three_d_secure_card() -> str:
+    """A new card PaymentMethod (unattached) that needs 3-D Secure on every payment."""
+    return stripe.PaymentMethod.create(
+        type="card",
+        card={"number": THREE_D_SECURE_CARD, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+    ).id
+
+
 @dataclass
 class StripeFake:
     """A flushed fake Stripe that ``stripe`` and dj-stripe talk to during one test."""
@@ -261,6 +273,24 @@ class StripeFake:
         (``before``) or after running (``after``: the write happened, the answer is lost)."""
         form = {"method": method, "path": path, "when": when, "status": status, "count": count}
         _request("POST", self.api_base + "/_config/faults", urllib.parse.urlencode(form).encode())
+
+    def authenticate(
+        self, intent_id: str, *, client_secret: str | None = None, success: bool = True
+    ) -> None:
+        """The 3-D Secure step Stripe.js runs in the customer's browser (the fake's endpoint,
+        which refuses a wrong secret), with the client secret the customer was handed (by
+        default the intent's own)."""
+        if client_secret is None:
+            client_secret = stripe.PaymentIntent.retrieve(intent_id).client_secret
+        form = {"client_secret": client_secret, "success": "true" if success else "false"}
+        request = urllib.request.Request(
+            f"{self.api_base}/v1/payment_intents/{intent_id}/_authenticate",
+            data=urllib.parse.urlencode(form).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {self.api_key}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
 
     def clear_faults(self) -> None:
         """Forget the faults not yet used (``fail_next``): Stripe is back."""

@@ -6,8 +6,6 @@ them."""
 
 from __future__ import annotations
 
-import urllib.parse
-import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -23,8 +21,7 @@ from ledger.models import Transaction
 from tests.accounts.factories import UserFactory
 from tests.content.factories import LicenseFactory, LicenseTypeFactory
 from tests.content.test_purchases import buy_url, client_for
-from tests.content.test_purchases_sales import three_d_secure_method
-from tests.stripe_harness import SignedInbox
+from tests.stripe_harness import SignedInbox, three_d_secure_card
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
 
@@ -42,20 +39,6 @@ def purchase(item, lt, card: str) -> dict:
     return response.json()
 
 
-def authenticate_in_browser(stripe_fake, intent_id: str, client_secret: str) -> None:
-    """What Stripe.js does with the client secret the purchase answered: the 3-D Secure step
-    (the fake's endpoint refuses a wrong secret)."""
-    body = urllib.parse.urlencode({"client_secret": client_secret, "success": "true"}).encode()
-    request = urllib.request.Request(
-        f"{stripe_fake.api_base}/v1/payment_intents/{intent_id}/_authenticate",
-        data=body,
-        method="POST",
-        headers={"Authorization": f"Bearer {stripe_fake.api_key}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-
-
 def later(license_pk: int, minutes: int):
     return License.objects.get(pk=license_pk).created_at + timedelta(minutes=minutes)
 
@@ -64,7 +47,7 @@ def test_a_3d_secure_purchase_answers_the_client_secret_and_activates_once_authe
     stripe_fake, inbox
 ):
     lt = LicenseTypeFactory(amount=2500)
-    body = purchase(lt.item, lt, three_d_secure_method())
+    body = purchase(lt.item, lt, three_d_secure_card())
 
     assert body["status"] == "pending"
     license = License.objects.get(pk=body["id"])
@@ -77,7 +60,7 @@ def test_a_3d_secure_purchase_answers_the_client_secret_and_activates_once_authe
     assert license_verify(key=body["key"]).status == "unknown"  # not usable before it is paid
     inbox.deliver_new()
 
-    authenticate_in_browser(stripe_fake, intent.id, body["payment"]["client_secret"])
+    stripe_fake.authenticate(intent.id, client_secret=body["payment"]["client_secret"])
     events = inbox.deliver_new()
 
     assert "payment_intent.succeeded" in {e["type"] for e in events}
@@ -97,7 +80,7 @@ def test_a_purchase_charged_at_once_has_no_payment_step(stripe_fake):
 def test_an_unfinished_payment_is_canceled_and_the_exclusive_item_released(stripe_fake, inbox):
     exclusive = LicenseTypeFactory(kind=LicenseType.Kind.EXCLUSIVE, amount=50000)
     item = exclusive.item
-    body = purchase(item, exclusive, three_d_secure_method())
+    body = purchase(item, exclusive, three_d_secure_card())
     pk, ttl = body["id"], django_settings.CONTENT_PENDING_PAYMENT_MINUTES
     inbox.deliver_new()
     second = {"license_type": exclusive.pk, "payment_method": "pm_card_visa"}
@@ -125,10 +108,10 @@ def test_an_unfinished_payment_is_canceled_and_the_exclusive_item_released(strip
 
 def test_a_payment_completed_whose_event_never_came_is_activated_not_canceled(stripe_fake, inbox):
     lt = LicenseTypeFactory(amount=999)
-    body = purchase(lt.item, lt, three_d_secure_method())
+    body = purchase(lt.item, lt, three_d_secure_card())
     inbox.deliver_new()
-    authenticate_in_browser(
-        stripe_fake, body["payment"]["payment_intent"], body["payment"]["client_secret"]
+    stripe_fake.authenticate(
+        body["payment"]["payment_intent"], client_secret=body["payment"]["client_secret"]
     )
     late = inbox.new()  # the success event is held back (an outage at our end)
 
@@ -145,7 +128,7 @@ def test_a_payment_completed_whose_event_never_came_is_activated_not_canceled(st
 
 def test_stripe_unavailable_leaves_the_licence_for_the_next_run(stripe_fake, inbox):
     lt = LicenseTypeFactory(amount=999)
-    body = purchase(lt.item, lt, three_d_secure_method())
+    body = purchase(lt.item, lt, three_d_secure_card())
     inbox.deliver_new()
     intent_id = body["payment"]["payment_intent"]
     after = later(body["id"], django_settings.CONTENT_PENDING_PAYMENT_MINUTES + 1)

@@ -5,8 +5,6 @@ to our webhook inbox signed as Stripe signs them."""
 
 from __future__ import annotations
 
-import urllib.parse
-import urllib.request
 from datetime import timedelta
 from decimal import Decimal
 
@@ -45,7 +43,7 @@ from tests.content.factories import (
     LicenseTypeFactory,
 )
 from tests.content.test_purchases import buy_url, client_for
-from tests.stripe_harness import SignedInbox
+from tests.stripe_harness import SignedInbox, three_d_secure_card
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
 
@@ -53,7 +51,6 @@ CLEARING = SystemAccount.STRIPE_CLEARING.value
 REVENUE = SystemAccount.REVENUE_CONTENT.value
 TAX = SystemAccount.SALES_TAX_PAYABLE.value
 SHARES = [Decimal("33.34"), Decimal("33.33"), Decimal("33.33")]
-THREE_D_SECURE_CARD = "4000002500003155"
 
 
 def balance(code: str, currency: str = "usd") -> int:
@@ -530,41 +527,17 @@ def test_dispute_events_before_the_payment_event_give_the_same_books(stripe_fake
 # --- failed and canceled payments free the licence -------------------------------------------
 
 
-def three_d_secure_method() -> str:
-    method = stripe.PaymentMethod.create(
-        type="card",
-        card={"number": THREE_D_SECURE_CARD, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
-    )
-    return method.id
-
-
-def authenticate(stripe_fake, intent_id: str, *, success: bool) -> None:
-    """What Stripe.js does in the buyer's browser: the 3D Secure step (the fake's endpoint)."""
-    intent = stripe.PaymentIntent.retrieve(intent_id)
-    body = urllib.parse.urlencode(
-        {"client_secret": intent.client_secret, "success": "true" if success else "false"}
-    ).encode()
-    request = urllib.request.Request(
-        f"{stripe_fake.api_base}/v1/payment_intents/{intent_id}/_authenticate",
-        data=body,
-        method="POST",
-        headers={"Authorization": f"Bearer {stripe_fake.api_key}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-
-
 def test_a_failed_payment_frees_an_exclusive_item_for_the_next_buyer(stripe_fake, inbox):
     exclusive = LicenseTypeFactory(kind=LicenseType.Kind.EXCLUSIVE, amount=50000)
     item = exclusive.item
-    first = buy(UserFactory(password=None), item, exclusive, three_d_secure_method())
+    first = buy(UserFactory(password=None), item, exclusive, three_d_secure_card())
     assert first.status == License.Status.PENDING
     inbox.deliver_new()
     data = {"license_type": exclusive.pk, "payment_method": "pm_card_visa"}
     taken = client_for(UserFactory(password=None)).post(buy_url(item), data, "json")
     assert taken.status_code == 409
 
-    authenticate(stripe_fake, first.stripe_payment_intent_id, success=False)
+    stripe_fake.authenticate(first.stripe_payment_intent_id, success=False)
     events = inbox.deliver_new()
     assert "payment_intent.payment_failed" in {e["type"] for e in events}
     assert not License.objects.filter(pk=first.pk).exists()
@@ -577,7 +550,7 @@ def test_a_failed_payment_frees_an_exclusive_item_for_the_next_buyer(stripe_fake
 
 def test_a_canceled_payment_frees_an_exclusive_item(stripe_fake, inbox):
     exclusive = LicenseTypeFactory(kind=LicenseType.Kind.EXCLUSIVE, amount=50000)
-    pending = buy(UserFactory(password=None), exclusive.item, exclusive, three_d_secure_method())
+    pending = buy(UserFactory(password=None), exclusive.item, exclusive, three_d_secure_card())
     stripe.PaymentIntent.cancel(pending.stripe_payment_intent_id, cancellation_reason="abandoned")
     events = inbox.deliver_new()
     assert "payment_intent.canceled" in {e["type"] for e in events}
@@ -590,9 +563,9 @@ def test_an_older_failure_never_undoes_a_later_success(stripe_fake, inbox, order
     item, creators = three_creator_item()
     buyer, affiliate = referred_buyer(rate="20")
     lt = LicenseTypeFactory(item=item, kind=LicenseType.Kind.EXCLUSIVE, amount=999)
-    license = buy(buyer, item, lt, three_d_secure_method())
+    license = buy(buyer, item, lt, three_d_secure_card())
     inbox.deliver_new()
-    authenticate(stripe_fake, license.stripe_payment_intent_id, success=False)
+    stripe_fake.authenticate(license.stripe_payment_intent_id, success=False)
     failed = inbox.new()
     # The buyer's browser retries with another card, which succeeds.
     stripe.PaymentIntent.confirm(license.stripe_payment_intent_id, payment_method="pm_card_visa")

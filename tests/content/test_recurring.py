@@ -5,8 +5,6 @@ paid for, refunds reversing that invoice's split."""
 
 from __future__ import annotations
 
-import urllib.parse
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -26,8 +24,8 @@ from ledger.models import Account, Entry, Transaction
 from subscriptions.models import BillingCustomer, Plan, PlanPrice
 from tests.accounts.factories import UserFactory
 from tests.content.factories import ContentItemFactory, CreatorFactory
-from tests.content.test_purchases_sales import three_d_secure_method
 from tests.devstripe.clock_helpers import DAY, FEB_1, JAN_1, MAR_1, advance, make_clock
+from tests.stripe_harness import three_d_secure_card
 from tests.subscriptions.effects_helpers import EventFeed, key
 
 pytestmark = pytest.mark.django_db
@@ -227,23 +225,6 @@ def test_a_declined_first_payment_leaves_no_licence_and_no_subscription(stripe_f
     assert not stripe.Subscription.list(customer=customer).data
 
 
-def authenticate_in_browser(stripe_fake, payment: dict, payment_method: str) -> None:
-    """What Stripe.js does with the answer's client secret: confirm the first invoice's
-    payment with the card, then the 3-D Secure step (the fake's endpoint)."""
-    stripe.PaymentIntent.confirm(payment["payment_intent"], payment_method=payment_method)
-    body = urllib.parse.urlencode(
-        {"client_secret": payment["client_secret"], "success": "true"}
-    ).encode()
-    request = urllib.request.Request(
-        f"{stripe_fake.api_base}/v1/payment_intents/{payment['payment_intent']}/_authenticate",
-        data=body,
-        method="POST",
-        headers={"Authorization": f"Bearer {stripe_fake.api_key}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-
-
 def test_a_card_that_needs_authentication_waits_for_it_then_is_split_once(stripe_fake):
     """Stripe refuses ``error_if_incomplete`` when the first payment needs 3-D Secure; the
     subscription is then created ``default_incomplete`` and the buyer confirms it in their
@@ -251,7 +232,7 @@ def test_a_card_that_needs_authentication_waits_for_it_then_is_split_once(stripe
     item, creators = three_creator_item()
     exclusive = recurring_type(item, kind="exclusive")
     buyer = UserFactory(password=None)
-    card = three_d_secure_method()
+    card = three_d_secure_card()
 
     response = buy(buyer, item, exclusive, card)
 
@@ -272,7 +253,12 @@ def test_a_card_that_needs_authentication_waits_for_it_then_is_split_once(stripe
     feed.process_new()
     assert Transaction.objects.filter(source=royalties.SPLIT_SOURCE).count() == 0
 
-    authenticate_in_browser(stripe_fake, body["payment"], card)
+    # What Stripe.js does with the answer: confirm the first invoice's payment with the card,
+    # then the 3-D Secure step.
+    stripe.PaymentIntent.confirm(body["payment"]["payment_intent"], payment_method=card)
+    stripe_fake.authenticate(
+        body["payment"]["payment_intent"], client_secret=body["payment"]["client_secret"]
+    )
     feed.process_new()
 
     license.refresh_from_db()
@@ -287,7 +273,7 @@ def test_a_card_that_needs_authentication_waits_for_it_then_is_split_once(stripe
 def test_an_unconfirmed_subscription_is_canceled_after_the_wait_and_frees_the_item(stripe_fake):
     item, _ = three_creator_item()
     exclusive = recurring_type(item, kind="exclusive")
-    body = buy(UserFactory(password=None), item, exclusive, three_d_secure_method()).json()
+    body = buy(UserFactory(password=None), item, exclusive, three_d_secure_card()).json()
     license = License.objects.get(pk=body["id"])
     feed = EventFeed()
     feed.process_new()

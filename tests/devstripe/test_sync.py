@@ -6,6 +6,7 @@ import pytest
 import stripe
 from djstripe import models as djm
 
+from tests.stripe_harness import three_d_secure_card
 from tests.stripe_paths import invoice_charge_id, invoice_payment_intent_id
 
 pytestmark = pytest.mark.django_db
@@ -262,19 +263,11 @@ def test_error_if_incomplete_refuses_a_declined_card(monthly, stripe_fake):
         )
 
 
-def _three_d_secure_method(customer) -> str:
-    method = stripe.PaymentMethod.create(
-        type="card",
-        card={"number": "4000002500003155", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
-    )
-    return stripe.PaymentMethod.attach(method.id, customer=customer.id).id
-
-
 def test_error_if_incomplete_refuses_a_card_that_needs_authentication(monthly, stripe_fake):
     """Stripe: "if a payment method requires 3DS authentication ... this parameter doesn't
     create a subscription and returns an error instead" (402)."""
     customer = stripe.Customer.create(email="sca@example.com")
-    method = _three_d_secure_method(customer)
+    method = stripe.PaymentMethod.attach(three_d_secure_card(), customer=customer.id).id
     with pytest.raises(stripe.CardError) as raised:
         _subscribe(
             customer,
@@ -289,7 +282,7 @@ def test_error_if_incomplete_refuses_a_card_that_needs_authentication(monthly, s
 
 def test_allow_incomplete_keeps_a_subscription_waiting_for_authentication(monthly, stripe_fake):
     customer = stripe.Customer.create(email="sca-allowed@example.com")
-    method = _three_d_secure_method(customer)
+    method = stripe.PaymentMethod.attach(three_d_secure_card(), customer=customer.id).id
     stripe_sub = _subscribe(customer, [{"price": monthly.id}], default_payment_method=method)
     assert stripe_sub.status == "incomplete"
     intent = stripe.PaymentIntent.retrieve(invoice_payment_intent_id(stripe_sub.latest_invoice.id))

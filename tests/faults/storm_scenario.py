@@ -26,8 +26,6 @@ clock as Stripe allows, so a subscription's life spans months of event time as i
 
 from __future__ import annotations
 
-import urllib.parse
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -43,10 +41,9 @@ from tests.accounts.factories import UserFactory
 from tests.affiliates.factories import AffiliateFactory, ProgramFactory, ReferralLinkFactory
 from tests.content.factories import LicenseTypeFactory
 from tests.marketplace.factories_orders import OrderPackageFactory
-from tests.stripe_harness import StripeFake
+from tests.stripe_harness import StripeFake, three_d_secure_card
 from tests.stripe_paths import invoice_charge_id
 
-THREE_D_SECURE_CARD = "4000002500003155"
 CUSTOMERS_PER_CLOCK = 3  # Stripe's limit per test clock
 DAY = 24 * 3600
 
@@ -93,22 +90,6 @@ def _price(product: Any, *, unit_amount: int, interval: str) -> Any:
         recurring={"interval": interval},
         idempotency_key=key("price"),
     )
-
-
-def _authenticate(fake: StripeFake, intent_id: str, *, success: bool) -> None:
-    """The 3-D Secure step Stripe.js runs in the buyer's browser (the fake's endpoint)."""
-    intent = stripe.PaymentIntent.retrieve(intent_id)
-    body = urllib.parse.urlencode(
-        {"client_secret": intent.client_secret, "success": "true" if success else "false"}
-    ).encode()
-    request = urllib.request.Request(
-        f"{fake.api_base}/v1/payment_intents/{intent_id}/_authenticate",
-        data=body,
-        method="POST",
-        headers={"Authorization": f"Bearer {fake.api_key}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
 
 
 def _advance(clocks: list[Any], seconds: int) -> None:
@@ -196,14 +177,6 @@ def _subscriptions(scenario: Scenario, *, customers: int, start: int) -> None:
         refunded += 1
 
 
-def _three_d_secure_method() -> str:
-    method = stripe.PaymentMethod.create(
-        type="card",
-        card={"number": THREE_D_SECURE_CARD, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
-    )
-    return str(method.id)
-
-
 def _licenses(scenario: Scenario, fake: StripeFake, *, count: int) -> None:
     program = ProgramFactory(commission_rate="10", hold_days=30)
     link = ReferralLinkFactory(affiliate=AffiliateFactory(program=program))
@@ -226,13 +199,13 @@ def _licenses(scenario: Scenario, fake: StripeFake, *, count: int) -> None:
             )
         response = client.post(
             f"/api/v1/content/{license_type.item_id}/licenses/",
-            {"license_type": license_type.pk, "payment_method": _three_d_secure_method()},
+            {"license_type": license_type.pk, "payment_method": three_d_secure_card()},
             "json",
         )
         assert response.status_code == 201, response.content
         license = License.objects.get(pk=response.json()["id"])
         assert license.status == License.Status.PENDING, license.status
-        _authenticate(fake, license.stripe_payment_intent_id, success=n % 5 != 3)
+        fake.authenticate(license.stripe_payment_intent_id, success=n % 5 != 3)
         scenario.licenses.append(license.pk)
     paid = [
         License.objects.get(pk=pk).stripe_payment_intent_id

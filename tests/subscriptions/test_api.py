@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import urllib.parse
-import urllib.request
-
 import stripe
 from djstripe import models as djm
 from rest_framework.test import APIClient
 
 from subscriptions.models import BillingCustomer
+from tests.stripe_harness import three_d_secure_card
 from tests.subscriptions.api_helpers import (  # noqa: F401 (fixtures)
     _clear_throttles,
     alice,
@@ -125,34 +123,10 @@ def test_declined_card_is_402_with_the_decline_code_and_leaves_no_subscription(c
     assert not djm.Subscription.objects.filter(customer__subscriber=alice).exists()
 
 
-def _three_d_secure_card() -> str:
-    return stripe.PaymentMethod.create(
-        type="card",
-        card={"number": "4000002500003155", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
-    ).id
-
-
-def _browser_confirms(stripe_fake, payment: dict, payment_method: str) -> None:
-    """What Stripe.js does with the answer's client secret: confirm the first invoice's
-    payment with the card, then the 3-D Secure step (the fake's endpoint)."""
-    stripe.PaymentIntent.confirm(payment["payment_intent"], payment_method=payment_method)
-    body = urllib.parse.urlencode(
-        {"client_secret": payment["client_secret"], "success": "true"}
-    ).encode()
-    request = urllib.request.Request(
-        f"{stripe_fake.api_base}/v1/payment_intents/{payment['payment_intent']}/_authenticate",
-        data=body,
-        method="POST",
-        headers={"Authorization": f"Bearer {stripe_fake.api_key}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-
-
 def test_a_card_that_needs_3d_secure_subscribes_incomplete_until_the_customer_confirms(
     catalog, alice, stripe_fake
 ):
-    card = _three_d_secure_card()
+    card = three_d_secure_card()
     response = _subscribe(alice, catalog["basic"], payment_method=card)
 
     assert response.status_code == 201, response.content
@@ -166,7 +140,12 @@ def test_a_card_that_needs_3d_secure_subscribes_incomplete_until_the_customer_co
 
     feed = EventFeed()
     feed.process_new()
-    _browser_confirms(stripe_fake, body["payment"], card)
+    # What Stripe.js does with the answer: confirm the first invoice's payment with the card,
+    # then the 3-D Secure step.
+    stripe.PaymentIntent.confirm(body["payment"]["payment_intent"], payment_method=card)
+    stripe_fake.authenticate(
+        body["payment"]["payment_intent"], client_secret=body["payment"]["client_secret"]
+    )
     feed.process_new()
 
     assert stripe.Subscription.retrieve(body["id"]).status == "active"
