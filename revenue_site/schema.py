@@ -49,6 +49,7 @@ _DESCRIPTIONS = {
     "403": "Not allowed: the caller lacks the role this needs, or a session-authenticated "
     "request came without its CSRF token.",
     "404": "Not found (or not the caller's).",
+    "415": "The body is not JSON: send it as `application/json` (the API takes no form encodings).",
     "429": "Too many requests; retry after the `Retry-After` header's seconds "
     "(also `error.retry_after`).",
 }
@@ -146,6 +147,8 @@ class AutoSchema(SpectacularAutoSchema):
             codes.append("403")
         if any(p.get("in") == "path" for p in parameters):
             codes.append("404")
+        if has_body:  # DRF parses it (the usage API reads its own: not JSON is its 422)
+            codes.append("415")
         if self.view.get_throttles():
             codes.append("429")
         return codes

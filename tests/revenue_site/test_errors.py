@@ -77,6 +77,30 @@ def test_unsupported_media_type_is_415_in_shape(api):
     assert error_of(response, 415)["code"] == "unsupported_media_type"
 
 
+@pytest.mark.parametrize("encoding", ["multipart", "form"])
+def test_a_form_encoded_body_is_415_and_the_schema_says_so(api, encoding):
+    """Form encodings cannot carry nested objects and lists, so the API takes JSON only."""
+    from urllib.parse import urlencode
+
+    from drf_spectacular.generators import SchemaGenerator
+
+    body = {"email": "form@example.com", "password": "a long passphrase 123"}
+    if encoding == "multipart":
+        response = api.post("/api/v1/accounts/signup", body, format="multipart")
+    else:
+        response = api.post(
+            "/api/v1/accounts/signup",
+            urlencode(body),
+            content_type="application/x-www-form-urlencoded",
+        )
+    assert error_of(response, 415)["code"] == "unsupported_media_type"
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    signup = schema["paths"]["/api/v1/accounts/signup"]["post"]
+    assert list(signup["requestBody"]["content"]) == ["application/json"]
+    assert "415" in signup["responses"]
+
+
 def test_drf_not_found(api):
     error = error_of(api.get("/api/test/not-found"), 404)
     assert error == {"code": "not_found", "message": "No such widget.", "fields": {}}
