@@ -218,10 +218,11 @@ class OrderListCreateView(CallerView, generics.ListAPIView[Order]):
 
     def get_queryset(self) -> QuerySet[Order]:
         params = self.request.query_params
-        role = params.get("role")
+        # Empty is not given, as for every optional query parameter (revenue_site.schema).
+        role = params.get("role") or None
         if role not in (None, "buyer", "provider"):
             raise exceptions.ValidationError({"role": ["buyer or provider."]})
-        state = params.get("state")
+        state = params.get("state") or None
         if state is not None and state not in Order.State.values:
             raise exceptions.ValidationError({"state": ["Not an order state."]})
         return order_selectors.order_list_for(
