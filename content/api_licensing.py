@@ -166,7 +166,14 @@ class LicenseVerifyView(APIView):
 
     @extend_schema(
         operation_id="content_license_verify",
-        parameters=[OpenApiParameter("key", str, required=True, description="The licence key.")],
+        parameters=[
+            OpenApiParameter(
+                "key",
+                {"type": "string", "minLength": 1},  # empty is "missing": 400
+                required=True,
+                description="The licence key.",
+            )
+        ],
         responses={200: VerifySerializer, 400: _error("`key` is missing."), **PUBLIC_ERRORS},
         tags=["content"],
     )

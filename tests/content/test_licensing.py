@@ -203,10 +203,15 @@ def test_undecodable_bytes_and_lone_surrogates_answer_unknown():
         licensing.license_usage_record(key="\ud800", event="view", quantity=1, event_id="a")
 
 
-def test_a_missing_or_empty_key_is_400():
+def test_a_missing_or_empty_key_is_400_and_the_schema_says_so():
     for params in ({}, {"key": ""}):
         body = error_of(APIClient().get(VERIFY, params), 400)
         assert "key" in body["error"]["fields"]
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    (key,) = schema["paths"]["/api/v1/content/licenses/verify"]["get"]["parameters"]
+    assert key["required"] and key["schema"]["minLength"] == 1  # schemathesis sent key=
 
 
 def _rates(settings, **rates):
