@@ -146,7 +146,9 @@ def test_the_endpoint_and_its_errors_are_in_the_schema(client):
         assert ref == "#/components/schemas/Error"
     params = {p["name"]: p for p in operation["parameters"]}
     assert params["currency"]["required"] is True
-    assert params["group_by"]["schema"]["enum"] == ["month", "none"]
+    # Optional, so empty means not given (revenue_site.schema): the enum or "".
+    choices, empty = params["group_by"]["schema"]["anyOf"]
+    assert choices["enum"] == ["month", "none"] and empty == {"type": "string", "maxLength": 0}
     row = schema["components"]["schemas"]["StreamRow"]["properties"]
     assert {"gross", "refunds", "net_revenue", "commissions", "creator_share", "provider_share",
             "stripe_fees", "disputes", "margin", "gross_margin"} <= set(row)  # fmt: skip

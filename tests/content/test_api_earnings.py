@@ -380,7 +380,7 @@ def test_the_schema_documents_every_status_with_the_error_shape(client):
         (PAYOUTS, "get"): {"200", "400", *creator},  # 400: a malformed limit or offset
         (BALANCE, "get"): {"200", *creator},
         (SETTINGS, "get"): {"200", *creator},
-        (SETTINGS, "put"): {"200", "400", *creator},
+        (SETTINGS, "put"): {"200", "400", "415", *creator},  # 415: a body that is not JSON
     }
     for (path, method), statuses in expected.items():
         responses = paths[path][method]["responses"]

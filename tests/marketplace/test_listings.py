@@ -416,16 +416,18 @@ def test_the_endpoints_and_their_statuses_are_in_the_schema(client):
         ("/api/v1/marketplace/listings/{listing_id}/", "get"): {"200", "404", "429"},
         ("/api/v1/provider/profile", "get"): {"200"} | provider,
         # 403: a session-authenticated POST without its CSRF token (revenue_site.schema).
-        ("/api/v1/provider/profile", "post"): {"201", "400", "403", "409"} | token,
-        ("/api/v1/provider/profile", "patch"): {"200", "400"} | provider,
+        # 415 where there is a body: one that is not JSON.
+        ("/api/v1/provider/profile", "post"): {"201", "400", "403", "409", "415"} | token,
+        ("/api/v1/provider/profile", "patch"): {"200", "400", "415"} | provider,
         ("/api/v1/provider/onboarding", "get"): {"200"} | provider,
-        ("/api/v1/provider/onboarding/connect", "post"): {"201", "400", "409", "503"} | provider,
+        ("/api/v1/provider/onboarding/connect", "post"): {"201", "400", "409", "415", "503"}
+        | provider,
         ("/api/v1/provider/onboarding/refresh", "post"): {"200", "503"} | provider,
-        ("/api/v1/provider/onboarding/bank", "put"): {"200", "400", "409"} | provider,
+        ("/api/v1/provider/onboarding/bank", "put"): {"200", "400", "409", "415"} | provider,
         ("/api/v1/provider/listings/", "get"): {"200", "400"} | provider,
-        ("/api/v1/provider/listings/", "post"): {"201", "400", "409"} | provider,
+        ("/api/v1/provider/listings/", "post"): {"201", "400", "409", "415"} | provider,
         ("/api/v1/provider/listings/{listing_id}/", "get"): {"200", "404"} | provider,
-        ("/api/v1/provider/listings/{listing_id}/", "patch"): {"200", "400", "404", "409"}
+        ("/api/v1/provider/listings/{listing_id}/", "patch"): {"200", "400", "404", "409", "415"}
         | provider,
         ("/api/v1/provider/listings/{listing_id}/", "delete"): {"204", "404", "409"} | provider,
         ("/api/v1/provider/listings/{listing_id}/submit", "post"): {"200", "400", "404", "409"}
