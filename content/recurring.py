@@ -11,7 +11,7 @@
   with a PaymentIntent for the buyer to confirm in their browser (``Purchase.payment``, from
   the invoice's ``confirmation_secret``); the licence stays PENDING until ``invoice.paid``.
   One left unconfirmed is canceled after ``CONTENT_PENDING_PAYMENT_MINUTES``
-  (``content.purchases.pending_licenses_release``), or by Stripe after 23 hours
+  (``content.acquire.pending_licenses_release``), or by Stripe after 23 hours
   (``incomplete_expired``). Its metadata names the licence (``content_license``) and the
   revenue account (``revenue.content``), which the invoices carry under
   ``parent.subscription_details``: the subscriptions app's invoice postings book them as
@@ -107,8 +107,6 @@ def license_subscribe(
     license.refresh_from_db()
     step = None
     if license.status == License.Status.PENDING:
-        # After the commit: should Stripe fail here, the buyer gets a 503 and the pending
-        # licence is settled by pending_licenses_release after the wait.
         step = _first_payment_step(subscription)
     return Purchase(license=license, key=purchase.key, payment=step)
 
@@ -123,9 +121,15 @@ def _first_payment_step(subscription: Mapping[str, Any]) -> PaymentStep | None:
     if "_secret_" not in secret:
         return None
     intent_id = secret.split("_secret_", 1)[0]
-    with stripe_errors():
-        intent = stripe.PaymentIntent.retrieve(intent_id, api_key=stripe_api_key())
-    return PaymentStep(payment_intent=intent_id, status=intent.status, client_secret=secret)
+    try:
+        with stripe_errors():
+            status = stripe.PaymentIntent.retrieve(intent_id, api_key=stripe_api_key()).status
+    except BillingError as exc:
+        # The subscription exists: never an error now (a retry would buy twice); the secret
+        # is all the browser needs.
+        logger.warning("licence payment %s: status unreadable now: %s", intent_id, exc)
+        status = ""
+    return PaymentStep(payment_intent=intent_id, status=status, client_secret=secret)
 
 
 @stripe_errors(
