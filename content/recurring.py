@@ -58,6 +58,7 @@ from revenue_site.stripe_payloads import invoice_tax, stripe_id, stripe_time
 from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import SubscriptionState
 from subscriptions.services.billing import billing_customer_ensure
+from subscriptions.services.invoice_payments import invoice_payment_step
 from subscriptions.services.invoice_postings import invoice_revenue_account
 
 logger = logging.getLogger(__name__)
@@ -112,24 +113,11 @@ def license_subscribe(
 
 
 def _first_payment_step(subscription: Mapping[str, Any]) -> PaymentStep | None:
-    """What the buyer's browser needs to confirm an incomplete subscription's first payment:
-    the PaymentIntent behind the first invoice's ``confirmation_secret``."""
+    """What the buyer's browser needs to confirm an incomplete subscription's first payment
+    (its first invoice, expanded with ``confirmation_secret``; never an error)."""
     invoice = subscription.get("latest_invoice")
-    if not isinstance(invoice, Mapping):
-        return None
-    secret = str((invoice.get("confirmation_secret") or {}).get("client_secret") or "")
-    if "_secret_" not in secret:
-        return None
-    intent_id = secret.split("_secret_", 1)[0]
-    try:
-        with stripe_errors():
-            status = stripe.PaymentIntent.retrieve(intent_id, api_key=stripe_api_key()).status
-    except BillingError as exc:
-        # The subscription exists: never an error now (a retry would buy twice); the secret
-        # is all the browser needs.
-        logger.warning("licence payment %s: status unreadable now: %s", intent_id, exc)
-        status = ""
-    return PaymentStep(payment_intent=intent_id, status=status, client_secret=secret)
+    step = invoice_payment_step(invoice=invoice) if isinstance(invoice, Mapping) else None
+    return PaymentStep(**step) if step else None
 
 
 @stripe_errors(

@@ -9,7 +9,6 @@ unavailable 503 with Retry-After (revenue_site.stripe_errors).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -33,8 +32,6 @@ from subscriptions import selectors
 from subscriptions.models import Plan, PlanPrice
 from subscriptions.pricing import Tier, tiers_normalised
 from subscriptions.services import billing
-
-logger = logging.getLogger(__name__)
 
 # --- serializers (output) ------------------------------------------------------------------
 
@@ -331,13 +328,7 @@ class SubscriptionListCreateView(generics.ListAPIView[djstripe_models.Subscripti
         if isinstance(result, Response):
             return result
         body = SubscriptionSerializer(result).data
-        try:
-            body["payment"] = billing.subscription_first_payment(subscription=result)
-        except billing.BillingError:
-            # Created: never an error now (a retry without Idempotency-Key would subscribe
-            # twice). The open invoice's hosted_invoice_url (/invoices/) takes the payment too.
-            logger.warning("subscription %s: its first payment step unreadable now", result.id)
-            body["payment"] = None
+        body["payment"] = billing.subscription_first_payment(subscription=result)
         return Response(body, status=status.HTTP_201_CREATED)
 
 

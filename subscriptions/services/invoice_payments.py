@@ -18,6 +18,7 @@ The Events-API reconciliation (``inbox.stripe_reconcile``) replays every missed 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -25,9 +26,12 @@ from typing import Any
 import stripe
 from django.db import transaction
 
+from revenue_site.stripe_errors import BillingError, stripe_errors
 from revenue_site.stripe_payloads import stripe_id
 from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import InvoicePayment
+
+logger = logging.getLogger(__name__)
 
 # A later status never goes back to an earlier one (events may come out of order).
 _STATUS_RANK = {"open": 0, "canceled": 1, "paid": 2}
@@ -126,6 +130,27 @@ def invoice_ids_for_payment_intents(payment_intent_ids: list[str]) -> dict[str, 
     """payment intent id -> invoice id, from the index only (one query; for pages)."""
     rows = InvoicePayment.objects.filter(stripe_payment_intent_id__in=payment_intent_ids)
     return dict(rows.values_list("stripe_payment_intent_id", "stripe_invoice_id"))
+
+
+def invoice_payment_step(*, invoice: Mapping[str, Any]) -> dict[str, str] | None:
+    """What a customer's browser needs to pay an open invoice with Stripe.js (3-D Secure):
+    the PaymentIntent behind the invoice's ``confirmation_secret`` (expanded), its status and
+    the client secret; None when the invoice is not open or carries no secret. Called after
+    the subscription exists, so it never fails: a status Stripe cannot give now is "" (the
+    secret is all the browser needs)."""
+    secret = str((invoice.get("confirmation_secret") or {}).get("client_secret") or "")
+    if invoice.get("status") != "open" or "_secret_" not in secret:
+        return None
+    intent_id = secret.split("_secret_", 1)[0]
+    try:
+        with stripe_errors():
+            status = stripe.PaymentIntent.retrieve(
+                intent_id, api_key=stripe_api_key(invoice.get("livemode"))
+            ).status
+    except BillingError as exc:
+        logger.warning("payment %s: status unreadable now: %s", intent_id, exc)
+        status = ""
+    return {"payment_intent": intent_id, "status": status, "client_secret": secret}
 
 
 def invoice_payment_intent_id(*, invoice: Mapping[str, Any]) -> str:

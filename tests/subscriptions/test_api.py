@@ -153,6 +153,22 @@ def test_a_card_that_needs_3d_secure_subscribes_incomplete_until_the_customer_co
     assert client_for(alice).get("/api/v1/entitlements/").json()["plans"] == ["basic"]
 
 
+def test_stripe_failing_after_the_subscription_exists_still_answers_201_with_the_secret(
+    catalog, alice, stripe_fake
+):
+    """The subscription exists once Stripe created it: an error now would have the customer
+    retry and subscribe twice. The status is unknown, the secret is all the browser needs."""
+    card = three_d_secure_card()
+    stripe_fake.fail_next("GET", "/v1/payment_intents/*", status=503, count=10)
+
+    response = _subscribe(alice, catalog["basic"], payment_method=card)
+
+    assert response.status_code == 201, response.content
+    payment = response.json()["payment"]
+    assert payment["status"] == ""
+    assert payment["client_secret"].startswith(payment["payment_intent"] + "_secret_")
+
+
 def test_a_subscription_charged_at_once_has_no_payment_step(catalog, alice):
     body = _subscribe(alice, catalog["basic"]).json()
     assert body["status"] == "active" and body["payment"] is None

@@ -3,6 +3,7 @@ resume, trials, coupons, resync."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,10 @@ from revenue_site.stripe_payloads import stripe_id
 from revenue_site.stripe_setup import stripe_api_key
 from subscriptions.models import PlanPrice
 from subscriptions.services.billing.customers import billing_customer_ensure, request_digest
+from subscriptions.services.invoice_payments import invoice_payment_step
 from subscriptions.stripe_expand import SUBSCRIPTION_EXPAND
+
+logger = logging.getLogger(__name__)
 
 PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
 # Statuses from which a subscription can still be changed or resumed.
@@ -236,27 +240,27 @@ def subscription_create(
     return _sync_subscription(subscription)
 
 
-@stripe_errors()
 def subscription_first_payment(
     *, subscription: djstripe_models.Subscription
 ) -> dict[str, str] | None:
     """What the customer's browser needs to confirm an ``incomplete`` subscription's first
-    payment (Stripe.js): the PaymentIntent behind its first invoice's ``confirmation_secret``,
-    its status and the client secret; None for any other subscription. Not stored: asked of
-    Stripe when the subscribe answer is made."""
+    payment (``invoice_payment_step`` of its first invoice); None for any other subscription,
+    and, logged, when Stripe cannot answer now (the subscription exists: never an error, or a
+    retry without Idempotency-Key would subscribe twice; the open invoice's
+    ``hosted_invoice_url`` takes the payment too). Not stored: asked of Stripe each time."""
     data = subscription.stripe_data
     invoice_id = stripe_id(data.get("latest_invoice"))
     if data.get("status") != "incomplete" or not invoice_id:
         return None
-    invoice = stripe.Invoice.retrieve(
-        invoice_id, expand=["confirmation_secret"], api_key=stripe_api_key()
-    ).to_dict()
-    secret = str((invoice.get("confirmation_secret") or {}).get("client_secret") or "")
-    if invoice.get("status") != "open" or "_secret_" not in secret:
+    try:
+        with stripe_errors():
+            invoice = stripe.Invoice.retrieve(
+                invoice_id, expand=["confirmation_secret"], api_key=stripe_api_key()
+            ).to_dict()
+    except BillingError as exc:
+        logger.warning("subscription %s: first payment unreadable now: %s", subscription.id, exc)
         return None
-    intent_id = secret.split("_secret_", 1)[0]
-    intent = stripe.PaymentIntent.retrieve(intent_id, api_key=stripe_api_key())
-    return {"payment_intent": intent_id, "status": intent.status, "client_secret": secret}
+    return invoice_payment_step(invoice=invoice)
 
 
 @stripe_errors()
